@@ -1,0 +1,169 @@
+"""The broadcaster: SIGUSR1 reloads every connected page, SIGUSR2 refreshes stylesheets.
+
+Clients that connect to ``/`` (the original pasted snippet, which reloads on
+ANY message) only ever receive the text ``reload`` and nothing on connect.
+The sigreload snippet connects to ``/sigreload`` and receives JSON: a hello
+with this run's boot id and generation, then ``reload`` and ``css`` events.
+``GET /reload.js`` on the same port serves the snippet.
+"""
+
+import signal
+
+# SIGUSR1's default action terminates: hold the triggers before anything slow
+# (imports take tens of ms). They stay pending until the handlers exist.
+if hasattr(signal, "pthread_sigmask"):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2})
+
+import argparse
+import asyncio
+import errno
+import json
+import logging
+import os
+import secrets
+import sys
+
+from websockets.asyncio.server import broadcast, serve
+
+import sigreload
+
+SNIPPET = sigreload.snippet_dir() / "reload.js"
+IDENTIFIED_PATH = "/sigreload"
+MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
+MAX_FRAME = 4096  # clients have nothing to say: cap what they can send
+
+log = logging.getLogger("sigreload.broadcast")
+
+
+class Broadcaster:
+    """Turns signals into messages, coalescing a storm into a bounded few.
+
+    The first signal is sent at once; signals that arrive within MIN_GAP of
+    a broadcast merge into one more broadcast at the end of the gap, so the
+    last change is never lost.
+    """
+
+    def __init__(self, server_connections):
+        self.connections = server_connections  # a callable: read at send time
+        self.boot = secrets.token_hex(6)
+        self.generation = 0
+        self.pending = None  # "reload" or "css" waiting for the gap to end
+        self.timer = None
+
+    def hello(self):
+        return json.dumps({"type": "hello", "boot": self.boot, "generation": self.generation})
+
+    def signal(self, kind):
+        """Record a trigger; idempotent within one gap ("reload" beats "css")."""
+        if self.pending != "reload":
+            self.pending = kind
+        if self.timer is None:
+            self.flush()
+
+    def flush(self):
+        self.timer = None
+        kind, self.pending = self.pending, None
+        if kind is None:
+            return
+        self.generation += 1
+        plain, identified = [], []
+        for connection in self.connections():
+            (identified if connection.request.path.startswith(IDENTIFIED_PATH) else plain).append(connection)
+        event = json.dumps({"type": kind, "boot": self.boot, "generation": self.generation})
+        broadcast(plain, "reload")
+        broadcast(identified, event)
+        log.info("%s sent to %d page(s)", kind, len(plain) + len(identified))
+        self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
+
+
+def snippet_response(connection, request):
+    """process_request: serve GET /reload.js; let WebSocket handshakes through."""
+    if request.path.split("?")[0] != "/reload.js":
+        return None
+    response = connection.respond(200, SNIPPET.read_text(encoding="utf-8"))
+    del response.headers["Content-Type"]  # headers is a multidict: replace, not add
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def make_handler(broadcaster):
+    async def handler(connection):
+        """Say hello to sigreload snippets, then ignore whatever the client sends."""
+        if connection.request.path.startswith(IDENTIFIED_PATH):
+            await connection.send(broadcaster.hello())
+        log.debug("client joined from %s", connection.remote_address)
+        async for _ in connection:
+            pass  # never act on what a client sends
+        log.debug("client left")
+
+    return handler
+
+
+def port_owner(port):
+    """PID of the process listening on ``port``, when psutil can tell."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
+async def run(host, port):
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for name in sigreload.STOP_SIGNALS:
+        loop.add_signal_handler(getattr(signal, name), lambda: stop.done() or stop.set_result(None))
+    server = None
+    broadcaster = Broadcaster(lambda: server.connections)
+    loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
+    loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
+    server = await serve(make_handler(broadcaster), host, port, process_request=snippet_response,
+                         compression=None, max_size=MAX_FRAME, max_queue=4,
+                         ping_interval=10, ping_timeout=10, close_timeout=0.5)
+    pid = os.getpid()
+    for address in sorted({s.getsockname()[:2] for s in server.sockets}):
+        log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, "
+                 "kill -USR2 %d refreshes stylesheets", *_display(address), pid, pid, pid)
+    await stop
+    server.close()  # closes every connection with 1001 (going away)
+    await server.wait_closed()
+
+
+def _display(address):
+    host, port = address
+    return (f"[{host}]" if ":" in host else host), port
+
+
+def main(argv=None):
+    """CLI: run the broadcaster until SIGINT, SIGTERM or SIGHUP."""
+    sigreload.require_signals()
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default=sigreload.HOST)
+    parser.add_argument("--port", type=int, default=sigreload.WS_PORT)
+    parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    sigreload.setup_logging(args.verbose)
+    if args.lan:
+        args.host = None  # every interface, IPv4 and IPv6
+        log.warning("LAN mode: every device on your network can connect to port %d", args.port)
+    sigreload.lifeline()
+    try:
+        asyncio.run(run(args.host, args.port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+        owner = port_owner(args.port)
+        by = f" by PID {owner}" if owner else ""
+        sys.exit(f"sigreload-broadcast: port {args.port} is in use{by}; "
+                 "stop that process or pass --port")
+
+
+if __name__ == "__main__":
+    main()

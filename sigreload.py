@@ -1,0 +1,243 @@
+"""sigreload: serve a folder, watch it, and live-reload every page showing it.
+
+``sigreload`` starts the three processes (HTTP server, broadcaster, watcher)
+as children and stops them together; ``sigreload-reload`` / ``sigreload-css``
+signal a running broadcaster. The helpers here are shared by every process:
+none of them holds state of another process.
+"""
+
+import argparse
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+
+WS_PORT = 5678
+HTTP_PORT = 8000
+HOST = "127.0.0.1"
+TRIGGERS = ("SIGUSR1", "SIGUSR2")
+BROADCASTER_NAMES = ("reload_server.py", "sigreload-broadcast")
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+log = logging.getLogger("sigreload")
+
+
+def require_signals():
+    """Exit with one line where the platform has no SIGUSR1 (Windows)."""
+    if not hasattr(signal, "SIGUSR1"):
+        sys.exit("sigreload: this platform has no SIGUSR1 (Windows?); "
+                 "sigreload runs on Linux and macOS (and in WSL)")
+
+
+def setup_logging(verbose=False):
+    """Configure logging once, for a process's main()."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("websockets").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # The terminal may go away (stdout closed): never loop on tracebacks.
+    logging.raiseExceptions = False
+
+
+def lifeline(interval=0.25):
+    """Send ourselves SIGTERM when our parent dies (daemon thread).
+
+    rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
+    SIGINT; a child polling getppid() notices and shuts down cleanly.
+    """
+    parent = os.getppid()
+    if parent == 1:
+        return  # already orphaned on purpose (nohup, init): nothing to follow
+
+    def follow():
+        while os.getppid() == parent:
+            stop.wait(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    stop = threading.Event()
+    threading.Thread(target=follow, name="lifeline", daemon=True).start()
+
+
+def stop_event():
+    """An Event set by SIGINT, SIGTERM, SIGHUP or our parent's death.
+
+    For plain (threaded) processes: the handlers only set the Event. A
+    SIGUSR1 or SIGUSR2 sent here by mistake is ignored, not fatal.
+    """
+    stop = threading.Event()
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), lambda *_: stop.set())
+    triggers = {getattr(signal, name) for name in TRIGGERS}
+    for signum in triggers:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, triggers)
+    lifeline()
+    return stop
+
+
+def snippet_dir():
+    """The folder holding reload.js and the demo page (repo or installed)."""
+    here = Path(__file__).with_name("snippet")
+    if here.is_dir():
+        return here
+    return Path(importlib.util.find_spec("sigreload_snippet").submodule_search_locations[0])
+
+
+def module_path(name):
+    """Path of one of sigreload's modules, without importing it."""
+    return importlib.util.find_spec(name).origin
+
+
+def spawn(argv, **kwargs):
+    """Popen ``argv`` with SIGUSR1/SIGUSR2 blocked from its first instruction.
+
+    SIGUSR1's default action terminates: between exec and the broadcaster's
+    first line a signal would kill it. A blocked signal stays pending until
+    the broadcaster has its handlers and unblocks it.
+    """
+    triggers = {getattr(signal, name) for name in TRIGGERS}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def runs_broadcaster(cmdline):
+    """True when a command line RUNS the broadcaster (not merely names it)."""
+    args = list(cmdline)
+    if args and os.path.basename(args[0]).startswith("python"):
+        args = [a for a in args[1:] if a not in ("-u", "-B", "-E", "-s", "-S")]
+        if args[:2] == ["-m", "reload_server"]:
+            return True
+    return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
+
+
+def listens_on(proc, port):
+    """True when ``proc`` has a listening TCP socket on ``port``."""
+    try:
+        conns = proc.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in conns)
+
+
+def find_server(port=WS_PORT):
+    """The broadcaster listening on ``port``, as a psutil.Process, or None.
+
+    Same user, a command line that runs the broadcaster, a listening socket
+    on ``port``: all three, or it is not ours. Two candidates is an error.
+    """
+    found = []
+    for proc in psutil.process_iter(["uids", "cmdline"]):
+        info = proc.info
+        if not info["uids"] or info["uids"].real != os.getuid():
+            continue
+        if proc.pid != os.getpid() and runs_broadcaster(info["cmdline"] or ()):
+            if listens_on(proc, port):
+                found.append(proc)
+    if len(found) > 1:
+        pids = ", ".join(str(p.pid) for p in found)
+        raise LookupError(f"two broadcasters listen on port {port} (PIDs {pids})")
+    return found[0] if found else None
+
+
+def signal_server(proc, signum):
+    """Signal ``proc``; False when it is gone (psutil refuses a reused PID)."""
+    try:
+        proc.send_signal(signum)
+        return True
+    except psutil.NoSuchProcess:
+        return False
+
+
+def trigger(signame, argv=None):
+    """CLI: find the broadcaster and send it one signal; exit 1 when none."""
+    require_signals()
+    parser = argparse.ArgumentParser(description=f"Send {signame} to the broadcaster.")
+    parser.add_argument("--ws-port", type=int, default=WS_PORT)
+    args = parser.parse_args(argv)
+    try:
+        proc = find_server(args.ws_port)
+    except LookupError as exc:
+        sys.exit(f"sigreload: {exc}; signal the right one by hand")
+    if proc is None or not signal_server(proc, getattr(signal, signame)):
+        sys.exit(f"sigreload: no broadcaster listens on port {args.ws_port}; "
+                 "start one with `r` or `sigreload-broadcast`")
+    print(f"sigreload: sent {signame} to broadcaster PID {proc.pid}")
+
+
+def reload_main(argv=None):
+    trigger("SIGUSR1", argv)
+
+
+def css_main(argv=None):
+    trigger("SIGUSR2", argv)
+
+
+def children_argv(args):
+    """The three processes' command lines for the parsed ``args``."""
+    py = [sys.executable, "-u"]
+    lan = ["--lan"] if args.lan else ["--host", args.host]
+    ignore = [f"--ignore={glob}" for glob in args.ignore]
+    return {
+        "http": py + [module_path("http_server"), args.root, "--port", str(args.port), *lan],
+        "broadcast": py + [module_path("reload_server"), "--port", str(args.ws_port), *lan],
+        "watch": py + [module_path("watcher"), args.root, "--ws-port", str(args.ws_port),
+                       "--interval", str(args.interval), *ignore],
+    }
+
+
+def supervise(children, stop):
+    """Wait until ``stop`` is set or a child exits; then stop every child."""
+    status = 0
+    while not stop.wait(0.1):
+        exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
+        if exited:
+            log.error("%s exited with status %s; stopping the others", *exited[0])
+            status = exited[0][1] or 1
+            break
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in children.values():
+        try:
+            proc.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return status
+
+
+def main(argv=None):
+    """CLI: serve ROOT, watch it and live-reload the pages (all three processes)."""
+    require_signals()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["reload"], ["css"]):  # a folder named so: pass ./reload
+        return trigger("SIGUSR1" if argv[0] == "reload" else "SIGUSR2", argv[1:])
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", nargs="?", default=".",
+                        help="folder to serve and watch (default: .)")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=HTTP_PORT)
+    parser.add_argument("--ws-port", type=int, default=WS_PORT)
+    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--ignore", action="append", default=[], metavar="GLOB")
+    parser.add_argument("--lan", action="store_true", 
+                        help="listen on every address (opt-in; prints a warning)")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.root):
+        sys.exit(f"sigreload: {args.root}: no such folder")
+    setup_logging()
+    stop = stop_event()
+    children = {name: spawn(argv) for name, argv in children_argv(args).items()}
+    sys.exit(supervise(children, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Shared fixtures: real processes, real sockets, deadlines scaled by one factor.
+
+SIGRELOAD_TIME_SCALE (default 1) multiplies every deadline. Every process a
+test starts is killed with its process group at teardown, and its output is
+printed when the test fails.
+"""
+
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sigreload  # noqa: E402
+
+SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def deadline(seconds):
+    """A deadline ``seconds`` (scaled) from now, as a monotonic time."""
+    return time.monotonic() + seconds * SCALE
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A started process whose output lines are collected by a thread."""
+
+    def __init__(self, argv, **kwargs):
+        self.argv = argv
+        self.popen = sigreload.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=kwargs.pop("cwd", ROOT), **kwargs)
+        self.pid = self.popen.pid
+        self.lines, self.seen = queue.Queue(), []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.popen.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.seen.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern, seconds=10):
+        """The first new line matching ``pattern`` (a regex) before the deadline."""
+        end = deadline(seconds)
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} in {seconds * SCALE:.1f}s") from None
+            if line is None:
+                raise AssertionError(f"process exited ({self.popen.wait()}) before {pattern!r}")
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def exit_code(self, seconds=5):
+        return self.popen.wait(timeout=seconds * SCALE)
+
+    def output(self):
+        return "\n".join(self.seen)
+
+    def kill(self):
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.failed_call = report.failed
+
+
+@pytest.fixture
+def procs(request):
+    """start(argv) -> Proc; everything started is killed and shown on failure."""
+    started = []
+
+    def start(argv, **kwargs):
+        proc = Proc([str(a) for a in argv], **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+    if getattr(request.node, "failed_call", False):
+        for proc in started:
+            print(f"--- output of {' '.join(proc.argv)} ---\n{proc.output()}")
+
+
+def module(name):
+    return [sys.executable, "-u", str(ROOT / f"{name}.py")]
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A copy of the demo page in a fresh folder."""
+    root = tmp_path / "site"
+    shutil.copytree(ROOT / "snippet", root)
+    return root
+
+
+@pytest.fixture
+def broadcaster(procs):
+    """A running broadcaster on a free port: (Proc, port)."""
+    proc = procs(module("reload_server") + ["--port", "0", "-v"])
+    port = int(proc.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
+    return proc, port
+
+
+@pytest.fixture
+def http_server(procs, site):
+    """Our HTTP server on the demo copy: (Proc, base URL)."""
+    proc = procs(module("http_server") + [site, "--port", "0"])
+    url = proc.wait_for(r"at (http://\S+/)").group(1)
+    return proc, url
+
+
+def write(path, text):
+    """Save like an editor does: write a temp file, rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".sigreload-tmp~")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def client(port, path="/sigreload", **kwargs):
+    from websockets.sync.client import connect
+
+    return connect(f"ws://127.0.0.1:{port}{path}", open_timeout=5 * SCALE, **kwargs)
+
+
+def recv(ws, seconds=5):
+    return ws.recv(timeout=seconds * SCALE)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium through Playwright; never downloads a browser."""
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required in CI (apt-get install chromium)")
+        pytest.skip("no chromium on PATH: apt-get install chromium to run browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000 * SCALE)
+    yield page
+    context.close()
