@@ -33,6 +33,17 @@ def deadline(seconds):
     return time.monotonic() + seconds * SCALE
 
 
+def until(predicate, seconds, what):
+    """Poll ``predicate`` until true; fail naming ``what`` at the (scaled) deadline.
+
+    For states no event announces (a process gone, a port released).
+    """
+    end, tick = deadline(seconds), threading.Event()
+    while not predicate():
+        assert time.monotonic() < end, f"{what} (after {seconds * SCALE:.1f}s)"
+        tick.wait(0.005)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,6 +82,13 @@ class Proc:
             match = re.search(pattern, line)
             if match:
                 return match
+
+    def wait_seen(self, pattern, seconds=10):
+        """Like wait_for, but also matches lines already seen (any order)."""
+        for line in list(self.seen):
+            if re.search(pattern, line):
+                return re.search(pattern, line)
+        return self.wait_for(pattern, seconds)
 
     def exit_code(self, seconds=5):
         return self.popen.wait(timeout=seconds * SCALE)
@@ -115,6 +133,12 @@ def procs(request):
 
 def module(name):
     return [sys.executable, "-u", str(ROOT / f"{name}.py")]
+
+
+def cli(name, *args):
+    """Run one of sigreload's modules to completion: CompletedProcess (text)."""
+    return subprocess.run(module(name) + [str(a) for a in args], capture_output=True,
+                          text=True, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=30 * SCALE)
 
 
 @pytest.fixture

@@ -1,0 +1,35 @@
+"""The product as a person sees it: headless Chromium, the real processes."""
+
+import pytest
+
+from conftest import module, write
+
+
+@pytest.fixture
+def live(procs, site, broadcaster):
+    """Demo copy served by our HTTP server, watched, broadcast: (base URL, site, broadcaster)."""
+    proc, port = broadcaster
+    watch = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
+    watch.wait_for("watching")
+    http = procs(module("http_server") + [site, "--port", "0"])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    # The demo includes reload.js from its own folder: tell it the broadcaster's port.
+    index = site / "index.html"
+    index.write_text(index.read_text().replace('src="reload.js"', f'src="reload.js" data-port="{port}"'))
+    return url, site, proc
+
+
+def connected(page):
+    """Wait for the snippet's socket: a reload only reaches a connected page."""
+    return page.expect_websocket(lambda ws: ws.url.endswith("/sigreload"))
+
+
+def test_demo_page_reloads_after_an_edit_and_shows_the_new_text(live, page):
+    url, site, _ = live
+    with connected(page) as ws:
+        page.goto(url)
+    ws.value.wait_for_event("framereceived")  # the hello
+    html = (site / "index.html").read_text().replace("Hello from sigreload", "Edited by a test")
+    with page.expect_event("load"):
+        write(site / "index.html", html)
+    assert page.locator("#title").inner_text() == "Edited by a test"

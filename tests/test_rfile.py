@@ -1,0 +1,67 @@
+"""`r` itself (rfilerunner) starts all three processes and leaves nothing behind."""
+
+import os
+import shutil
+import signal
+import socket
+
+import psutil
+import pytest
+
+from conftest import client, free_port, recv, until, write
+
+pytestmark = pytest.mark.skipif(not shutil.which("r"), reason="rfilerunner's `r` is not installed")
+
+
+def port_free(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def r_all(procs, site):
+    """`r` with stdin at end-of-file, serving the demo copy on free ports."""
+    http, ws = free_port(), free_port()
+    env = {**os.environ, "ROOT": str(site), "PORT": str(http), "WS_PORT": str(ws)}
+    proc = procs(["r"], env=env)  # stdin is /dev/null: at end-of-file
+    for ready in (r"serving .* at http://127\.0\.0\.1:\d+/", "broadcast: ready on ws://", "watch: watching"):
+        proc.wait_seen(ready)
+    return proc, http, ws
+
+
+def running(proc):
+    """Alive and not a zombie (an exited child whose new parent has not reaped it)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def descendants(pid):
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_r_starts_all_three_and_reloads_without_busy_looping(r_all, site):
+    proc, http, ws = r_all
+    names = " ".join(" ".join(p.cmdline()) for p in descendants(proc.pid))
+    for module in ("http_server.py", "reload_server.py", "watcher.py"):
+        assert module in names
+    with client(ws) as conn:
+        recv(conn)
+        write(site / "index.html", "<h1>new</h1>")
+        assert '"reload"' in recv(conn)
+    # The behaviour under test is the absence of a busy loop: measure a second.
+    assert psutil.Process(proc.pid).cpu_percent(interval=1.0) < 20
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGKILL", "Ctrl-C"])
+def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
+    proc, http, ws = r_all
+    children = descendants(proc.pid)
+    assert len(children) >= 4  # supervisor + three processes
+    if how == "Ctrl-C":
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal signals the whole group
+    else:
+        os.kill(proc.pid, getattr(signal, how))  # r alone
+    until(lambda: not any(map(running, children)), 2, "a child outlived r")
+    until(lambda: port_free(http) and port_free(ws), 2, "a port is still held")

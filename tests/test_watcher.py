@@ -1,0 +1,206 @@
+"""The watcher: its pure core, its LiveServer.jl-style API, and the real process."""
+
+import json
+import os
+import queue
+import signal
+import sys
+
+import pytest
+
+import watcher
+from conftest import cli, client, free_port, module, recv, write
+
+
+def touch_later(path, seconds=10):
+    """Move mtime without sleeping: what a later save would look like."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 10**9))
+
+
+def test_changes_sees_create_modify_delete_and_rename_into_place(tmp_path):
+    (tmp_path / "a.html").write_text("a")
+    (tmp_path / "b.css").write_text("b")
+    (tmp_path / "c.js").write_text("c")
+    old = watcher.snapshot(str(tmp_path))
+    touch_later(tmp_path / "a.html")
+    (tmp_path / "b.css").unlink()
+    write(tmp_path / "c.js", "c")  # same size, same content, new inode
+    (tmp_path / "d.txt").write_text("d")
+    new = watcher.snapshot(str(tmp_path))
+    assert [os.path.basename(p) for p in watcher.changes(old, new)] == ["a.html", "b.css", "c.js", "d.txt"]
+
+
+def test_same_size_rewrite_with_old_mtime_is_seen(tmp_path):
+    """cp -p / rsync keep size and mtime: the ctime still moves."""
+    page = tmp_path / "page.html"
+    page.write_text("aaaa")
+    st = os.stat(page)
+    old = watcher.snapshot(str(tmp_path))
+    with open(page, "r+") as f:  # same inode, same size
+        f.write("bbbb")
+    os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns))
+    if os.stat(page).st_ctime_ns == st.st_ctime_ns:
+        pytest.skip("ctime did not move within the file system's resolution")
+    assert watcher.changes(old, watcher.snapshot(str(tmp_path))) == [str(page)]
+
+
+def test_default_ignores_and_extra_globs(tmp_path):
+    for rel in [".git/HEAD", "node_modules/x/i.js", "__pycache__/m.pyc", "env/pyvenv.cfg",
+                "env/lib/site.py", ".index.html.swp", "index.html~", "4913", "a.html___jb_tmp___",
+                "build/out.html", "keep.html", "sub/keep.css"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    found = watcher.snapshot(str(tmp_path), watcher.DEFAULT_IGNORE + ("build",))
+    assert sorted(os.path.relpath(p, tmp_path) for p in found) == ["keep.html", "sub/keep.css"]
+
+
+def test_scan_survives_loops_dangling_links_fifos_and_odd_names(tmp_path):
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path, tmp_path / "sub" / "loop")
+    os.symlink(tmp_path / "missing", tmp_path / "dangling")
+    os.mkfifo(tmp_path / "fifo")
+    odd = os.fsencode(tmp_path) + b"/\xff-\nname.html"
+    open(odd, "w").close()
+    (tmp_path / "-dash.html").write_text("x")
+    found = watcher.snapshot(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in found) == sorted(["-dash.html", os.fsdecode(b"\xff-\nname.html")])
+
+
+def test_pick_signal_css_only_when_every_change_is_a_present_stylesheet(tmp_path):
+    css, html = str(tmp_path / "a.css"), str(tmp_path / "a.html")
+    assert watcher.pick_signal([css], {css}) == signal.SIGUSR2
+    assert watcher.pick_signal([css, html], {css, html}) == signal.SIGUSR1
+    assert watcher.pick_signal([css], set()) == signal.SIGUSR1  # deleted: reload
+
+
+def test_watched_file_has_changed(tmp_path):
+    path = tmp_path / "f.html"
+    path.write_text("1")
+    wf = watcher.WatchedFile(str(path))
+    assert wf.has_changed() == 0
+    touch_later(path)
+    assert wf.has_changed() == 1
+    assert wf.has_changed() == 0
+    path.unlink()
+    assert wf.has_changed() == -1
+
+
+def test_simple_watcher_api(tmp_path):
+    got = queue.Queue()
+    page = tmp_path / "p.html"
+    page.write_text("1")
+    w = watcher.SimpleWatcher(got.put, interval=0.02)
+    w.watch_file(str(page))
+    assert w.is_watched(str(page)) and not w.is_watched(str(tmp_path / "q.html"))
+    assert w.stop() is False
+    w.start()
+    touch_later(page, 1)
+    assert got.get(timeout=5) == [str(page)]
+    swapped = queue.Queue()
+    w.set_callback(swapped.put)  # hot swap while running
+    touch_later(page, 2)
+    assert swapped.get(timeout=5) == [str(page)]
+    assert w.stop() is True
+    assert w.is_watched(str(page))  # the list survives stop()
+    w.start()
+    touch_later(page, 3)
+    assert swapped.get(timeout=5) == [str(page)]
+    w.stop()
+
+
+def test_simple_watcher_burst_gives_at_most_two_calls_the_last_after_the_last_write(tmp_path):
+    got = queue.Queue()
+    w = watcher.SimpleWatcher(got.put, interval=0.02)
+    w.watch_tree(str(tmp_path))
+    w.start()
+    try:
+        for i in range(200):
+            (tmp_path / f"f{i}.html").write_text(str(i))
+        calls = [got.get(timeout=5)]
+        while sum(map(len, calls)) < 200:
+            calls.append(got.get(timeout=5))
+        assert len(calls) <= 2
+        assert str(tmp_path / "f199.html") in calls[-1]
+    finally:
+        w.stop()
+
+
+@pytest.fixture
+def watched(procs, broadcaster, site):
+    """A broadcaster, a watcher of the demo copy, and a connected snippet client."""
+    proc, port = broadcaster
+    w = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
+    w.wait_for("watching")
+    return proc, w, port, site
+
+
+def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
+    _, w, port, site = watched
+    with client(port) as ws:
+        recv(ws)
+        write(site / "index.html", "<h1>changed</h1>")
+        assert json.loads(recv(ws))["type"] == "reload"
+        w.wait_for(r"'index.html' changed: reload sent to broadcaster PID")
+        write(site / "style.css", "h1 { color: red }")
+        assert json.loads(recv(ws))["type"] == "css"
+        w.wait_for(r"'style.css' changed: css sent")
+
+
+def test_no_broadcaster_says_so_once_and_finds_it_later(procs, site):
+    port = free_port()
+    w = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
+    w.wait_for("watching")
+    write(site / "index.html", "1")
+    w.wait_for(f"no broadcaster listens on port {port}")
+    b = procs(module("reload_server") + ["--port", port])
+    b.wait_for("ready on")
+    with client(port) as ws:
+        recv(ws)
+        write(site / "index.html", "2")
+        assert json.loads(recv(ws))["type"] == "reload"
+    assert sum("no broadcaster" in line for line in w.seen) == 1
+
+
+DECOY = """
+import signal, socket, sys, time
+signal.signal(signal.SIGUSR1, lambda *_: print("DECOY SIGNALLED", flush=True))
+signal.signal(signal.SIGUSR2, lambda *_: print("DECOY SIGNALLED", flush=True))
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+print("decoy ready", flush=True)
+while True: time.sleep(1)
+"""
+
+
+def test_decoy_naming_reload_server_is_never_signalled(procs, site, tmp_path):
+    port = free_port()
+    script = tmp_path / "decoy.py"
+    script.write_text(DECOY)
+    # Its command line mentions reload_server.py and it listens on the port.
+    decoy = procs([sys.executable, "-u", script, port, "reload_server.py"])
+    decoy.wait_for("decoy ready")
+    w = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
+    w.wait_for("watching")
+    write(site / "index.html", "x")
+    w.wait_for("no broadcaster listens")
+    result = cli("sigreload", "reload", "--ws-port", port)
+    assert result.returncode != 0
+    assert "DECOY SIGNALLED" not in decoy.output()
+
+
+def test_reload_and_css_commands(broadcaster):
+    proc, port = broadcaster
+    with client(port) as ws:
+        recv(ws)
+        for command, kind in [("reload", "reload"), ("css", "css")]:
+            result = cli("sigreload", command, "--ws-port", port)
+            assert result.returncode == 0, result.stderr
+            assert f"PID {proc.pid}" in result.stdout
+            assert json.loads(recv(ws))["type"] == kind
+
+
+def test_reload_command_without_broadcaster_fails_with_one_line():
+    result = cli("sigreload", "reload", "--ws-port", free_port())
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "no broadcaster listens on port" in result.stderr
