@@ -1,5 +1,5 @@
-// sigreload: live reload. Paste inside <script>...</script>, or include it with
-// <script src="http://127.0.0.1:5678/reload.js"></script>
+// sigreload: live reload. Paste this inside a script element, or include it with
+// one line: a script element with src="http://127.0.0.1:5678/reload.js".
 (() => {
   // Included from the broadcaster (another origin): talk to where it came from.
   const me = document.currentScript, at = me && me.src ? new URL(me.src) : null;
