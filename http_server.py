@@ -41,6 +41,7 @@ class Handler(SimpleHTTPRequestHandler):
     """Serves ROOT as plain files, never from a stale cache, never outside ROOT."""
 
     lan = False  # set per server by main(): LAN mode accepts any Host header
+    protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
 
     def send_head(self):
         if not self.lan and not loopback_host(self.headers.get("Host")):

@@ -24,6 +24,7 @@ import secrets
 import sys
 
 from websockets.asyncio.server import broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 import sigreload
 
@@ -93,8 +94,11 @@ def make_handler(broadcaster):
         if connection.request.path.startswith(IDENTIFIED_PATH):
             await connection.send(broadcaster.hello())
         log.debug("client joined from %s", connection.remote_address)
-        async for _ in connection:
-            pass  # never act on what a client sends
+        try:
+            async for _ in connection:
+                pass  # never act on what a client sends
+        except ConnectionClosed:
+            pass  # a client that vanished, or sent a frame over MAX_FRAME
         log.debug("client left")
 
     return handler

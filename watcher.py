@@ -1,16 +1,20 @@
 """The watcher: polls a folder and signals the broadcaster when files change.
 
-Polling is the ground truth (it works on WSL drives, Docker mounts, NFS):
-every INTERVAL each file's stat signature is compared with ``!=``. One pass
-that finds changes sends one signal: SIGUSR2 when every change is a written
-stylesheet, SIGUSR1 otherwise. The data model follows LiveServer.jl:
+Polling is the ground truth (it works on WSL drives, Docker mounts, NFS): a
+file changed when its stat signature differs (``!=``). Kernel notifications,
+where they work, are only hints of where to look first; a budgeted sweep of
+the whole tree still runs, so a lost hint can only delay a reload. One
+settled burst of changes sends one signal: SIGUSR2 when every change is a
+written stylesheet, SIGUSR1 otherwise. The data model follows LiveServer.jl:
 ``WatchedFile`` and ``SimpleWatcher``.
 """
 
 import argparse
 import fnmatch
+import heapq
 import logging
 import os
+import re
 import signal
 import stat
 import sys
@@ -20,6 +24,13 @@ import time
 import sigreload
 
 INTERVAL = 0.1
+SETTLE = 0.02  # quiet time that ends a burst when hints flow (one tick when polling)
+MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
+HOT_AGE = 600  # files modified this recently (s) are polled every tick
+HOT_MAX = 256
+POLL_BUDGET = 0.025  # share of a core for sweeping the tree without notifications
+HINT_BUDGET = 0.002  # ... and with them (a safety net)
+SWEEP_TARGET = 1.2  # seconds for a full sweep when the budget allows
 DEFAULT_IGNORE = (
     ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
     ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
@@ -37,61 +48,160 @@ def signature(st):
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
-def ignored(name, relpath, patterns):
-    """True when a file or folder name (or its path under ROOT) matches a glob."""
-    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relpath, p) for p in patterns)
+def matcher(patterns):
+    """skip(name, relpath) for globs: a glob with "/" matches the path under ROOT,
+    any other the file or folder name. Compiled once: this runs per entry."""
+    def compiled(globs):
+        return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
+
+    by_name = compiled([p for p in patterns if "/" not in p])
+    by_path = compiled([p.strip("/") for p in patterns if "/" in p])
+    return lambda name, relpath: bool(by_name(name) or by_path(relpath))
 
 
-def snapshot(root, patterns=DEFAULT_IGNORE, warned=None):
-    """{path: signature} of every regular file under ``root``.
+def scan_dir(folder, root, skip):
+    """({path: signature} of the regular files in ``folder``, [subfolders]).
 
-    Never raises for the file system: vanished files are skipped, unreadable
-    folders are reported once (``warned`` remembers them), symlink loops and
-    virtualenvs (a pyvenv.cfg) are not entered, FIFOs and sockets never opened.
+    Raises OSError when the folder cannot be listed; skips entries that
+    vanish mid-scan, FIFOs, sockets, dangling links; never enters a
+    virtualenv (a pyvenv.cfg).
     """
-    warned = set() if warned is None else warned
-    found, seen, stack = {}, set(), [root]
-    while stack:
-        folder = stack.pop()
+    with os.scandir(folder) as it:
+        entries = list(it)
+    if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
+        return {}, []
+    prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
+    files, folders = {}, []
+    for entry in entries:
+        if skip(entry.name, prefix + entry.name):
+            continue
         try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue  # a symlink loop, or the same folder twice
-            seen.add((st.st_dev, st.st_ino))
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            if folder not in warned and not isinstance(exc, FileNotFoundError):
-                warned.add(folder)
-                log.warning("cannot read %r (%s): not watched", folder, exc.strerror)
-            continue
-        if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
-            continue
-        for entry in entries:
-            rel = os.path.relpath(entry.path, root)
-            if ignored(entry.name, rel, patterns):
+            if entry.is_dir():
+                folders.append(entry.path)
                 continue
-            try:
-                if entry.is_dir():
-                    stack.append(entry.path)
-                    continue
-                st = entry.stat()
-            except OSError:
-                continue  # vanished mid-scan, dangling link, too deep
-            if stat.S_ISREG(st.st_mode):
-                found[entry.path] = signature(st)
-    return found
+            st = entry.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files[entry.path] = signature(st)
+    return files, folders
+
+
+def snapshot(root, patterns=DEFAULT_IGNORE):
+    """{path: signature} of every regular file under ``root`` (one full pass)."""
+    return Tree(root, patterns).snapshot()
 
 
 def changes(old, new):
-    """Sorted paths created, modified or deleted between two snapshots."""
+    """Sorted paths created, modified or deleted between two {path: signature}."""
     return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
 
-def pick_signal(paths, new):
+def pick_signal(paths, present):
     """SIGUSR2 when every change is a stylesheet still present, else SIGUSR1."""
-    css = all(p.endswith(STYLESHEETS) and p in new for p in paths)
+    css = all(p.endswith(STYLESHEETS) and p in present for p in paths)
     return signal.SIGUSR2 if css else signal.SIGUSR1
+
+
+class Tree:
+    """Per-folder state of one watched root: rescanned whole, by folder, or in slices.
+
+    Never raises for the file system: an unreadable folder is reported once
+    (and its files kept as they were), symlink loops are entered once.
+    """
+
+    def __init__(self, root, patterns=DEFAULT_IGNORE):
+        self.root, self.skip = root, matcher(patterns)
+        self.files, self.subdirs, self.ids = {}, {}, {}
+        self.warned, self.queue = set(), []
+        self.rescan(root)
+
+    def snapshot(self):
+        return {p: s for files in self.files.values() for p, s in files.items()}
+
+    def rescan(self, folder):
+        """Rescan one folder (and any new subfolder): the changed paths."""
+        try:
+            key = os.stat(folder)
+            key = (key.st_dev, key.st_ino)
+            if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
+                raise FileExistsError  # a symlink loop: that folder is watched already
+            files, subdirs = scan_dir(folder, self.root, self.skip)
+        except FileNotFoundError:
+            return self.drop(folder) if folder != self.root else []
+        except OSError as exc:
+            if folder not in self.warned and not isinstance(exc, FileExistsError):
+                self.warned.add(folder)
+                log.warning("cannot read %r (%s): not watched", folder, exc.strerror)
+            return []
+        found = changes(self.files.get(folder, {}), files)
+        self.files[folder] = files
+        for gone in self.subdirs.get(folder, set()) - set(subdirs):
+            found += self.drop(gone)
+        self.subdirs[folder] = set(subdirs)
+        for sub in subdirs:
+            if sub not in self.files:
+                found += self.rescan(sub)
+        return found
+
+    def drop(self, folder):
+        """Forget a vanished folder: its files (and its subfolders') are deleted."""
+        found = sorted(self.files.pop(folder, {}))
+        for sub in self.subdirs.pop(folder, set()):
+            found += self.drop(sub)
+        return found
+
+    def sweep(self, seconds):
+        """Rescan folders for about ``seconds`` of CPU, resuming where it stopped.
+
+        Returns (changed paths, whether a full cycle just ended).
+        """
+        found, end = [], time.thread_time() + seconds
+        if not self.queue:
+            self.queue = sorted(self.files, reverse=True)
+        while self.queue and time.thread_time() < end:
+            folder = self.queue.pop()
+            if folder in self.files:
+                found += self.rescan(folder)
+        return found, not self.queue
+
+    def hot(self, now):
+        """Folders holding the most recently modified files (polled every tick)."""
+        recent = sorted(((s[0], os.path.dirname(p)) for f in self.files.values()
+                         for p, s in f.items() if s[0] > (now - HOT_AGE) * 1e9), reverse=True)
+        return list(dict.fromkeys(folder for _, folder in recent[:HOT_MAX]))
+
+    def check(self, path):
+        """Re-stat one path a hint or the hot list names: the changed paths.
+
+        A folder (new, moved or deleted) rescans its parent; a path under
+        an ignored or unknown folder changes nothing.
+        """
+        folder = os.path.dirname(path)
+        if folder not in self.files:
+            return []
+        if self.skip(os.path.basename(path), os.path.relpath(path, self.root).replace(os.sep, "/")):
+            return []
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if path in self.files or (st and stat.S_ISDIR(st.st_mode)):
+            return self.rescan(folder)
+        new = signature(st) if st and stat.S_ISREG(st.st_mode) else None
+        if self.files[folder].get(path) == new:
+            return []
+        if new is None:
+            del self.files[folder][path]
+        else:
+            self.files[folder][path] = new
+        return [path]
+
+    def recent(self, now):
+        """The HOT_MAX most recently modified files (younger than HOT_AGE)."""
+        cutoff = (now - HOT_AGE) * 1e9
+        young = ((s[0], p) for f in self.files.values() for p, s in f.items() if s[0] > cutoff)
+        return [p for _, p in heapq.nlargest(HOT_MAX, young)]
 
 
 class WatchedFile:
@@ -115,26 +225,25 @@ class WatchedFile:
 
 
 class SimpleWatcher:
-    """Polls watched files and folders every ``interval`` seconds in a thread.
+    """Watches files and folders in a thread; ``callback(paths)`` once per settled burst.
 
-    ``callback(paths)`` gets every path created, modified or deleted: at once
-    for the first pass that finds changes, then, while changes keep coming
-    (a build, a checkout), once more after the first quiet pass. A burst
-    gives at most two calls, the last after the last write.
+    A burst ends after SETTLE of quiet (with hints) or one quiet tick (polling),
+    so a build or a checkout gives one call, after its last write.
+    ``hints=True`` takes kernel notifications as hints where they work.
     """
 
-    def __init__(self, callback=None, interval=INTERVAL, ignore=DEFAULT_IGNORE):
+    def __init__(self, callback=None, interval=INTERVAL, ignore=DEFAULT_IGNORE, hints=False):
         self.callback = callback
         self.interval = max(interval, 0.01)
         self.ignore = tuple(ignore)
-        self.files = {}  # path -> WatchedFile
-        self.roots = {}  # folder -> last snapshot
-        self.warned = set()
-        self._stop = threading.Event()
-        self._thread = None
+        self.files, self.trees = {}, {}  # path -> WatchedFile, root -> Tree
+        self.want_hints, self.hinting = hints, False
+        self.hints, self.hinted, self.lock = set(), threading.Event(), threading.Lock()
+        self.hot, self.credit, self.budget = [], 0.0, POLL_BUDGET
+        self._stop, self._thread, self._observer = threading.Event(), None, None
 
     def set_callback(self, callback):
-        """Swap the callback; safe while running (takes effect next pass)."""
+        """Swap the callback; safe while running (takes effect at the next burst)."""
         self.callback = callback
 
     def watch_file(self, path):
@@ -143,61 +252,125 @@ class SimpleWatcher:
 
     def watch_tree(self, root):
         """Watch every file under ``root``, including files created later."""
-        self.roots[root] = snapshot(root, self.ignore, self.warned)
+        self.trees[root] = tree = Tree(root, self.ignore)
+        return tree
 
     def is_watched(self, path):
-        return path in self.files or any(path in snap for snap in self.roots.values())
+        return path in self.files or any(
+            path in t.files.get(os.path.dirname(path), ()) for t in self.trees.values())
 
     def scan(self):
-        """One pass: the changed paths (and remember the new state)."""
+        """One full pass over everything watched: the changed paths."""
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
-        for root, old in self.roots.items():
-            if not os.path.isdir(root):
-                continue  # deleted by a build: wait for it, do not report it empty
-            new = snapshot(root, self.ignore, self.warned)
-            found += changes(old, new)
-            self.roots[root] = new
+        for tree in self.trees.values():
+            tree.queue = []
+            found += tree.sweep(float("inf"))[0]
         return found
 
-    def _run(self):
-        """Leading edge at once; a burst's later changes in one call after a quiet pass."""
-        pending, burst = [], False
-        while not self._stop.wait(self.interval):
-            paths = self.scan()
-            if paths and not burst:
-                self._fire(paths)
-                burst = True
-            elif paths:
-                pending += paths
-            elif pending:
-                self._fire(sorted(set(pending)))
-                pending = []
-            else:
-                burst = False
+    def hint(self, paths):
+        """Note paths a notification named (thread-safe, cheap: the loop looks)."""
+        with self.lock:
+            self.hints.update(paths)
+        self.hinted.set()
 
-    def _fire(self, paths):
-        if self.callback:
-            self.callback(paths)
+    def _take_hints(self):
+        with self.lock:
+            paths, self.hints = self.hints, set()
+            self.hinted.clear()
+        return [c for p in paths for t in self.trees.values() for c in t.check(p)]
+
+    def _tick(self, now):
+        """Watched files, the hot list (polling only) and a budgeted sweep slice."""
+        found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        for tree in self.trees.values():
+            if not self.hinting:
+                found += [c for p in self.hot for c in tree.check(p)]
+            if self.credit > 0 and os.path.isdir(tree.root):  # a deleted root: wait for it
+                started = time.thread_time()
+                swept, cycled = tree.sweep(self.credit)
+                self.credit -= time.thread_time() - started
+                found += swept
+                if cycled:
+                    self.hot = tree.recent(time.time())
+                if swept and self.hinting and all(self._stale(p) for p in swept):
+                    log.warning("a change arrived without a notification: polling from now on")
+                    self.hinting = False
+                    self.budget = POLL_BUDGET
+        return found
+
+    @staticmethod
+    def _stale(path):
+        try:
+            return time.time() - os.stat(path).st_mtime > 2
+        except OSError:
+            return False
+
+    def _run(self):
+        pending, first, last, clock = set(), 0.0, 0.0, time.monotonic()
+        while not self._stop.is_set():
+            wait = SETTLE if pending and self.hinting else self.interval * (5 if self.hinting else 1)
+            hinted = self.hinted.wait(wait)
+            now = time.monotonic()
+            self.credit = min(self.credit + (now - clock) * self.budget, 0.05)
+            clock = now
+            found = self._take_hints() if hinted else self._tick(now)
+            if found:
+                pending.update(found)
+                self.hot = list(dict.fromkeys(found + self.hot))[:HOT_MAX]
+                first, last = first or now, now
+            quiet = now - last >= (SETTLE if self.hinting else self.interval * 0.9)
+            if pending and (quiet or now - first > MAX_BURST):
+                if self.callback:
+                    self.callback(sorted(pending))
+                pending, first = set(), 0.0
+
+    def _start_hints(self):
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+
+            watcher = self
+
+            class Hints(FileSystemEventHandler):
+                def on_any_event(self, event):
+                    if event.event_type not in ("opened", "closed_no_write"):  # reads are no change
+                        paths = (event.src_path, getattr(event, "dest_path", ""))
+                        watcher.hint([os.fsdecode(p) for p in paths if p])
+
+            observer = Observer()
+            for root in self.trees:
+                observer.schedule(Hints(), root, recursive=True)
+            observer.start()
+        except (ImportError, OSError) as exc:
+            log.warning("change notifications unavailable (%s): polling", exc)
+            return
+        self._observer, self.hinting, self.budget = observer, True, HINT_BUDGET
 
     def start(self):
-        """Start polling in a daemon thread; idempotent."""
+        """Start watching in a daemon thread; idempotent."""
         if self._thread is None:
             self._stop.clear()
+            if self.want_hints and self._observer is None:
+                self._start_hints()
             self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
             self._thread.start()
 
     def stop(self):
-        """Stop polling; return whether it was running. The watch list is kept."""
+        """Stop watching; return whether it was running. The watch list is kept."""
         thread, self._thread = self._thread, None
         if thread is None:
             return False
         self._stop.set()
+        self.hinted.set()
         thread.join()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer, self.hinting = None, False
         return True
 
 
 class Notifier:
-    """Callback that signals the broadcaster: leading edge, then one trailing signal."""
+    """The CLI's callback: signals the broadcaster, says what changed in one line."""
 
     def __init__(self, root, port):
         self.root, self.port = root, port
@@ -206,8 +379,8 @@ class Notifier:
 
     def __call__(self, paths):
         signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
-        names = [os.path.relpath(p, self.root) for p in paths]
-        what = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
+        what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         server = self.locate()
         if server is None or not sigreload.signal_server(server, signum):
             return
@@ -235,7 +408,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("root", nargs="?", default=".")
     parser.add_argument("--ws-port", type=int, default=sigreload.WS_PORT)
-    parser.add_argument("--interval", type=float, default=INTERVAL)
+    parser.add_argument("--interval", type=float, default=INTERVAL, help="poll tick (s)")
+    parser.add_argument("--poll", action="store_true", help="never use kernel change notifications")
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                         help="also ignore files or folders matching GLOB (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -245,13 +419,18 @@ def main(argv=None):
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
     stop = sigreload.stop_event()
-    started = time.monotonic()
-    watcher = SimpleWatcher(Notifier(root, args.ws_port), args.interval, DEFAULT_IGNORE + tuple(args.ignore))
-    watcher.watch_tree(root)
-    count = len(watcher.roots[root])
-    log.info("watching %s: %d files every %gs (first scan %.0f ms)",
-             root, count, watcher.interval, 1000 * (time.monotonic() - started))
+    watcher = SimpleWatcher(Notifier(root, args.ws_port), args.interval,
+                            DEFAULT_IGNORE + tuple(args.ignore), hints=not args.poll)
+    started = time.thread_time()
+    tree = watcher.watch_tree(root)
+    cost = time.thread_time() - started
     watcher.start()
+    count = sum(map(len, tree.files.values()))
+    how = "notifications as hints" if watcher.hinting else f"polling every {watcher.interval:g}s"
+    log.info("watching %s: %d files, %s (a full pass costs %.0f ms)", root, count, how, 1000 * cost)
+    if not watcher.hinting and cost * 10 > POLL_BUDGET:
+        log.info("big tree: sweeping it whole every %.1fs (%.1f%% of a core); "
+                 "recently edited files every %gs", cost / POLL_BUDGET, 100 * POLL_BUDGET, watcher.interval)
     stop.wait()
     watcher.stop()
 

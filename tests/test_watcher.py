@@ -141,10 +141,10 @@ def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
         recv(ws)
         write(site / "index.html", "<h1>changed</h1>")
         assert json.loads(recv(ws))["type"] == "reload"
-        w.wait_for(r"'index.html' changed: reload sent to broadcaster PID")
+        w.wait_for(r"index.html changed: reload sent to broadcaster PID")
         write(site / "style.css", "h1 { color: red }")
         assert json.loads(recv(ws))["type"] == "css"
-        w.wait_for(r"'style.css' changed: css sent")
+        w.wait_for(r"style.css changed: css sent")
 
 
 def test_no_broadcaster_says_so_once_and_finds_it_later(procs, site):

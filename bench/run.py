@@ -1,0 +1,285 @@
+"""sigreload's benchmark: measures, never asserts.
+
+    python3 bench/run.py [--edits 20] [--big 10000] [--json bench/results/latest.json]
+
+Builds a 10-file site and a 10,000-file tree in a temporary folder, runs the
+real processes the way `r` does (sigreload.py, which starts all three),
+drives headless Chromium (Debian's, through Playwright) and prints one table:
+each figure's median, 90th percentile and maximum, with the core count.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import sigreload  # noqa: E402
+
+SNIPPET = (HERE.parent / "snippet" / "reload.js").read_text()
+PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="style.css"></head><body><h1 id="title">{title}</h1>
+<script src="app.js"></script><script data-port="{port}">{snippet}</script></body></html>"""
+SHOWN = "addEventListener('DOMContentLoaded', () => { window.shownAt = Date.now(); });"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(path, text):
+    tmp = path.with_name(path.name + ".bench~")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def build_site(root, files, ws_port):
+    """index.html, style.css, app.js, and ``files`` more in folders of 100."""
+    root.mkdir(parents=True)
+    write(root / "index.html", PAGE.format(title="v0", port=ws_port, snippet=SNIPPET))
+    write(root / "style.css", "h1 { color: rgb(0, 0, 0); }")
+    write(root / "app.js", "window.appVersion = 0;")
+    for i in range(max(0, files - 3)):
+        folder = root / f"d{i // 100:03d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"f{i}.txt").write_text(str(i))
+
+
+class Stack:
+    """sigreload.py (as `r` runs it) on free ports, and its three children."""
+
+    def __init__(self, root, extra=()):
+        self.http, self.ws = free_port(), free_port()
+        self.started = time.monotonic()
+        argv = [sys.executable, "-u", str(HERE.parent / "sigreload.py"), str(root),
+                "--port", str(self.http), "--ws-port", str(self.ws), *extra]
+        self.proc = sigreload.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.log = []
+        for line in self.proc.stdout:
+            self.log.append(line.decode(errors="replace").rstrip())
+            if sum(any(k in l for l in self.log) for k in ("serving", "ready on", "watching")) == 3:
+                break
+        self.ready_after = time.monotonic() - self.started
+        self.url = f"http://127.0.0.1:{self.http}/"
+
+    def processes(self):
+        main = psutil.Process(self.proc.pid)
+        return [main] + main.children(recursive=True)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def cpu_seconds(procs):
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def idle_cpu(stack, seconds):
+    """Percent of one core used by every sigreload process over ``seconds``."""
+    procs = stack.processes()
+    before = cpu_seconds(procs)
+    time.sleep(seconds)  # idle is what is measured
+    return 100 * (cpu_seconds(procs) - before) / seconds
+
+
+def rss_mb(stack):
+    return sum(p.memory_info().rss for p in stack.processes()) / 2**20
+
+
+async def ws_latency(stack, site, edits):
+    """Write index.html -> a snippet client has the reload event (ms)."""
+    from websockets.asyncio.client import connect
+
+    out = []
+    async with connect(f"ws://127.0.0.1:{stack.ws}/sigreload") as ws:
+        await ws.recv()
+        for i in range(edits):
+            start = time.time()
+            write(site / "index.html", PAGE.format(title=f"ws{i}", port=stack.ws, snippet=SNIPPET))
+            while json.loads(await ws.recv())["type"] != "reload":
+                pass
+            out.append(1000 * (time.time() - start))
+            await asyncio.sleep(0.15)  # let the watcher's burst window close
+    return out
+
+
+def page_latency(page, stack, site, kind, edits):
+    """Write -> the page shows it (ms): a full reload for html/js, a swap for css."""
+    out = []
+    page.goto(stack.url)
+    page.wait_for_function("window.shownAt")
+    page.wait_for_timeout(300)
+    for i in range(1, edits + 1):
+        if kind == "css":
+            color = f"rgb({i}, 0, 0)"
+            page.evaluate("""(color) => { window.swapped = new Promise((done) => {
+                const h1 = document.querySelector('h1');
+                const tick = () => getComputedStyle(h1).color === color ? done(Date.now()) : requestAnimationFrame(tick);
+                tick(); }); }""", color)
+            start = time.time()
+            write(site / "style.css", f"h1 {{ color: {color}; }}")
+            out.append(page.evaluate("window.swapped") - 1000 * start)
+        else:
+            start = time.time()
+            with page.expect_event("load"):
+                if kind == "html":
+                    write(site / "index.html", PAGE.format(title=f"v{i}", port=stack.ws, snippet=SNIPPET))
+                else:
+                    write(site / "app.js", f"window.appVersion = {i};")
+            shown = page.evaluate("window.shownAt")
+            out.append(shown - 1000 * start)
+        page.wait_for_timeout(150)
+    return out
+
+
+def burst(page, stack, site, files=500):
+    """Rewrite ``files`` files at once: page loads seen, and the last one's delay (ms)."""
+    page.goto(stack.url)
+    page.wait_for_function("window.shownAt")
+    page.wait_for_timeout(500)
+    loads = []
+    page.on("load", lambda _: loads.append(time.time()))
+    targets = sorted(site.rglob("*.txt"))[:files - 1]
+    for n, path in enumerate(targets):
+        path.write_text(f"burst {n}")
+    write(site / "index.html", PAGE.format(title="burst", port=stack.ws, snippet=SNIPPET))
+    last_write = time.time()
+    page.wait_for_timeout(2000)
+    return len(loads), (1000 * (loads[-1] - last_write) if loads else None)
+
+
+async def many_clients(port, pid, count=500, rounds=5):
+    """Signal -> all ``count`` clients have the message (ms), ``rounds`` times."""
+    from websockets.asyncio.client import connect
+
+    clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(count)]
+    out = []
+    for _ in range(rounds):
+        start = time.time()
+        os.kill(pid, signal.SIGUSR1)
+        await asyncio.gather(*(c.recv() for c in clients))
+        out.append(1000 * (time.time() - start))
+        await asyncio.sleep(0.2)
+    for c in clients:
+        await c.close()
+    return out
+
+
+def run_async(coro):
+    """asyncio.run in a worker thread (Playwright's sync API owns this thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def summary(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
+    return {"median": statistics.median(values), "p90": p90, "max": values[-1], "n": len(values)}
+
+
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=chromium, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    return pw, b
+
+
+def run_tree(name, files, args, results, pw_browser, watcher_args=()):
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        ws_port = free_port()
+        build_site(site, files, ws_port)
+        stack = Stack(site, watcher_args)
+        try:
+            # The page's snippet must talk to this stack's broadcaster.
+            write(site / "index.html", PAGE.format(title="v0", port=stack.ws, snippet=SNIPPET))
+            results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
+            results[f"{name}: write -> ws client (ms)"] = summary(run_async(ws_latency(stack, site, args.edits)))
+            context = pw_browser.new_context()
+            page = context.new_page()
+            page.add_init_script(SHOWN)
+            for kind in ("html", "css", "js"):
+                results[f"{name}: write -> page, {kind} (ms)"] = summary(
+                    page_latency(page, stack, site, kind, args.edits))
+            context.close()
+            results[f"{name}: idle CPU, % of a core"] = summary([idle_cpu(stack, args.idle)])
+            results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
+            if files >= 500:
+                context = pw_browser.new_context()
+                page = context.new_page()
+                page.add_init_script(SHOWN)
+                loads, delay = burst(page, stack, site)
+                results[f"{name}: 500-file burst, page loads"] = summary([loads])
+                results[f"{name}: 500-file burst, last load after last write (ms)"] = summary([delay])
+                context.close()
+        finally:
+            stack.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--big", type=int, default=10_000)
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
+    parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument("--watcher-arg", action="append", default=[], help="extra watcher flag (e.g. --poll)")
+    args = parser.parse_args(argv)
+    results = {}
+    pw, pw_browser = browser()
+    try:
+        run_tree("10 files", 10, args, results, pw_browser)
+        run_tree(f"{args.big} files", args.big, args, results, pw_browser)
+        with tempfile.TemporaryDirectory() as tmp:
+            build_site(Path(tmp) / "s", 10, 0)
+            stack = Stack(Path(tmp) / "s")
+            pid = next(p.pid for p in stack.processes() if "reload_server" in " ".join(p.cmdline()))
+            results["500 clients: signal -> all have it (ms)"] = summary(run_async(many_clients(stack.ws, pid)))
+            stack.stop()
+    finally:
+        pw_browser.close()
+        pw.stop()
+    print(f"sigreload benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"{'figure':<58} {'median':>9} {'p90':>9} {'max':>9} {'n':>4}")
+    for name, s in results.items():
+        if s:
+            print(f"{name:<58} {s['median']:>9.1f} {s['p90']:>9.1f} {s['max']:>9.1f} {s['n']:>4}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
