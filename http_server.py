@@ -42,6 +42,8 @@ class Handler(SimpleHTTPRequestHandler):
 
     lan = False  # set per server by main(): LAN mode accepts any Host header
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
+    server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
+    disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
 
     def send_head(self):
         if not self.lan and not loopback_host(self.headers.get("Host")):

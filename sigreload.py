@@ -16,7 +16,6 @@ import sys
 import threading
 from pathlib import Path
 
-import psutil
 
 WS_PORT = 5678
 HTTP_PORT = 8000
@@ -120,6 +119,8 @@ def runs_broadcaster(cmdline):
 
 def listens_on(proc, port):
     """True when ``proc`` has a listening TCP socket on ``port``."""
+    import psutil  # here, not at the top: the HTTP server and supervisor never need it
+
     try:
         conns = proc.net_connections(kind="tcp")
     except (psutil.Error, OSError):
@@ -134,6 +135,8 @@ def find_server(port=WS_PORT):
     Same user, a command line that runs the broadcaster, a listening socket
     on ``port``: all three, or it is not ours. Two candidates is an error.
     """
+    import psutil
+
     found = []
     for proc in psutil.process_iter(["uids", "cmdline"]):
         info = proc.info
@@ -150,6 +153,8 @@ def find_server(port=WS_PORT):
 
 def signal_server(proc, signum):
     """Signal ``proc``; False when it is gone (psutil refuses a reused PID)."""
+    import psutil
+
     try:
         proc.send_signal(signum)
         return True
@@ -185,7 +190,7 @@ def children_argv(args):
     """The three processes' command lines for the parsed ``args``."""
     py = [sys.executable, "-u"]
     lan = ["--lan"] if args.lan else ["--host", args.host]
-    ignore = [f"--ignore={glob}" for glob in args.ignore]
+    ignore = [f"--ignore={glob}" for glob in args.ignore] + (["--poll"] if args.poll else [])
     return {
         "http": py + [module_path("http_server"), args.root, "--port", str(args.port), *lan],
         "broadcast": py + [module_path("reload_server"), "--port", str(args.ws_port), *lan],
@@ -228,6 +233,7 @@ def main(argv=None):
     parser.add_argument("--ws-port", type=int, default=WS_PORT)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB")
+    parser.add_argument("--poll", action="store_true", help="watcher: never use kernel notifications")
     parser.add_argument("--lan", action="store_true", 
                         help="listen on every address (opt-in; prints a warning)")
     args = parser.parse_args(argv)

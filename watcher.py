@@ -24,7 +24,7 @@ import time
 import sigreload
 
 INTERVAL = 0.1
-SETTLE = 0.02  # quiet time that ends a burst when hints flow (one tick when polling)
+SETTLE = 0.01  # quiet time that ends a burst when hints flow (one tick when polling)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 HOT_AGE = 600  # files modified this recently (s) are polled every tick
 HOT_MAX = 256
@@ -389,7 +389,8 @@ class Notifier:
 
     def locate(self):
         """The broadcaster, re-found when the one we knew is gone (PID-reuse safe)."""
-        if self.server and self.server.is_running() and sigreload.listens_on(self.server, self.port):
+        # The very process we found (is_running compares create times: no reused PID).
+        if self.server and self.server.is_running():
             return self.server
         try:
             self.server = sigreload.find_server(self.port)

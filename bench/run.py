@@ -55,17 +55,19 @@ def build_site(root, files, ws_port):
     write(root / "index.html", PAGE.format(title="v0", port=ws_port, snippet=SNIPPET))
     write(root / "style.css", "h1 { color: rgb(0, 0, 0); }")
     write(root / "app.js", "window.appVersion = 0;")
+    old = time.time() - 86400  # a tree nobody touched today, like a real one
     for i in range(max(0, files - 3)):
         folder = root / f"d{i // 100:03d}"
         folder.mkdir(exist_ok=True)
         (folder / f"f{i}.txt").write_text(str(i))
+        os.utime(folder / f"f{i}.txt", (old, old))
 
 
 class Stack:
     """sigreload.py (as `r` runs it) on free ports, and its three children."""
 
-    def __init__(self, root, extra=()):
-        self.http, self.ws = free_port(), free_port()
+    def __init__(self, root, extra=(), ws_port=None):
+        self.http, self.ws = free_port(), ws_port or free_port()
         self.started = time.monotonic()
         argv = [sys.executable, "-u", str(HERE.parent / "sigreload.py"), str(root),
                 "--port", str(self.http), "--ws-port", str(self.ws), *extra]
@@ -114,21 +116,26 @@ def rss_mb(stack):
     return sum(p.memory_info().rss for p in stack.processes()) / 2**20
 
 
-async def ws_latency(stack, site, edits):
-    """Write index.html -> a snippet client has the reload event (ms)."""
+async def ws_latency(stack, edits):
+    """Each (path, text) written -> a snippet client has the event (ms)."""
     from websockets.asyncio.client import connect
 
     out = []
     async with connect(f"ws://127.0.0.1:{stack.ws}/sigreload") as ws:
         await ws.recv()
-        for i in range(edits):
+        for path, text in edits:
             start = time.time()
-            write(site / "index.html", PAGE.format(title=f"ws{i}", port=stack.ws, snippet=SNIPPET))
-            while json.loads(await ws.recv())["type"] != "reload":
+            write(path, text)
+            while json.loads(await ws.recv())["type"] not in ("reload", "css"):
                 pass
             out.append(1000 * (time.time() - start))
             await asyncio.sleep(0.15)  # let the watcher's burst window close
     return out
+
+
+def page_edits(stack, site, count, tag="ws"):
+    return [(site / "index.html", PAGE.format(title=f"{tag}{i}", port=stack.ws, snippet=SNIPPET))
+            for i in range(count)]
 
 
 def page_latency(page, stack, site, kind, edits):
@@ -207,6 +214,49 @@ def summary(values):
     return {"median": statistics.median(values), "p90": p90, "max": values[-1], "n": len(values)}
 
 
+def poll_mode(args, results):
+    """--poll on the big tree: idle CPU, a recently edited file, a cold file (ms)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        ws_port = free_port()
+        build_site(site, args.big, ws_port)
+        stack = Stack(site, ["--poll"], ws_port)
+        try:
+            name = f"{args.big} files, --poll"
+            results[f"{name}: idle CPU, % of a core"] = summary([idle_cpu(stack, args.idle)])
+            hot = run_async(ws_latency(stack, page_edits(stack, site, args.edits)))
+            results[f"{name}: recently edited file -> ws client (ms)"] = summary(hot)
+            cold = sorted(site.rglob("*.txt"))[:: max(1, args.big // args.edits)][: args.edits]
+            edits = [(path, "cold edit") for path in cold]
+            results[f"{name}: cold file -> ws client (ms)"] = summary(run_async(ws_latency(stack, edits)))
+            results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
+        finally:
+            stack.stop()
+
+
+def r_startup(results, runs=5):
+    """`r` on the demo copy: start -> page reachable and broadcaster ready (ms)."""
+    import urllib.request
+
+    out = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(HERE.parent / "snippet", Path(tmp) / "site")
+            http, ws = free_port(), free_port()
+            env = {**os.environ, "ROOT": str(Path(tmp) / "site"), "PORT": str(http), "WS_PORT": str(ws)}
+            start = time.monotonic()
+            proc = subprocess.Popen(["r"], cwd=HERE.parent, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            seen = ""
+            while "ready on" not in seen or "serving" not in seen:
+                seen += proc.stdout.readline().decode(errors="replace")
+            urllib.request.urlopen(f"http://127.0.0.1:{http}/").read()
+            out.append(1000 * (time.monotonic() - start))
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    results["r: start -> demo page reachable, broadcaster ready (ms)"] = summary(out)
+
+
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -222,13 +272,11 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         ws_port = free_port()
-        build_site(site, files, ws_port)
-        stack = Stack(site, watcher_args)
+        build_site(site, files, ws_port)  # the page's snippet talks to this port
+        stack = Stack(site, watcher_args, ws_port)
         try:
-            # The page's snippet must talk to this stack's broadcaster.
-            write(site / "index.html", PAGE.format(title="v0", port=stack.ws, snippet=SNIPPET))
             results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
-            results[f"{name}: write -> ws client (ms)"] = summary(run_async(ws_latency(stack, site, args.edits)))
+            results[f"{name}: write -> ws client (ms)"] = summary(run_async(ws_latency(stack, page_edits(stack, site, args.edits))))
             context = pw_browser.new_context()
             page = context.new_page()
             page.add_init_script(SHOWN)
@@ -256,13 +304,14 @@ def main(argv=None):
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
-    parser.add_argument("--watcher-arg", action="append", default=[], help="extra watcher flag (e.g. --poll)")
+    parser.add_argument("--quick", action="store_true", help="the 10-file site only")
     args = parser.parse_args(argv)
     results = {}
     pw, pw_browser = browser()
     try:
         run_tree("10 files", 10, args, results, pw_browser)
-        run_tree(f"{args.big} files", args.big, args, results, pw_browser)
+        if not args.quick:
+            run_tree(f"{args.big} files", args.big, args, results, pw_browser)
         with tempfile.TemporaryDirectory() as tmp:
             build_site(Path(tmp) / "s", 10, 0)
             stack = Stack(Path(tmp) / "s")
@@ -272,6 +321,9 @@ def main(argv=None):
     finally:
         pw_browser.close()
         pw.stop()
+    if not args.quick:
+        poll_mode(args, results)
+    r_startup(results)
     print(f"sigreload benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"{'figure':<58} {'median':>9} {'p90':>9} {'max':>9} {'n':>4}")
     for name, s in results.items():

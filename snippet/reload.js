@@ -22,7 +22,11 @@
 
   // Fetch what the page loaded, bypassing the cache, so the reloaded page
   // shows every changed file whatever the server's cache headers say.
-  const refetch = () => Promise.all(performance.getEntriesByType("resource")
+  // sigreload's own server marks every response no-cache: no need there.
+  let ours = false;
+  addEventListener("load", () => fetch(location.href, { method: "HEAD", cache: "no-store" })
+    .then((r) => { ours = /^sigreload/.test(r.headers.get("server") || ""); }, () => {}));
+  const refetch = () => ours ? Promise.resolve() : Promise.all(performance.getEntriesByType("resource")
     .filter((r) => /^(script|link|css|img|image|other)$/.test(r.initiatorType)
       && new URL(r.name).host === location.host)
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
