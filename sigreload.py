@@ -43,7 +43,7 @@ def setup_logging(verbose=False):
     logging.raiseExceptions = False
 
 
-def lifeline(interval=0.25):
+def lifeline(interval=0.5):
     """Send ourselves SIGTERM when our parent dies (daemon thread).
 
     rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
@@ -202,7 +202,7 @@ def children_argv(args):
 def supervise(children, stop):
     """Wait until ``stop`` is set or a child exits; then stop every child."""
     status = 0
-    while not stop.wait(0.1):
+    while not stop.wait(0.5):
         exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
         if exited:
             log.error("%s exited with status %s; stopping the others", *exited[0])
