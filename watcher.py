@@ -323,8 +323,8 @@ class SimpleWatcher:
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
                         found += tree.rescan(folder)  # a burst goes on in the same folders
-            # Slices of at least 10 ms: fewer wake-ups with cold caches.
-            if self.credit > 0.01 and os.path.isdir(tree.root):  # a deleted root: wait for it
+            # Slices of 10 ms (or a small tree's whole pass): fewer wake-ups with cold caches.
+            if self.credit > min(0.01, self.cost) and os.path.isdir(tree.root):  # a deleted root: wait
                 started = time.thread_time()
                 swept, cycled = tree.sweep(self.credit)
                 self.credit -= time.thread_time() - started
