@@ -111,7 +111,7 @@ def main(argv=None):
         log.warning("LAN mode: serving %s to every device on your network", args.root)
     log.info("serving %s at http://%s:%d/ (pid %d)", os.path.abspath(args.root), shown, bound_port, os.getpid())
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    stop.wait()
+    sigreload.wait(stop)
     server.shutdown()
     server.server_close()
 

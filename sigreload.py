@@ -87,6 +87,17 @@ def snippet_dir():
     return Path(importlib.util.find_spec("sigreload_snippet").submodule_search_locations[0])
 
 
+def wait(stop, tick=0.2):
+    """Block until ``stop`` is set, waking every ``tick`` seconds.
+
+    A signal the kernel delivers to another thread (watchdog's, the HTTP
+    server's) runs its Python handler only when the main thread wakes: a
+    bare ``stop.wait()`` could sleep through SIGINT forever.
+    """
+    while not stop.wait(tick):
+        pass
+
+
 def module_path(name):
     """Path of one of sigreload's modules, without importing it."""
     return importlib.util.find_spec(name).origin
@@ -186,11 +197,16 @@ def css_main(argv=None):
     trigger("SIGUSR2", argv)
 
 
-def children_argv(args):
-    """The three processes' command lines for the parsed ``args``."""
+def children_argv(args, broadcaster_pid=None):
+    """The three processes' command lines for the parsed ``args``.
+
+    The watcher gets the broadcaster's PID: it signals that process only,
+    never another project's broadcaster that holds the port.
+    """
     py = [sys.executable, "-u"]
     lan = ["--lan"] if args.lan else ["--host", args.host]
     ignore = [f"--ignore={glob}" for glob in args.ignore] + (["--poll"] if args.poll else [])
+    ignore += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     return {
         "http": py + [module_path("http_server"), args.root, "--port", str(args.port), *lan],
         "broadcast": py + [module_path("reload_server"), "--port", str(args.ws_port), *lan],
@@ -202,7 +218,7 @@ def children_argv(args):
 def supervise(children, stop):
     """Wait until ``stop`` is set or a child exits; then stop every child."""
     status = 0
-    while not stop.wait(0.5):
+    while not stop.wait(0.2):
         exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
         if exited:
             log.error("%s exited with status %s; stopping the others", *exited[0])
@@ -241,7 +257,9 @@ def main(argv=None):
         sys.exit(f"sigreload: {args.root}: no such folder")
     setup_logging()
     stop = stop_event()
-    children = {name: spawn(argv) for name, argv in children_argv(args).items()}
+    broadcast = spawn(children_argv(args)["broadcast"])
+    others = children_argv(args, broadcast.pid)
+    children = {"broadcast": broadcast, "http": spawn(others["http"]), "watch": spawn(others["watch"])}
     sys.exit(supervise(children, stop))
 
 

@@ -24,7 +24,7 @@ import time
 import sigreload
 
 INTERVAL = 0.1
-SETTLE = 0.01  # quiet time that ends a burst when hints flow (one tick when polling)
+SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 HOT_AGE = 600  # files modified this recently (s) are polled every tick
 HOT_MAX = 64
@@ -125,14 +125,20 @@ class Tree:
     def __init__(self, root, patterns=DEFAULT_IGNORE):
         self.root, self.skip = root, matcher(patterns)
         self.files, self.subdirs, self.ids = {}, {}, {}
-        self.warned, self.queue = set(), []
+        self.warned, self.queue, self.gone = set(), [], False
         self.rescan(root)
 
     def snapshot(self):
         return {p: s for files in self.files.values() for p, s in files.items()}
 
     def rescan(self, folder):
-        """Rescan one folder (and any new subfolder): the changed paths."""
+        """Rescan one folder (and any new subfolder, however deep): the changed paths."""
+        found, todo = [], [folder]
+        while todo:
+            found += self._rescan_one(todo.pop(), todo)
+        return found
+
+    def _rescan_one(self, folder, todo):
         try:
             if folder not in self.files:  # new: is it a folder we already watch (a symlink loop)?
                 key = os.stat(folder)
@@ -155,9 +161,7 @@ class Tree:
             for gone in known - set(subdirs):
                 found += self.drop(gone)
             self.subdirs[folder] = set(subdirs)
-        for sub in subdirs:
-            if sub not in self.files:
-                found += self.rescan(sub)
+        todo += [sub for sub in subdirs if sub not in self.files]
         return found
 
     def restat(self, path):
@@ -171,9 +175,11 @@ class Tree:
 
     def drop(self, folder):
         """Forget a vanished folder: its files (and its subfolders') are deleted."""
-        found = sorted(self.files.pop(folder, {}))
-        for sub in self.subdirs.pop(folder, set()):
-            found += self.drop(sub)
+        found, todo = [], [folder]
+        while todo:
+            gone = todo.pop()
+            found += sorted(self.files.pop(gone, {}))
+            todo += self.subdirs.pop(gone, ())
         return found
 
     def sweep(self, seconds):
@@ -227,6 +233,14 @@ class Tree:
         cutoff = (now - HOT_AGE) * 1e9
         young = ((s[0], p) for f in self.files.values() for p, s in f.items() if s[0] > cutoff)
         return [p for _, p in heapq.nlargest(HOT_MAX, young)]
+
+
+def _has_entries(folder):
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
 
 
 class WatchedFile:
@@ -312,7 +326,8 @@ class SimpleWatcher:
         with self.lock:
             paths, self.hints = self.hints, set()
             self.hinted.clear()
-        return [c for p in paths for t in self.trees.values() for c in t.check(p)]
+        trees = [t for t in self.trees.values() if not t.gone and _has_entries(t.root)]
+        return [c for p in paths for t in trees for c in t.check(p)]
 
     def _tick(self, pending):
         """Watched files, the hot list and pending folders (polling only), a sweep slice."""
@@ -323,8 +338,17 @@ class SimpleWatcher:
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
                         found += tree.rescan(folder)  # a burst goes on in the same folders
+            if not _has_entries(tree.root):
+                tree.gone = True  # deleted (or emptied) by a build: report nothing until it is back
+                continue
+            if tree.gone:
+                tree.gone = False
+                log.info("%s is back: rescanning it", tree.root)
+                tree.queue = []
+                found += tree.sweep(float("inf"))[0]
+                self._rearm()
             # Slices of 10 ms (or a small tree's whole pass): fewer wake-ups with cold caches.
-            if self.credit > min(0.01, self.cost) and os.path.isdir(tree.root):  # a deleted root: wait
+            if self.credit > min(0.01, self.cost):
                 started = time.thread_time()
                 swept, cycled = tree.sweep(self.credit)
                 self.credit -= time.thread_time() - started
@@ -348,7 +372,9 @@ class SimpleWatcher:
         """Hints or ticks find changes; SETTLE of quiet (re-checked) ends the burst."""
         pending, first, last, clock = set(), 0.0, 0.0, time.monotonic()
         while not self._stop.is_set():
-            wait = SETTLE if pending else self.interval * (5 if self.hinting else 1)
+            # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
+            settle = min(0.1, SETTLE + 0.0002 * len(pending))
+            wait = settle if pending else self.interval * (5 if self.hinting else 1)
             hinted = self.hinted.wait(wait)
             now = time.monotonic()
             self.credit = min(self.credit + (now - clock) * self.budget, 0.05)
@@ -358,7 +384,7 @@ class SimpleWatcher:
                 pending.update(found)
                 self.hot = list(dict.fromkeys(found + self.hot))[:HOT_MAX]
                 first, last = first or now, now
-            quiet = now - last >= SETTLE
+            quiet = now - last >= settle
             if pending and (quiet or now - first > MAX_BURST):
                 if self.callback:
                     self.callback(sorted(pending))
@@ -386,6 +412,13 @@ class SimpleWatcher:
             return
         self._observer, self.hinting, self.budget = observer, True, HINT_BUDGET
 
+    def _rearm(self):
+        """Notifications died with a deleted root: watch the new folder."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer = None
+            self._start_hints()
+
     def start(self):
         """Start watching in a daemon thread; idempotent."""
         if self._thread is None:
@@ -412,8 +445,8 @@ class SimpleWatcher:
 class Notifier:
     """The CLI's callback: signals the broadcaster, says what changed in one line."""
 
-    def __init__(self, root, port):
-        self.root, self.port = root, port
+    def __init__(self, root, port, pid=None):
+        self.root, self.port, self.pid = root, port, pid
         self.server = None
         self.missing_said = False
 
@@ -433,14 +466,28 @@ class Notifier:
         if self.server and self.server.is_running():
             return self.server
         try:
-            self.server = sigreload.find_server(self.port)
+            self.server = self.given() if self.pid else sigreload.find_server(self.port)
         except LookupError as exc:
             log.error("%s; not signalling either", exc)
             return None
         if self.server is None and not self.missing_said:
-            log.warning("no broadcaster listens on port %d; will look again at the next change", self.port)
+            which = f"broadcaster PID {self.pid}" if self.pid else "no broadcaster"
+            log.warning("%s listens on port %d; will look again at the next change",
+                        which + (" no longer" if self.pid else ""), self.port)
         self.missing_said = self.server is None
         return self.server
+
+
+    def given(self):
+        """The broadcaster named by --pid, if it runs the broadcaster and listens."""
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+            runs = sigreload.runs_broadcaster(proc.cmdline()) and proc.uids().real == os.getuid()
+        except psutil.Error:
+            return None
+        return proc if runs and sigreload.listens_on(proc, self.port) else None
 
 
 def main(argv=None):
@@ -451,6 +498,7 @@ def main(argv=None):
     parser.add_argument("--ws-port", type=int, default=sigreload.WS_PORT)
     parser.add_argument("--interval", type=float, default=INTERVAL, help="poll tick (s)")
     parser.add_argument("--poll", action="store_true", help="never use kernel change notifications")
+    parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                         help="also ignore files or folders matching GLOB (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -460,7 +508,7 @@ def main(argv=None):
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
     stop = sigreload.stop_event()
-    watcher = SimpleWatcher(Notifier(root, args.ws_port), args.interval,
+    watcher = SimpleWatcher(Notifier(root, args.ws_port, args.pid), args.interval,
                             DEFAULT_IGNORE + tuple(args.ignore), hints=not args.poll)
     tree = watcher.watch_tree(root)
     watcher.start()
@@ -470,7 +518,7 @@ def main(argv=None):
     if not watcher.hinting and watcher.cost > 0.005:
         log.info("big tree: a full sweep every %.1fs (%.1f%% of a core); recently edited "
                  "files every %gs", watcher.cost / watcher.budget, 100 * watcher.budget, watcher.interval)
-    stop.wait()
+    sigreload.wait(stop)
     watcher.stop()
 
 
