@@ -108,7 +108,8 @@ def main(argv=None):
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
     if args.lan:
-        log.warning("LAN mode: serving %s to every device on your network", args.root)
+        log.warning("LAN mode: any device on your network can read %s: %s", args.root,
+                    ", ".join(f"http://{a}:{bound_port}/" for a in sigreload.lan_addresses()))
     log.info("serving %s at http://%s:%d/ (pid %d)", os.path.abspath(args.root), shown, bound_port, os.getpid())
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     sigreload.wait(stop)

@@ -20,6 +20,7 @@ import errno
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 
@@ -32,6 +33,13 @@ SNIPPET = sigreload.snippet_dir() / "reload.js"
 IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have nothing to say: cap what they can send
+# Page origins trusted by default: loopback pages (any port, http or https),
+# file:// pages (Origin "null"), and clients that send no Origin at all (not
+# browsers: browsers always send one). Anything else gets 403.
+LOOPBACK_ORIGINS = [
+    None, "null",
+    re.compile(r"https?://(localhost|[\w.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?"),
+]
 
 log = logging.getLogger("sigreload.broadcast")
 
@@ -117,7 +125,7 @@ def port_owner(port):
     return None
 
 
-async def run(host, port):
+async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for name in sigreload.STOP_SIGNALS:
@@ -128,9 +136,13 @@ async def run(host, port):
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     server = await serve(make_handler(broadcaster), host, port, process_request=snippet_response,
-                         compression=None, max_size=MAX_FRAME, max_queue=4,
-                         ping_interval=10, ping_timeout=10, close_timeout=0.5)
+                         origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
+                         ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
     pid = os.getpid()
+    if host is None:
+        port = server.sockets[0].getsockname()[1]
+        log.warning("LAN mode: any device on your network can connect: %s",
+                    ", ".join(f"ws://{a}:{port}" for a in sigreload.lan_addresses()))
     for address in sorted({s.getsockname()[:2] for s in server.sockets}):
         log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, "
                  "kill -USR2 %d refreshes stylesheets", *_display(address), pid, pid, pid)
@@ -150,16 +162,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--host", default=sigreload.HOST)
     parser.add_argument("--port", type=int, default=sigreload.WS_PORT)
-    parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
+    parser.add_argument("--lan", action="store_true",
+                        help="listen on every address and accept any page origin (opt-in)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
+    parser.add_argument("--ping-interval", type=float, default=10.0,
+                        help="keepalive: a client silent for twice this is dropped (s)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     sigreload.setup_logging(args.verbose)
+    origins = LOOPBACK_ORIGINS + args.allow_origin
     if args.lan:
-        args.host = None  # every interface, IPv4 and IPv6
-        log.warning("LAN mode: every device on your network can connect to port %d", args.port)
+        args.host, origins = None, None  # every interface, IPv4 and IPv6; any page
     sigreload.lifeline()
     try:
-        asyncio.run(run(args.host, args.port))
+        asyncio.run(run(args.host, args.port, origins, args.ping_interval))
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")

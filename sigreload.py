@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -96,6 +97,21 @@ def wait(stop, tick=0.2):
     """
     while not stop.wait(tick):
         pass
+
+
+def lan_addresses():
+    """This machine's non-loopback addresses, as a URL would show them."""
+    import psutil
+
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            ip = a.address.split("%")[0]
+            if a.family == socket.AF_INET and not ip.startswith("127."):
+                found.append(ip)
+            elif a.family == socket.AF_INET6 and ip != "::1" and not ip.startswith("fe80"):
+                found.append(f"[{ip}]")
+    return found or ["(no network address)"]
 
 
 def module_path(name):

@@ -5,6 +5,7 @@ test starts is killed with its process group at teardown, and its output is
 printed when the test fails.
 """
 
+import asyncio
 import os
 import queue
 import re
@@ -181,6 +182,33 @@ def client(port, path="/sigreload", **kwargs):
 
 def recv(ws, seconds=5):
     return ws.recv(timeout=seconds * SCALE)
+
+
+def drain(ws, quiet=0.5):
+    """Every message until none comes for ``quiet`` seconds (the absence is what is tested)."""
+    seen = []
+    while True:
+        try:
+            seen.append(ws.recv(timeout=quiet * SCALE))
+        except TimeoutError:
+            return seen
+
+
+def run_async(coro):
+    """asyncio.run in a worker thread: Playwright's sync API owns the main thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture
+def watched(procs, broadcaster, site):
+    """A broadcaster, a watcher of the demo copy: (broadcaster Proc, watcher Proc, port, site)."""
+    proc, port = broadcaster
+    w = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
+    w.wait_for("watching")
+    return proc, w, port, site
 
 
 @pytest.fixture(scope="session")

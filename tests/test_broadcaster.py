@@ -11,6 +11,7 @@ from urllib.error import HTTPError
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+import conftest
 from conftest import ROOT, client, deadline, module, recv
 
 
@@ -78,13 +79,7 @@ def test_signals_from_the_first_millisecond_never_kill_it(procs):
 
 
 def drain(ws, quiet=0.5):
-    """Every message until none comes for ``quiet`` seconds (the behaviour under test)."""
-    seen = []
-    while True:
-        try:
-            seen.append(json.loads(recv(ws, quiet)))
-        except TimeoutError:
-            return seen
+    return [json.loads(m) for m in conftest.drain(ws, quiet)]
 
 
 def test_storm_gives_bounded_messages_and_the_last_after_the_last_signal(broadcaster):

@@ -159,15 +159,6 @@ def test_tree_check_handles_new_deleted_and_ignored_paths(tmp_path):
     assert tree.snapshot() == {}
 
 
-@pytest.fixture
-def watched(procs, broadcaster, site):
-    """A broadcaster, a watcher of the demo copy, and a connected snippet client."""
-    proc, port = broadcaster
-    w = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
-    w.wait_for("watching")
-    return proc, w, port, site
-
-
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
     _, w, port, site = watched
     with client(port) as ws:
