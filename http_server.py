@@ -10,9 +10,11 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 
 import argparse
 import errno
+import io
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,6 +26,12 @@ from urllib.parse import unquote, urlsplit
 import sigreload
 
 log = logging.getLogger("sigreload.http")
+CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+    ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
+    ".svg": "image/svg+xml", ".webp": "image/webp", ".avif": "image/avif",
+    ".woff2": "font/woff2", ".map": "application/json",
+}
 
 
 def loopback_host(host_header):
@@ -37,23 +45,115 @@ def loopback_host(host_header):
         return False
 
 
-class Handler(SimpleHTTPRequestHandler):
-    """Serves ROOT as plain files, never from a stale cache, never outside ROOT."""
+class Slice:
+    """A file read only from its current position for ``length`` bytes (a Range)."""
 
-    lan = False  # set per server by main(): LAN mode accepts any Host header
+    def __init__(self, f, length):
+        self.f, self.left = f, length
+
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.f.close()
+
+
+def inject(html, tag):
+    """Insert ``tag`` before the last </body> (any case), or append it."""
+    at = html.lower().rfind(b"</body>")
+    return html + tag if at < 0 else html[:at] + tag + html[at:]
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """Serves ROOT as plain files, never from a stale cache, never outside ROOT.
+
+    Per server (set by make_server): ``lan`` accepts any Host header,
+    ``spa`` answers unknown extensionless paths with /index.html, ``ws_port``
+    (when set) injects the snippet's <script> into HTML responses.
+    """
+
+    lan, spa, ws_port = False, False, None
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
     def send_head(self):
         if not self.lan and not loopback_host(self.headers.get("Host")):
             self.send_error(HTTPStatus.FORBIDDEN, "Host not allowed (use a loopback address)")
             return None
         if not self.inside_root():
-            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
-            return None
-        del self.headers["If-Modified-Since"]  # 1-second resolution: answer in full
-        return super().send_head()
+            return self.not_found()
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            index = os.path.join(path, "index.html")
+            if not self.path.split("?")[0].endswith("/") or not os.path.isfile(index):
+                return super().send_head()  # the stdlib's redirect, or its listing
+            path = index
+        elif not os.path.isfile(path):
+            wanted = urlsplit(self.path).path
+            if not (self.spa and "." not in wanted.rsplit("/", 1)[-1]):
+                return self.not_found()
+            path = os.path.join(self.directory, "index.html")
+        return self.send_file(path)
+
+    def send_file(self, path, status=HTTPStatus.OK):
+        """Headers for ``path`` (a Range, an injected snippet), then its body as a file."""
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return self.not_found()
+        ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
+        if self.ws_port and ctype.startswith("text/html"):
+            with f:
+                body = inject(f.read(), self.snippet_tag())
+            return self.send_bytes(status, ctype, body)
+        first, last = self.byte_range(size) if status == HTTPStatus.OK else (None, None)
+        if first is not None:
+            f.seek(first)
+            self.send_response(HTTPStatus.PARTIAL_CONTENT)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            size, f = last - first + 1, Slice(f, last - first + 1)
+        else:
+            self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return f
+
+    def byte_range(self, size):
+        """(first, last) of a single satisfiable ``Range: bytes=`` header, else (None, None)."""
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+        if not match or match.groups() == ("", ""):
+            return None, None
+        a, b = match.groups()
+        first = int(a) if a else max(0, size - int(b))
+        last = min(int(b), size - 1) if a and b else size - 1
+        return (first, last) if first <= last else (None, None)
+
+    def send_bytes(self, status, ctype, body):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def snippet_tag(self):
+        host = urlsplit("//" + (self.headers.get("Host") or "127.0.0.1")).hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f'<script src="http://{host}:{self.ws_port}/reload.js"></script>'.encode()
+
+    def not_found(self):
+        """The site's own 404.html when it has one, else a short clear page."""
+        custom = os.path.join(self.directory, "404.html")
+        if os.path.isfile(custom):
+            return self.send_file(custom, HTTPStatus.NOT_FOUND)
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found", "Nothing at this address in the served folder.")
+        return None
 
     def inside_root(self):
         """False for dotfiles, VCS folders and anything resolving outside ROOT."""
@@ -65,17 +165,17 @@ class Handler(SimpleHTTPRequestHandler):
         return real == root or real.startswith(root + os.sep)
 
     def end_headers(self):
-        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
         super().end_headers()
 
     def log_message(self, format, *args):
-        message = (format % args).translate(self._control_char_table)
-        log.debug("%s %s", self.address_string(), message)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
 
 
-def make_server(root, host, port, lan=False):
+def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    handler = type("Handler", (Handler,), {"lan": lan})
+    handler = type("Handler", (Handler,), {"lan": lan, "spa": spa, "ws_port": ws_port})
     server_class = ThreadingHTTPServer
     if ":" in (host or ""):
         server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
@@ -92,6 +192,10 @@ def main(argv=None):
     parser.add_argument("--host", default=sigreload.HOST)
     parser.add_argument("--port", type=int, default=sigreload.HTTP_PORT)
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
+    parser.add_argument("--spa", action="store_true",
+                        help="single-page app: unknown paths without an extension serve /index.html")
+    parser.add_argument("--inject", type=int, metavar="WS_PORT",
+                        help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     sigreload.setup_logging(args.verbose)
@@ -100,7 +204,7 @@ def main(argv=None):
     stop = sigreload.stop_event()
     host = "0.0.0.0" if args.lan else args.host
     try:
-        server = make_server(os.path.abspath(args.root), host, args.port, args.lan)
+        server = make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             sys.exit(f"sigreload-http: port {args.port} is in use; stop that server or pass --port")

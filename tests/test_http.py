@@ -2,7 +2,10 @@
 
 import http.client
 import os
+from email.utils import formatdate
 from urllib.parse import urlsplit
+
+import pytest
 
 from conftest import cli, free_port, module
 
@@ -24,7 +27,7 @@ def test_serves_files_with_no_cache_and_full_answers_to_conditional_requests(htt
     assert response.status == 200 and body == (site / "style.css").read_bytes()
     assert response.headers["Cache-Control"] == "no-cache"
     # A save within the same second as the last fetch must not get a 304.
-    again, body = get(url, "/style.css", {"If-Modified-Since": response.headers["Last-Modified"]})
+    again, body = get(url, "/style.css", {"If-Modified-Since": formatdate(usegmt=True)})
     assert again.status == 200 and body
 
 
@@ -73,3 +76,77 @@ def test_sigusr1_by_mistake_is_harmless(http_server):
     os.kill(proc.pid, signal.SIGUSR1)
     assert get(url, "/")[0].status == 200
     assert proc.popen.poll() is None
+
+
+def serve(procs, root, *flags):
+    proc = procs(module("http_server") + [root, "--port", "0", *flags])
+    return proc.wait_for(r"at (http://\S+/)").group(1)
+
+
+def test_folders_listings_and_clear_404s(procs, site):
+    (site / "docs").mkdir()
+    (site / "docs" / "index.html").write_text("<p>docs index</p>")
+    (site / "files").mkdir()
+    (site / "files" / "a.txt").write_text("a")
+    url = serve(procs, site)
+    assert get(url, "/docs/")[1] == b"<p>docs index</p>"
+    assert get(url, "/docs")[0].status == 301  # to /docs/, like every server
+    listing = get(url, "/files/")
+    assert listing[0].status == 200 and b"a.txt" in listing[1]
+    missing = get(url, "/nope.html")
+    assert missing[0].status == 404 and b"Nothing at this address" in missing[1]
+    (site / "404.html").write_text("<h1>custom not found</h1>")
+    custom = get(url, "/nope.html")
+    assert custom[0].status == 404 and custom[1] == b"<h1>custom not found</h1>"
+
+
+def test_range_requests_for_media(procs, site):
+    (site / "clip.bin").write_bytes(bytes(range(256)) * 4)
+    url = serve(procs, site)
+    part = get(url, "/clip.bin", {"Range": "bytes=10-19"})
+    assert part[0].status == 206 and part[1] == bytes(range(10, 20))
+    assert part[0].headers["Content-Range"] == "bytes 10-19/1024"
+    assert part[0].headers["Content-Length"] == "10"
+    tail = get(url, "/clip.bin", {"Range": "bytes=-4"})
+    assert tail[0].status == 206 and tail[1] == bytes([252, 253, 254, 255])
+    rest = get(url, "/clip.bin", {"Range": "bytes=1000-"})
+    assert rest[0].status == 206 and len(rest[1]) == 24
+    whole = get(url, "/clip.bin")
+    assert whole[0].status == 200 and len(whole[1]) == 1024 and whole[0].headers["Accept-Ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("name, ctype", [
+    ("m.mjs", "text/javascript"), ("a.js", "text/javascript"), ("w.wasm", "application/wasm"),
+    ("i.webp", "image/webp"), ("i.avif", "image/avif"), ("i.svg", "image/svg+xml"),
+    ("s.css", "text/css"), ("p.html", "text/html; charset=utf-8"),
+])
+def test_content_types_of_modern_web_files(procs, site, name, ctype):
+    (site / name).write_bytes(b"x")
+    url = serve(procs, site)
+    assert get(url, "/" + name)[0].headers["Content-Type"] == ctype
+
+
+def test_spa_fallback_serves_index_for_unknown_extensionless_paths(procs, site):
+    url = serve(procs, site, "--spa")
+    index = (site / "index.html").read_bytes()
+    assert get(url, "/app/route/42")[1] == index
+    assert get(url, "/missing.js")[0].status == 404  # an asset stays a 404
+    plain = serve(procs, site)
+    assert get(plain, "/app/route/42")[0].status == 404
+
+
+def test_injection_inserts_the_snippet_in_memory_only(procs, site):
+    (site / "upper.html").write_text("<p>a</body> b</BODY>\n</HTML>")
+    (site / "bare.html").write_text("<p>no body tag</p>")
+    before = {p.name: p.read_bytes() for p in site.iterdir()}
+    url = serve(procs, site, "--inject", "5999")
+    tag = b'<script src="http://127.0.0.1:5999/reload.js"></script>'
+    response, body = get(url, "/upper.html")
+    assert body == b"<p>a</body> b" + tag + b"</BODY>\n</HTML>"  # before the LAST </body>
+    assert response.headers["Content-Length"] == str(len(body))
+    assert get(url, "/bare.html")[1] == b"<p>no body tag</p>" + tag
+    assert tag in get(url, "/")[1]  # a folder's index.html too
+    assert tag not in get(url, "/style.css")[1]
+    parts = urlsplit(url)
+    assert b'src="http://localhost:5999/reload.js"' in get(url, "/bare.html", {"Host": f"localhost:{parts.port}"})[1]
+    assert {p.name: p.read_bytes() for p in site.iterdir()} == before  # nothing on disk changed

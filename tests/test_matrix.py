@@ -276,3 +276,20 @@ def test_https_page_uses_wss_without_errors(page):
         page.goto("https://sigreload.test/")
     assert ws.value.url == "wss://sigreload.test:5999/sigreload"
     assert errors == []
+
+
+def test_injected_snippet_reloads_a_page_that_has_none(procs, tmp_path, page):
+    root = tmp_path / "plain"
+    make_site(root, snippet="")  # no snippet in the file
+    ws_port = free_port()
+    b = procs(module("reload_server") + ["--port", ws_port])
+    b.wait_for("ready on")
+    w = procs(module("watcher") + [root, "--ws-port", ws_port])
+    w.wait_for("watching")
+    http = procs(module("http_server") + [root, "--port", "0", "--inject", ws_port])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    open_page(page, url)
+    with reloaded(page):
+        write(root / "index.html", PAGE.format(name="index", title="injected v2", snippet=""))
+    assert title(page) == "injected v2"
+    assert "reload.js" not in (root / "index.html").read_text()
