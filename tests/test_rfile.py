@@ -65,3 +65,29 @@ def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
         os.kill(proc.pid, getattr(signal, how))  # r alone
     until(lambda: not any(map(running, children)), 2, "a child outlived r")
     until(lambda: port_free(http) and port_free(ws), 2, "a port is still held")
+
+
+def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
+    import subprocess
+    import urllib.request
+
+    from conftest import module
+
+    if not shutil.which("sigreload"):
+        pytest.skip("sigreload is not installed (pip install -e .)")
+    init = module("sigreload") + ["init"]
+    first = subprocess.run(init, cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "rfile.yml").exists() and "reload.js" in (tmp_path / "index.html").read_text()
+    (tmp_path / "rfile.yml").write_text((tmp_path / "rfile.yml").read_text() + "# mine\n")
+    again = subprocess.run(init, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode != 0 and "pass --force" in again.stderr
+    assert (tmp_path / "rfile.yml").read_text().endswith("# mine\n")
+    http, ws = free_port(), free_port()
+    proc = procs(["r"], cwd=tmp_path, env={**os.environ, "PORT": str(http), "WS_PORT": str(ws)})
+    for ready in ("serving", "ready on", "watching"):
+        proc.wait_seen(ready)
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/") as page:
+        assert b"It works" in page.read()
+    forced = subprocess.run(init + ["--force"], cwd=tmp_path, capture_output=True, text=True)
+    assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")
