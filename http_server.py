@@ -75,7 +75,7 @@ class Handler(SimpleHTTPRequestHandler):
     (when set) injects the snippet's <script> into HTML responses.
     """
 
-    lan, spa, ws_port = False, False, None
+    lan, spa, ws_port, root_id = False, False, None, ""
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
@@ -166,6 +166,7 @@ class Handler(SimpleHTTPRequestHandler):
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
+        self.send_header("X-Sigreload-Root", self.root_id)  # lets the snippet map changed paths
         super().end_headers()
 
     def log_message(self, format, *args):
@@ -175,7 +176,8 @@ class Handler(SimpleHTTPRequestHandler):
 
 def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    handler = type("Handler", (Handler,), {"lan": lan, "spa": spa, "ws_port": ws_port})
+    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": sigreload.root_id(root)}
+    handler = type("Handler", (Handler,), options)
     server_class = ThreadingHTTPServer
     if ":" in (host or ""):
         server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})

@@ -44,28 +44,48 @@ LOOPBACK_ORIGINS = [
 log = logging.getLogger("sigreload.broadcast")
 
 
+def merge(messages):
+    """One event from the watcher's messages: (error text or None, paths or None, root).
+
+    No message (a bare kill -USR1), or one without paths, means every page;
+    an error counts only when no later message brought a good build.
+    """
+    if messages and "error" in messages[-1]:
+        return messages[-1]["error"], None, None
+    roots = {m.get("root") for m in messages}
+    if not messages or any("paths" not in m for m in messages) or len(roots) != 1:
+        return None, None, None
+    return None, sorted({p for m in messages for p in m["paths"]}), roots.pop()
+
+
 class Broadcaster:
     """Turns signals into messages, coalescing a storm into a bounded few.
 
     The first signal is sent at once; signals that arrive within MIN_GAP of
     a broadcast merge into one more broadcast at the end of the gap, so the
-    last change is never lost.
+    last change is never lost. What changed (and a failed build's error)
+    comes from the watcher's messages (sigreload.post), read at send time.
     """
 
-    def __init__(self, server_connections):
+    def __init__(self, server_connections, port=None):
         self.connections = server_connections  # a callable: read at send time
+        self.port = port  # where the watcher leaves its messages; set once bound
         self.boot = secrets.token_hex(6)
         self.generation = 0
+        self.error = None  # the last failed build's output, until a good one
         self.pending = None  # "reload" or "css" waiting for the gap to end
+        self.signals = 0  # deliveries merged into the next broadcast
         self.timer = None
 
     def hello(self):
-        return json.dumps({"type": "hello", "boot": self.boot, "generation": self.generation})
+        hello = {"type": "hello", "boot": self.boot, "generation": self.generation}
+        return json.dumps({**hello, "error": self.error} if self.error else hello)
 
     def signal(self, kind):
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
         if self.pending != "reload":
             self.pending = kind
+        self.signals += 1
         if self.timer is None:
             self.flush()
 
@@ -75,13 +95,25 @@ class Broadcaster:
         if kind is None:
             return
         self.generation += 1
+        error, paths, root = merge(sigreload.collect(self.port) if self.port else [])
+        if self.signals > 1:  # signals carry no sender: a bare kill may be among them
+            paths = root = None
+        self.signals = 0
         plain, identified = [], []
         for connection in self.connections():
             (identified if connection.request.path.startswith(IDENTIFIED_PATH) else plain).append(connection)
-        event = json.dumps({"type": kind, "boot": self.boot, "generation": self.generation})
-        broadcast(plain, "reload")
-        broadcast(identified, event)
-        log.info("%s sent to %d page(s)", kind, len(plain) + len(identified))
+        event = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
+        if error:
+            event["text"] = error  # only snippets draw it: plain clients would reload
+        elif paths is not None:
+            event.update(paths=paths, root=root)
+        self.error = error
+        broadcast(identified, json.dumps(event))
+        if not error:
+            broadcast(plain, "reload")
+        what = "every file" if paths is None else ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
+        log.info("%s sent to %d page(s) (%s)", event["type"], len(identified) + (0 if error else len(plain)),
+                 "build failed" if error else what)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
@@ -138,6 +170,8 @@ async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     server = await serve(make_handler(broadcaster), host, port, process_request=snippet_response,
                          origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
                          ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
+    broadcaster.port = server.sockets[0].getsockname()[1]
+    sigreload.collect(broadcaster.port)  # messages left for a previous run are stale
     pid = os.getpid()
     if host is None:
         port = server.sockets[0].getsockname()[1]

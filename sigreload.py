@@ -7,14 +7,18 @@ none of them holds state of another process.
 """
 
 import argparse
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -112,6 +116,56 @@ def lan_addresses():
             elif a.family == socket.AF_INET6 and ip != "::1" and not ip.startswith("fe80"):
                 found.append(f"[{ip}]")
     return found or ["(no network address)"]
+
+
+def runtime_dir(port):
+    """This user's private folder for messages to the broadcaster on ``port``.
+
+    Created 0700; refused (OSError) when another user owns it or can write to
+    it: a planted message could only make pages skip a reload, never more.
+    """
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"sigreload-{os.getuid()}"
+    folder = base / str(port)
+    for f in (base, folder):
+        f.mkdir(mode=0o700, exist_ok=True)
+        st = f.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise OSError(f"{f} is not private to this user")
+    return folder
+
+
+def root_id(root):
+    """A short id of a served/watched folder (its real path, hashed: never shown)."""
+    return hashlib.sha256(os.path.realpath(root).encode(errors="surrogateescape")).hexdigest()[:16]
+
+
+def post(port, message):
+    """Leave ``message`` (JSON) for the broadcaster; send the signal after this.
+
+    One file per message, written atomically: two quick changes never lose
+    each other's paths.
+    """
+    folder = runtime_dir(port)
+    name = f"{time.time_ns():020d}-{os.getpid()}"
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(json.dumps(message))
+    os.replace(tmp, folder / f"{name}.json")
+
+
+def collect(port):
+    """Every message left for the broadcaster on ``port``, oldest first; consumed."""
+    try:
+        files = sorted(runtime_dir(port).glob("*.json"))
+    except OSError:
+        return []
+    messages = []
+    for f in files:
+        try:
+            messages.append(json.loads(f.read_text()))
+            f.unlink()
+        except (OSError, ValueError):
+            messages.append({})  # unreadable: treat as "reload everything"
+    return messages
 
 
 def module_path(name):
@@ -274,8 +328,9 @@ def children_argv(args, broadcaster_pid=None):
     lan = ["--lan"] if args.lan else ["--host", args.host]
     ignore = [f"--ignore={glob}" for glob in args.ignore] + (["--poll"] if args.poll else [])
     ignore += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
+    ignore += ["--exec", args.build, "--output", args.output] if args.build else []
     return {
-        "http": py + [module_path("http_server"), args.root, "--port", str(args.port), *lan],
+        "http": py + [module_path("http_server"), args.output or args.root, "--port", str(args.port), *lan],
         "broadcast": py + [module_path("reload_server"), "--port", str(args.ws_port), *lan],
         "watch": py + [module_path("watcher"), args.root, "--ws-port", str(args.ws_port),
                        "--interval", str(args.interval), *ignore],
@@ -319,11 +374,18 @@ def main(argv=None):
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB")
     parser.add_argument("--poll", action="store_true", help="watcher: never use kernel notifications")
+    parser.add_argument("--exec", metavar="CMD", dest="build",
+                        help="build ROOT with CMD after changes; reload after a good build")
+    parser.add_argument("--output", metavar="DIR", help="with --exec: serve DIR (the build's output)")
     parser.add_argument("--lan", action="store_true", 
                         help="listen on every address (opt-in; prints a warning)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         sys.exit(f"sigreload: {args.root}: no such folder")
+    if args.build and not args.output:
+        sys.exit("sigreload: --exec needs --output DIR (the folder to serve)")
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)  # the first build fills it
     setup_logging()
     stop = stop_event()
     broadcast = spawn(children_argv(args)["broadcast"])

@@ -16,7 +16,9 @@ import logging
 import os
 import re
 import signal
+import shlex
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +41,7 @@ DEFAULT_IGNORE = (
     "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
 )
 STYLESHEETS = (".css",)
+BUILD_TAIL = 8000  # characters of a failed build's output shown in the pages
 
 log = logging.getLogger("sigreload.watch")
 
@@ -443,22 +446,54 @@ class SimpleWatcher:
 
 
 class Notifier:
-    """The CLI's callback: signals the broadcaster, says what changed in one line."""
+    """The CLI's callback: tells the broadcaster what changed, says so in one line.
 
-    def __init__(self, root, port, pid=None):
-        self.root, self.port, self.pid = root, port, pid
+    With ``build`` (argv) it runs the build first: a good build reloads every
+    page, a failed one reloads nothing and sends its output to the pages.
+    """
+
+    def __init__(self, root, port, pid=None, build=None):
+        self.root, self.port, self.pid, self.build = root, port, pid, build
+        self.root_id = sigreload.root_id(root)
         self.server = None
         self.missing_said = False
 
     def __call__(self, paths):
-        signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
         names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
         what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        if self.build:
+            log.info("%s changed: building", what)
+            error = self.run_build()
+            signum, message = signal.SIGUSR1, ({"error": error} if error else {})
+        else:
+            signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
+            message = {"paths": [url_path(p, self.root) for p in paths], "root": self.root_id}
         server = self.locate()
-        if server is None or not sigreload.signal_server(server, signum):
+        if server is None:
             return
-        kind = "css" if signum == signal.SIGUSR2 else "reload"
-        log.info("%s changed: %s sent to broadcaster PID %d", what, kind, server.pid)
+        try:
+            sigreload.post(self.port, message)  # before the signal: the broadcaster reads it then
+        except OSError as exc:
+            log.warning("cannot leave a message for the broadcaster (%s): every page reloads", exc)
+        if sigreload.signal_server(server, signum):
+            kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
+            log.info("%s changed: %s sent to broadcaster PID %d", what, kind, server.pid)
+
+    def run_build(self):
+        """Run the build; None when it succeeded, else the tail of its output."""
+        started = time.monotonic()
+        try:
+            done = subprocess.run(self.build, cwd=self.root, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            log.error("build: cannot run %s: %s", self.build[0], exc.strerror)
+            return f"cannot run {self.build[0]}: {exc.strerror}"
+        output = done.stdout.decode(errors="replace")[-BUILD_TAIL:]
+        if done.returncode == 0:
+            log.info("build succeeded in %.1fs", time.monotonic() - started)
+            return None
+        log.error("build failed (exit %d):\n%s", done.returncode, output.rstrip())
+        return output or f"{self.build[0]} exited with status {done.returncode}"
 
     def locate(self):
         """The broadcaster, re-found when the one we knew is gone (PID-reuse safe)."""
@@ -471,12 +506,10 @@ class Notifier:
             log.error("%s; not signalling either", exc)
             return None
         if self.server is None and not self.missing_said:
-            which = f"broadcaster PID {self.pid}" if self.pid else "no broadcaster"
-            log.warning("%s listens on port %d; will look again at the next change",
-                        which + (" no longer" if self.pid else ""), self.port)
+            which = f"broadcaster PID {self.pid} does not listen" if self.pid else "no broadcaster listens"
+            log.warning("%s on port %d; will look again at the next change", which, self.port)
         self.missing_said = self.server is None
         return self.server
-
 
     def given(self):
         """The broadcaster named by --pid, if it runs the broadcaster and listens."""
@@ -490,6 +523,19 @@ class Notifier:
         return proc if runs and sigreload.listens_on(proc, self.port) else None
 
 
+def url_path(path, root):
+    """The URL path a file under ``root`` is served at: /sub/page.html."""
+    return "/" + os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def output_glob(root, output):
+    """A path glob ignoring the build's output folder when it lies inside ROOT."""
+    if not output:
+        return ()
+    rel = os.path.relpath(os.path.abspath(output), root).replace(os.sep, "/")
+    return () if rel.startswith("..") else (rel,)
+
+
 def main(argv=None):
     """CLI: watch ROOT and signal the broadcaster on port WS_PORT."""
     sigreload.require_signals()
@@ -499,6 +545,9 @@ def main(argv=None):
     parser.add_argument("--interval", type=float, default=INTERVAL, help="poll tick (s)")
     parser.add_argument("--poll", action="store_true", help="never use kernel change notifications")
     parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
+    parser.add_argument("--exec", metavar="CMD", dest="build",
+                        help="build command run (in ROOT) after changes; pages reload after a good build")
+    parser.add_argument("--output", metavar="DIR", help="the build's output folder: never a trigger")
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                         help="also ignore files or folders matching GLOB (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -508,8 +557,11 @@ def main(argv=None):
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
     stop = sigreload.stop_event()
-    watcher = SimpleWatcher(Notifier(root, args.ws_port, args.pid), args.interval,
-                            DEFAULT_IGNORE + tuple(args.ignore), hints=not args.poll)
+    ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
+    notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None)
+    if notifier.build:
+        notifier.run_build()  # the output exists before the first page is served
+    watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
     tree = watcher.watch_tree(root)
     watcher.start()
     count = sum(map(len, tree.files.values()))

@@ -11,7 +11,7 @@
   const KEY = "sigreload", say = (m) => console.info(`sigreload: ${m}`);
   const load = () => { try { return JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch { return {}; } };
   const save = (s) => { try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch {} };
-  let first = true, delay = 200, reloading = false, warned = false;
+  let first = true, delay = 200, reloading = false, warned = false, overlay = null;
 
   // A full reload keeps the scroll position.
   const kept = load().scroll;
@@ -20,38 +20,86 @@
     addEventListener("load", () => scrollTo(kept.x, kept.y));
   }
 
+  // Served by sigreload's own server? It marks every response no-cache (no
+  // refetch needed) and names its folder, so changed paths map to this page.
+  let ours = false, root = null;
+  addEventListener("load", () => fetch(location.href, { method: "HEAD", cache: "no-store" }).then((r) => {
+    ours = /^sigreload/.test(r.headers.get("server") || "");
+    root = r.headers.get("x-sigreload-root");
+  }, () => {}));
+
   // Fetch what the page loaded, bypassing the cache, so the reloaded page
   // shows every changed file whatever the server's cache headers say.
-  // sigreload's own server marks every response no-cache: no need there.
-  let ours = false;
-  addEventListener("load", () => fetch(location.href, { method: "HEAD", cache: "no-store" })
-    .then((r) => { ours = /^sigreload/.test(r.headers.get("server") || ""); }, () => {}));
   const refetch = () => ours ? Promise.resolve() : Promise.all(performance.getEntriesByType("resource")
     .filter((r) => /^(script|link|css|img|image|other)$/.test(r.initiatorType)
       && new URL(r.name).host === location.host)
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
 
-  const reload = () => {
+  const reload = (why) => {
     if (reloading) return;
     reloading = true;
     save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY } });
-    say("reload");
+    say(`reload (${why})`);
     const go = () => location.reload();
     Promise.race([refetch(), new Promise((r) => setTimeout(r, 1000))]).then(go, go);
   };
 
-  // Swap each stylesheet for a fresh copy; the old one goes only once the new one loaded.
-  const css = () => {
-    say("stylesheets refreshed");
-    for (const old of document.querySelectorAll('link[rel~="stylesheet"][href]')) {
-      const next = old.cloneNode(), u = new URL(old.href);
-      u.searchParams.set("sigreload", Date.now());
-      next.href = u;
+  const fresh = (u) => { const x = new URL(u); x.searchParams.set("sigreload", Date.now()); return x.href; };
+
+  // Swap stylesheets for fresh copies; an old one goes only once its new one loaded.
+  const css = (links = document.querySelectorAll('link[rel~="stylesheet"][href]')) => {
+    for (const old of links) {
+      const next = old.cloneNode();
+      next.href = fresh(old.href);
       next.onload = () => old.remove();
       next.onerror = () => next.remove();
       old.after(next);
     }
   };
+
+  // What this page uses, as paths on its own origin, decides: stay, swap or reload.
+  const pathOf = (u) => {
+    try { const x = new URL(u, location.href); return x.origin === location.origin ? decodeURIComponent(x.pathname) : null; } catch { return null; }
+  };
+  const pagePaths = () => {
+    const p = decodeURIComponent(location.pathname);
+    return p.endsWith("/") ? [p, `${p}index.html`] : /\.[^/]*$/.test(p) ? [p] : [p, `${p}/index.html`, "/index.html"];
+  };
+  const update = (m) => {
+    if (!m.paths || !ours || m.root !== root) { // no paths, or a server it cannot map: everything
+      if (m.type === "css") { say("stylesheets refreshed"); return css(); }
+      return reload(m.paths ? m.paths.join(", ") : "signal");
+    }
+    const changed = new Set(m.paths), list = m.paths.join(", ");
+    if (pagePaths().some((p) => changed.has(p))) return reload(list);
+    const sheets = [...document.querySelectorAll('link[rel~="stylesheet"][href]')].filter((l) => changed.has(pathOf(l.href)));
+    const images = [...document.images].filter((i) => changed.has(pathOf(i.currentSrc || i.src)));
+    const handled = new Set([...sheets.map((l) => pathOf(l.href)), ...images.map((i) => pathOf(i.currentSrc || i.src))]);
+    const other = performance.getEntriesByType("resource").map((r) => pathOf(r.name))
+      .filter((p) => p && changed.has(p) && !handled.has(p));
+    if (other.length) { // a script, a font, data, an @import-ed sheet
+      if (!other.every((p) => p.endsWith(".css"))) return reload(other.join(", "));
+      say(`stylesheets refreshed (${list})`);
+      return css();
+    }
+    if (!sheets.length && !images.length) return say(`nothing here uses ${list}`);
+    say(`swapped ${[...handled].join(", ")}`);
+    css(sheets);
+    for (const img of images) img.src = fresh(img.currentSrc || img.src);
+  };
+
+  // A failed build: its output over the page until the next good build.
+  const showError = (text) => {
+    hideError();
+    overlay = document.createElement("sigreload-error");
+    const shadow = overlay.attachShadow({ mode: "open" });
+    shadow.innerHTML = "<style>pre{position:fixed;inset:0;z-index:2147483647;margin:0;padding:2em;"
+      + "overflow:auto;background:rgba(25,0,0,.93);color:#fdd;font:13px/1.4 monospace;white-space:pre-wrap}</style><pre></pre>";
+    shadow.querySelector("pre").textContent = `Build failed\n\n${text}`;
+    document.documentElement.append(overlay);
+    say("build failed (shown on the page)");
+  };
+  const hideError = () => { if (overlay) overlay.remove(); overlay = null; };
 
   const onmessage = (e) => {
     let m;
@@ -63,9 +111,10 @@
       // broadcaster restarted while this page was open: reload once.
       const missed = known ? m.generation > (s.generation || 0) : !first && Boolean(s.boot);
       first = false;
-      if (missed) reload();
-    } else if (m.type === "css") css();
-    else reload();
+      if (missed) reload("missed while disconnected");
+      else if (m.error) showError(m.error);
+    } else if (m.type === "error") showError(m.text);
+    else { hideError(); update(m); }
   };
 
   const connect = () => {

@@ -211,6 +211,18 @@ def watched(procs, broadcaster, site):
     return proc, w, port, site
 
 
+HELLO_SEEN = "() => { try { return !!JSON.parse(sessionStorage.getItem('sigreload')).boot } catch { return false } }"
+
+
+def open_page(page, url):
+    """Load ``url`` and wait until the snippet got its hello (the page's own record of it).
+
+    Waiting for the WebSocket frame instead races: it may arrive before the waiter.
+    """
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium through Playwright; never downloads a browser."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import module, write
+from conftest import module, open_page, write
 
 
 @pytest.fixture
@@ -19,16 +19,9 @@ def live(procs, site, broadcaster):
     return url, site, proc
 
 
-def connected(page):
-    """Wait for the snippet's socket: a reload only reaches a connected page."""
-    return page.expect_websocket(lambda ws: ws.url.endswith("/sigreload"))
-
-
 def test_demo_page_reloads_after_an_edit_and_shows_the_new_text(live, page):
     url, site, _ = live
-    with connected(page) as ws:
-        page.goto(url)
-    ws.value.wait_for_event("framereceived")  # the hello
+    open_page(page, url)
     html = (site / "index.html").read_text().replace("Hello from sigreload", "Edited by a test")
     with page.expect_event("load"):
         write(site / "index.html", html)

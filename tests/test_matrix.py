@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, module, write
+from conftest import ROOT, free_port, module, open_page, write
 
 SNIPPET = (ROOT / "snippet" / "reload.js").read_text()
 DAY = 24 * 3600
@@ -88,14 +88,6 @@ def live(request, procs, tmp_path):
     return Live(procs, tmp_path, request.param)
 
 
-def open_page(page, url):
-    """Load ``url`` and wait until the snippet holds its socket and got hello."""
-    with page.expect_websocket(lambda ws: "/sigreload" in ws.url) as ws:
-        page.goto(url)
-    ws.value.wait_for_event("framereceived")
-    return ws.value
-
-
 def reloaded(page):
     """Context: the page's next load (a reload, with the snippet reconnected)."""
     return page.expect_event("load")
@@ -148,12 +140,18 @@ def test_stylesheet_and_script_fresh_after_a_full_reload(live, page):
 
 
 def test_image_edit_shows_the_new_image(live, page):
-    """Images reload the page (the watcher sends SIGUSR1 for any non-CSS change)."""
+    """Our server: the image is swapped in place (no reload). Another server: a reload."""
     open_page(page, live.url)
+    page.evaluate("window.marker = 'kept'")
     assert page.evaluate("document.getElementById('pic').naturalWidth") == 10
-    with reloaded(page):
+    if live.server == "ours":
         write(live.root / "pic.svg", svg(20))
-    page.wait_for_function("document.getElementById('pic').naturalWidth === 20")
+        page.wait_for_function("document.getElementById('pic').naturalWidth === 20")
+        assert page.evaluate("window.marker") == "kept"
+    else:
+        with reloaded(page):
+            write(live.root / "pic.svg", svg(20))
+        page.wait_for_function("document.getElementById('pic').naturalWidth === 20")
 
 
 def test_full_reload_keeps_the_scroll_position(live, page):
