@@ -382,7 +382,11 @@ class SimpleWatcher:
             now = time.monotonic()
             self.credit = min(self.credit + (now - clock) * self.budget, 0.05)
             clock = now
+            spent = time.thread_time()
             found = self._take_hints() if hinted else self._tick(pending)
+            spent = time.thread_time() - spent
+            if log.isEnabledFor(logging.DEBUG) and (found or spent > 0.001):
+                log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
                 pending.update(found)
                 self.hot = list(dict.fromkeys(found + self.hot))[:HOT_MAX]
