@@ -358,7 +358,7 @@ class SimpleWatcher:
                 found += swept
                 if cycled:
                     self.hot = tree.recent(time.time())
-                if swept and self.hinting and all(self._stale(p) for p in swept):
+                if swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
                     log.warning("a change arrived without a notification: polling from now on")
                     self.hinting = False
                     self.budget = self.poll_budget
@@ -374,6 +374,7 @@ class SimpleWatcher:
     def _run(self):
         """Hints or ticks find changes; SETTLE of quiet (re-checked) ends the burst."""
         pending, first, last, clock = set(), 0.0, 0.0, time.monotonic()
+        ticked = clock
         while not self._stop.is_set():
             # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
             settle = min(0.1, SETTLE + 0.0002 * len(pending))
@@ -383,7 +384,10 @@ class SimpleWatcher:
             self.credit = min(self.credit + (now - clock) * self.budget, 0.05)
             clock = now
             spent = time.thread_time()
-            found = self._take_hints() if hinted else self._tick(pending)
+            found = self._take_hints() if hinted else []
+            if not hinted or now - ticked >= self.interval:  # a stream of hints never starves the sweep
+                found += self._tick(pending)
+                ticked = now
             spent = time.thread_time() - spent
             if log.isEnabledFor(logging.DEBUG) and (found or spent > 0.001):
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)

@@ -53,7 +53,7 @@ def inline(port):
 class Live:
     """A site, the broadcaster, the watcher and an HTTP server: all real processes."""
 
-    def __init__(self, procs, tmp_path, server, include="inline"):
+    def __init__(self, procs, tmp_path, server, include="inline", watch=True):
         self.procs, self.server = procs, server
         self.root = tmp_path / "site"
         self.ws_port = free_port()
@@ -61,8 +61,9 @@ class Live:
         snippet = inline(self.ws_port) if include == "inline" else \
             f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>'
         make_site(self.root, snippet)
-        watch = procs(module("watcher") + [self.root, "--ws-port", self.ws_port, "--interval", "0.05"])
-        watch.wait_for("watching")
+        if watch:
+            watcher = procs(module("watcher") + [self.root, "--ws-port", self.ws_port, "--interval", "0.05"])
+            watcher.wait_for("watching")
         if server == "ours":
             http = procs(module("http_server") + [self.root, "--port", "0"])
             self.url = http.wait_for(r"at (http://\S+/)").group(1)
@@ -173,7 +174,9 @@ def test_two_tabs_on_different_pages_both_update(live, page):
     assert title(other) == "other v1"
 
 
-def test_kill_usr1_reloads_and_usr2_refreshes_stylesheets_only(live, page):
+@pytest.mark.parametrize("server", ["ours", "stock"])
+def test_kill_usr1_reloads_and_usr2_refreshes_stylesheets_only(procs, tmp_path, page, server):
+    live = Live(procs, tmp_path, server, watch=False)  # signals by hand only, nothing else
     open_page(page, live.url)
     page.evaluate("window.marker = 7")
     (live.root / "style.css").write_text("h1 { color: rgb(1, 2, 3); }")  # written directly
