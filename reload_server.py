@@ -166,12 +166,16 @@ async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     broadcaster = Broadcaster(lambda: server.connections)
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
+    # A storm fills asyncio's wakeup socket: the bytes already there stand for the
+    # same signals (they merge anyway), so a full buffer is no reason to print.
+    signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
     server = await serve(make_handler(broadcaster), host, port, process_request=snippet_response,
                          origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
                          ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
     broadcaster.port = server.sockets[0].getsockname()[1]
     sigreload.collect(broadcaster.port)  # messages left for a previous run are stale
+    # Handlers installed, port bound: signals held since our first line arrive now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     pid = os.getpid()
     if host is None:
         port = server.sockets[0].getsockname()[1]

@@ -7,16 +7,13 @@ none of them holds state of another process.
 """
 
 import argparse
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -92,7 +89,7 @@ def snippet_dir():
     return Path(importlib.util.find_spec("sigreload_snippet").submodule_search_locations[0])
 
 
-def wait(stop, tick=0.2):
+def wait(stop, tick=0.5):
     """Block until ``stop`` is set, waking every ``tick`` seconds.
 
     A signal the kernel delivers to another thread (watchdog's, the HTTP
@@ -124,7 +121,8 @@ def runtime_dir(port):
     Created 0700; refused (OSError) when another user owns it or can write to
     it: a planted message could only make pages skip a reload, never more.
     """
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"sigreload-{os.getuid()}"
+    temp = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    base = Path(temp) / f"sigreload-{os.getuid()}"
     folder = base / str(port)
     for f in (base, folder):
         f.mkdir(mode=0o700, exist_ok=True)
@@ -135,8 +133,9 @@ def runtime_dir(port):
 
 
 def root_id(root):
-    """A short id of a served/watched folder (its real path, hashed: never shown)."""
-    return hashlib.sha256(os.path.realpath(root).encode(errors="surrogateescape")).hexdigest()[:16]
+    """An id of a served/watched folder: its device and inode (the path is never shown)."""
+    st = os.stat(root)
+    return f"{st.st_dev:x}-{st.st_ino:x}"
 
 
 def post(port, message):
@@ -145,6 +144,8 @@ def post(port, message):
     One file per message, written atomically: two quick changes never lose
     each other's paths.
     """
+    import json  # here: most processes never need it
+
     folder = runtime_dir(port)
     name = f"{time.time_ns():020d}-{os.getpid()}"
     tmp = folder / f".{name}.tmp"
@@ -154,6 +155,8 @@ def post(port, message):
 
 def collect(port):
     """Every message left for the broadcaster on ``port``, oldest first; consumed."""
+    import json
+
     try:
         files = sorted(runtime_dir(port).glob("*.json"))
     except OSError:
@@ -340,7 +343,7 @@ def children_argv(args, broadcaster_pid=None):
 def supervise(children, stop):
     """Wait until ``stop`` is set or a child exits; then stop every child."""
     status = 0
-    while not stop.wait(0.2):
+    while not stop.wait(0.5):
         exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
         if exited:
             log.error("%s exited with status %s; stopping the others", *exited[0])

@@ -30,7 +30,7 @@ SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 HOT_AGE = 600  # files modified this recently (s) are polled every tick
 HOT_MAX = 64
-POLL_BUDGET = 0.022  # at most this share of a core sweeps the tree without notifications
+POLL_BUDGET = 0.023  # at most this share of a core sweeps the tree without notifications
 HINT_BUDGET = 0.002  # ... and with them (a safety net)
 SWEEP_TARGET = 1.0  # seconds for a full sweep when the budget allows
 DEFAULT_IGNORE = (
@@ -52,9 +52,10 @@ def signature(st):
 
 
 def matcher(patterns):
-    """skip(name, relpath) for globs: a glob with "/" matches the path under ROOT,
-    any other the file or folder name. Runs per entry per pass: compiled once,
-    and with name globs only, each name's verdict is remembered."""
+    """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
+    ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
+    Runs per entry per pass: compiled once, and with name globs only, each
+    name's verdict is remembered."""
     def compiled(globs):
         return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
 
@@ -62,10 +63,10 @@ def matcher(patterns):
     paths = [p.strip("/") for p in patterns if "/" in p]
     if paths:
         by_path = compiled(paths)
-        return lambda name, relpath: by_name(name) is not None or by_path(relpath) is not None
+        return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
     verdicts = {}
 
-    def skip(name, relpath):
+    def skip(name, prefix):
         verdict = verdicts.get(name)
         if verdict is None:
             verdict = verdicts[name] = by_name(name) is not None
@@ -86,19 +87,18 @@ def scan_dir(folder, root, skip):
     if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
         return {}, []
     prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
-    files, folders = {}, []
+    files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
     for entry in entries:
-        if skip(entry.name, prefix + entry.name):
+        if skip(entry.name, prefix):
             continue
         try:
-            if entry.is_dir():
-                folders.append(entry.path)
-                continue
-            st = entry.stat()
+            st = entry.stat()  # follows links; one call tells folder from file
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):  # signature(), inlined: this is the hot loop
+        if isreg(st.st_mode):  # signature(), inlined: this is the hot loop
             files[entry.path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        elif isdir(st.st_mode):
+            folders.append(entry.path)
     return files, folders
 
 
@@ -214,7 +214,8 @@ class Tree:
         folder = os.path.dirname(path)
         if folder not in self.files:
             return []
-        if self.skip(os.path.basename(path), os.path.relpath(path, self.root).replace(os.sep, "/")):
+        rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+        if self.skip(os.path.basename(path), "" if rel == "." else rel + "/"):
             return []
         try:
             st = os.stat(path)
@@ -350,8 +351,8 @@ class SimpleWatcher:
                 tree.queue = []
                 found += tree.sweep(float("inf"))[0]
                 self._rearm()
-            # Slices of 10 ms (or a small tree's whole pass): fewer wake-ups with cold caches.
-            if self.credit > min(0.01, self.cost):
+            # Slices of 20 ms (or a small tree's whole pass): fewer wake-ups with cold caches.
+            if self.credit > min(0.02, self.cost):
                 started = time.thread_time()
                 swept, cycled = tree.sweep(self.credit)
                 self.credit -= time.thread_time() - started

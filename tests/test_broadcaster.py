@@ -76,6 +76,7 @@ def test_signals_from_the_first_millisecond_never_kill_it(procs):
         os.kill(proc.pid, signal.SIGUSR1)
         assert recv(ws) == "reload"
     assert proc.popen.poll() is None
+    assert "Traceback" not in proc.output()
 
 
 def drain(ws, quiet=0.5):
