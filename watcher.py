@@ -378,7 +378,7 @@ class SimpleWatcher:
         ticked = clock
         while not self._stop.is_set():
             # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
-            settle = min(0.1, SETTLE + 0.0002 * len(pending))
+            settle = min(0.1, SETTLE + 0.001 * max(0, len(pending) - 1))
             wait = settle if pending else self.interval * (5 if self.hinting else 1)
             hinted = self.hinted.wait(wait)
             now = time.monotonic()
