@@ -58,9 +58,10 @@ class Live:
         self.root = tmp_path / "site"
         self.ws_port = free_port()
         self.broadcaster = self.start_broadcaster()
-        snippet = inline(self.ws_port) if include == "inline" else \
-            f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>'
-        make_site(self.root, snippet)
+        snippet = {"inline": inline(self.ws_port),
+                   "src": f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>',
+                   "blog": BLOG_SNIPPET.replace("5678", str(self.ws_port))}[include]  # same code, free port
+        make_site(self.root, snippet)  # before the watcher starts: setup is no edit
         if watch:
             watcher = procs(module("watcher") + [self.root, "--ws-port", self.ws_port, "--interval", "0.05"])
             watcher.wait_for("watching")
@@ -240,9 +241,9 @@ webSocket.onmessage = () => { window.location.reload(); };
 </script>"""
 
 
-def test_the_original_blog_snippet_works_and_never_loops(ours, page):
-    blog = BLOG_SNIPPET.replace("5678", str(ours.ws_port))  # an ephemeral port, same code
-    write(ours.root / "index.html", PAGE.format(name="index", title="blog v1", snippet=blog))
+def test_the_original_blog_snippet_works_and_never_loops(procs, tmp_path, page):
+    ours = Live(procs, tmp_path, "ours", include="blog")
+    blog = BLOG_SNIPPET.replace("5678", str(ours.ws_port))
     loads = count_loads(page)
     with page.expect_websocket() as ws:
         page.goto(ours.url)
