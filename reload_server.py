@@ -144,19 +144,6 @@ def make_handler(broadcaster):
     return handler
 
 
-def port_owner(port):
-    """PID of the process listening on ``port``, when psutil can tell."""
-    import psutil
-
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-                return conn.pid
-    except (psutil.Error, OSError):
-        pass
-    return None
-
-
 async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -218,7 +205,7 @@ def main(argv=None):
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-        owner = port_owner(args.port)
+        owner = sigreload.port_owner(args.port)
         by = f" by PID {owner}" if owner else ""
         sys.exit(f"sigreload-broadcast: port {args.port} is in use{by}; "
                  "stop that process or pass --port")

@@ -201,16 +201,30 @@ def runs_broadcaster(cmdline):
     return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
 
 
+def _listening(conn, port):
+    import psutil
+
+    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+
+
 def listens_on(proc, port):
     """True when ``proc`` has a listening TCP socket on ``port``."""
     import psutil  # here, not at the top: the HTTP server and supervisor never need it
 
     try:
-        conns = proc.net_connections(kind="tcp")
+        return any(_listening(c, port) for c in proc.net_connections(kind="tcp"))
     except (psutil.Error, OSError):
         return False
-    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-               for c in conns)
+
+
+def port_owner(port):
+    """PID of whatever listens on ``port``, when psutil can tell; else None."""
+    import psutil
+
+    try:
+        return next((c.pid for c in psutil.net_connections(kind="tcp") if _listening(c, port) and c.pid), None)
+    except (psutil.Error, OSError):
+        return None
 
 
 def find_server(port=WS_PORT):

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT, free_port, module, open_page, write
+from conftest import free_port, module, open_page, write
 
 SNIPPET_TAG = '<script src="http://127.0.0.1:{port}/reload.js"></script>'
 PAGE = """<!doctype html><html><head><meta charset="utf-8">{head}</head>
@@ -92,8 +92,7 @@ def test_only_the_pages_that_use_a_changed_file_update(two_pages, page):
 
 def test_a_page_that_cannot_map_the_paths_reloads(procs, two_pages, page, tmp_path):
     """Watched folder != served folder (a path outside it): when in doubt, reload."""
-    root, _, main = two_pages
-    port = int(main.wait_seen(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
+    root, _, _ = two_pages
     http = procs(module("http_server") + [root.parent, "--port", "0"])  # serves the parent
     url = http.wait_for(r"at (http://\S+/)").group(1)
     open_page(page, url + "site/other.html")

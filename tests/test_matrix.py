@@ -245,7 +245,7 @@ def test_the_original_blog_snippet_works_and_never_loops(procs, tmp_path, page):
     ours = Live(procs, tmp_path, "ours", include="blog")
     blog = BLOG_SNIPPET.replace("5678", str(ours.ws_port))
     loads = count_loads(page)
-    with page.expect_websocket() as ws:
+    with page.expect_websocket():
         page.goto(ours.url)
     quiet(page, 0.5)
     assert len(loads) == 1
