@@ -13,6 +13,7 @@ import argparse
 import fnmatch
 import heapq
 import logging
+import math
 import os
 import re
 import signal
@@ -29,10 +30,14 @@ INTERVAL = 0.1
 SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 HOT_AGE = 600  # files modified this recently (s) are polled every tick
-HOT_MAX = 64
-POLL_BUDGET = 0.023  # at most this share of a core sweeps the tree without notifications
-HINT_BUDGET = 0.002  # ... and with them (a safety net)
-SWEEP_TARGET = 1.0  # seconds for a full sweep when the budget allows
+HOT_MAX = 32
+POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
+HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net)
+SWEEP_TARGET = 1.0  # seconds per full sweep of a tree too costly to sweep every tick...
+SMALL_SHARE = 0.002  # ... that is, costing more than this share of a core at that pace
+SLICE = 0.02  # the most CPU (s) one slice of a sweep takes (the hot list waits meanwhile)
+RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
+LIST_EVERY = 8  # a folder with an unchanged stamp is still listed once in this many passes
 DEFAULT_IGNORE = (
     ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
     ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
@@ -49,6 +54,11 @@ log = logging.getLogger("sigreload.watch")
 def signature(st):
     """What we compare: any write, truncate, rename-into-place or cp -p shows."""
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def stamp(st):
+    """A folder's own signature: it changes when an entry is added, removed or renamed."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def matcher(patterns):
@@ -127,9 +137,12 @@ class Tree:
 
     def __init__(self, root, patterns=DEFAULT_IGNORE):
         self.root, self.skip = root, matcher(patterns)
-        self.files, self.subdirs, self.ids = {}, {}, {}
+        self.files, self.subdirs, self.ids, self.stamps = {}, {}, {}, {}
         self.warned, self.queue, self.gone = set(), [], False
+        self.began, self.done, self.size, self.cpu, self.cycle_cpu = time.monotonic(), 0, 0, 0.0, 0.0
+        started = time.thread_time()
         self.rescan(root)
+        self.cost = time.thread_time() - started  # CPU per full sweep (smoothed)
 
     def snapshot(self):
         return {p: s for files in self.files.values() for p, s in files.items()}
@@ -143,9 +156,9 @@ class Tree:
 
     def _rescan_one(self, folder, todo):
         try:
+            st = os.stat(folder)  # before the listing: a change during it shows next time
             if folder not in self.files:  # new: is it a folder we already watch (a symlink loop)?
-                key = os.stat(folder)
-                key = (key.st_dev, key.st_ino)
+                key = (st.st_dev, st.st_ino)
                 if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
                     raise FileExistsError
             files, subdirs = scan_dir(folder, self.root, self.skip)
@@ -159,6 +172,13 @@ class Tree:
         old = self.files.get(folder, {})
         found = [] if old == files else changes(old, files)  # the common case, in C
         self.files[folder] = files
+        # A stamp as young as a coarse clock's tick (1-2 s on ext3, HFS+, FAT) may hide
+        # a later change in the same tick: such a folder is listed again ("racy git").
+        if time.time() - st.st_mtime <= RACY:
+            self.stamps.pop(folder, None)
+        else:  # (stamp, cheap passes left before a listing), newly trusted folders staggered
+            left = LIST_EVERY if folder in self.stamps else hash(folder) % LIST_EVERY + 1
+            self.stamps[folder] = (stamp(st), left)
         known = self.subdirs.get(folder, set())
         if len(known) != len(subdirs) or not known.issuperset(subdirs):
             for gone in known - set(subdirs):
@@ -182,28 +202,47 @@ class Tree:
         while todo:
             gone = todo.pop()
             found += sorted(self.files.pop(gone, {}))
+            self.stamps.pop(gone, None)
             todo += self.subdirs.pop(gone, ())
         return found
 
-    def sweep(self, seconds):
-        """Rescan folders for about ``seconds`` of CPU, resuming where it stopped.
-
-        Returns (changed paths, whether a full cycle just ended).
-        """
-        found, end = [], time.thread_time() + seconds
+    def sweep(self, upto=1.0):
+        """Rescan folders until ``upto`` (0 to 1) of the current full sweep is done;
+        the next one begins when it ends. Returns the changed paths; keeps the CPU
+        spent in ``cpu`` and a full sweep's (smoothed) in ``cost``."""
+        started, found = time.thread_time(), []
         if not self.queue:
             self.queue = sorted(self.files, reverse=True)
-        while self.queue and time.thread_time() < end:
+            self.size = len(self.files) + sum(map(len, self.files.values()))  # a folder costs itself too
+            self.done, self.cycle_cpu = 0, self.cpu
+        while self.queue and self.done < upto * self.size:
             folder = self.queue.pop()
             if folder in self.files:
-                found += self.rescan(folder)
-        return found, not self.queue
+                self.done += 1 + len(self.files[folder])
+                found += self.quick(folder)
+        self.cpu += time.thread_time() - started
+        if not self.queue:
+            self.cost += (self.cpu - self.cycle_cpu - self.cost) / 4  # smoothed: a steady period
+            self.began = time.monotonic()
+        return found
 
-    def hot(self, now):
-        """Folders holding the most recently modified files (polled every tick)."""
-        recent = sorted(((s[0], os.path.dirname(p)) for f in self.files.values()
-                         for p, s in f.items() if s[0] > (now - HOT_AGE) * 1e9), reverse=True)
-        return list(dict.fromkeys(folder for _, folder in recent[:HOT_MAX]))
+    def quick(self, folder):
+        """Rescan a folder, cheaply when its stamp says its entries are the same:
+        then only its known files are stat()ed (no listing, no globs)."""
+        known = self.stamps.get(folder)
+        try:
+            if known and known[1] and known[0] == stamp(os.stat(folder)):
+                stat = os.stat
+                for path, sig in self.files[folder].items():
+                    st = stat(path)
+                    if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:
+                        break
+                else:
+                    self.stamps[folder] = (known[0], known[1] - 1)
+                    return []
+        except OSError:  # vanished or unreadable: the listing tells
+            pass
+        return self.rescan(folder)
 
     def check(self, path):
         """Re-stat one path a hint or the hot list names: the changed paths.
@@ -282,8 +321,8 @@ class SimpleWatcher:
         self.files, self.trees = {}, {}  # path -> WatchedFile, root -> Tree
         self.want_hints, self.hinting = hints, False
         self.hints, self.hinted, self.lock = set(), threading.Event(), threading.Lock()
-        self.hot, self.credit, self.budget, self.cost = [], 0.0, POLL_BUDGET, 0.0
-        self.poll_budget = POLL_BUDGET
+        self.hot, self.budget, self.overhead, self.busy = [], POLL_BUDGET, 0.0, 0.0
+        self.window = (0.0, 0.0)  # (when, CPU) the overhead is measured from
         self._stop, self._thread, self._observer = threading.Event(), None, None
 
     def set_callback(self, callback):
@@ -295,18 +334,18 @@ class SimpleWatcher:
         self.files.setdefault(path, WatchedFile(path))
 
     def watch_tree(self, root):
-        """Watch every file under ``root``, including files created later.
-
-        The polling budget follows the trees' measured cost: a full sweep
-        every SWEEP_TARGET seconds, at most POLL_BUDGET of a core.
-        """
-        started = time.thread_time()
+        """Watch every file under ``root``, including files created later."""
         self.trees[root] = tree = Tree(root, self.ignore)
-        self.cost += time.thread_time() - started
-        self.poll_budget = min(POLL_BUDGET, max(0.002, self.cost / SWEEP_TARGET))
-        if not self.hinting:
-            self.budget = self.poll_budget
+        self.hot = list(dict.fromkeys(self.hot + tree.recent(time.time())))[:HOT_MAX]
         return tree
+
+    def period(self):
+        """Seconds per full sweep: every tick for a small tree, SWEEP_TARGET for a
+        bigger one, longer when that would cost more than the budget leaves after
+        the ticks themselves (measured)."""
+        cost = sum(t.cost for t in self.trees.values())
+        spare = max(self.budget - self.overhead, self.budget / 2)
+        return max(self.interval, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
 
     def is_watched(self, path):
         return path in self.files or any(
@@ -317,7 +356,7 @@ class SimpleWatcher:
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
         for tree in self.trees.values():
             tree.queue = []
-            found += tree.sweep(float("inf"))[0]
+            found += tree.sweep()
         return found
 
     def hint(self, paths):
@@ -333,37 +372,50 @@ class SimpleWatcher:
         trees = [t for t in self.trees.values() if not t.gone and _has_entries(t.root)]
         return [c for p in paths for t in trees for c in t.check(p)]
 
-    def _tick(self, pending):
-        """Watched files, the hot list and pending folders (polling only), a sweep slice."""
+    def _due(self, tree, now):
+        """How much of ``tree``'s sweep is due by ``now`` (0 to 1): slices of at most
+        SLICE of CPU, each at a fixed point of the period, so every folder is rescanned
+        once a period (never twice, then not for two, around a slice's end)."""
+        slices = max(1, math.ceil(tree.cost / SLICE))
+        return min(1.0, math.floor((now - tree.began) / self.period() * slices) / slices)
+
+    def _tick(self, pending, now):
+        """Watched files, the hot list and pending folders (polling only), and what
+        is due of each tree's sweep: the changed paths."""
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
         for tree in self.trees.values():
+            seen = []
             if not self.hinting:
-                found += [c for p in self.hot for c in tree.restat(p)]
+                seen += [c for p in self.hot for c in tree.restat(p)]
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
-                        found += tree.rescan(folder)  # a burst goes on in the same folders
-            if not _has_entries(tree.root):
+                        seen += tree.rescan(folder)  # a burst goes on in the same folders
+            swept = tree.sweep(self._due(tree, now))
+            if (seen or swept or tree.gone) and not _has_entries(tree.root):
                 tree.gone = True  # deleted (or emptied) by a build: report nothing until it is back
                 continue
             if tree.gone:
                 tree.gone = False
                 log.info("%s is back: rescanning it", tree.root)
                 tree.queue = []
-                found += tree.sweep(float("inf"))[0]
+                swept += tree.sweep()
                 self._rearm()
-            # Slices of 20 ms (or a small tree's whole pass): fewer wake-ups with cold caches.
-            if self.credit > min(0.02, self.cost):
-                started = time.thread_time()
-                swept, cycled = tree.sweep(self.credit)
-                self.credit -= time.thread_time() - started
-                found += swept
-                if cycled:
-                    self.hot = tree.recent(time.time())
-                if swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
-                    log.warning("a change arrived without a notification: polling from now on")
-                    self.hinting = False
-                    self.budget = self.poll_budget
+            elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
+                log.warning("a change arrived without a notification: polling from now on")
+                self.hinting, self.budget = False, POLL_BUDGET
+            found += seen + swept
         return found
+
+    def _account(self, now):
+        """Every 2 s: the share of a core ticks, hints and the hot list cost (not the
+        sweep, not the callback): what the budget cannot give the sweep."""
+        cpu = self._watching_cpu()
+        if now - self.window[0] >= 2:
+            self.overhead += ((cpu - self.window[1]) / (now - self.window[0]) - self.overhead) / 4
+            self.window = (now, cpu)
+
+    def _watching_cpu(self):
+        return time.thread_time() - self.busy - sum(t.cpu for t in self.trees.values())
 
     @staticmethod
     def _stale(path):
@@ -374,22 +426,21 @@ class SimpleWatcher:
 
     def _run(self):
         """Hints or ticks find changes; SETTLE of quiet (re-checked) ends the burst."""
-        pending, first, last, clock = set(), 0.0, 0.0, time.monotonic()
-        ticked = clock
+        pending, first, last, ticked = set(), 0.0, 0.0, time.monotonic()
+        self.window = (ticked, self._watching_cpu())
         while not self._stop.is_set():
             # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
             settle = min(0.1, SETTLE + 0.001 * max(0, len(pending) - 1))
             wait = settle if pending else self.interval * (5 if self.hinting else 1)
             hinted = self.hinted.wait(wait)
             now = time.monotonic()
-            self.credit = min(self.credit + (now - clock) * self.budget, 0.05)
-            clock = now
             spent = time.thread_time()
             found = self._take_hints() if hinted else []
             if not hinted or now - ticked >= self.interval:  # a stream of hints never starves the sweep
-                found += self._tick(pending)
+                found += self._tick(pending, now)
                 ticked = now
             spent = time.thread_time() - spent
+            self._account(now)
             if log.isEnabledFor(logging.DEBUG) and (found or spent > 0.001):
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
@@ -399,7 +450,9 @@ class SimpleWatcher:
             quiet = now - last >= settle
             if pending and (quiet or now - first > MAX_BURST):
                 if self.callback:
+                    started = time.thread_time()
                     self.callback(sorted(pending))
+                    self.busy += time.thread_time() - started
                 pending, first = set(), 0.0
 
     def _start_hints(self):
@@ -575,10 +628,10 @@ def main(argv=None):
     watcher.start()
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling every {watcher.interval:g}s"
-    log.info("watching %s: %d files, %s (a full pass costs %.0f ms)", root, count, how, 1000 * watcher.cost)
-    if not watcher.hinting and watcher.cost > 0.005:
-        log.info("big tree: a full sweep every %.1fs (%.1f%% of a core); recently edited "
-                 "files every %gs", watcher.cost / watcher.budget, 100 * watcher.budget, watcher.interval)
+    log.info("watching %s: %d files, %s (a full pass costs %.0f ms)", root, count, how, 1000 * tree.cost)
+    if not watcher.hinting and watcher.period() > watcher.interval:
+        log.info("big tree: a full sweep every %.1fs (%.1f%% of a core); recently edited files every %gs",
+                 watcher.period(), 100 * tree.cost / watcher.period(), watcher.interval)
     sigreload.wait(stop)
     watcher.stop()
 

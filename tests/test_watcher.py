@@ -163,6 +163,62 @@ def test_tree_check_handles_new_deleted_and_ignored_paths(tmp_path):
     assert tree.snapshot() == {}
 
 
+def old_tree(root, folders=4, files=5):
+    """Folders of files, every folder's own mtime a day old (as in a real checkout)."""
+    for d in range(folders):
+        for f in range(files):
+            (root / f"d{d}" / f"f{f}.txt").parent.mkdir(exist_ok=True)
+            (root / f"d{d}" / f"f{f}.txt").write_text("x")
+        os.utime(root / f"d{d}", (1e9, 1e9))
+    os.utime(root, (1e9, 1e9))
+    return watcher.Tree(str(root))
+
+
+def test_sweep_trusts_only_old_folder_stamps_and_still_sees_every_change(tmp_path):
+    tree = old_tree(tmp_path)
+    (tmp_path / "young").mkdir()  # changed just now: its stamp could hide a change (coarse clocks)
+    tree.sweep()
+    assert str(tmp_path / "d0") in tree.stamps and str(tmp_path / "young") not in tree.stamps
+    with open(tmp_path / "d1" / "f1.txt", "a") as f:  # in place: the folder's stamp stays
+        f.write("y")
+    (tmp_path / "d2" / "new.txt").write_text("n")
+    (tmp_path / "d3" / "f0.txt").unlink()
+    write(tmp_path / "d0" / "f2.txt", "x")  # rename into place
+    assert sorted(os.path.relpath(p, tmp_path) for p in tree.sweep()) == [
+        "d0/f2.txt", "d1/f1.txt", "d2/new.txt", "d3/f0.txt"]
+    assert tree.sweep() == []
+
+
+def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps(tmp_path):
+    """Some network and FUSE file systems do not move a folder's stamp: the listing comes anyway."""
+    tree = old_tree(tmp_path)
+    folder = str(tmp_path / "d0")
+    (tmp_path / "d0" / "new.txt").write_text("n")
+    tree.stamps[folder] = (watcher.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
+    found = [tree.sweep() for _ in range(watcher.LIST_EVERY + 1)]
+    assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
+
+
+def test_sweep_in_slices_covers_the_tree_once(tmp_path):
+    tree = old_tree(tmp_path, folders=10, files=9)  # 10 folders of 10 entries, and the root
+    for d in range(10):
+        touch_later(tmp_path / f"d{d}" / "f0.txt")
+    halves = [tree.sweep(0.5), tree.sweep(1.0)]
+    assert [len(h) for h in halves] == [5, 5]
+    assert tree.sweep(0.5) == [] and tree.queue
+
+
+def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
+    """Every folder is rescanned once a period: slices are due at k/n of it, never straddling."""
+    w = watcher.SimpleWatcher(interval=0.1)
+    tree = w.watch_tree(str(tmp_path))
+    tree.cost, tree.began = 3.5 * watcher.SLICE, 100.0  # four slices of one sweep
+    period = w.period()
+    assert period == pytest.approx(tree.cost / w.budget)
+    due = [w._due(tree, 100.0 + period * (k + 0.5) / 8) for k in range(10)]
+    assert due == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
+
+
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
     _, w, port, site = watched
     with client(port) as ws:
