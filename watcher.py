@@ -347,6 +347,14 @@ class SimpleWatcher:
         spare = max(self.budget - self.overhead, self.budget / 2)
         return max(self.interval, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
 
+    def pace(self):
+        """What polling costs, in words (for the log)."""
+        cost, period = sum(t.cost for t in self.trees.values()), self.period()
+        if period <= self.interval:
+            return f"every {self.interval:g}s, {100 * cost / period:.1f}% of a core"
+        return (f"{'big tree: ' if period >= SWEEP_TARGET else ''}a full sweep every {period:.1f}s, "
+                f"{100 * cost / period:.1f}% of a core; recently edited files every {self.interval:g}s")
+
     def is_watched(self, path):
         return path in self.files or any(
             path in t.files.get(os.path.dirname(path), ()) for t in self.trees.values())
@@ -401,8 +409,8 @@ class SimpleWatcher:
                 swept += tree.sweep()
                 self._rearm()
             elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
-                log.warning("a change arrived without a notification: polling from now on")
                 self.hinting, self.budget = False, POLL_BUDGET
+                log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
             found += seen + swept
         return found
 
@@ -627,11 +635,8 @@ def main(argv=None):
     tree = watcher.watch_tree(root)
     watcher.start()
     count = sum(map(len, tree.files.values()))
-    how = "notifications as hints" if watcher.hinting else f"polling every {watcher.interval:g}s"
-    log.info("watching %s: %d files, %s (a full pass costs %.0f ms)", root, count, how, 1000 * tree.cost)
-    if not watcher.hinting and watcher.period() > watcher.interval:
-        log.info("big tree: a full sweep every %.1fs (%.1f%% of a core); recently edited files every %gs",
-                 watcher.period(), 100 * tree.cost / watcher.period(), watcher.interval)
+    how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"
+    log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
     sigreload.wait(stop)
     watcher.stop()
 

@@ -217,6 +217,7 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     assert period == pytest.approx(tree.cost / w.budget)
     due = [w._due(tree, 100.0 + period * (k + 0.5) / 8) for k in range(10)]
     assert due == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
+    assert w.pace() == "big tree: a full sweep every 2.8s, 2.5% of a core; recently edited files every 0.1s"
 
 
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
@@ -234,7 +235,7 @@ def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
 def test_poll_mode_cli(procs, broadcaster, site):
     proc, port = broadcaster
     w = procs(module("watcher") + [site, "--ws-port", port, "--poll", "--interval", "0.05"])
-    w.wait_for("polling every 0.05s")
+    w.wait_for(r"polling \(.*every 0.05s")
     with client(port) as ws:
         recv(ws)
         write(site / "app.js", "// edited")
