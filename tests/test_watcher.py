@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+import file_tree
+import file_watching
 import watcher
 from conftest import cli, client, free_port, module, recv, write
 
@@ -23,13 +25,13 @@ def test_changes_sees_create_modify_delete_and_rename_into_place(tmp_path):
     (tmp_path / "a.html").write_text("a")
     (tmp_path / "b.css").write_text("b")
     (tmp_path / "c.js").write_text("c")
-    old = watcher.snapshot(str(tmp_path))
+    old = file_tree.snapshot(str(tmp_path))
     touch_later(tmp_path / "a.html")
     (tmp_path / "b.css").unlink()
     write(tmp_path / "c.js", "c")  # same size, same content, new inode
     (tmp_path / "d.txt").write_text("d")
-    new = watcher.snapshot(str(tmp_path))
-    assert [os.path.basename(p) for p in watcher.changes(old, new)] == ["a.html", "b.css", "c.js", "d.txt"]
+    new = file_tree.snapshot(str(tmp_path))
+    assert [os.path.basename(p) for p in file_tree.changes(old, new)] == ["a.html", "b.css", "c.js", "d.txt"]
 
 
 def test_same_size_rewrite_with_old_mtime_is_seen(tmp_path):
@@ -37,13 +39,13 @@ def test_same_size_rewrite_with_old_mtime_is_seen(tmp_path):
     page = tmp_path / "page.html"
     page.write_text("aaaa")
     st = os.stat(page)
-    old = watcher.snapshot(str(tmp_path))
+    old = file_tree.snapshot(str(tmp_path))
     with open(page, "r+") as f:  # same inode, same size
         f.write("bbbb")
     os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns))
     if os.stat(page).st_ctime_ns == st.st_ctime_ns:
         pytest.skip("ctime did not move within the file system's resolution")
-    assert watcher.changes(old, watcher.snapshot(str(tmp_path))) == [str(page)]
+    assert file_tree.changes(old, file_tree.snapshot(str(tmp_path))) == [str(page)]
 
 
 def test_default_ignores_and_extra_globs(tmp_path):
@@ -52,7 +54,7 @@ def test_default_ignores_and_extra_globs(tmp_path):
                 "build/out.html", "keep.html", "sub/keep.css"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
-    found = watcher.snapshot(str(tmp_path), watcher.DEFAULT_IGNORE + ("build",))
+    found = file_tree.snapshot(str(tmp_path), file_tree.DEFAULT_IGNORE + ("build",))
     assert sorted(os.path.relpath(p, tmp_path) for p in found) == ["keep.html", "sub/keep.css"]
 
 
@@ -64,7 +66,7 @@ def test_scan_survives_loops_dangling_links_fifos_and_odd_names(tmp_path):
     odd = os.fsencode(tmp_path) + b"/\xff-\nname.html"
     open(odd, "w").close()
     (tmp_path / "-dash.html").write_text("x")
-    found = watcher.snapshot(str(tmp_path))
+    found = file_tree.snapshot(str(tmp_path))
     assert sorted(os.path.basename(p) for p in found) == sorted(["-dash.html", os.fsdecode(b"\xff-\nname.html")])
 
 
@@ -78,7 +80,7 @@ def test_pick_signal_css_only_when_every_change_is_a_present_stylesheet(tmp_path
 def test_watched_file_has_changed(tmp_path):
     path = tmp_path / "f.html"
     path.write_text("1")
-    wf = watcher.WatchedFile(str(path))
+    wf = file_watching.WatchedFile(str(path))
     assert wf.has_changed() == 0
     touch_later(path)
     assert wf.has_changed() == 1
@@ -91,7 +93,7 @@ def test_simple_watcher_api(tmp_path):
     got = queue.Queue()
     page = tmp_path / "p.html"
     page.write_text("1")
-    w = watcher.SimpleWatcher(got.put, interval=0.02)
+    w = file_watching.SimpleWatcher(got.put, interval=0.02)
     w.watch_file(str(page))
     assert w.is_watched(str(page)) and not w.is_watched(str(tmp_path / "q.html"))
     assert w.stop() is False
@@ -116,7 +118,7 @@ BURST = "import pathlib, sys\nfor i in range(200): (pathlib.Path(sys.argv[1]) / 
 @pytest.mark.parametrize("hints", [False, True], ids=["poll", "hints"])
 def test_a_burst_gives_one_call_after_the_last_write(tmp_path, hints):
     got = queue.Queue()
-    w = watcher.SimpleWatcher(got.put, interval=0.02, hints=hints)
+    w = file_watching.SimpleWatcher(got.put, interval=0.02, hints=hints)
     w.watch_tree(str(tmp_path))
     w.start()
     try:
@@ -134,7 +136,7 @@ def test_a_change_without_notification_is_found_and_switches_to_polling(tmp_path
     page = tmp_path / "page.html"
     page.write_text("1")
     got = queue.Queue()
-    w = watcher.SimpleWatcher(got.put, interval=0.02, hints=True)
+    w = file_watching.SimpleWatcher(got.put, interval=0.02, hints=True)
     w.watch_tree(str(tmp_path))
     w.start()
     try:
@@ -151,7 +153,7 @@ def test_a_change_without_notification_is_found_and_switches_to_polling(tmp_path
 
 
 def test_tree_check_handles_new_deleted_and_ignored_paths(tmp_path):
-    tree = watcher.Tree(str(tmp_path))
+    tree = file_tree.Tree(str(tmp_path))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.html").write_text("a")
     assert tree.check(str(tmp_path / "sub")) == [str(tmp_path / "sub" / "a.html")]
@@ -171,7 +173,7 @@ def old_tree(root, folders=4, files=5):
             (root / f"d{d}" / f"f{f}.txt").write_text("x")
         os.utime(root / f"d{d}", (1e9, 1e9))
     os.utime(root, (1e9, 1e9))
-    return watcher.Tree(str(root))
+    return file_tree.Tree(str(root))
 
 
 def test_sweep_trusts_only_old_folder_stamps_and_still_sees_every_change(tmp_path):
@@ -194,8 +196,8 @@ def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps
     tree = old_tree(tmp_path)
     folder = str(tmp_path / "d0")
     (tmp_path / "d0" / "new.txt").write_text("n")
-    tree.stamps[folder] = (watcher.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
-    found = [tree.sweep() for _ in range(watcher.LIST_EVERY + 1)]
+    tree.stamps[folder] = (file_tree.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
+    found = [tree.sweep() for _ in range(file_tree.LIST_EVERY + 1)]
     assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
 
 
@@ -210,9 +212,9 @@ def test_sweep_in_slices_covers_the_tree_once(tmp_path):
 
 def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     """Every folder is rescanned once a period: slices are due at k/n of it, never straddling."""
-    w = watcher.SimpleWatcher(interval=0.1)
+    w = file_watching.SimpleWatcher(interval=0.1)
     tree = w.watch_tree(str(tmp_path))
-    tree.cost, tree.began = 3.5 * watcher.SLICE, 100.0  # four slices of one sweep
+    tree.cost, tree.began = 3.5 * file_watching.SLICE, 100.0  # four slices of one sweep
     period = w.period()
     assert period == pytest.approx(tree.cost / w.budget)
     due = [w._due(tree, 100.0 + period * (k + 0.5) / 8) for k in range(10)]

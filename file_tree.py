@@ -1,0 +1,260 @@
+"""The watched tree: stat signatures, folder listings, and a Tree that rescans
+them whole, by folder, or a slice at a time.
+
+A file changed when its stat signature differs (``!=``). Nothing here starts a
+thread or sends a signal: ``file_watching`` paces these calls, ``watcher`` acts
+on what they find.
+"""
+
+import fnmatch
+import heapq
+import logging
+import os
+import re
+import stat
+import time
+
+HOT_AGE = 600  # files modified this recently (s) are polled every tick...
+HOT_MAX = 32  # ... at most this many
+RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
+LIST_EVERY = 8  # a folder with an unchanged stamp is still listed once in this many passes
+
+DEFAULT_IGNORE = (
+    ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
+    ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    ".cache", ".sass-cache", ".idea", ".vscode", ".DS_Store", "*.pyc",
+    "*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp",
+    "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
+)
+
+log = logging.getLogger("sigreload.watch")
+
+
+def signature(st):
+    """What we compare: any write, truncate, rename-into-place or cp -p shows."""
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def stamp(st):
+    """A folder's own signature: it changes when an entry is added, removed or renamed."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def matcher(patterns):
+    """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
+    ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
+    Runs per entry per pass: compiled once, and with name globs only, each
+    name's verdict is remembered."""
+    def compiled(globs):
+        return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
+
+    by_name = compiled([p for p in patterns if "/" not in p])
+    paths = [p.strip("/") for p in patterns if "/" in p]
+    if paths:
+        by_path = compiled(paths)
+        return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
+    verdicts = {}
+
+    def skip(name, prefix):
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = verdicts[name] = by_name(name) is not None
+        return verdict
+
+    return skip
+
+
+def scan_dir(folder, root, skip):
+    """({path: signature} of the regular files in ``folder``, [subfolders]).
+
+    Raises OSError when the folder cannot be listed; skips entries that
+    vanish mid-scan, FIFOs, sockets, dangling links; never enters a
+    virtualenv (a pyvenv.cfg).
+    """
+    with os.scandir(folder) as it:
+        entries = list(it)
+    if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
+        return {}, []
+    prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
+    files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
+    for entry in entries:
+        if skip(entry.name, prefix):
+            continue
+        try:
+            st = entry.stat()  # follows links; one call tells folder from file
+        except OSError:
+            continue
+        if isreg(st.st_mode):  # signature(), inlined: this is the hot loop
+            files[entry.path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        elif isdir(st.st_mode):
+            folders.append(entry.path)
+    return files, folders
+
+
+def snapshot(root, patterns=DEFAULT_IGNORE):
+    """{path: signature} of every regular file under ``root`` (one full pass)."""
+    return Tree(root, patterns).snapshot()
+
+
+def changes(old, new):
+    """Sorted paths created, modified or deleted between two {path: signature}."""
+    return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+
+
+class Tree:
+    """Per-folder state of one watched root: rescanned whole, by folder, or in slices.
+
+    Never raises for the file system: an unreadable folder is reported once
+    (and its files kept as they were), symlink loops are entered once.
+    """
+
+    def __init__(self, root, patterns=DEFAULT_IGNORE):
+        self.root, self.skip = root, matcher(patterns)
+        self.files, self.subdirs, self.ids, self.stamps = {}, {}, {}, {}
+        self.warned, self.queue, self.gone = set(), [], False
+        self.began, self.done, self.size, self.cpu, self.cycle_cpu = time.monotonic(), 0, 0, 0.0, 0.0
+        started = time.thread_time()
+        self.rescan(root)
+        self.cost = time.thread_time() - started  # CPU per full sweep (smoothed)
+
+    def snapshot(self):
+        return {p: s for files in self.files.values() for p, s in files.items()}
+
+    def rescan(self, folder):
+        """Rescan one folder (and any new subfolder, however deep): the changed paths."""
+        found, todo = [], [folder]
+        while todo:
+            found += self._rescan_one(todo.pop(), todo)
+        return found
+
+    def _rescan_one(self, folder, todo):
+        try:
+            st = os.stat(folder)  # before the listing: a change during it shows next time
+            if folder not in self.files:  # new: is it a folder we already watch (a symlink loop)?
+                key = (st.st_dev, st.st_ino)
+                if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
+                    raise FileExistsError
+            files, subdirs = scan_dir(folder, self.root, self.skip)
+        except FileNotFoundError:
+            return self.drop(folder) if folder != self.root else []
+        except OSError as exc:
+            if folder not in self.warned and not isinstance(exc, FileExistsError):
+                self.warned.add(folder)
+                log.warning("cannot read %r (%s): not watched", folder, exc.strerror)
+            return []
+        old = self.files.get(folder, {})
+        found = [] if old == files else changes(old, files)  # the common case, in C
+        self.files[folder] = files
+        # A stamp as young as a coarse clock's tick (1-2 s on ext3, HFS+, FAT) may hide
+        # a later change in the same tick: such a folder is listed again ("racy git").
+        if time.time() - st.st_mtime <= RACY:
+            self.stamps.pop(folder, None)
+        else:  # (stamp, cheap passes left before a listing), newly trusted folders staggered
+            left = LIST_EVERY if folder in self.stamps else hash(folder) % LIST_EVERY + 1
+            self.stamps[folder] = (stamp(st), left)
+        known = self.subdirs.get(folder, set())
+        if len(known) != len(subdirs) or not known.issuperset(subdirs):
+            for gone in known - set(subdirs):
+                found += self.drop(gone)
+            self.subdirs[folder] = set(subdirs)
+        todo += [sub for sub in subdirs if sub not in self.files]
+        return found
+
+    def restat(self, path):
+        """The cheap check for a path we know: changed paths (via check when it moved)."""
+        folder = os.path.dirname(path)
+        try:
+            now = signature(os.stat(path))
+        except OSError:
+            now = None
+        return [] if self.files.get(folder, {}).get(path) == now else self.check(path)
+
+    def drop(self, folder):
+        """Forget a vanished folder: its files (and its subfolders') are deleted."""
+        found, todo = [], [folder]
+        while todo:
+            gone = todo.pop()
+            found += sorted(self.files.pop(gone, {}))
+            self.stamps.pop(gone, None)
+            todo += self.subdirs.pop(gone, ())
+        return found
+
+    def sweep(self, upto=1.0):
+        """Rescan folders until ``upto`` (0 to 1) of the current full sweep is done;
+        the next one begins when it ends. Returns the changed paths; keeps the CPU
+        spent in ``cpu`` and a full sweep's (smoothed) in ``cost``."""
+        started, found = time.thread_time(), []
+        if not self.queue:
+            self.queue = sorted(self.files, reverse=True)
+            self.size = len(self.files) + sum(map(len, self.files.values()))  # a folder costs itself too
+            self.done, self.cycle_cpu = 0, self.cpu
+        while self.queue and self.done < upto * self.size:
+            folder = self.queue.pop()
+            if folder in self.files:
+                self.done += 1 + len(self.files[folder])
+                found += self.quick(folder)
+        self.cpu += time.thread_time() - started
+        if not self.queue:
+            self.cost += (self.cpu - self.cycle_cpu - self.cost) / 4  # smoothed: a steady period
+            self.began = time.monotonic()
+        return found
+
+    def quick(self, folder):
+        """Rescan a folder, cheaply when its stamp says its entries are the same:
+        then only its known files are stat()ed (no listing, no globs)."""
+        known = self.stamps.get(folder)
+        try:
+            if known and known[1] and known[0] == stamp(os.stat(folder)):
+                stat = os.stat
+                for path, sig in self.files[folder].items():
+                    st = stat(path)
+                    if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:
+                        break
+                else:
+                    self.stamps[folder] = (known[0], known[1] - 1)
+                    return []
+        except OSError:  # vanished or unreadable: the listing tells
+            pass
+        return self.rescan(folder)
+
+    def check(self, path):
+        """Re-stat one path a hint or the hot list names: the changed paths.
+
+        A folder (new, moved or deleted) rescans its parent; a path under
+        an ignored or unknown folder changes nothing.
+        """
+        folder = os.path.dirname(path)
+        if folder not in self.files:
+            return []
+        rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+        if self.skip(os.path.basename(path), "" if rel == "." else rel + "/"):
+            return []
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if path in self.files or (st and stat.S_ISDIR(st.st_mode)):
+            return self.rescan(folder)
+        new = signature(st) if st and stat.S_ISREG(st.st_mode) else None
+        if self.files[folder].get(path) == new:
+            return []
+        if new is None:
+            del self.files[folder][path]
+        else:
+            self.files[folder][path] = new
+        return [path]
+
+    def recent(self, now):
+        """The HOT_MAX most recently modified files (younger than HOT_AGE)."""
+        cutoff = (now - HOT_AGE) * 1e9
+        young = ((s[0], p) for f in self.files.values() for p, s in f.items() if s[0] > cutoff)
+        return [p for _, p in heapq.nlargest(HOT_MAX, young)]
+
+
+def has_entries(folder):
+    """Whether ``folder`` exists and lists anything (a build may have emptied it)."""
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False

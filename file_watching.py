@@ -1,0 +1,255 @@
+"""LiveServer.jl's file watching: ``WatchedFile`` and ``SimpleWatcher``.
+
+Polling is the ground truth (it works on WSL drives, Docker mounts, NFS).
+Kernel notifications, where they work, are only hints of where to look
+first; a sweep of the whole tree still runs on a CPU budget, so a lost hint
+can only delay a change, never drop it.
+"""
+
+import logging
+import math
+import os
+import threading
+import time
+
+from file_tree import DEFAULT_IGNORE, HOT_MAX, Tree, has_entries, signature
+
+INTERVAL = 0.1
+SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
+MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
+POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
+HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net)
+SWEEP_TARGET = 1.0  # seconds per full sweep of a tree too costly to sweep every tick...
+SMALL_SHARE = 0.002  # ... that is, costing more than this share of a core at that pace
+SLICE = 0.02  # the most CPU (s) one slice of a sweep takes (the hot list waits meanwhile)
+
+log = logging.getLogger("sigreload.watch")
+
+
+class WatchedFile:
+    """One file and its last seen signature (LiveServer.jl's WatchedFile)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.signature = self._stat()
+
+    def _stat(self):
+        try:
+            return signature(os.stat(self.path))
+        except OSError:
+            return None
+
+    def has_changed(self):
+        """-1 when gone, 0 when the same, 1 when changed; remembers what it saw."""
+        now = self._stat()
+        changed, self.signature = now != self.signature, now
+        return -1 if now is None else int(changed)
+
+
+class SimpleWatcher:
+    """Watches files and folders in a thread; ``callback(paths)`` once per settled burst.
+
+    A burst ends after SETTLE of quiet (with hints) or one quiet tick (polling),
+    so a build or a checkout gives one call, after its last write.
+    ``hints=True`` takes kernel notifications as hints where they work.
+    """
+
+    def __init__(self, callback=None, interval=INTERVAL, ignore=DEFAULT_IGNORE, hints=False):
+        self.callback = callback
+        self.interval = max(interval, 0.01)
+        self.ignore = tuple(ignore)
+        self.files, self.trees = {}, {}  # path -> WatchedFile, root -> Tree
+        self.want_hints, self.hinting = hints, False
+        self.hints, self.hinted, self.lock = set(), threading.Event(), threading.Lock()
+        self.hot, self.budget, self.overhead, self.busy = [], POLL_BUDGET, 0.0, 0.0
+        self.window = (0.0, 0.0)  # (when, CPU) the overhead is measured from
+        self._stop, self._thread, self._observer = threading.Event(), None, None
+
+    def set_callback(self, callback):
+        """Swap the callback; safe while running (takes effect at the next burst)."""
+        self.callback = callback
+
+    def watch_file(self, path):
+        """Watch one file; idempotent."""
+        self.files.setdefault(path, WatchedFile(path))
+
+    def watch_tree(self, root):
+        """Watch every file under ``root``, including files created later."""
+        self.trees[root] = tree = Tree(root, self.ignore)
+        self.hot = list(dict.fromkeys(self.hot + tree.recent(time.time())))[:HOT_MAX]
+        return tree
+
+    def period(self):
+        """Seconds per full sweep: every tick for a small tree, SWEEP_TARGET for a
+        bigger one, longer when that would cost more than the budget leaves after
+        the ticks themselves (measured)."""
+        cost = sum(t.cost for t in self.trees.values())
+        spare = max(self.budget - self.overhead, self.budget / 2)
+        return max(self.interval, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
+
+    def pace(self):
+        """What polling costs, in words (for the log)."""
+        cost, period = sum(t.cost for t in self.trees.values()), self.period()
+        if period <= self.interval:
+            return f"every {self.interval:g}s, {100 * cost / period:.1f}% of a core"
+        return (f"{'big tree: ' if period >= SWEEP_TARGET else ''}a full sweep every {period:.1f}s, "
+                f"{100 * cost / period:.1f}% of a core; recently edited files every {self.interval:g}s")
+
+    def is_watched(self, path):
+        return path in self.files or any(
+            path in t.files.get(os.path.dirname(path), ()) for t in self.trees.values())
+
+    def scan(self):
+        """One full pass over everything watched: the changed paths."""
+        found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        for tree in self.trees.values():
+            tree.queue = []
+            found += tree.sweep()
+        return found
+
+    def hint(self, paths):
+        """Note paths a notification named (thread-safe, cheap: the loop looks)."""
+        with self.lock:
+            self.hints.update(paths)
+        self.hinted.set()
+
+    def _take_hints(self):
+        with self.lock:
+            paths, self.hints = self.hints, set()
+            self.hinted.clear()
+        trees = [t for t in self.trees.values() if not t.gone and has_entries(t.root)]
+        return [c for p in paths for t in trees for c in t.check(p)]
+
+    def _due(self, tree, now):
+        """How much of ``tree``'s sweep is due by ``now`` (0 to 1): slices of at most
+        SLICE of CPU, each at a fixed point of the period, so every folder is rescanned
+        once a period (never twice, then not for two, around a slice's end)."""
+        slices = max(1, math.ceil(tree.cost / SLICE))
+        return min(1.0, math.floor((now - tree.began) / self.period() * slices) / slices)
+
+    def _tick(self, pending, now):
+        """Watched files, the hot list and pending folders (polling only), and what
+        is due of each tree's sweep: the changed paths."""
+        found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        for tree in self.trees.values():
+            seen = []
+            if not self.hinting:
+                seen += [c for p in self.hot for c in tree.restat(p)]
+                for folder in {os.path.dirname(p) for p in pending}:
+                    if folder in tree.files:
+                        seen += tree.rescan(folder)  # a burst goes on in the same folders
+            swept = tree.sweep(self._due(tree, now))
+            if (seen or swept or tree.gone) and not has_entries(tree.root):
+                tree.gone = True  # deleted (or emptied) by a build: report nothing until it is back
+                continue
+            if tree.gone:
+                tree.gone = False
+                log.info("%s is back: rescanning it", tree.root)
+                tree.queue = []
+                swept += tree.sweep()
+                self._rearm()
+            elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
+                self.hinting, self.budget = False, POLL_BUDGET
+                log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
+            found += seen + swept
+        return found
+
+    def _account(self, now):
+        """Every 2 s: the share of a core ticks, hints and the hot list cost (not the
+        sweep, not the callback): what the budget cannot give the sweep."""
+        cpu = self._watching_cpu()
+        if now - self.window[0] >= 2:
+            self.overhead += ((cpu - self.window[1]) / (now - self.window[0]) - self.overhead) / 4
+            self.window = (now, cpu)
+
+    def _watching_cpu(self):
+        return time.thread_time() - self.busy - sum(t.cpu for t in self.trees.values())
+
+    @staticmethod
+    def _stale(path):
+        try:
+            return time.time() - os.stat(path).st_mtime > 2
+        except OSError:
+            return False
+
+    def _run(self):
+        """Hints or ticks find changes; SETTLE of quiet (re-checked) ends the burst."""
+        pending, first, last, ticked = set(), 0.0, 0.0, time.monotonic()
+        self.window = (ticked, self._watching_cpu())
+        while not self._stop.is_set():
+            # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
+            settle = min(0.1, SETTLE + 0.001 * max(0, len(pending) - 1))
+            wait = settle if pending else self.interval * (5 if self.hinting else 1)
+            hinted = self.hinted.wait(wait)
+            now = time.monotonic()
+            spent = time.thread_time()
+            found = self._take_hints() if hinted else []
+            if not hinted or now - ticked >= self.interval:  # a stream of hints never starves the sweep
+                found += self._tick(pending, now)
+                ticked = now
+            spent = time.thread_time() - spent
+            self._account(now)
+            if log.isEnabledFor(logging.DEBUG) and (found or spent > 0.001):
+                log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
+            if found:
+                pending.update(found)
+                self.hot = list(dict.fromkeys(found + self.hot))[:HOT_MAX]
+                first, last = first or now, now
+            quiet = now - last >= settle
+            if pending and (quiet or now - first > MAX_BURST):
+                if self.callback:
+                    started = time.thread_time()
+                    self.callback(sorted(pending))
+                    self.busy += time.thread_time() - started
+                pending, first = set(), 0.0
+
+    def _start_hints(self):
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+
+            watcher = self
+
+            class Hints(FileSystemEventHandler):
+                def on_any_event(self, event):
+                    if event.event_type not in ("opened", "closed_no_write"):  # reads are no change
+                        paths = (event.src_path, getattr(event, "dest_path", ""))
+                        watcher.hint([os.fsdecode(p) for p in paths if p])
+
+            observer = Observer()
+            for root in self.trees:
+                observer.schedule(Hints(), root, recursive=True)
+            observer.start()
+        except (ImportError, OSError) as exc:
+            log.warning("change notifications unavailable (%s): polling", exc)
+            return
+        self._observer, self.hinting, self.budget = observer, True, HINT_BUDGET
+
+    def _rearm(self):
+        """Notifications died with a deleted root: watch the new folder."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer = None
+            self._start_hints()
+
+    def start(self):
+        """Start watching in a daemon thread; idempotent."""
+        if self._thread is None:
+            self._stop.clear()
+            if self.want_hints and self._observer is None:
+                self._start_hints()
+            self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self):
+        """Stop watching; return whether it was running. The watch list is kept."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return False
+        self._stop.set()
+        self.hinted.set()
+        thread.join()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer, self.hinting = None, False
+        return True
