@@ -195,7 +195,7 @@ class Tree:
                 found += self.quick(folder)
         self.cpu += time.thread_time() - started
         if not self.queue:
-            self.cost += (self.cpu - self.cycle_cpu - self.cost) / 4  # smoothed: a steady period
+            self.cost += (self.cpu - self.cycle_cpu - self.cost) / 8  # smoothed: a steady period
             self.began = time.monotonic()
         return found
 

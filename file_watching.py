@@ -138,7 +138,9 @@ class SimpleWatcher:
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
                         seen += tree.rescan(folder)  # a burst goes on in the same folders
-            swept = tree.sweep(self._due(tree, now))
+            began, swept = tree.began, tree.sweep(self._due(tree, now))
+            if not tree.queue:  # it ended: the next is due a period after this one was (no drift)
+                tree.began = max(began + self.period(), now - self.interval)
             if (seen or swept or tree.gone) and not has_entries(tree.root):
                 tree.gone = True  # deleted (or emptied) by a build: report nothing until it is back
                 continue

@@ -217,9 +217,9 @@ def main(argv=None):
         log.warning("LAN mode: any device on your network can read %s: %s", args.root,
                     ", ".join(f"http://{a}:{bound_port}/" for a in sigreload.lan_addresses()))
     log.info("serving %s at http://%s:%d/ (pid %d)", os.path.abspath(args.root), shown, bound_port, os.getpid())
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    # No polling for a shutdown request: the process ends with its main thread.
+    threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
     sigreload.wait(stop)
-    server.shutdown()
     server.server_close()
 
 

@@ -25,6 +25,7 @@ HOST = "127.0.0.1"
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 BROADCASTER_NAMES = ("reload_server.py", "sigreload-broadcast")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+PARENT = os.getppid()  # at start-up: the process we follow (see orphaned)
 
 log = logging.getLogger("sigreload")
 
@@ -45,27 +46,29 @@ def setup_logging(verbose=False):
     logging.raiseExceptions = False
 
 
-def lifeline(interval=0.5):
-    """Send ourselves SIGTERM when our parent dies (daemon thread).
+def orphaned():
+    """Whether the parent we started under is gone.
 
     rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
-    SIGINT; a child polling getppid() notices and shuts down cleanly.
+    SIGINT; a child polling getppid() notices and shuts down cleanly. A
+    process started orphaned on purpose (nohup, init: parent 1) follows no one.
     """
-    parent = os.getppid()
-    if parent == 1:
-        return  # already orphaned on purpose (nohup, init): nothing to follow
+    return PARENT != 1 and os.getppid() != PARENT
 
+
+def lifeline(interval=0.5):
+    """Send ourselves SIGTERM when our parent dies (a daemon thread, for asyncio
+    processes; plain ones check in ``wait``)."""
     def follow():
-        while os.getppid() == parent:
-            stop.wait(interval)
+        while not orphaned():
+            time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    stop = threading.Event()
     threading.Thread(target=follow, name="lifeline", daemon=True).start()
 
 
 def stop_event():
-    """An Event set by SIGINT, SIGTERM, SIGHUP or our parent's death.
+    """An Event set by SIGINT, SIGTERM or SIGHUP (``wait`` also ends when our parent dies).
 
     For plain (threaded) processes: the handlers only set the Event. A
     SIGUSR1 or SIGUSR2 sent here by mistake is ignored, not fatal.
@@ -77,7 +80,6 @@ def stop_event():
     for signum in triggers:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, triggers)
-    lifeline()
     return stop
 
 
@@ -90,14 +92,16 @@ def snippet_dir():
 
 
 def wait(stop, tick=0.5):
-    """Block until ``stop`` is set, waking every ``tick`` seconds.
+    """Block until ``stop`` is set or our parent dies (then set it), waking every
+    ``tick`` seconds: one thread, one wake-up per tick (each costs CPU at idle).
 
     A signal the kernel delivers to another thread (watchdog's, the HTTP
     server's) runs its Python handler only when the main thread wakes: a
     bare ``stop.wait()`` could sleep through SIGINT forever.
     """
     while not stop.wait(tick):
-        pass
+        if orphaned():
+            stop.set()
 
 
 def lan_addresses():
@@ -357,7 +361,7 @@ def children_argv(args, broadcaster_pid=None):
 def supervise(children, stop):
     """Wait until ``stop`` is set or a child exits; then stop every child."""
     status = 0
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and not orphaned():
         exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
         if exited:
             log.error("%s exited with status %s; stopping the others", *exited[0])
