@@ -35,6 +35,14 @@ def signature(st):
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
+def signature_of(path):
+    """The signature of the file at ``path``, None when it cannot be stat()ed."""
+    try:
+        return signature(os.stat(path))
+    except OSError:
+        return None
+
+
 def stamp(st):
     """A folder's own signature: it changes when an entry is added, removed or renamed."""
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -116,6 +124,7 @@ class Tree:
         started = time.thread_time()
         self.rescan(root)
         self.cost = time.thread_time() - started  # CPU per full sweep (smoothed)
+        self.sweeps = 0
 
     def snapshot(self):
         return {p: s for files in self.files.values() for p, s in files.items()}
@@ -160,14 +169,9 @@ class Tree:
         todo += [sub for sub in subdirs if sub not in self.files]
         return found
 
-    def restat(self, path):
-        """The cheap check for a path we know: changed paths (via check when it moved)."""
-        folder = os.path.dirname(path)
-        try:
-            now = signature(os.stat(path))
-        except OSError:
-            now = None
-        return [] if self.files.get(folder, {}).get(path) == now else self.check(path)
+    def known(self, path):
+        """The signature last seen for ``path`` (None: not a file we know)."""
+        return self.files.get(os.path.dirname(path), {}).get(path)
 
     def drop(self, folder):
         """Forget a vanished folder: its files (and its subfolders') are deleted."""
@@ -195,7 +199,10 @@ class Tree:
                 found += self.quick(folder)
         self.cpu += time.thread_time() - started
         if not self.queue:
-            self.cost += (self.cpu - self.cycle_cpu - self.cost) / 8  # smoothed: a steady period
+            # The mean of the sweeps so far, then of about the last 8: a steady period.
+            # (The first listing's cost, allocations included, is no guide.)
+            self.sweeps += 1
+            self.cost += (self.cpu - self.cycle_cpu - self.cost) / min(self.sweeps, 8)
             self.began = time.monotonic()
         return found
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from file_tree import DEFAULT_IGNORE, HOT_MAX, Tree, has_entries, signature
+from file_tree import DEFAULT_IGNORE, HOT_MAX, Tree, has_entries, signature_of
 
 INTERVAL = 0.1
 SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
@@ -31,17 +31,11 @@ class WatchedFile:
 
     def __init__(self, path):
         self.path = path
-        self.signature = self._stat()
-
-    def _stat(self):
-        try:
-            return signature(os.stat(self.path))
-        except OSError:
-            return None
+        self.signature = signature_of(path)
 
     def has_changed(self):
         """-1 when gone, 0 when the same, 1 when changed; remembers what it saw."""
-        now = self._stat()
+        now = signature_of(self.path)
         changed, self.signature = now != self.signature, now
         return -1 if now is None else int(changed)
 
@@ -61,7 +55,7 @@ class SimpleWatcher:
         self.files, self.trees = {}, {}  # path -> WatchedFile, root -> Tree
         self.want_hints, self.hinting = hints, False
         self.hints, self.hinted, self.lock = set(), threading.Event(), threading.Lock()
-        self.hot, self.budget, self.overhead, self.busy = [], POLL_BUDGET, 0.0, 0.0
+        self.hot, self.budget, self.overhead, self.busy = {}, POLL_BUDGET, 0.0, 0.0  # hot: {path: signature}
         self.window = (0.0, 0.0)  # (when, CPU) the overhead is measured from
         self._stop, self._thread, self._observer = threading.Event(), None, None
 
@@ -76,8 +70,14 @@ class SimpleWatcher:
     def watch_tree(self, root):
         """Watch every file under ``root``, including files created later."""
         self.trees[root] = tree = Tree(root, self.ignore)
-        self.hot = list(dict.fromkeys(self.hot + tree.recent(time.time())))[:HOT_MAX]
+        self._heat(tree.recent(time.time()))
         return tree
+
+    def _heat(self, paths):
+        """Put ``paths`` first in the hot list, each with the signature its tree holds
+        (kept here: a tick compares without touching the big per-folder maps)."""
+        paths = list(dict.fromkeys([*paths, *self.hot]))[:HOT_MAX]
+        self.hot = {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in paths}
 
     def period(self):
         """Seconds per full sweep: every tick for a small tree, SWEEP_TARGET for a
@@ -131,10 +131,10 @@ class SimpleWatcher:
         """Watched files, the hot list and pending folders (polling only), and what
         is due of each tree's sweep: the changed paths."""
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        warm = [] if self.hinting else [p for p, sig in self.hot.items() if signature_of(p) != sig]
         for tree in self.trees.values():
-            seen = []
+            seen = [c for p in warm for c in tree.check(p)]
             if not self.hinting:
-                seen += [c for p in self.hot for c in tree.restat(p)]
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
                         seen += tree.rescan(folder)  # a burst goes on in the same folders
@@ -195,7 +195,7 @@ class SimpleWatcher:
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
                 pending.update(found)
-                self.hot = list(dict.fromkeys(found + self.hot))[:HOT_MAX]
+                self._heat(found)
                 first, last = first or now, now
             quiet = now - last >= settle
             if pending and (quiet or now - first > MAX_BURST):
