@@ -18,7 +18,8 @@ INTERVAL = 0.1
 SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
-HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net)
+HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net...
+HINT_PERIOD = 2.0  # ... every this many seconds at most often)
 SWEEP_TARGET = 1.0  # seconds per full sweep of a tree too costly to sweep every tick...
 SMALL_SHARE = 0.002  # ... that is, costing more than this share of a core at that pace
 SLICE = 0.02  # the most CPU (s) one slice of a sweep takes (the hot list waits meanwhile)
@@ -80,12 +81,21 @@ class SimpleWatcher:
         self.hot = {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in paths}
 
     def period(self):
-        """Seconds per full sweep: every tick for a small tree, SWEEP_TARGET for a
-        bigger one, longer when that would cost more than the budget leaves after
-        the ticks themselves (measured)."""
+        """Seconds per full sweep: every tick for a small tree (HINT_PERIOD with
+        hints), SWEEP_TARGET for a bigger one, longer when that would cost more
+        than the budget leaves after the ticks themselves (measured)."""
         cost = sum(t.cost for t in self.trees.values())
         spare = max(self.budget - self.overhead, self.budget / 2)
-        return max(self.interval, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
+        floor = HINT_PERIOD if self.hinting else self.interval
+        return max(floor, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
+
+    def _idle(self, now):
+        """Seconds to sleep: a tick while files are polled one by one (watched,
+        or hot without hints) or a root is gone, else until the next slice of a
+        sweep is due."""
+        if self.files or (self.hot and not self.hinting) or any(t.gone for t in self.trees.values()):
+            return self.interval
+        return min([HINT_PERIOD] + [self._schedule(t, now)[1] - now for t in self.trees.values()])
 
     def pace(self):
         """What polling costs, in words (for the log)."""
@@ -117,15 +127,18 @@ class SimpleWatcher:
         with self.lock:
             paths, self.hints = self.hints, set()
             self.hinted.clear()
-        trees = [t for t in self.trees.values() if not t.gone and has_entries(t.root)]
-        return [c for p in paths for t in trees for c in t.check(p)]
+        for tree in self.trees.values():
+            tree.gone = tree.gone or not has_entries(tree.root)  # a tick sees it come back
+        return [c for p in paths for t in self.trees.values() if not t.gone for c in t.check(p)]
 
-    def _due(self, tree, now):
-        """How much of ``tree``'s sweep is due by ``now`` (0 to 1): slices of at most
-        SLICE of CPU, each at a fixed point of the period, so every folder is rescanned
-        once a period (never twice, then not for two, around a slice's end)."""
-        slices = max(1, math.ceil(tree.cost / SLICE))
-        return min(1.0, math.floor((now - tree.began) / self.period() * slices) / slices)
+    def _schedule(self, tree, now):
+        """(How much of ``tree``'s sweep is due by ``now``, 0 to 1; when its next slice
+        is due). Slices take at most SLICE of CPU, each at a fixed point of the period,
+        so every folder is rescanned once a period (never twice, then not for two,
+        around a slice's end)."""
+        period, slices = self.period(), max(1, math.ceil(tree.cost / SLICE))
+        done = min(slices, math.floor((now - tree.began) / period * slices))
+        return done / slices, tree.began + period * min(done + 1, slices) / slices
 
     def _tick(self, pending, now):
         """Watched files, the hot list and pending folders (polling only), and what
@@ -138,7 +151,7 @@ class SimpleWatcher:
                 for folder in {os.path.dirname(p) for p in pending}:
                     if folder in tree.files:
                         seen += tree.rescan(folder)  # a burst goes on in the same folders
-            began, swept = tree.began, tree.sweep(self._due(tree, now))
+            began, swept = tree.began, tree.sweep(self._schedule(tree, now)[0])
             if not tree.queue:  # it ended: the next is due a period after this one was (no drift)
                 tree.began = max(began + self.period(), now - self.interval)
             if (seen or swept or tree.gone) and not has_entries(tree.root):
@@ -181,7 +194,7 @@ class SimpleWatcher:
         while not self._stop.is_set():
             # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
             settle = min(0.1, SETTLE + 0.001 * max(0, len(pending) - 1))
-            wait = settle if pending else self.interval * (5 if self.hinting else 1)
+            wait = settle if pending else max(0.001, self._idle(time.monotonic()))
             hinted = self.hinted.wait(wait)
             now = time.monotonic()
             spent = time.thread_time()
