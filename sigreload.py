@@ -10,8 +10,10 @@ import argparse
 import importlib.util
 import logging
 import os
+import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -26,6 +28,7 @@ TRIGGERS = ("SIGUSR1", "SIGUSR2")
 BROADCASTER_NAMES = ("reload_server.py", "sigreload-broadcast")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 PARENT = os.getppid()  # at start-up: the process we follow (see orphaned)
+LIFELINE_ENV = "SIGRELOAD_LIFELINE"
 
 log = logging.getLogger("sigreload")
 
@@ -46,20 +49,43 @@ def setup_logging(verbose=False):
     logging.raiseExceptions = False
 
 
+def _inherited_lifeline():
+    """The read end of a pipe whose write end the process that spawned us holds
+    (``spawn``): it reads EOF the moment that process is gone. None without one."""
+    try:
+        fd = int(os.environ.pop(LIFELINE_ENV, ""))  # popped: not our children's
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.set_inheritable(fd, False)
+            return fd
+    except (ValueError, OSError):
+        pass
+    return None
+
+
+LIFELINE = _inherited_lifeline()
+_wakeup = None  # read end of the signal wakeup pipe (stop_event)
+
+
 def orphaned():
-    """Whether the parent we started under is gone.
+    """Whether the process that started us is gone: our lifeline reads EOF, or,
+    without one, our parent changed (polled: getppid).
 
     rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
-    SIGINT; a child polling getppid() notices and shuts down cleanly. A
-    process started orphaned on purpose (nohup, init: parent 1) follows no one.
+    SIGINT; its children notice and shut down cleanly. A process started
+    orphaned on purpose (nohup, init: parent 1) follows no one.
     """
+    if LIFELINE is not None:
+        return bool(select.select([LIFELINE], [], [], 0)[0])
     return PARENT != 1 and os.getppid() != PARENT
 
 
 def lifeline(interval=0.5):
-    """Send ourselves SIGTERM when our parent dies (a daemon thread, for asyncio
-    processes; plain ones check in ``wait``)."""
+    """Send ourselves SIGTERM when the process that started us is gone (a daemon
+    thread, for asyncio processes; plain ones follow it in ``wait``). Blocked on
+    the lifeline when there is one: no wake-ups at idle."""
     def follow():
+        if LIFELINE is not None:
+            select.select([LIFELINE], [], [])
         while not orphaned():
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -80,6 +106,11 @@ def stop_event():
     for signum in triggers:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, triggers)
+    # Whichever thread the kernel picks for a signal, its byte wakes wait().
+    global _wakeup
+    _wakeup, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     return stop
 
 
@@ -92,14 +123,19 @@ def snippet_dir():
 
 
 def wait(stop, tick=0.5):
-    """Block until ``stop`` is set or our parent dies (then set it), waking every
-    ``tick`` seconds: one thread, one wake-up per tick (each costs CPU at idle).
+    """Block until ``stop`` is set or the process that started us is gone (then
+    set it). The main thread sleeps in select() on the signal wakeup pipe and
+    the lifeline: no wake-ups at idle (without a lifeline, one per ``tick``).
 
     A signal the kernel delivers to another thread (watchdog's, the HTTP
     server's) runs its Python handler only when the main thread wakes: a
     bare ``stop.wait()`` could sleep through SIGINT forever.
     """
-    while not stop.wait(tick):
+    fds = [fd for fd in (_wakeup, LIFELINE) if fd is not None]
+    while not stop.is_set():
+        ready = select.select(fds, [], [], None if LIFELINE is not None and _wakeup is not None else tick)[0]
+        if _wakeup in ready:
+            os.read(_wakeup, 512)  # the handlers run now, in this thread
         if orphaned():
             stop.set()
 
@@ -186,13 +222,25 @@ def spawn(argv, **kwargs):
     SIGUSR1's default action terminates: between exec and the broadcaster's
     first line a signal would kill it. A blocked signal stays pending until
     the broadcaster has its handlers and unblocks it.
+
+    It also gets a lifeline: the read end of a pipe whose write end only we
+    hold, so it sees EOF the moment we are gone, however we die (SIGKILL too).
     """
     triggers = {getattr(signal, name) for name in TRIGGERS}
+    read, write = os.pipe()
+    kwargs["env"] = {**(kwargs.get("env") or os.environ), LIFELINE_ENV: str(read)}
+    kwargs["pass_fds"] = (read, *kwargs.get("pass_fds", ()))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
     try:
-        return subprocess.Popen(argv, **kwargs)
+        proc = subprocess.Popen(argv, **kwargs)
+    except BaseException:
+        os.close(write)
+        raise
     finally:
+        os.close(read)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    proc.lifeline = os.fdopen(write, "wb")  # closed when proc (or this process) goes
+    return proc
 
 
 def runs_broadcaster(cmdline):
