@@ -67,6 +67,17 @@ def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
     until(lambda: port_free(http) and port_free(ws), 2, "a port is still held")
 
 
+def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
+    """Its children read end-of-file on their lifelines, however it died."""
+    proc, http, ws = r_all
+    supervisor = next(p for p in descendants(proc.pid) if "sigreload.py" in " ".join(p.cmdline()))
+    children = supervisor.children()
+    assert len(children) == 3
+    supervisor.kill()
+    until(lambda: not any(map(running, children)), 2, "a child outlived the supervisor")
+    until(lambda: port_free(http) and port_free(ws), 2, "a port is still held")
+
+
 def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
     import subprocess
     import urllib.request
