@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from file_tree import DEFAULT_IGNORE, HOT_MAX, Tree, has_entries, signature_of
+from file_tree import DEFAULT_IGNORE, HOT_AGE, HOT_MAX, Tree, has_entries, signature_of
 
 INTERVAL = 0.1
 SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
@@ -56,7 +56,8 @@ class SimpleWatcher:
         self.files, self.trees = {}, {}  # path -> WatchedFile, root -> Tree
         self.want_hints, self.hinting = hints, False
         self.hints, self.hinted, self.lock = set(), threading.Event(), threading.Lock()
-        self.hot, self.budget, self.overhead, self.busy = {}, POLL_BUDGET, 0.0, 0.0  # hot: {path: signature}
+        self.hot, self.heated = {}, {}  # {path: signature}, {path: when it got hot}
+        self.budget, self.overhead, self.busy = POLL_BUDGET, 0.0, 0.0
         self.window = (0.0, 0.0)  # (when, CPU) the overhead is measured from
         self._stop, self._thread, self._observer = threading.Event(), None, None
 
@@ -71,14 +72,17 @@ class SimpleWatcher:
     def watch_tree(self, root):
         """Watch every file under ``root``, including files created later."""
         self.trees[root] = tree = Tree(root, self.ignore)
-        self._heat(tree.recent(time.time()))
+        self._heat(tree.recent(time.time()), time.monotonic())
         return tree
 
-    def _heat(self, paths):
-        """Put ``paths`` first in the hot list, each with the signature its tree holds
-        (kept here: a tick compares without touching the big per-folder maps)."""
-        paths = list(dict.fromkeys([*paths, *self.hot]))[:HOT_MAX]
-        self.hot = {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in paths}
+    def _heat(self, paths, now):
+        """Put ``paths`` first in the hot list, for HOT_AGE seconds, each with the
+        signature its tree holds (kept here: a tick compares without touching the
+        big per-folder maps). Nothing hot: no ticks at all."""
+        self.heated.update(dict.fromkeys(paths, now))
+        keep = [p for p in dict.fromkeys([*paths, *self.hot]) if now - self.heated[p] < HOT_AGE]
+        self.heated = {p: self.heated[p] for p in keep[:HOT_MAX]}
+        self.hot = {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in self.heated}
 
     def period(self):
         """Seconds per full sweep: every tick for a small tree (HINT_PERIOD with
@@ -144,6 +148,8 @@ class SimpleWatcher:
         """Watched files, the hot list and pending folders (polling only), and what
         is due of each tree's sweep: the changed paths."""
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        if self.hot and now - min(self.heated.values()) >= HOT_AGE:
+            self._heat([], now)  # cooled down
         warm = [] if self.hinting else [p for p, sig in self.hot.items() if signature_of(p) != sig]
         for tree in self.trees.values():
             seen = [c for p in warm for c in tree.check(p)]
@@ -208,7 +214,7 @@ class SimpleWatcher:
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
                 pending.update(found)
-                self._heat(found)
+                self._heat(found, now)
                 first, last = first or now, now
             quiet = now - last >= settle
             if pending and (quiet or now - first > MAX_BURST):

@@ -6,6 +6,7 @@ import queue
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -208,6 +209,17 @@ def test_sweep_in_slices_covers_the_tree_once(tmp_path):
     halves = [tree.sweep(0.5), tree.sweep(1.0)]
     assert [len(h) for h in halves] == [5, 5]
     assert tree.sweep(0.5) == [] and tree.queue
+
+
+def test_hot_files_cool_down(tmp_path):
+    """Recently edited files are polled every tick, for HOT_AGE seconds (then no ticks)."""
+    (tmp_path / "a.html").write_text("a")
+    w = file_watching.SimpleWatcher(interval=0.1)
+    w.watch_tree(str(tmp_path))
+    path = str(tmp_path / "a.html")
+    assert list(w.hot) == [path] and w.hot[path] == file_tree.signature_of(path)
+    w._heat([], time.monotonic() + file_tree.HOT_AGE)
+    assert w.hot == {}
 
 
 def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
