@@ -104,12 +104,32 @@ def cpu_seconds(procs):
     return total
 
 
-def idle_cpu(stack, seconds):
-    """Percent of one core used by every sigreload process over ``seconds``."""
+def switches(procs):
+    """{thread id: context switches} of every thread of ``procs`` (Linux): each is a wake-up."""
+    out = {}
+    for p in procs:
+        try:
+            for t in p.threads():
+                n = psutil.Process(t.id).num_ctx_switches()
+                out[t.id] = n.voluntary + n.involuntary
+        except psutil.Error:
+            pass
+    return out
+
+
+def idle(stack, seconds):
+    """(Percent of one core, wake-ups a second) of every sigreload process over ``seconds``."""
     procs = stack.processes()
-    before = cpu_seconds(procs)
+    cpu, woke = cpu_seconds(procs), switches(procs)
     time.sleep(seconds)  # idle is what is measured
-    return 100 * (cpu_seconds(procs) - before) / seconds
+    woken = sum(n - woke.get(tid, 0) for tid, n in switches(procs).items())  # threads alive at the end
+    return 100 * (cpu_seconds(procs) - cpu) / seconds, woken / seconds
+
+
+def record_idle(results, name, stack, seconds):
+    cpu, woke = idle(stack, seconds)
+    results[f"{name}: idle CPU, % of a core"] = summary([cpu])
+    results[f"{name}: idle wake-ups a second, all threads"] = summary([woke])
 
 
 def rss_mb(stack):
@@ -223,7 +243,7 @@ def poll_mode(args, results):
         stack = Stack(site, ["--poll"], ws_port)
         try:
             name = f"{args.big} files, --poll"
-            results[f"{name}: idle CPU, % of a core"] = summary([idle_cpu(stack, args.idle)])
+            record_idle(results, name, stack, args.idle)
             hot = run_async(ws_latency(stack, page_edits(stack, site, args.edits)))
             results[f"{name}: recently edited file -> ws client (ms)"] = summary(hot)
             cold = sorted(site.rglob("*.txt"))[:: max(1, args.big // args.edits)][: args.edits]
@@ -284,7 +304,7 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
                 results[f"{name}: write -> page, {kind} (ms)"] = summary(
                     page_latency(page, stack, site, kind, args.edits))
             context.close()
-            results[f"{name}: idle CPU, % of a core"] = summary([idle_cpu(stack, args.idle)])
+            record_idle(results, name, stack, args.idle)
             results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
             if files >= 500:
                 context = pw_browser.new_context()
