@@ -63,12 +63,14 @@ def _inherited_lifeline():
 
 
 LIFELINE = _inherited_lifeline()
+PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when PARENT exits
 _wakeup = None  # read end of the signal wakeup pipe (stop_event)
+_told = False  # whether the kernel sends PARENT_GONE (Linux: prctl)
 
 
 def orphaned():
     """Whether the process that started us is gone: our lifeline reads EOF, or,
-    without one, our parent changed (polled: getppid).
+    without one, our parent changed (getppid).
 
     rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
     SIGINT; its children notice and shut down cleanly. A process started
@@ -79,10 +81,37 @@ def orphaned():
     return PARENT != 1 and os.getppid() != PARENT
 
 
+def _tell_when_parent_exits(handler):
+    """Linux: have the kernel send PARENT_GONE (handled by ``handler``) when our
+    parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling.
+    Whether it will. The signal also comes when only the thread that started us
+    ends: ``handler`` checks ``orphaned()``."""
+    global _told
+    if _told or LIFELINE is not None or PARENT == 1 or not sys.platform.startswith("linux"):
+        return _told
+    signal.signal(PARENT_GONE, handler)  # before asking: its default action kills
+    try:
+        import ctypes
+
+        _told = ctypes.CDLL(None, use_errno=True).prctl(1, int(PARENT_GONE), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc prctl: polled
+        pass
+    return _told
+
+
 def lifeline(interval=0.5):
-    """Send ourselves SIGTERM when the process that started us is gone (a daemon
-    thread, for asyncio processes; plain ones follow it in ``wait``). Blocked on
-    the lifeline when there is one: no wake-ups at idle."""
+    """Send ourselves SIGTERM when the process that started us is gone (for
+    asyncio processes; plain ones follow it in ``wait``). No wake-ups at idle:
+    a thread blocks on the lifeline, or the kernel signals the parent's exit;
+    elsewhere (macOS without a lifeline) a thread polls every ``interval``."""
+    def stop_if_orphaned(*_):
+        if orphaned():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if _tell_when_parent_exits(stop_if_orphaned):
+        stop_if_orphaned()  # it may have gone before we asked
+        return
+
     def follow():
         if LIFELINE is not None:
             select.select([LIFELINE], [], [])
@@ -111,6 +140,7 @@ def stop_event():
     _wakeup, write = os.pipe()
     os.set_blocking(write, False)
     signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    _tell_when_parent_exits(lambda *_: None)  # its byte wakes wait(), which looks
     return stop
 
 
@@ -122,22 +152,25 @@ def snippet_dir():
     return Path(importlib.util.find_spec("sigreload_snippet").submodule_search_locations[0])
 
 
-def wait(stop, tick=0.5):
-    """Block until ``stop`` is set or the process that started us is gone (then
-    set it). The main thread sleeps in select() on the signal wakeup pipe and
-    the lifeline: no wake-ups at idle (without a lifeline, one per ``tick``).
+def wait(stop, done=None, tick=0.5):
+    """Block until ``stop`` is set, ``done()`` is true (checked after each signal)
+    or the process that started us is gone (then set ``stop``). The main thread
+    sleeps in select() on the signal wakeup pipe and the lifeline: no wake-ups
+    at idle (without a lifeline or the parent's exit signal, one per ``tick``).
 
     A signal the kernel delivers to another thread (watchdog's, the HTTP
     server's) runs its Python handler only when the main thread wakes: a
     bare ``stop.wait()`` could sleep through SIGINT forever.
     """
     fds = [fd for fd in (_wakeup, LIFELINE) if fd is not None]
-    while not stop.is_set():
-        ready = select.select(fds, [], [], None if LIFELINE is not None and _wakeup is not None else tick)[0]
-        if _wakeup in ready:
-            os.read(_wakeup, 512)  # the handlers run now, in this thread
+    quiet = _wakeup is not None and (LIFELINE is not None or _told)
+    while not stop.is_set() and not (done and done()):
         if orphaned():
             stop.set()
+            break
+        ready = select.select(fds, [], [], None if quiet else tick)[0]
+        if _wakeup in ready:
+            os.read(_wakeup, 512)  # the handlers run now, in this thread
 
 
 def lan_addresses():
@@ -409,12 +442,12 @@ def children_argv(args, broadcaster_pid=None):
 def supervise(children, stop):
     """Wait until ``stop`` is set or a child exits; then stop every child."""
     status = 0
-    while not stop.wait(0.5) and not orphaned():
-        exited = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
-        if exited:
-            log.error("%s exited with status %s; stopping the others", *exited[0])
-            status = exited[0][1] or 1
-            break
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # its byte wakes wait(): no polling
+    wait(stop, lambda: any(p.poll() is not None for p in children.values()))
+    exited = [(name, p.returncode) for name, p in children.items() if p.returncode is not None]
+    if exited and not stop.is_set():
+        log.error("%s exited with status %s; stopping the others", *exited[0])
+        status = exited[0][1] or 1
     for proc in children.values():
         if proc.poll() is None:
             proc.terminate()

@@ -374,6 +374,42 @@ def test_closed_stdout_gives_no_traceback_loop_and_no_spinning(site):
             p.wait()
 
 
+def running(proc):
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wakeups(family):
+    """Context switches of every thread of ``family`` so far: each is a wake-up."""
+    return sum(sum(psutil.Process(t.id).num_ctx_switches()) for p in family for t in p.threads())
+
+
+@pytest.mark.parametrize("name, ready", [
+    ("sigreload", "watching"), ("http_server", "serving"),
+    ("reload_server", "ready on"), ("watcher", "watching")])
+def test_each_process_follows_a_killed_parent_without_polling(procs, site, name, ready):
+    """Started by a shell (no lifeline), each exits when that shell is killed, and
+    sleeps meanwhile: the kernel tells it (Linux), nothing polls."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent's exit signal is Linux's (elsewhere it is polled)")
+    http, ws = free_port(), free_port()
+    args = {"sigreload": [site, "--port", http, "--ws-port", ws], "http_server": [site, "--port", http],
+            "reload_server": ["--port", ws], "watcher": [site, "--ws-port", ws]}[name]
+    command = " ".join(f"'{a}'" for a in module(name) + args)
+    shell = procs(["sh", "-c", f"unset SIGRELOAD_LIFELINE; {command} & wait"])
+    shell.wait_for(ready)
+    child = psutil.Process(shell.pid).children()[0]
+    family = [child] + child.children(recursive=True)
+    woke = wakeups(family)
+    time.sleep(1)  # the behaviour under test is sleeping: a second of it
+    woken = wakeups(family) - woke
+    assert woken <= 2 * len(family), f"{woken} wake-ups in an idle second"
+    os.kill(shell.pid, signal.SIGKILL)
+    until(lambda: not any(map(running, family)), 3, f"{name} outlived its parent")
+
+
 # -- load -------------------------------------------------------------------------
 
 def percentile(values, q):
