@@ -226,10 +226,15 @@ class SimpleWatcher:
 
     def _start_hints(self):
         try:
+            from watchdog import events
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
 
             watcher = self
+            changes = [getattr(events, name) for name in (
+                "FileModifiedEvent", "FileClosedEvent", "FileCreatedEvent", "FileMovedEvent",
+                "FileDeletedEvent", "DirCreatedEvent", "DirMovedEvent", "DirDeletedEvent",
+                "DirModifiedEvent") if hasattr(events, name)]
 
             class Hints(FileSystemEventHandler):
                 def on_any_event(self, event):
@@ -239,7 +244,10 @@ class SimpleWatcher:
 
             observer = Observer()
             for root in self.trees:
-                observer.schedule(Hints(), root, recursive=True)
+                try:  # no opens or reads (page loads, our own listings): they wake nobody
+                    observer.schedule(Hints(), root, recursive=True, event_filter=changes)
+                except TypeError:  # watchdog < 4: every event, the handler drops reads
+                    observer.schedule(Hints(), root, recursive=True)
             observer.start()
         except (ImportError, OSError) as exc:
             log.warning("change notifications unavailable (%s): polling", exc)
