@@ -96,10 +96,10 @@ class SimpleWatcher:
     def _idle(self, now):
         """Seconds to sleep: a tick while files are polled one by one (watched,
         or hot without hints) or a root is gone, else until the next slice of a
-        sweep is due."""
+        sweep is due (a hint, or stop(), wakes the loop sooner)."""
         if self.files or (self.hot and not self.hinting) or any(t.gone for t in self.trees.values()):
             return self.interval
-        return min([HINT_PERIOD] + [self._schedule(t, now)[1] - now for t in self.trees.values()])
+        return min([self._schedule(t, now)[1] - now for t in self.trees.values()], default=self.interval)
 
     def pace(self):
         """What polling costs, in words (for the log)."""

@@ -232,7 +232,7 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     due = [w._schedule(tree, 100.0 + period * (k + 0.5) / 8) for k in range(10)]
     assert [d for d, _ in due] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     assert [n - 100.0 for _, n in due[:4]] == pytest.approx([period / 4] * 2 + [period / 2] * 2)
-    assert w._idle(100.0) == pytest.approx(min(period / 4, file_watching.HINT_PERIOD))
+    assert w._idle(100.0) == pytest.approx(period / 4)
     assert w.pace() == "big tree: a full sweep every 2.8s, 2.5% of a core; recently edited files every 0.1s"
 
 
