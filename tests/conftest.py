@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,14 @@ def until(predicate, seconds, what):
     while not predicate():
         assert time.monotonic() < end, f"{what} (after {seconds * SCALE:.1f}s)"
         tick.wait(0.005)
+
+
+def running(proc):
+    """A psutil.Process alive and not a zombie (exited, its new parent not yet reaping it)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def free_port():

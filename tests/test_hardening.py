@@ -19,8 +19,8 @@ import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import (SCALE, cli, client, drain, free_port, module, recv, run_async, until,
-                      write)
+from conftest import (SCALE, cli, client, drain, free_port, module, recv, run_async, running,
+                      until, write)
 
 
 def reloads(ws, quiet=0.6):
@@ -372,13 +372,6 @@ def test_closed_stdout_gives_no_traceback_loop_and_no_spinning(site):
         for p in started:
             p.kill()
             p.wait()
-
-
-def running(proc):
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def wakeups(family):

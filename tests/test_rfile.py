@@ -8,7 +8,7 @@ import socket
 import psutil
 import pytest
 
-from conftest import client, free_port, recv, until, write
+from conftest import client, free_port, recv, running, until, write
 
 pytestmark = pytest.mark.skipif(not shutil.which("r"), reason="rfilerunner's `r` is not installed")
 
@@ -27,14 +27,6 @@ def r_all(procs, site):
     for ready in (r"serving .* at http://127\.0\.0\.1:\d+/", "broadcast: ready on ws://", "watch: watching"):
         proc.wait_seen(ready)
     return proc, http, ws
-
-
-def running(proc):
-    """Alive and not a zombie (an exited child whose new parent has not reaped it)."""
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def descendants(pid):
