@@ -15,7 +15,7 @@ import time
 from file_tree import DEFAULT_IGNORE, HOT_AGE, HOT_MAX, Tree, has_entries, signature_of
 
 INTERVAL = 0.1
-SETTLE = 0.01  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
+SETTLE = 0.005  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
 POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
 HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net...
@@ -200,7 +200,8 @@ class SimpleWatcher:
         while not self._stop.is_set():
             # A save settles in SETTLE; a big burst (a checkout) waits longer for its tail.
             settle = min(0.1, SETTLE + 0.001 * max(0, len(pending) - 1))
-            wait = settle if pending else max(0.001, self._idle(time.monotonic()))
+            now = time.monotonic()
+            wait = max(0.001, last + settle - now if pending else self._idle(now))
             hinted = self.hinted.wait(wait)
             now = time.monotonic()
             spent = time.thread_time()
