@@ -83,9 +83,9 @@ def orphaned():
 
 def _tell_when_parent_exits(handler):
     """Linux: have the kernel send PARENT_GONE (handled by ``handler``) when our
-    parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling.
-    Whether it will. The signal also comes when only the thread that started us
-    ends: ``handler`` checks ``orphaned()``."""
+    parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling;
+    returns whether it will. The signal also comes when only the thread that
+    started us ends, so ``handler`` must check ``orphaned()``."""
     global _told
     if _told or LIFELINE is not None or PARENT == 1 or not sys.platform.startswith("linux"):
         return _told
