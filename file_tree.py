@@ -25,6 +25,8 @@ DEFAULT_IGNORE = (
     ".cache", ".sass-cache", ".idea", ".vscode", ".DS_Store", "*.pyc",
     "*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp",
     "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
+    # what a running app writes into its own folder: a page load must not reload the page
+    "*.log", "*.sqlite3", "*.sqlite3-journal", "*.db-journal", "*-wal", "*-shm",
 )
 
 log = logging.getLogger("sigreload.watch")

@@ -23,6 +23,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+import app_server
 import sigreload
 
 log = logging.getLogger("sigreload.http")
@@ -61,8 +62,15 @@ class Slice:
         self.f.close()
 
 
+# The snippet, already in a page: included by <script src=".../reload.js">, or pasted.
+HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?[^"'\s>]*reload\.js|Symbol\.for\(["']sigreload""", re.I)
+
+
 def inject(html, tag):
-    """Insert ``tag`` before the last </body> (any case), or append it."""
+    """Insert ``tag`` before the last </body> (any case), or append it; a page
+    that already includes the snippet is left as it is (the snippet would run once anyway)."""
+    if HAS_SNIPPET.search(html):
+        return html
     at = html.lower().rfind(b"</body>")
     return html + tag if at < 0 else html[:at] + tag + html[at:]
 
@@ -187,26 +195,38 @@ def make_server(root, host, port, lan=False, spa=False, ws_port=None):
 
 
 def main(argv=None):
-    """CLI: serve ROOT over HTTP until SIGINT, SIGTERM or SIGHUP."""
+    """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
     sigreload.require_signals()
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("root", nargs="?", default=".")
-    parser.add_argument("--host", default=sigreload.HOST)
-    parser.add_argument("--port", type=int, default=sigreload.HTTP_PORT)
+    parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
+    parser.add_argument("--host", default=sigreload.HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=sigreload.HTTP_PORT, help="port (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
     parser.add_argument("--inject", type=int, metavar="WS_PORT",
                         help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--proxy", metavar="URL",
+                        help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     sigreload.setup_logging(args.verbose)
-    if not os.path.isdir(args.root):
+    if args.proxy:
+        try:
+            app = app_server.parse_app(args.proxy)
+        except ValueError as exc:
+            sys.exit(f"sigreload-http: --proxy {exc}")
+    elif not os.path.isdir(args.root):
         sys.exit(f"sigreload-http: {args.root}: no such folder")
     stop = sigreload.stop_event()
     host = "0.0.0.0" if args.lan else args.host
     try:
-        server = make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
+        if args.proxy:
+            import proxy  # here: it builds on this module
+
+            server = proxy.make_server(app, host, args.port, args.inject, args.lan)
+        else:
+            server = make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             sys.exit(f"sigreload-http: port {args.port} is in use; stop that server or pass --port")
@@ -214,9 +234,16 @@ def main(argv=None):
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
     if args.lan:
-        log.warning("LAN mode: any device on your network can read %s: %s", args.root,
+        log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
                     ", ".join(f"http://{a}:{bound_port}/" for a in sigreload.lan_addresses()))
-    log.info("serving %s at http://%s:%d/ (pid %d)", os.path.abspath(args.root), shown, bound_port, os.getpid())
+    if args.proxy:
+        how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
+        log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)
+    else:
+        how = ("live reload: the snippet is inserted into HTML pages" if args.inject else
+               "pages get live reload where they include the snippet (--inject WS_PORT inserts it)")
+        log.info("serving %s at http://%s:%d/ (pid %d); %s", os.path.abspath(args.root), shown, bound_port,
+                 os.getpid(), how)
     # No polling for a shutdown request: the process ends with its main thread.
     threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
     sigreload.wait(stop)

@@ -431,8 +431,11 @@ def children_argv(args, broadcaster_pid=None):
     ignore = [f"--ignore={glob}" for glob in args.ignore] + (["--poll"] if args.poll else [])
     ignore += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     ignore += ["--exec", args.build, "--output", args.output] if args.build else []
+    serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
+    serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
+    ignore += ["--app", args.proxy] if args.proxy else []
     return {
-        "http": py + [module_path("http_server"), args.output or args.root, "--port", str(args.port), *lan],
+        "http": py + [module_path("http_server"), *serve, "--port", str(args.port), *lan],
         "broadcast": py + [module_path("reload_server"), "--port", str(args.ws_port), *lan],
         "watch": py + [module_path("watcher"), args.root, "--ws-port", str(args.ws_port),
                        "--interval", str(args.interval), *ignore],
@@ -479,11 +482,26 @@ def main(argv=None):
     parser.add_argument("--exec", metavar="CMD", dest="build",
                         help="build ROOT with CMD after changes; reload after a good build")
     parser.add_argument("--output", metavar="DIR", help="with --exec: serve DIR (the build's output)")
-    parser.add_argument("--lan", action="store_true", 
+    parser.add_argument("--proxy", metavar="URL",
+                        help="serve your app server at URL (e.g. http://127.0.0.1:5000) through a proxy "
+                             "that inserts the snippet; ROOT is its sources: after a *.py edit, pages "
+                             "reload once the app restarted and answers")
+    parser.add_argument("--no-inject", action="store_true",
+                        help="do not insert the snippet into HTML pages (include it yourself)")
+    parser.add_argument("--lan", action="store_true",
                         help="listen on every address (opt-in; prints a warning)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         sys.exit(f"sigreload: {args.root}: no such folder")
+    if args.proxy:
+        import app_server
+
+        try:
+            app_server.parse_app(args.proxy)
+        except ValueError as exc:
+            sys.exit(f"sigreload: --proxy {exc}")
+        if args.build:
+            sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
     if args.build and not args.output:
         sys.exit("sigreload: --exec needs --output DIR (the folder to serve)")
     if args.output:

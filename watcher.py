@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import app_server
 import sigreload
 from file_tree import DEFAULT_IGNORE
 from file_watching import INTERVAL, SimpleWatcher
@@ -37,20 +38,35 @@ class Notifier:
     page, a failed one reloads nothing and sends its output to the pages.
     """
 
-    def __init__(self, root, port, pid=None, build=None):
+    def __init__(self, root, port, pid=None, build=None, app=None):
         self.root, self.port, self.pid, self.build = root, port, pid, build
         self.root_id = sigreload.root_id(root)
         self.server = None
         self.missing_said = False
+        self.app = app_server.Waiter(app, self.after_restart) if app else None
 
     def __call__(self, paths):
-        names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
-        what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         if self.build:
-            log.info("%s changed: building", what)
+            log.info("%s changed: building", self.describe(paths))
             error = self.run_build()
-            signum, message = signal.SIGUSR1, ({"error": error} if error else {})
-        else:
+            return self.tell(paths, signal.SIGUSR1, {"error": error} if error else {})
+        code = [p for p in paths if app_server.restarts(p)]
+        if self.app and (code or self.app.pending):  # its reloader restarts it: wait
+            log.info("%s changed: waiting for the app server to restart", self.describe(paths))
+            return self.app.submit(paths, app_server.saved_at(code) if code else None)
+        self.tell(paths)
+
+    def after_restart(self, paths, what):
+        log.info("app server %s", what)
+        self.tell(paths)
+
+    def describe(self, paths):
+        names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    def tell(self, paths, signum=None, message=None):
+        """Leave the broadcaster a message (what changed), then signal it."""
+        if signum is None:
             signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
             message = {"paths": [url_path(p, self.root) for p in paths], "root": self.root_id}
         server = self.locate()
@@ -62,7 +78,7 @@ class Notifier:
             log.warning("cannot leave a message for the broadcaster (%s): every page reloads", exc)
         if sigreload.signal_server(server, signum):
             kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
-            log.info("%s changed: %s sent to broadcaster PID %d", what, kind, server.pid)
+            log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
 
     def run_build(self):
         """Run the build; None when it succeeded, else the tail of its output."""
@@ -135,15 +151,23 @@ def main(argv=None):
     parser.add_argument("--output", metavar="DIR", help="the build's output folder: never a trigger")
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                         help="also ignore files or folders matching GLOB (repeatable)")
+    parser.add_argument("--app", metavar="URL",
+                        help="your app server (e.g. http://127.0.0.1:5000): after a *.py edit, "
+                             "reload once it restarted and answers")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     sigreload.setup_logging(args.verbose)
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
+    if args.app:
+        try:
+            app_server.parse_app(args.app)
+        except ValueError as exc:
+            sys.exit(f"sigreload-watch: --app {exc}")
     stop = sigreload.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
-    notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None)
+    notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None, args.app)
     if notifier.build:
         notifier.run_build()  # the output exists before the first page is served
     watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
@@ -152,6 +176,8 @@ def main(argv=None):
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"
     log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
+    if args.app:
+        log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
     sigreload.wait(stop)
     watcher.stop()
 

@@ -1,13 +1,20 @@
 // sigreload: live reload. Paste this inside a script element, or include it with
 // one line: a script element with src="http://127.0.0.1:5678/reload.js".
 (() => {
+  // Included twice (pasted, and inserted by a server): one copy runs.
+  const ONCE = Symbol.for("sigreload");
+  if (window[ONCE]) return;
+  window[ONCE] = true;
   // Included from the broadcaster (another origin): talk to where it came from.
+  // From /_sigreload/ on this page's origin (sigreload's proxy): its socket is there.
   const me = document.currentScript, at = me && me.src ? new URL(me.src) : null;
+  const proxied = Boolean(at && at.origin === location.origin && at.pathname.startsWith("/_sigreload/"));
   const src = at && at.origin !== location.origin ? at : null;
   const secure = (src || location).protocol === "https:";
   const host = (src ? src.hostname : location.hostname) || "127.0.0.1";
   const port = (me && me.dataset.port) || (src ? src.port : "") || "5678";
-  const url = `${secure ? "wss" : "ws"}://${host}:${port}/sigreload`;
+  const url = proxied ? `${secure ? "wss" : "ws"}://${location.host}/_sigreload/socket`
+    : `${secure ? "wss" : "ws"}://${host}:${port}/sigreload`;
   const KEY = "sigreload", say = (m) => console.info(`sigreload: ${m}`);
   const load = () => { try { return JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch { return {}; } };
   const save = (s) => { try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch {} };
@@ -35,13 +42,41 @@
       && new URL(r.name).host === location.host)
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
 
+  // An app server may be restarting: fetch the page (fresh) until it answers,
+  // so the reload lands neither on a closed port nor on the proxy's "down" page.
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const answer = async (until) => {
+    for (;;) {
+      try {
+        const r = await fetch(location.href, { cache: "reload" });
+        if (!r.headers.get("x-sigreload-down")) return r;
+      } catch {}
+      if (Date.now() > until) return null;
+      await sleep(100);
+    }
+  };
+
   const reload = (why) => {
     if (reloading) return;
     reloading = true;
-    save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY } });
     say(`reload (${why})`);
-    const go = () => location.reload();
-    Promise.race([refetch(), new Promise((r) => setTimeout(r, 1000))]).then(go, go);
+    const go = () => {
+      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY } });
+      location.reload();
+    };
+    if (ours) return go();
+    answer(Date.now() + 10000).then((r) => {
+      if (!r && !proxied) { // the app is down: say so here, reload when it is back
+        cover("pre", `sigreload: ${location.origin} does not answer (restarting, or stopped `
+          + "by an error: see its terminal).\nThis page reloads by itself once it answers.");
+        return answer(Infinity).then(go);
+      }
+      if (r && r.status >= 500 && !proxied) { // its error page would carry no snippet: show it here
+        reloading = false;
+        return r.text().then((t) => cover("iframe", t), () => {});
+      }
+      Promise.race([refetch(), sleep(1000)]).then(go, go);
+    });
   };
 
   const fresh = (u) => { const x = new URL(u); x.searchParams.set("sigreload", Date.now()); return x.href; };
@@ -88,18 +123,27 @@
     for (const img of images) img.src = fresh(img.currentSrc || img.src);
   };
 
-  // A failed build: its output over the page until the next good build.
-  const showError = (text) => {
+  // Drawn over the page: a failed build's output, the app's error page, "down".
+  const cover = (tag, text) => {
     hideError();
     overlay = document.createElement("sigreload-error");
     const shadow = overlay.attachShadow({ mode: "open" });
-    shadow.innerHTML = "<style>pre{position:fixed;inset:0;z-index:2147483647;margin:0;padding:2em;"
-      + "overflow:auto;background:rgba(25,0,0,.93);color:#fdd;font:13px/1.4 monospace;white-space:pre-wrap}</style><pre></pre>";
-    shadow.querySelector("pre").textContent = `Build failed\n\n${text}`;
+    shadow.innerHTML = "<style>*{position:fixed;inset:0;z-index:2147483647;margin:0;padding:2em;border:0;"
+      + "width:100%;height:100%;box-sizing:border-box;overflow:auto;background:rgba(25,0,0,.93);"
+      + "color:#fdd;font:13px/1.4 monospace;white-space:pre-wrap}iframe{padding:0;background:#fff}</style>";
+    const fill = document.createElement(tag);
+    fill[tag === "iframe" ? "srcdoc" : "textContent"] = text;
+    shadow.append(fill);
     document.documentElement.append(overlay);
-    say("build failed (shown on the page)");
   };
+  const showError = (text) => { cover("pre", `Build failed\n\n${text}`); say("build failed (shown on the page)"); };
   const hideError = () => { if (overlay) overlay.remove(); overlay = null; };
+
+  // The proxy's page for an app that does not answer: back to the app once it does.
+  if (document.querySelector('meta[name="sigreload-down"]')) {
+    reloading = true;
+    answer(Infinity).then(() => location.reload());
+  }
 
   const onmessage = (e) => {
     let m;

@@ -1,0 +1,184 @@
+"""Your app server, seen from outside: who listens on its port, since when, and
+whether it answers. The watcher uses it to reload pages only once the app
+server that answers runs the code you saved.
+
+How the dev servers restart (their source): Werkzeug (Flask ``--debug``) and
+uvicorn ``--reload`` bind in a parent that keeps the socket and start a new
+child for each run; Django's ``runserver`` child binds the port itself, so the
+port is closed between children. Either way a restart brings a process that
+listens on the port and STARTED AFTER the save: that process imported the new
+code. A reload sent before it answers reaches the old process (Werkzeug,
+uvicorn) or a closed port (Django).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import http.client
+import os
+import sys
+import threading
+import time
+from typing import Callable
+from urllib.parse import urlsplit
+
+QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
+LIMIT = 10.0  # the most we wait for a restart under way (an old process went away)
+TICK = 0.025  # between two looks at the port (one look costs about 10 ms of CPU)
+SLACK = 0.02  # process start times are counted in 10 ms clock ticks
+RESTARTS_ON = ("*.py",)  # what the dev servers' reloaders restart on
+
+
+def restarts(path: str) -> bool:
+    """Whether the dev servers' reloaders restart the app when ``path`` changes."""
+    return any(fnmatch.fnmatch(os.path.basename(path), glob) for glob in RESTARTS_ON)
+
+
+def parse_app(url: str) -> tuple[str, int]:
+    """(host, port) of an app URL on this machine; ValueError with a reason otherwise."""
+    parts = urlsplit(url if "//" in url else "http://" + url)
+    if parts.scheme != "http":
+        raise ValueError(f"{url}: only http:// app servers (on this machine)")
+    host = parts.hostname or ""
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        raise ValueError(f"{url}: not a loopback address (use 127.0.0.1 or localhost)")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise ValueError(f"{url}: bad port") from None
+    return host, port
+
+
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started, as time.time() would have said; None when gone.
+
+    Linux: from its start in clock ticks since boot (psutil's create_time adds a
+    boot time rounded to whole seconds: off by up to 1 s).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            return None
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - age
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def listeners(port: int) -> dict[int, float]:
+    """{pid: start time} of this user's processes listening on TCP ``port``."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return {}
+    pids = {c.pid for c in conns
+            if c.pid and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    found = {pid: started_at(pid) for pid in pids}
+    return {pid: t for pid, t in found.items() if t is not None}
+
+
+def answers(host: str, port: int, timeout: float) -> bool:
+    """True once an HTTP request to the app gets any response (any status)."""
+    conn = http.client.HTTPConnection(host, port, timeout=max(timeout, 0.05))
+    try:
+        conn.request("HEAD", "/", headers={"User-Agent": "sigreload (is the app up?)"})
+        conn.getresponse().close()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def wait_for_restart(host: str, port: int, saved_at: float,
+                     superseded: Callable[[], bool] = lambda: False,
+                     look: Callable[[int], dict[int, float]] = listeners,
+                     clock: Callable[[], float] = time.monotonic,
+                     sleep: Callable[[float], None] = time.sleep) -> str:
+    """Block until the app server runs code saved at ``saved_at`` (time.time()) and
+    answers, until it is clear that it will not restart, or until ``superseded()``
+    (a newer save). Says what happened, in words for the log.
+
+    A restart is a process listening on ``port`` that started after the save.
+    Without one, we wait QUIET seconds, or LIMIT while one of the processes
+    that listened at first has gone (a restart under way, or a crash).
+    """
+    start, first = clock(), look(port)
+    while not superseded():
+        now = look(port)
+        fresh = sorted(pid for pid, t in now.items() if t >= saved_at - SLACK)
+        if fresh:
+            while not answers(host, port, min(1.0, LIMIT)):
+                if clock() - start > LIMIT or superseded():
+                    return f"PID {fresh[-1]} listens but does not answer"
+                sleep(TICK)
+            return f"restarted (PID {fresh[-1]}), answering after {clock() - start:.2f}s"
+        gone = any(pid not in now for pid in first)
+        if clock() - start > (LIMIT if gone else QUIET):
+            return "down: nothing listens on its port" if not now else "no restart seen"
+        sleep(TICK)
+    return "superseded by a newer save"
+
+
+def saved_at(paths: list[str]) -> float:
+    """When the newest of ``paths`` was saved: its ctime (a cp -p keeps the mtime)."""
+    times = []
+    for path in paths:
+        try:
+            times.append(os.stat(path).st_ctime)
+        except OSError:
+            times.append(time.time())  # deleted: just now
+    return max(times, default=time.time())
+
+
+class Waiter:
+    """Calls ``send(paths)`` once the app server runs the newest save and answers.
+
+    A thread waits (wait_for_restart), so the watcher keeps watching: a newer
+    save, a fix after a broken edit say, supersedes the wait and merges its
+    paths, and only the newest wait sends.
+    """
+
+    def __init__(self, url: str, send: Callable[[list[str], str], None]):
+        self.host, self.port = parse_app(url)
+        self.send = send
+        self.cond = threading.Condition()
+        self.paths: list[str] = []
+        self.saved: float | None = None
+        self.generation = 0
+        threading.Thread(target=self._run, name="app-restart", daemon=True).start()
+
+    @property
+    def pending(self) -> bool:
+        """Whether a wait is under way (changes then join it)."""
+        return self.saved is not None
+
+    def submit(self, paths: list[str], saved: float | None = None) -> None:
+        """Send ``paths`` after the restart that a save at ``saved`` causes."""
+        with self.cond:
+            self.paths += [p for p in paths if p not in self.paths]
+            self.saved = max(self.saved or 0.0, saved or 0.0)
+            self.generation += 1
+            self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while self.saved is None:
+                    self.cond.wait()
+                saved, generation = self.saved, self.generation
+            what = wait_for_restart(self.host, self.port, saved,
+                                    superseded=lambda: self.generation != generation)
+            with self.cond:
+                if self.generation != generation:
+                    continue
+                paths, self.paths, self.saved = self.paths, [], None
+            self.send(paths, what)

@@ -1,0 +1,143 @@
+"""Real app servers for the tests and the benchmark: Flask (Werkzeug's stat and
+watchdog reloaders), Django's runserver and uvicorn --reload, each serving one
+view whose output names a version, in a folder of its own.
+
+``App(kind, folder, start, snippet)`` writes the app, starts its dev server
+(with ``start``, e.g. the procs fixture) on a free port and waits until it
+answers; ``edit(version)`` saves the view as an editor would.
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>app</title></head>"
+        "<body><h1 id='out'>{version}</h1>{snippet}</body></html>")
+
+FLASK = '''from flask import Flask
+
+app = Flask(__name__)
+VERSION = "{version}"
+
+
+@app.route("/")
+def index():
+    return {page!r}.format(version=VERSION)
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port={port}, debug=True, reloader_type="stat")
+'''
+
+DJANGO_MANAGE = '''import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+from django.core.management import execute_from_command_line
+
+execute_from_command_line(sys.argv)
+'''
+DJANGO_SETTINGS = '''SECRET_KEY = "only-for-a-test"
+DEBUG = True
+ROOT_URLCONF = "urls"
+INSTALLED_APPS = []
+MIDDLEWARE = []
+DATABASES = {}
+'''
+DJANGO_URLS = '''from django.urls import path
+
+import views
+
+urlpatterns = [path("", views.index)]
+'''
+DJANGO_VIEWS = '''from django.http import HttpResponse
+
+VERSION = "{version}"
+
+
+def index(request):
+    return HttpResponse({page!r}.format(version=VERSION))
+'''
+
+UVICORN = '''VERSION = "{version}"
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = {page!r}.format(version=VERSION).encode()
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")]}})
+    await send({{"type": "http.response.body", "body": body}})
+'''
+
+KINDS = ("flask-stat", "flask-watchdog", "django", "uvicorn")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def save(path, text):
+    """Save like an editor does: write a temp file, rename it into place."""
+    tmp = path.with_name(path.name + ".sigreload-tmp~")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def fetch(url, timeout=2.0):
+    """The body at ``url``, or None when nothing answers (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+class App:
+    """One app server of ``kind`` serving ``folder`` on a free loopback port."""
+
+    def __init__(self, kind, folder, start, snippet="", scale=1.0):
+        self.kind, self.folder, self.snippet = kind, Path(folder), snippet
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if kind == "django":
+            for name, text in (("manage.py", DJANGO_MANAGE), ("settings.py", DJANGO_SETTINGS),
+                               ("urls.py", DJANGO_URLS)):
+                (self.folder / name).write_text(text)
+        self.edit("v0")
+        py = [sys.executable, "-u"]
+        argv = {
+            "flask-stat": py + ["app.py"],
+            "flask-watchdog": py + ["-m", "flask", "--app", "app", "run", "--debug", "--port", str(self.port)],
+            "django": py + ["manage.py", "runserver", f"127.0.0.1:{self.port}"],
+            "uvicorn": py + ["-m", "uvicorn", "app:app", "--reload", "--host", "127.0.0.1",
+                             "--port", str(self.port), "--lifespan", "off"],
+        }[kind]
+        self.proc = start(argv, cwd=self.folder, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        self.wait_answers("v0", 30 * scale)
+
+    @property
+    def source(self):
+        return self.folder / ("views.py" if self.kind == "django" else "app.py")
+
+    def edit(self, version):
+        """Save the view so that it answers ``version``."""
+        page = PAGE.replace("{snippet}", self.snippet)
+        template = {"django": DJANGO_VIEWS, "uvicorn": UVICORN}.get(self.kind, FLASK)
+        save(self.source, template.format(version=version, page=page, port=self.port))
+
+    def wait_answers(self, version, seconds):
+        """Block until the app answers with ``version`` (its own restart time)."""
+        end, tick = time.monotonic() + seconds, threading.Event()
+        while f">{version}<" not in (fetch(self.url) or ""):
+            if time.monotonic() > end:
+                raise AssertionError(f"{self.kind} did not answer {version} within {seconds:.0f}s")
+            tick.wait(0.01)  # no event announces it: asking the app is what is measured

@@ -1,0 +1,58 @@
+"""App servers that restart on a code change, in Chromium: Flask (Werkzeug's stat
+and watchdog reloaders), Django's runserver and uvicorn --reload, each behind
+sigreload's proxy and with the snippet pasted into the page (``--app``).
+
+Each edit of a view must show the new output on the FIRST load after it, with
+exactly one load and never an error page: a reload that reaches the old process
+(Werkzeug, uvicorn) or a closed port (Django) fails here.
+"""
+
+import pytest
+
+from apps import KINDS, App
+from conftest import SCALE, free_port, module, open_page
+
+EDITS = 5
+
+
+class Live:
+    """An app server, and sigreload in front of it (proxy) or beside it (pasted)."""
+
+    def __init__(self, kind, mode, procs, tmp_path):
+        self.ws_port = free_port()
+        pasted = f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>'
+        self.app = App(kind, tmp_path / "app", procs, pasted if mode == "pasted" else "", SCALE)
+        if mode == "proxy":
+            self.sigreload = procs(module("sigreload") + [self.app.folder, "--proxy", self.app.url,
+                                                         "--port", free_port(), "--ws-port", self.ws_port])
+            self.url = self.sigreload.wait_seen(r"at (http://\S+/)").group(1)
+            for ready in ("ready on", "watching"):
+                self.sigreload.wait_seen(ready)
+        else:
+            broadcaster = procs(module("reload_server") + ["--port", self.ws_port])
+            broadcaster.wait_for("ready on")
+            watcher = procs(module("watcher") + [self.app.folder, "--ws-port", self.ws_port, "--app", self.app.url])
+            watcher.wait_for("watching")
+            self.url = self.app.url
+
+
+def loads_of(page):
+    """Every load of the page, with the URL it landed on (an error page shows here)."""
+    loads = []
+    page.on("load", lambda p: loads.append(p.url))
+    return loads
+
+
+@pytest.mark.parametrize("mode", ["proxy", "pasted"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_edit_shows_the_new_output_on_the_one_load_after_it(kind, mode, procs, tmp_path, page):
+    live = Live(kind, mode, procs, tmp_path)
+    loads = loads_of(page)
+    open_page(page, live.url)
+    for n in range(1, EDITS + 1):
+        before = len(loads)
+        with page.expect_event("load", timeout=30_000 * SCALE):
+            live.app.edit(f"v{n}")
+        assert page.locator("#out").inner_text(timeout=1000) == f"v{n}", loads
+        page.wait_for_timeout(300)  # a second load would come now: its absence is tested
+        assert loads[before:] == [live.url], f"edit {n}: loads {loads[before:]}"
