@@ -43,13 +43,14 @@
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
 
   // An app server may be restarting: fetch the page (fresh) until it answers,
-  // so the reload lands neither on a closed port nor on the proxy's "down" page.
+  // so a reload never lands on a closed port. (Behind sigreload's proxy, which
+  // holds requests while the app restarts, its "down" page is an answer too.)
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const answer = async (until) => {
+  const answer = async (until, down = proxied) => {
     for (;;) {
       try {
         const r = await fetch(location.href, { cache: "reload" });
-        if (!r.headers.get("x-sigreload-down")) return r;
+        if (down || !r.headers.get("x-sigreload-down")) return r;
       } catch {}
       if (Date.now() > until) return null;
       await sleep(100);
@@ -142,7 +143,7 @@
   // The proxy's page for an app that does not answer: back to the app once it does.
   if (document.querySelector('meta[name="sigreload-down"]')) {
     reloading = true;
-    answer(Infinity).then(() => location.reload());
+    answer(Infinity, false).then(() => location.reload());
   }
 
   const onmessage = (e) => {

@@ -9,7 +9,7 @@ exactly one load and never an error page: a reload that reaches the old process
 
 import pytest
 
-from apps import KINDS, App
+from apps import KINDS, App, save
 from conftest import SCALE, free_port, module, open_page
 
 EDITS = 5
@@ -56,3 +56,33 @@ def test_each_edit_shows_the_new_output_on_the_one_load_after_it(kind, mode, pro
         assert page.locator("#out").inner_text(timeout=1000) == f"v{n}", loads
         page.wait_for_timeout(300)  # a second load would come now: its absence is tested
         assert loads[before:] == [live.url], f"edit {n}: loads {loads[before:]}"
+
+
+BROKEN = "def index(:\n"  # a syntax error
+
+
+def test_a_broken_edit_shows_the_apps_error_and_the_fix_reloads_once(procs, tmp_path, page):
+    """Snippet pasted: the app's error page carries no snippet, so it is drawn over the page."""
+    live = Live("flask-watchdog", "pasted", procs, tmp_path)
+    loads = loads_of(page)
+    open_page(page, live.url)
+    save(live.app.source, BROKEN)
+    error = page.frame_locator("sigreload-error iframe").locator("body")
+    error.get_by_text("SyntaxError").first.wait_for(timeout=30_000 * SCALE)
+    assert loads == [live.url]  # still the page, with the error over it
+    with page.expect_event("load", timeout=30_000 * SCALE):
+        live.app.edit("v2")
+    assert page.locator("#out").inner_text() == "v2"
+    page.wait_for_timeout(300)
+    assert loads == [live.url] * 2
+
+
+def test_an_app_down_after_a_broken_edit_shows_sigreloads_page_until_it_is_back(procs, tmp_path, page):
+    """Behind the proxy, Django's port stays closed while its code does not import."""
+    live = Live("django", "proxy", procs, tmp_path)
+    open_page(page, live.url)
+    save(live.app.source, BROKEN)
+    page.get_by_text("does not answer").wait_for(timeout=40_000 * SCALE)
+    with page.expect_event("load", timeout=30_000 * SCALE):
+        live.app.edit("v2")
+    assert page.locator("#out").inner_text() == "v2"

@@ -138,15 +138,19 @@ def test_spa_fallback_serves_index_for_unknown_extensionless_paths(procs, site):
 def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     (site / "upper.html").write_text("<p>a</body> b</BODY>\n</HTML>")
     (site / "bare.html").write_text("<p>no body tag</p>")
-    before = {p.name: p.read_bytes() for p in site.iterdir()}
+    (site / "sub").mkdir()
+    (site / "sub" / "index.html").write_text("<body>sub</body>")
+    before = {p.name: p.read_bytes() for p in site.iterdir() if p.is_file()}
     url = serve(procs, site, "--inject", "5999")
     tag = b'<script src="http://127.0.0.1:5999/reload.js"></script>'
     response, body = get(url, "/upper.html")
     assert body == b"<p>a</body> b" + tag + b"</BODY>\n</HTML>"  # before the LAST </body>
     assert response.headers["Content-Length"] == str(len(body))
     assert get(url, "/bare.html")[1] == b"<p>no body tag</p>" + tag
-    assert tag in get(url, "/")[1]  # a folder's index.html too
+    assert tag in get(url, "/sub/")[1]  # a folder's index.html too
+    demo = get(url, "/")[1]  # the demo includes reload.js itself: left as it is
+    assert tag not in demo and demo == (site / "index.html").read_bytes()
     assert tag not in get(url, "/style.css")[1]
     parts = urlsplit(url)
     assert b'src="http://localhost:5999/reload.js"' in get(url, "/bare.html", {"Host": f"localhost:{parts.port}"})[1]
-    assert {p.name: p.read_bytes() for p in site.iterdir()} == before  # nothing on disk changed
+    assert {p.name: p.read_bytes() for p in site.iterdir() if p.is_file()} == before  # nothing on disk changed
