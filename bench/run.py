@@ -75,9 +75,10 @@ class Stack:
         self.proc = sigreload.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.log = []
+        ready = (("serving", "proxying"), ("ready on",), ("watching",))
         for line in self.proc.stdout:
             self.log.append(line.decode(errors="replace").rstrip())
-            if sum(any(k in l for l in self.log) for k in ("serving", "ready on", "watching")) == 3:
+            if all(any(k in l for l in self.log for k in keys) for keys in ready):
                 break
         self.ready_after = time.monotonic() - self.started
         self.url = f"http://127.0.0.1:{self.http}/"
@@ -329,6 +330,54 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
             stack.stop()
 
 
+def app_servers(results, pw_browser, edits):
+    """Each app server behind the proxy: save -> the app answers the new code
+    (its own restart, asked directly every 10 ms) and save -> the page shows it."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from apps import KINDS, App
+
+    for kind in KINDS:
+        started = []
+
+        def start(argv, **kwargs):
+            started.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            stdin=subprocess.DEVNULL, start_new_session=True, **kwargs))
+            return started[-1]
+
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = None
+            try:
+                app = App(kind, Path(tmp) / "app", start)
+                stack = Stack(app.folder, ["--proxy", app.url])
+                context = pw_browser.new_context()
+                page = context.new_page()
+                page.add_init_script(SHOWN)
+                page.goto(stack.url)
+                page.wait_for_function("window.shownAt")
+                restarted, shown, wrong = [], [], 0
+                for i in range(1, edits + 1):
+                    page.wait_for_timeout(300)
+                    start_at = time.time()
+                    asked = threading.Thread(target=lambda v=f"v{i}": (app.wait_answers(v, 60),
+                                             restarted.append(1000 * (time.time() - start_at))))
+                    with page.expect_event("load", timeout=60_000):
+                        app.edit(f"v{i}")
+                        asked.start()
+                    shown.append(page.evaluate("window.shownAt") - 1000 * start_at)
+                    wrong += page.locator("#out").inner_text() != f"v{i}"
+                    asked.join()
+                context.close()
+                results[f"{kind}: save -> app answers the new code (ms)"] = summary(restarted)
+                results[f"{kind}: save -> page shows it, proxy (ms)"] = summary(shown)
+                results[f"{kind}: loads that showed old output"] = summary([wrong])
+            finally:
+                if stack:
+                    stack.stop()
+                for proc in started:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=20)
@@ -336,10 +385,16 @@ def main(argv=None):
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     parser.add_argument("--quick", action="store_true", help="the 10-file site only")
+    parser.add_argument("--app-edits", type=int, default=10, help="edits per app server (0: none)")
+    parser.add_argument("--apps-only", action="store_true", help="only the app servers")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        if args.app_edits:
+            app_servers(results, pw_browser, args.app_edits)
+        if args.apps_only:
+            return report(args, results, woke)
         run_tree("10 files", 10, args, results, pw_browser)
         if not args.quick:
             run_tree(f"{args.big} files", args.big, args, results, pw_browser)
@@ -355,6 +410,11 @@ def main(argv=None):
     if not args.quick:
         poll_mode(args, results)
     r_startup(results)
+    report(args, results, woke)
+
+
+def report(args, results, woke):
+    """Print the table (and write the JSON)."""
     woke.append(wake_cost())
     print(f"sigreload benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
           f"a thread wake-up costs {woke[0]:.2f} ms of CPU at the start, {woke[1]:.2f} at the end "

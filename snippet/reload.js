@@ -39,18 +39,17 @@
   // shows every changed file whatever the server's cache headers say.
   const refetch = () => ours ? Promise.resolve() : Promise.all(performance.getEntriesByType("resource")
     .filter((r) => /^(script|link|css|img|image|other)$/.test(r.initiatorType)
-      && new URL(r.name).host === location.host)
+      && new URL(r.name).host === location.host && !/\/_sigreload\//.test(r.name))
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
 
-  // An app server may be restarting: fetch the page (fresh) until it answers,
-  // so a reload never lands on a closed port. (Behind sigreload's proxy, which
-  // holds requests while the app restarts, its "down" page is an answer too.)
+  // An app server may be restarting: fetch the page (fresh) until it answers
+  // (not with the proxy's "down" page), so a reload never lands on a closed port.
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const answer = async (until, down = proxied) => {
+  const answer = async (until) => {
     for (;;) {
       try {
         const r = await fetch(location.href, { cache: "reload" });
-        if (down || !r.headers.get("x-sigreload-down")) return r;
+        if (!r.headers.get("x-sigreload-down")) return r;
       } catch {}
       if (Date.now() > until) return null;
       await sleep(100);
@@ -66,18 +65,22 @@
       location.reload();
     };
     if (ours) return go();
-    answer(Date.now() + 10000).then((r) => {
-      if (!r && !proxied) { // the app is down: say so here, reload when it is back
+    // Behind sigreload's proxy (it holds requests while the app restarts), or
+    // from a file, the page needs no check; else it is checked while files are refetched.
+    const check = !proxied && /^https?:$/.test(location.protocol);
+    Promise.all([check && answer(Date.now() + 10000), Promise.race([refetch(), sleep(1000)])]).then(([r]) => {
+      if (!check) return go();
+      if (!r) { // the app is down: say so here, reload when it is back
         cover("pre", `sigreload: ${location.origin} does not answer (restarting, or stopped `
           + "by an error: see its terminal).\nThis page reloads by itself once it answers.");
         return answer(Infinity).then(go);
       }
-      if (r && r.status >= 500 && !proxied) { // its error page would carry no snippet: show it here
+      if (r.status >= 500) { // its error page would carry no snippet: show it here
         reloading = false;
         return r.text().then((t) => cover("iframe", t), () => {});
       }
-      Promise.race([refetch(), sleep(1000)]).then(go, go);
-    });
+      go();
+    }, go);
   };
 
   const fresh = (u) => { const x = new URL(u); x.searchParams.set("sigreload", Date.now()); return x.href; };
@@ -143,7 +146,7 @@
   // The proxy's page for an app that does not answer: back to the app once it does.
   if (document.querySelector('meta[name="sigreload-down"]')) {
     reloading = true;
-    answer(Infinity, false).then(() => location.reload());
+    answer(Infinity).then(() => location.reload());
   }
 
   const onmessage = (e) => {

@@ -7,6 +7,7 @@ view whose output names a version, in a folder of its own.
 answers; ``edit(version)`` saves the view as an editor would.
 """
 
+import http.client
 import os
 import socket
 import sys
@@ -96,7 +97,7 @@ def fetch(url, timeout=2.0):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # refused, or cut off by a restart
         return None
 
 

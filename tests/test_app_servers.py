@@ -7,6 +7,8 @@ exactly one load and never an error page: a reload that reaches the old process
 (Werkzeug, uvicorn) or a closed port (Django) fails here.
 """
 
+import sys
+
 import pytest
 
 from apps import KINDS, App, save
@@ -86,3 +88,43 @@ def test_an_app_down_after_a_broken_edit_shows_sigreloads_page_until_it_is_back(
     with page.expect_event("load", timeout=30_000 * SCALE):
         live.app.edit("v2")
     assert page.locator("#out").inner_text() == "v2"
+
+
+TEMPLATED = '''from flask import Flask, render_template
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return render_template("index.html")
+'''
+TEMPLATE = ("<!doctype html><html><head><link rel='stylesheet' href='/static/style.css'></head>"
+            "<body><h1 id='out'>{text}</h1></body></html>")
+
+
+def test_template_and_stylesheet_edits_go_out_at_once(procs, tmp_path, page):
+    """Flask reloads templates itself and serves static files as they are: no restart to wait for."""
+    folder = tmp_path / "app"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "static").mkdir()
+    (folder / "app.py").write_text(TEMPLATED)
+    (folder / "templates" / "index.html").write_text(TEMPLATE.format(text="t1"))
+    (folder / "static" / "style.css").write_text("h1 { color: rgb(0, 0, 255); }")
+    port, ws_port = free_port(), free_port()
+    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
+    app.wait_for("Debugger PIN")
+    proxy = procs(module("sigreload") + [folder, "--proxy", f"http://127.0.0.1:{port}",
+                                         "--port", free_port(), "--ws-port", ws_port])
+    url = proxy.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
+    proxy.wait_seen("watching")
+    loads = loads_of(page)
+    open_page(page, url)
+    with page.expect_event("load"):
+        save(folder / "templates" / "index.html", TEMPLATE.format(text="t2"))
+    assert page.locator("#out").inner_text() == "t2"
+    save(folder / "static" / "style.css", "h1 { color: rgb(255, 0, 0); }")
+    page.wait_for_function("getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'")
+    assert loads == [url] * 2  # the stylesheet was swapped in place
+    proxy.wait_seen(r"style\.css changed: css sent")
+    assert "waiting for the app server" not in proxy.output()
