@@ -14,12 +14,11 @@ uvicorn) or a closed port (Django).
 from __future__ import annotations
 
 import fnmatch
-import http.client
 import os
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
@@ -133,6 +132,8 @@ def listening(pid: int, port: int) -> bool:
 
 def answers(host: str, port: int, timeout: float) -> bool:
     """True once an HTTP request to the app gets any response (any status)."""
+    import http.client  # here: 5 MB that a watcher without --app never needs
+
     conn = http.client.HTTPConnection(host, port, timeout=max(timeout, 0.05))
     try:
         conn.request("HEAD", "/", headers={"User-Agent": "sigreload (is the app up?)"})
@@ -150,7 +151,7 @@ def wait_for_restart(host: str, port: int, saved_at: float,
                      sleep: Callable[[float], None] = time.sleep) -> str:
     """Block until the app server runs code saved at ``saved_at`` (time.time()) and
     answers, until it is clear that it will not restart, or until ``superseded()``
-    (a newer save). Says what happened, in words for the log.
+    (a newer save). Says what happened, in words that follow "app server" in the log.
 
     A restart is a process listening on ``port`` that started after the save.
     Each tick looks only at the first listeners' family (cheap); a full look
@@ -169,12 +170,14 @@ def wait_for_restart(host: str, port: int, saved_at: float,
         if fresh:
             while not answers(host, port, min(1.0, LIMIT)):
                 if clock() - start > LIMIT or superseded():
-                    return f"PID {fresh[-1]} listens but does not answer"
+                    return f"restarted (PID {fresh[-1]}) but does not answer: reloading anyway"
                 sleep(TICK)
             return f"restarted (PID {fresh[-1]}), answering after {clock() - start:.2f}s"
         gone = any(started_at(pid) is None for pid in first)
         if clock() - start > (LIMIT if gone else QUIET):
-            return "down: nothing listens on its port" if not now else "no restart seen"
+            if not now:
+                return "is down (nothing listens on its port): pages say so until it is back"
+            return f"did not restart within {QUIET:.0f}s: reloading"
         sleep(TICK)
     return "superseded by a newer save"
 

@@ -23,7 +23,6 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-import app_server
 import sigreload
 
 log = logging.getLogger("sigreload.http")
@@ -212,6 +211,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sigreload.setup_logging(args.verbose)
     if args.proxy:
+        import app_server
+
         try:
             app = app_server.parse_app(args.proxy)
         except ValueError as exc:
