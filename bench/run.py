@@ -365,10 +365,12 @@ def app_servers(results, pw_browser, edits):
                         asked.start()
                     shown.append(page.evaluate("window.shownAt") - 1000 * start_at)
                     wrong += page.locator("#out").inner_text() != f"v{i}"
-                    asked.join()
+                    asked.join()  # restarted[i - 1] is this edit's
                 context.close()
                 results[f"{kind}: save -> app answers the new code (ms)"] = summary(restarted)
                 results[f"{kind}: save -> page shows it, proxy (ms)"] = summary(shown)
+                results[f"{kind}: app answers -> page shows it (ms)"] = summary(
+                    [page - app for page, app in zip(shown, restarted)])
                 results[f"{kind}: loads that showed old output"] = summary([wrong])
             finally:
                 if stack:

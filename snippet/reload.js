@@ -36,9 +36,10 @@
   }, () => {}));
 
   // Fetch what the page loaded, bypassing the cache, so the reloaded page
-  // shows every changed file whatever the server's cache headers say.
+  // shows every changed file whatever the server's cache headers say (not
+  // what failed, like a missing favicon: a slow app answers that 404 slowly).
   const refetch = () => ours ? Promise.resolve() : Promise.all(performance.getEntriesByType("resource")
-    .filter((r) => /^(script|link|css|img|image|other)$/.test(r.initiatorType)
+    .filter((r) => /^(script|link|css|img|image|other)$/.test(r.initiatorType) && !(r.responseStatus >= 400)
       && new URL(r.name).host === location.host && !/\/_sigreload\//.test(r.name))
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
 
