@@ -61,9 +61,11 @@
     if (reloading) return;
     reloading = true;
     say(`reload (${why})`);
+    // Firefox keeps a page's stylesheets and images across a reload, whatever
+    // was refetched: its reload(true) bypasses the cache (others ignore it).
     const go = () => {
       save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY } });
-      location.reload();
+      location.reload(!ours);
     };
     if (ours) return go();
     // Behind sigreload's proxy (it holds requests while the app restarts), or

@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import engines  # noqa: E402
 import sigreload  # noqa: E402
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
@@ -256,3 +257,30 @@ def page(browser):
     page.set_default_timeout(10_000 * SCALE)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def running_engines():
+    """Each engine started once, when a test first asks for it."""
+    running = {}
+    yield running
+    for engine in running.values():
+        engine.close()
+
+
+@pytest.fixture(params=engines.ENGINES)
+def tab(request, running_engines):
+    """A fresh tab in Chromium, Firefox and WebKit in turn (CI: all three required)."""
+    name = request.param
+    why = engines.missing(name)
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI; missing: {why}")
+        pytest.skip(f"{name} is not installed here (missing: {why})")
+    if name not in running_engines:
+        chromium = request.getfixturevalue("browser") if name == "chromium" else None
+        running_engines[name] = engines.launch(name, chromium)
+    tab = running_engines[name].tab()
+    tab.engine, tab.browser = name, running_engines[name]
+    yield tab
+    tab.close()

@@ -1,25 +1,38 @@
-"""The real-browser matrix: after a save the page shows exactly what was saved.
+"""The browser matrix: after a save the page shows exactly what was saved, in
+Chromium, Firefox and WebKit (the ``tab`` fixture), against our HTTP server
+and against stock ``python -m http.server`` (whose headers let browsers cache
+heuristically and which answers If-Modified-Since in whole seconds).
 
-Each case runs against our HTTP server and against stock ``python -m
-http.server`` (a server that is not ours, whose headers let Chromium cache
-heuristically). Files start with mtimes a day old, so Chromium would happily
-serve a cached script or stylesheet after a reload if the snippet let it.
+Sites are either a day old (browsers cache such files heuristically) or
+freshly saved: then each edit is two saves back to back, within one second
+of each other and of the page's load. Each case is written once, against
+``engines.Tab``; the test pages count their own loads (sessionStorage) and
+keep their WebSockets in ``window.sockets``, so no engine-specific events are
+needed.
 """
 
+import contextlib
 import os
 import signal
+import ssl
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from conftest import ROOT, free_port, module, open_page, write
+from conftest import ROOT, SCALE, free_port, module, write
 
 SNIPPET = (ROOT / "snippet" / "reload.js").read_text()
 DAY = 24 * 3600
-
+COUNTER = """<script>
+sessionStorage.setItem("loads", +(sessionStorage.getItem("loads") || 0) + 1);
+window.errors = []; addEventListener("error", (e) => errors.push(String(e.message)));
+window.sockets = []; window.WebSocket = class extends WebSocket { constructor(...a) { super(...a); sockets.push(this); } };
+</script>"""
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{name}</title>
+<html><head><meta charset="utf-8"><title>{name}</title>""" + COUNTER.replace("{", "{{").replace("}", "}}") + """
 <link rel="stylesheet" href="style.css"></head>
 <body><h1 id="title">{title}</h1>
 <img id="pic" src="pic.svg">
@@ -28,22 +41,28 @@ PAGE = """<!doctype html>
 {snippet}
 </body></html>
 """
+CONNECTED = "window.sockets && sockets.some((s) => s.readyState === 1)"
+LOADS = "+sessionStorage.getItem('loads')"
 
 
 def svg(width):
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="10"></svg>'
 
 
-def make_site(root, snippet):
+def make_site(root, snippet, age):
     root.mkdir(exist_ok=True)
     for name in ("index", "other"):
         (root / f"{name}.html").write_text(PAGE.format(name=name, title=f"{name} v1", snippet=snippet))
+    (root / "plain.html").write_text(PAGE.format(name="plain", title="plain", snippet=snippet)
+                                     .replace('<link rel="stylesheet" href="style.css">', "")
+                                     .replace('<script src="app.js"></script>', "").replace('<img id="pic" src="pic.svg">', ""))
     (root / "style.css").write_text("h1 { color: rgb(0, 0, 255); }")
     (root / "app.js").write_text('window.appVersion = "v1";')
     (root / "pic.svg").write_text(svg(10))
-    old = time.time() - DAY  # long unmodified: Chromium caches such files heuristically
-    for path in root.iterdir():
-        os.utime(path, (old, old))
+    if age == "old":  # long unmodified: browsers cache such files heuristically
+        old = time.time() - DAY
+        for path in root.iterdir():
+            os.utime(path, (old, old))
 
 
 def inline(port):
@@ -53,15 +72,15 @@ def inline(port):
 class Live:
     """A site, the broadcaster, the watcher and an HTTP server: all real processes."""
 
-    def __init__(self, procs, tmp_path, server, include="inline", watch=True):
-        self.procs, self.server = procs, server
+    def __init__(self, procs, tmp_path, server, include="inline", watch=True, age="old"):
+        self.procs, self.server, self.age = procs, server, age
         self.root = tmp_path / "site"
         self.ws_port = free_port()
         self.broadcaster = self.start_broadcaster()
-        snippet = {"inline": inline(self.ws_port),
-                   "src": f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>',
-                   "blog": BLOG_SNIPPET.replace("5678", str(self.ws_port))}[include]  # same code, free port
-        make_site(self.root, snippet)  # before the watcher starts: setup is no edit
+        self.snippet = {"inline": inline(self.ws_port),
+                        "src": f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>',
+                        "blog": BLOG_SNIPPET.replace("5678", str(self.ws_port))}[include]  # same code, free port
+        make_site(self.root, self.snippet, age)  # before the watcher starts: setup is no edit
         if watch:
             watcher = procs(module("watcher") + [self.root, "--ws-port", self.ws_port, "--interval", "0.05"])
             watcher.wait_for("watching")
@@ -84,153 +103,200 @@ class Live:
         assert self.broadcaster.exit_code() == 0
         self.broadcaster = self.start_broadcaster()
 
+    def edit(self, name, text):
+        """Save ``name``. A fresh site saves it twice, back to back, each time with
+        the mtime of the save before (several saves within one second)."""
+        path = self.root / name
+        if self.age == "old":
+            return write(path, text)
+        then = path.stat().st_mtime
+        for version in (text + "\n", text):
+            tmp = path.with_name(path.name + ".sigreload-tmp~")
+            tmp.write_text(version)
+            os.utime(tmp, (then, then))
+            os.replace(tmp, path)
 
-@pytest.fixture(params=["ours", "stock"])
+    def page(self, title, name="index"):
+        return PAGE.format(name=name, title=title, snippet=self.snippet)
+
+
+@pytest.fixture(params=[("ours", "old"), ("stock", "old"), ("ours", "fresh"), ("stock", "fresh")],
+                ids=lambda p: "-".join(p))
 def live(request, procs, tmp_path):
-    return Live(procs, tmp_path, request.param)
+    server, age = request.param
+    return Live(procs, tmp_path, server, age=age)
 
 
-def reloaded(page):
-    """Context: the page's next load (a reload, with the snippet reconnected)."""
-    return page.expect_event("load")
+def open_page(tab, url):
+    """Load ``url`` and wait until its snippet is connected."""
+    tab.goto(url)
+    tab.wait_for(CONNECTED, 10 * SCALE)
 
 
-def title(page):
-    return page.locator("#title").inner_text()
+@contextlib.contextmanager
+def reloaded(tab, seconds=10):
+    """The tab's next load, with its snippet connected again."""
+    before = tab.evaluate(LOADS)
+    yield
+    tab.wait_for(f"{LOADS} > {before} && document.readyState === 'complete' && {CONNECTED}", seconds * SCALE)
 
 
-def test_html_edit_reloads_with_the_new_text(live, page):
-    open_page(page, live.url)
-    with reloaded(page):
-        write(live.root / "index.html", PAGE.format(name="index", title="index v2", snippet=inline(live.ws_port)))
-    assert title(page) == "index v2"
+def quiet(seconds=1.0):
+    """Let the page run for ``seconds``: the absence of reloads is what is tested."""
+    threading.Event().wait(seconds * SCALE)
 
 
-def test_stylesheet_edit_applies_without_reload_and_never_unstyled(live, page):
-    open_page(page, live.url)
-    page.evaluate("""() => {
+def title(tab):
+    return tab.evaluate("document.getElementById('title').textContent")
+
+
+def color(tab):
+    return tab.evaluate("getComputedStyle(document.querySelector('h1')).color")
+
+
+def test_html_edit_reloads_with_the_new_text(live, tab):
+    open_page(tab, live.url)
+    with reloaded(tab):
+        live.edit("index.html", live.page("index v2"))
+    tab.wait_for("document.getElementById('title').textContent === 'index v2'", 5 * SCALE)
+    quiet(0.5)
+    assert title(tab) == "index v2" and tab.evaluate(LOADS) <= 3  # the two saves: one or two loads
+
+
+def test_stylesheet_edit_applies_without_reload_and_never_unstyled(live, tab):
+    open_page(tab, live.url)
+    tab.evaluate("""(() => {
         window.marker = 42; scrollTo(0, 700);
         window.unstyled = 0;
         new MutationObserver(() => {
             const loaded = [...document.querySelectorAll('link[rel=stylesheet]')].filter((l) => l.sheet);
             if (!loaded.length) window.unstyled++;
         }).observe(document.head, {childList: true});
-    }""")
-    write(live.root / "style.css", "h1 { color: rgb(255, 0, 0); }")
-    page.wait_for_function("getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'")
-    assert page.evaluate("[window.marker, scrollY, window.unstyled]") == [42, 700, 0]
-    assert page.locator("link[rel=stylesheet]").count() == 1
+    })()""")
+    live.edit("style.css", "h1 { color: rgb(255, 0, 0); }")
+    tab.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'", 5 * SCALE)
+    tab.wait_for("document.querySelectorAll('link[rel=stylesheet]').length === 1", 5 * SCALE)
+    assert tab.evaluate("[window.marker, scrollY, window.unstyled]") == [42, 700, 0]
 
 
-def test_script_edit_reloads_and_runs_the_new_script(live, page):
-    open_page(page, live.url)
-    assert page.evaluate("appVersion") == "v1"
+def test_script_edit_reloads_and_runs_the_new_script(live, tab):
+    open_page(tab, live.url)
+    assert tab.evaluate("appVersion") == "v1"
     for version in ("v2", "v3"):  # twice: nothing stale after a reload either
-        with reloaded(page):
-            write(live.root / "app.js", f'window.appVersion = "{version}";')
-        assert page.evaluate("appVersion") == version
+        with reloaded(tab):
+            live.edit("app.js", f'window.appVersion = "{version}";')
+        tab.wait_for(f"window.appVersion === '{version}'", 5 * SCALE)
+        assert color(tab) == "rgb(0, 0, 255)"
 
 
-def test_stylesheet_and_script_fresh_after_a_full_reload(live, page):
+def test_stylesheet_and_script_fresh_after_a_full_reload(live, tab):
     """Both changed while only a reload is sent: no stale cached copy survives."""
-    open_page(page, live.url)
+    open_page(tab, live.url)
     (live.root / "style.css").write_text("h1 { color: rgb(0, 128, 0); }")
-    with reloaded(page):
-        write(live.root / "app.js", 'window.appVersion = "both";')
-    assert page.evaluate("appVersion") == "both"
-    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(0, 128, 0)"
+    with reloaded(tab):
+        live.edit("app.js", 'window.appVersion = "both";')
+    tab.wait_for("window.appVersion === 'both'", 5 * SCALE)
+    assert color(tab) == "rgb(0, 128, 0)"
 
 
-def test_image_edit_shows_the_new_image(live, page):
+def test_page_edit_shows_the_current_stylesheet_and_script(live, tab):
+    """The stylesheet and script changed (and were swapped or reloaded), then the page."""
+    open_page(tab, live.url)
+    live.edit("style.css", "h1 { color: rgb(9, 9, 9); }")
+    tab.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(9, 9, 9)'", 5 * SCALE)
+    with reloaded(tab):
+        live.edit("app.js", 'window.appVersion = "v7";')
+    with reloaded(tab):
+        live.edit("index.html", live.page("index v7"))
+    tab.wait_for("document.getElementById('title').textContent === 'index v7'", 5 * SCALE)
+    assert [color(tab), tab.evaluate("appVersion")] == ["rgb(9, 9, 9)", "v7"]
+
+
+def test_image_edit_shows_the_new_image(live, tab):
     """Our server: the image is swapped in place (no reload). Another server: a reload."""
-    open_page(page, live.url)
-    page.evaluate("window.marker = 'kept'")
-    assert page.evaluate("document.getElementById('pic').naturalWidth") == 10
+    open_page(tab, live.url)
+    tab.evaluate("window.marker = 'kept'")
+    assert tab.evaluate("document.getElementById('pic').naturalWidth") == 10
+    loads = tab.evaluate(LOADS)
+    live.edit("pic.svg", svg(20))
+    tab.wait_for("document.getElementById('pic') && document.getElementById('pic').naturalWidth === 20", 5 * SCALE)
     if live.server == "ours":
-        write(live.root / "pic.svg", svg(20))
-        page.wait_for_function("document.getElementById('pic').naturalWidth === 20")
-        assert page.evaluate("window.marker") == "kept"
-    else:
-        with reloaded(page):
-            write(live.root / "pic.svg", svg(20))
-        page.wait_for_function("document.getElementById('pic').naturalWidth === 20")
+        assert tab.evaluate("window.marker") == "kept" and tab.evaluate(LOADS) == loads
 
 
-def test_full_reload_keeps_the_scroll_position(live, page):
-    open_page(page, live.url)
-    page.evaluate("scrollTo(0, 1200)")
-    page.wait_for_function("scrollY === 1200")
-    with reloaded(page):
-        write(live.root / "app.js", 'window.appVersion = "scrolled";')
-    page.wait_for_function("scrollY === 1200 && appVersion === 'scrolled'")
+def test_full_reload_keeps_the_scroll_position(live, tab):
+    open_page(tab, live.url)
+    tab.evaluate("scrollTo(0, 1200)")
+    tab.wait_for("scrollY === 1200", 5 * SCALE)
+    with reloaded(tab):
+        live.edit("app.js", 'window.appVersion = "scrolled";')
+    tab.wait_for("scrollY === 1200 && window.appVersion === 'scrolled'", 5 * SCALE)
 
 
-def test_two_tabs_on_different_pages_both_update(live, page):
-    other = page.context.new_page()
-    open_page(page, live.url + "index.html")
-    open_page(other, live.url + "other.html")
-    with reloaded(page), reloaded(other):
-        write(live.root / "app.js", 'window.appVersion = "tabs";')
-    assert page.evaluate("appVersion") == other.evaluate("appVersion") == "tabs"
-    assert title(other) == "other v1"
+def test_two_tabs_on_different_pages_both_update(live, tab):
+    other = tab.browser.tab()
+    try:
+        open_page(tab, live.url + "index.html")
+        open_page(other, live.url + "other.html")
+        with reloaded(tab), reloaded(other):
+            live.edit("app.js", 'window.appVersion = "tabs";')
+        for t in (tab, other):
+            t.wait_for("window.appVersion === 'tabs'", 5 * SCALE)
+        assert title(other) == "other v1"
+    finally:
+        other.close()
+
+
+def test_a_page_that_does_not_use_the_changed_file_stays(procs, tmp_path, tab):
+    """Targeted reloads (our server): a script edit reloads the page that runs it only."""
+    live = Live(procs, tmp_path, "ours")
+    open_page(tab, live.url + "plain.html")
+    tab.evaluate("window.marker = 'stayed'")
+    live.edit("app.js", 'window.appVersion = "v2";')
+    quiet(1.0)
+    assert tab.evaluate("[window.marker, +sessionStorage.getItem('loads')]") == ["stayed", 1]
 
 
 @pytest.mark.parametrize("server", ["ours", "stock"])
-def test_kill_usr1_reloads_and_usr2_refreshes_stylesheets_only(procs, tmp_path, page, server):
+def test_kill_usr1_reloads_and_usr2_refreshes_stylesheets_only(procs, tmp_path, tab, server):
     live = Live(procs, tmp_path, server, watch=False)  # signals by hand only, nothing else
-    open_page(page, live.url)
-    page.evaluate("window.marker = 7")
+    open_page(tab, live.url)
+    tab.evaluate("window.marker = 7")
     (live.root / "style.css").write_text("h1 { color: rgb(1, 2, 3); }")  # written directly
     os.kill(live.broadcaster.pid, signal.SIGUSR2)
-    page.wait_for_function("getComputedStyle(document.querySelector('h1')).color === 'rgb(1, 2, 3)'")
-    assert page.evaluate("window.marker") == 7
-    with reloaded(page):
+    tab.wait_for("getComputedStyle(document.querySelector('h1')).color === 'rgb(1, 2, 3)'", 5 * SCALE)
+    assert tab.evaluate("window.marker") == 7
+    with reloaded(tab):
         os.kill(live.broadcaster.pid, signal.SIGUSR1)
-    assert page.evaluate("window.marker") is None
+    assert tab.evaluate("window.marker === undefined")
 
 
-@pytest.fixture
-def ours(procs, tmp_path):
-    return Live(procs, tmp_path, "ours")
-
-
-def count_loads(page):
-    loads = []
-    page.on("load", lambda _: loads.append(time.monotonic()))
-    return loads
-
-
-def quiet(page, seconds=1.0):
-    """Let the page run for ``seconds``: the absence of reloads is what is tested."""
-    page.wait_for_timeout(seconds * 1000)
-
-
-def test_no_reload_on_first_connect_and_at_most_one_per_restart(ours, page):
-    loads = count_loads(page)
-    open_page(page, ours.url)
-    quiet(page)
-    assert len(loads) == 1  # the first load only
-    with reloaded(page):
-        ours.restart_broadcaster()
+def test_no_reload_on_first_connect_and_at_most_one_per_restart(procs, tmp_path, tab):
+    """Reconnects: a restarted broadcaster is found again, without reload loops."""
+    live = Live(procs, tmp_path, "ours")
+    open_page(tab, live.url)
+    quiet()
+    assert tab.evaluate(LOADS) == 1  # the first load only
+    with reloaded(tab):
+        live.restart_broadcaster()
     for _ in range(4):  # five restarts within ten seconds in all
-        ours.restart_broadcaster()
-    quiet(page, 2.0)
-    assert 2 <= len(loads) <= 6, loads
-    settled = len(loads)
-    quiet(page, 2.0)
-    assert len(loads) == settled  # never a loop
-    with reloaded(page):  # and it still works
-        os.kill(ours.broadcaster.pid, signal.SIGUSR1)
+        live.restart_broadcaster()
+    quiet(2.0)
+    settled = tab.evaluate(LOADS)
+    assert 2 <= settled <= 6
+    quiet(2.0)
+    assert tab.evaluate(LOADS) == settled  # never a loop
+    tab.wait_for(CONNECTED, 10 * SCALE)
+    with reloaded(tab):  # and it still works
+        os.kill(live.broadcaster.pid, signal.SIGUSR1)
 
 
-def test_one_line_include_from_the_broadcaster(procs, tmp_path, page):
+def test_one_line_include_from_the_broadcaster(procs, tmp_path, tab):
     live = Live(procs, tmp_path, "ours", include="src")
-    open_page(page, live.url)
-    with reloaded(page):
-        write(live.root / "index.html", PAGE.format(
-            name="index", title="src v2",
-            snippet=f'<script src="http://127.0.0.1:{live.ws_port}/reload.js"></script>'))
-    assert title(page) == "src v2"
+    open_page(tab, live.url)
+    with reloaded(tab):
+        live.edit("index.html", live.page("src v2"))
+    assert title(tab) == "src v2"
 
 
 BLOG_SNIPPET = """<script>
@@ -241,48 +307,60 @@ webSocket.onmessage = () => { window.location.reload(); };
 </script>"""
 
 
-def test_the_original_blog_snippet_works_and_never_loops(procs, tmp_path, page):
-    ours = Live(procs, tmp_path, "ours", include="blog")
-    blog = BLOG_SNIPPET.replace("5678", str(ours.ws_port))
-    loads = count_loads(page)
-    with page.expect_websocket():
-        page.goto(ours.url)
-    quiet(page, 0.5)
-    assert len(loads) == 1
-    with reloaded(page):
-        write(ours.root / "index.html", PAGE.format(name="index", title="blog v2", snippet=blog))
-    assert title(page) == "blog v2"
-    with reloaded(page):
-        os.kill(ours.broadcaster.pid, signal.SIGUSR2)  # plain clients get "reload" for USR2 too
-    settled = len(loads)
-    quiet(page, 1.5)
-    assert len(loads) == settled == 3
+def test_the_original_blog_snippet_works_and_never_loops(procs, tmp_path, tab):
+    live = Live(procs, tmp_path, "ours", include="blog")
+    open_page(tab, live.url)
+    quiet(0.5)
+    assert tab.evaluate(LOADS) == 1
+    with reloaded(tab):
+        live.edit("index.html", live.page("blog v2"))
+    assert title(tab) == "blog v2"
+    with reloaded(tab):
+        os.kill(live.broadcaster.pid, signal.SIGUSR2)  # plain clients get "reload" for USR2 too
+    settled = tab.evaluate(LOADS)
+    quiet(1.5)
+    assert tab.evaluate(LOADS) == settled == 3
 
 
-def test_file_url_page_reloads_without_errors(ours, page):
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    open_page(page, (ours.root / "index.html").as_uri())
-    with reloaded(page):
-        os.kill(ours.broadcaster.pid, signal.SIGUSR1)
-    assert errors == []
+def test_file_url_page_reloads_without_errors(procs, tmp_path, tab):
+    live = Live(procs, tmp_path, "ours")
+    open_page(tab, (live.root / "index.html").as_uri())
+    with reloaded(tab):
+        os.kill(live.broadcaster.pid, signal.SIGUSR1)
+    assert tab.evaluate("window.errors") == []
 
 
-def test_https_page_uses_wss_without_errors(page):
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    html = PAGE.format(name="https", title="https", snippet=inline(5999))
-    page.route("https://sigreload.test/", lambda route: route.fulfill(body=html, content_type="text/html"))
-    page.route("https://sigreload.test/*.*", lambda route: route.fulfill(status=404, body=""))
-    with page.expect_websocket() as ws:
-        page.goto("https://sigreload.test/")
-    assert ws.value.url == "wss://sigreload.test:5999/sigreload"
-    assert errors == []
+@pytest.fixture
+def https_site(tmp_path):
+    """A page served over https (a self-signed certificate): its URL."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    (tmp_path / "index.html").write_text(PAGE.format(name="https", title="https", snippet=inline(5999)))
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=tmp_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
 
 
-def test_injected_snippet_reloads_a_page_that_has_none(procs, tmp_path, page):
+def test_https_page_uses_wss_without_errors(https_site, tab):
+    tab.goto(https_site)
+    tab.wait_for("window.sockets.length > 0", 5 * SCALE)
+    assert tab.evaluate("window.sockets.map((s) => s.url)") == ["wss://127.0.0.1:5999/sigreload"]
+    assert tab.evaluate("window.errors") == []
+
+
+def test_injected_snippet_reloads_a_page_that_has_none(procs, tmp_path, tab):
     root = tmp_path / "plain"
-    make_site(root, snippet="")  # no snippet in the file
+    make_site(root, "", "old")  # no snippet in the file
     ws_port = free_port()
     b = procs(module("reload_server") + ["--port", ws_port])
     b.wait_for("ready on")
@@ -290,8 +368,31 @@ def test_injected_snippet_reloads_a_page_that_has_none(procs, tmp_path, page):
     w.wait_for("watching")
     http = procs(module("http_server") + [root, "--port", "0", "--inject", ws_port])
     url = http.wait_for(r"at (http://\S+/)").group(1)
-    open_page(page, url)
-    with reloaded(page):
+    open_page(tab, url)
+    with reloaded(tab):
         write(root / "index.html", PAGE.format(name="index", title="injected v2", snippet=""))
-    assert title(page) == "injected v2"
+    assert title(tab) == "injected v2"
     assert "reload.js" not in (root / "index.html").read_text()
+
+
+def test_a_failed_build_shows_its_output_until_a_good_one(procs, tmp_path, tab):
+    """The build-error overlay, in every engine."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "page.txt").write_text("good 1")
+    build = (f"{sys.executable} -c \"import pathlib, sys; t = pathlib.Path('page.txt').read_text(); "
+             f"'bad' in t and sys.exit('bad input in page.txt'); pathlib.Path('{out}/index.html').write_text("
+             f"'<h1 id=title>' + t + '</h1>')\"")
+    proc = procs(module("sigreload") + [src, "--exec", build, "--output", out, "--port", "0", "--ws-port", free_port()])
+    url = proc.wait_seen(r"at (http://\S+/)").group(1)
+    for ready in ("watching", "ready on"):
+        proc.wait_seen(ready)
+    tab.goto(url)
+    tab.wait_for("document.getElementById('title').textContent === 'good 1'", 10 * SCALE)
+    tab.wait_for(f"performance.getEntriesByType('resource').some((r) => /reload\\.js/.test(r.name))", 5 * SCALE)
+    overlay = "(document.querySelector('sigreload-error') || {}).shadowRoot"
+    write(src / "page.txt", "bad 2")
+    tab.wait_for(f"{overlay} && {overlay}.textContent.includes('bad input in page.txt')", 10 * SCALE)
+    write(src / "page.txt", "good 3")
+    tab.wait_for("document.getElementById('title').textContent === 'good 3' && !document.querySelector('sigreload-error')",
+                 10 * SCALE)
