@@ -50,10 +50,10 @@ def write(path, text):
     os.replace(tmp, path)
 
 
-def build_site(root, files, ws_port):
+def build_site(root, files, ws_port, page=PAGE):
     """index.html, style.css, app.js, and ``files`` more in folders of 100."""
     root.mkdir(parents=True)
-    write(root / "index.html", PAGE.format(title="v0", port=ws_port, snippet=SNIPPET))
+    write(root / "index.html", page.format(title="v0", port=ws_port, snippet=SNIPPET))
     write(root / "style.css", "h1 { color: rgb(0, 0, 0); }")
     write(root / "app.js", "window.appVersion = 0;")
     old = time.time() - 86400  # a tree nobody touched today, like a real one
@@ -330,6 +330,52 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
             stack.stop()
 
 
+def engine_rows(results, pw_browser, edits):
+    """Per engine, our server: a write -> the page shows it (HTML: a reload, CSS: a swap)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import engines
+
+    for name in engines.ENGINES:
+        if engines.missing(name):
+            print(f"bench: {name} skipped (missing: {engines.missing(name)})", file=sys.stderr)
+            continue
+        driver = engines.launch(name, pw_browser)
+        with tempfile.TemporaryDirectory() as tmp:
+            site = Path(tmp) / "site"
+            ws_port = free_port()
+            shown = SHOWN.replace("{", "{{").replace("}", "}}")  # the page is a format string
+            page = PAGE.replace("<head>", f"<head><script>{shown}</script>")
+            build_site(site, 10, ws_port, page)
+            stack = Stack(site, (), ws_port)
+            tab = driver.tab()
+            try:
+                tab.goto(stack.url)
+                tab.wait_for("window.shownAt", 10)
+                html, css = [], []
+                for i in range(1, edits + 1):
+                    threading.Event().wait(0.15)
+                    start = time.time()
+                    write(site / "index.html", page.format(title=f"v{i}", port=ws_port, snippet=SNIPPET))
+                    tab.wait_for(f"document.getElementById('title').textContent === 'v{i}' && window.shownAt", 10)
+                    html.append(tab.evaluate("window.shownAt") - 1000 * start)
+                for i in range(1, edits + 1):
+                    threading.Event().wait(0.15)
+                    color = f"rgb({i}, 0, 0)"
+                    tab.evaluate("""(() => { window.swappedAt = 0; const h1 = document.querySelector('h1');
+                        const tick = () => getComputedStyle(h1).color === '%s' ? (window.swappedAt = Date.now())
+                                          : requestAnimationFrame(tick); tick(); })()""" % color)
+                    start = time.time()
+                    write(site / "style.css", f"h1 {{ color: {color}; }}")
+                    tab.wait_for("window.swappedAt", 10)
+                    css.append(tab.evaluate("window.swappedAt") - 1000 * start)
+                results[f"{name}: write -> page, html (ms)"] = summary(html)
+                results[f"{name}: write -> page, css (ms)"] = summary(css)
+            finally:
+                tab.close()
+                stack.stop()
+                driver.close()
+
+
 def app_servers(results, pw_browser, edits):
     """Each app server behind the proxy: save -> the app answers the new code
     (its own restart, asked directly every 10 ms) and save -> the page shows it."""
@@ -389,10 +435,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="the 10-file site only")
     parser.add_argument("--app-edits", type=int, default=10, help="edits per app server (0: none)")
     parser.add_argument("--apps-only", action="store_true", help="only the app servers")
+    parser.add_argument("--engines-only", action="store_true", help="only the per-engine rows")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        engine_rows(results, pw_browser, args.edits)
+        if args.engines_only:
+            return report(args, results, woke)
         if args.app_edits:
             app_servers(results, pw_browser, args.app_edits)
         if args.apps_only:

@@ -136,7 +136,7 @@ class Firefox:
 class SeleniumTab(Tab):
     def __init__(self, driver):
         self.driver = driver
-        driver.switch_to.new_window("tab")
+        driver.switch_to.new_window("window")  # a window of its own: visible (a new tab is hidden)
         self.handle = driver.current_window_handle
 
     def goto(self, url):
