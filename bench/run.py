@@ -31,23 +31,14 @@ sys.path.insert(0, str(HERE.parent))
 
 import sigreload  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent / "tests"))
+from apps import free_port, save as write  # noqa: E402
+
 SNIPPET = (HERE.parent / "snippet" / "reload.js").read_text()
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="style.css"></head><body><h1 id="title">{title}</h1>
 <script src="app.js"></script><script data-port="{port}">{snippet}</script></body></html>"""
 SHOWN = "addEventListener('DOMContentLoaded', () => { window.shownAt = Date.now(); });"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write(path, text):
-    tmp = path.with_name(path.name + ".bench~")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def build_site(root, files, ws_port, page=PAGE):
@@ -331,8 +322,8 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
 
 
 def engine_rows(results, pw_browser, edits):
-    """Per engine, our server: a write -> the page shows it (HTML: a reload, CSS: a swap)."""
-    sys.path.insert(0, str(HERE.parent / "tests"))
+    """Per engine, our server and stock http.server: a write -> the page shows it
+    (HTML and script: a reload; CSS: a swap)."""
     import engines
 
     for name in engines.ENGINES:
@@ -340,46 +331,71 @@ def engine_rows(results, pw_browser, edits):
             print(f"bench: {name} skipped (missing: {engines.missing(name)})", file=sys.stderr)
             continue
         driver = engines.launch(name, pw_browser)
-        with tempfile.TemporaryDirectory() as tmp:
-            site = Path(tmp) / "site"
-            ws_port = free_port()
-            shown = SHOWN.replace("{", "{{").replace("}", "}}")  # the page is a format string
-            page = PAGE.replace("<head>", f"<head><script>{shown}</script>")
-            build_site(site, 10, ws_port, page)
-            stack = Stack(site, (), ws_port)
-            tab = driver.tab()
-            try:
-                tab.goto(stack.url)
-                tab.wait_for("window.shownAt", 10)
-                html, css = [], []
+        try:
+            for server in ("ours", "stock"):
+                for kind, ms in engine_latency(driver, server, edits).items():
+                    results[f"{name}, {server} server: write -> page, {kind} (ms)"] = summary(ms)
+        finally:
+            driver.close()
+
+
+def engine_latency(driver, server, edits):
+    """{kind: [ms]} for ``edits`` edits of each kind in one tab of ``driver``."""
+    shown = SHOWN.replace("{", "{{").replace("}", "}}")  # the page is a format string
+    page = PAGE.replace("<head>", f"<head><script>{shown}</script>")
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        ws_port = free_port()
+        build_site(site, 10, ws_port, page)
+        stack, stock = Stack(site, (), ws_port), None
+        url = stack.url
+        if server == "stock":
+            port = free_port()
+            stock = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                                     cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{port}/"
+            while socket.socket().connect_ex(("127.0.0.1", port)):  # not listening yet
+                threading.Event().wait(0.02)
+        tab = driver.tab()
+        out = {"html": [], "js": [], "css": []}
+        try:
+            tab.goto(url)
+            tab.wait_for("window.shownAt", 10)
+            for kind in out:
                 for i in range(1, edits + 1):
                     threading.Event().wait(0.15)
-                    start = time.time()
-                    write(site / "index.html", page.format(title=f"v{i}", port=ws_port, snippet=SNIPPET))
-                    tab.wait_for(f"document.getElementById('title').textContent === 'v{i}' && window.shownAt", 10)
-                    html.append(tab.evaluate("window.shownAt") - 1000 * start)
-                for i in range(1, edits + 1):
-                    threading.Event().wait(0.15)
-                    color = f"rgb({i}, 0, 0)"
-                    tab.evaluate("""(() => { window.swappedAt = 0; const h1 = document.querySelector('h1');
-                        const tick = () => getComputedStyle(h1).color === '%s' ? (window.swappedAt = Date.now())
-                                          : requestAnimationFrame(tick); tick(); })()""" % color)
-                    start = time.time()
-                    write(site / "style.css", f"h1 {{ color: {color}; }}")
-                    tab.wait_for("window.swappedAt", 10)
-                    css.append(tab.evaluate("window.swappedAt") - 1000 * start)
-                results[f"{name}: write -> page, html (ms)"] = summary(html)
-                results[f"{name}: write -> page, css (ms)"] = summary(css)
-            finally:
-                tab.close()
-                stack.stop()
-                driver.close()
+                    if kind == "css":
+                        color = f"rgb({i}, 0, 0)"
+                        tab.evaluate("""(() => { window.swappedAt = 0; const h1 = document.querySelector('h1');
+                            const tick = () => getComputedStyle(h1).color === '%s' ? (window.swappedAt = Date.now())
+                                              : setTimeout(tick, 1); tick(); })()""" % color)
+                        start = time.time()
+                        write(site / "style.css", f"h1 {{ color: {color}; }}")
+                        tab.wait_for("window.swappedAt", 10)  # a swap, with either server
+                        at = tab.evaluate("window.swappedAt")
+                    else:
+                        start = time.time()
+                        if kind == "html":
+                            write(site / "index.html", page.format(title=f"v{i}", port=ws_port, snippet=SNIPPET))
+                            done = f"document.getElementById('title').textContent === 'v{i}'"
+                        else:
+                            write(site / "app.js", f"window.appVersion = {i};")
+                            done = f"window.appVersion === {i}"
+                        tab.wait_for(f"{done} && window.shownAt", 10)
+                        at = tab.evaluate("window.shownAt")
+                    out[kind].append(at - 1000 * start)
+        finally:
+            tab.close()
+            stack.stop()
+            if stock:
+                stock.terminate()
+                stock.wait()
+    return out
 
 
 def app_servers(results, pw_browser, edits):
     """Each app server behind the proxy: save -> the app answers the new code
     (its own restart, asked directly every 10 ms) and save -> the page shows it."""
-    sys.path.insert(0, str(HERE.parent / "tests"))
     from apps import KINDS, App
 
     for kind in KINDS:

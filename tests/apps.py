@@ -80,6 +80,7 @@ KINDS = ("flask-stat", "flask-watchdog", "django", "uvicorn")
 
 
 def free_port():
+    """A free TCP port on loopback (for tests and the benchmark)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -87,6 +88,7 @@ def free_port():
 
 def save(path, text):
     """Save like an editor does: write a temp file, rename it into place."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".sigreload-tmp~")
     tmp.write_text(text)
     os.replace(tmp, path)

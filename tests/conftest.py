@@ -11,7 +11,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engines  # noqa: E402
+from apps import free_port, save as write  # noqa: E402,F401 (for the tests)
 import sigreload  # noqa: E402
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
@@ -53,12 +53,6 @@ def running(proc):
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proc:
@@ -176,14 +170,6 @@ def http_server(procs, site):
     return proc, url
 
 
-def write(path, text):
-    """Save like an editor does: write a temp file, rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".sigreload-tmp~")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def client(port, path="/sigreload", **kwargs):
     from websockets.sync.client import connect
 
@@ -259,9 +245,10 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def running_engines():
-    """Each engine started once, when a test first asks for it."""
+    """Each engine started once per module, when a test first asks for it (and
+    closed after it: idle browsers on two cores would slow the tests after)."""
     running = {}
     yield running
     for engine in running.values():

@@ -28,7 +28,8 @@ class EngineError(Exception):
 
 
 class Tab:
-    """One browser tab. Engines implement goto, evaluate and close."""
+    """One browser tab. Engines implement goto, evaluate and close; a call the
+    browser refuses raises EngineError, whatever the engine."""
 
     def wait_for(self, expr, seconds):
         """Poll ``expr`` until it is truthy; a navigation under way is waited out."""
@@ -49,7 +50,12 @@ class PlaywrightTab(Tab):
         self.page = self.context.new_page()
 
     def goto(self, url):
-        self.page.goto(url)
+        from playwright.sync_api import Error
+
+        try:
+            self.page.goto(url)
+        except Error as exc:
+            raise EngineError(str(exc)) from None
 
     def evaluate(self, expr):
         from playwright.sync_api import Error
@@ -140,8 +146,13 @@ class SeleniumTab(Tab):
         self.handle = driver.current_window_handle
 
     def goto(self, url):
-        self.driver.switch_to.window(self.handle)
-        self.driver.get(url)
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            self.driver.switch_to.window(self.handle)
+            self.driver.get(url)
+        except WebDriverException as exc:
+            raise EngineError(exc.msg) from None
 
     def evaluate(self, expr):
         from selenium.common.exceptions import WebDriverException
