@@ -10,9 +10,9 @@ SNIPPET = (ROOT / "snippet" / "reload.js").read_text()
 PAGE = "<!doctype html><html><head><meta charset='utf-8'></head><body><h1 id='title'>{title}</h1>{extra}</body></html>"
 
 
-def start(procs, root, *flags):
+def start(procs, root, *flags, ws_port=None):
     """`sigreload ROOT` on free ports: (base URL, ws port, its output)."""
-    ws_port = free_port()
+    ws_port = ws_port or free_port()
     proc = procs(module("sigreload") + [root, "--port", free_port(), "--ws-port", ws_port, *flags])
     url = proc.wait_seen(r"serving \S+ at (http://\S+/)").group(1)
     for ready in ("ready on", "watching"):
@@ -55,10 +55,11 @@ def test_no_inject_serves_pages_as_they_are(procs, tmp_path):
 
 
 def test_a_page_with_the_snippet_twice_holds_one_connection(procs, tmp_path, page):
-    url, ws_port, _ = start(procs, tmp_path, "--no-inject")
+    ws_port = free_port()
     twice = (f'<script src="http://127.0.0.1:{ws_port}/reload.js"></script>'
              f"<script data-port='{ws_port}'>{SNIPPET}</script>")
-    (tmp_path / "index.html").write_text(PAGE.format(title="v1", extra=twice))
+    (tmp_path / "index.html").write_text(PAGE.format(title="v1", extra=twice))  # before the watcher: no edit
+    url, _, _ = start(procs, tmp_path, "--no-inject", ws_port=ws_port)
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     open_page(page, url)  # both copies ran before the load event
