@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import sigreload
+
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
 LIMIT = 10.0  # the most we wait for a restart under way (an old process went away)
 TICK = 0.01  # between two looks at the app server's processes (a look: about 1 ms)
@@ -47,6 +49,15 @@ def parse_app(url: str) -> tuple[str, int]:
     except ValueError:
         raise ValueError(f"{url}: bad port") from None
     return host, port
+
+
+def app_or_exit(url: str, where: str) -> tuple[str, int]:
+    """``parse_app(url)``, or exit with one line that starts with ``where``
+    (the command and its flag, e.g. "sigreload: --proxy")."""
+    try:
+        return parse_app(url)
+    except ValueError as exc:
+        sys.exit(f"{where} {exc}")
 
 
 def started_at(pid: int) -> float | None:
@@ -80,8 +91,7 @@ def listeners(port: int) -> dict[int, float]:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):
         return {}
-    pids = {c.pid for c in conns
-            if c.pid and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    pids = {c.pid for c in conns if c.pid and sigreload.listening(c, port)}
     found = {pid: started_at(pid) for pid in pids}
     return {pid: t for pid, t in found.items() if t is not None}
 
@@ -120,13 +130,12 @@ def family(first: dict[int, float]) -> set[int]:
 
 
 def listening(pid: int, port: int) -> bool:
-    """Whether process ``pid`` has a listening TCP socket on ``port`` (its own sockets only)."""
+    """Whether process ``pid`` listens on ``port`` (its own sockets only: cheap)."""
     import psutil
 
     try:
-        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                   for c in psutil.Process(pid).net_connections(kind="tcp"))
-    except psutil.Error:
+        return sigreload.listens_on(psutil.Process(pid), port)
+    except psutil.Error:  # gone
         return False
 
 

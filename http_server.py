@@ -74,7 +74,28 @@ def inject(html, tag):
     return html + tag if at < 0 else html[:at] + tag + html[at:]
 
 
-class Handler(SimpleHTTPRequestHandler):
+class Logged:
+    """Request handlers' lines go to ``logger`` at debug level (-v), control
+    characters escaped (a request line is anybody's text)."""
+
+    logger = log
+
+    def log_message(self, format, *args):
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
+
+
+def bind(host, port, handler):
+    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is); raises OSError."""
+    server_class = ThreadingHTTPServer
+    if ":" in (host or ""):
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    server = server_class((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+class Handler(Logged, SimpleHTTPRequestHandler):
     """Serves ROOT as plain files, never from a stale cache, never outside ROOT.
 
     Per server (set by make_server): ``lan`` accepts any Host header,
@@ -176,21 +197,13 @@ class Handler(SimpleHTTPRequestHandler):
         self.send_header("X-Sigreload-Root", self.root_id)  # lets the snippet map changed paths
         super().end_headers()
 
-    def log_message(self, format, *args):
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
 
 
 def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": sigreload.root_id(root)}
     handler = type("Handler", (Handler,), options)
-    server_class = ThreadingHTTPServer
-    if ":" in (host or ""):
-        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
-    server = server_class((host, port), partial(handler, directory=root))
-    server.daemon_threads = True
-    return server
+    return bind(host, port, partial(handler, directory=root))
 
 
 def main(argv=None):
@@ -213,10 +226,7 @@ def main(argv=None):
     if args.proxy:
         import app_server
 
-        try:
-            app = app_server.parse_app(args.proxy)
-        except ValueError as exc:
-            sys.exit(f"sigreload-http: --proxy {exc}")
+        app = app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
     elif not os.path.isdir(args.root):
         sys.exit(f"sigreload-http: {args.root}: no such folder")
     stop = sigreload.stop_event()

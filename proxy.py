@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import http_server
@@ -88,9 +88,10 @@ class Inserter:
         return out + held + self.tag
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(http_server.Logged, BaseHTTPRequestHandler):
     """Every method of every request goes to ``upstream`` (set by make_server)."""
 
+    logger = log
     upstream: tuple[str, int] = ("127.0.0.1", 5000)
     broadcaster: tuple[str, int] | None = None  # None: no snippet inserted
     lan = False
@@ -281,18 +282,9 @@ class Handler(BaseHTTPRequestHandler):
         relay.join()
         upstream.close()
 
-    def log_message(self, format, *args):
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
-
 
 def make_server(app, host, port, ws_port=None, lan=False):
     """Bind the proxy to ``app`` (host, port); raises OSError like socketserver."""
     broadcaster = ("127.0.0.1" if lan or not host or ":" not in host else "::1", ws_port) if ws_port else None
     handler = type("Handler", (Handler,), {"upstream": app, "broadcaster": broadcaster, "lan": lan})
-    server_class = ThreadingHTTPServer
-    if ":" in (host or ""):
-        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
-    server = server_class((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return http_server.bind(host, port, handler)

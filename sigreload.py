@@ -286,7 +286,8 @@ def runs_broadcaster(cmdline):
     return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
 
 
-def _listening(conn, port):
+def listening(conn, port):
+    """True when psutil connection ``conn`` is a listening socket on ``port``."""
     import psutil
 
     return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
@@ -297,7 +298,7 @@ def listens_on(proc, port):
     import psutil  # here, not at the top: the HTTP server and supervisor never need it
 
     try:
-        return any(_listening(c, port) for c in proc.net_connections(kind="tcp"))
+        return any(listening(c, port) for c in proc.net_connections(kind="tcp"))
     except (psutil.Error, OSError):
         return False
 
@@ -307,7 +308,7 @@ def port_owner(port):
     import psutil
 
     try:
-        return next((c.pid for c in psutil.net_connections(kind="tcp") if _listening(c, port) and c.pid), None)
+        return next((c.pid for c in psutil.net_connections(kind="tcp") if listening(c, port) and c.pid), None)
     except (psutil.Error, OSError):
         return None
 
@@ -496,10 +497,7 @@ def main(argv=None):
     if args.proxy:
         import app_server
 
-        try:
-            app_server.parse_app(args.proxy)
-        except ValueError as exc:
-            sys.exit(f"sigreload: --proxy {exc}")
+        app_server.app_or_exit(args.proxy, "sigreload: --proxy")
         if args.build:
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
     if args.build and not args.output:

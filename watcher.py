@@ -161,10 +161,7 @@ def main(argv=None):
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
     if args.app:
-        try:
-            app_server.parse_app(args.app)
-        except ValueError as exc:
-            sys.exit(f"sigreload-watch: --app {exc}")
+        app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = sigreload.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
     notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None, args.app)

@@ -321,6 +321,12 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
             stack.stop()
 
 
+def listening(port):
+    """Whether something accepts connections on loopback ``port``."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def engine_rows(results, pw_browser, edits):
     """Per engine, our server and stock http.server: a write -> the page shows it
     (HTML and script: a reload; CSS: a swap)."""
@@ -354,7 +360,7 @@ def engine_latency(driver, server, edits):
             stock = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                                      cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             url = f"http://127.0.0.1:{port}/"
-            while socket.socket().connect_ex(("127.0.0.1", port)):  # not listening yet
+            while not listening(port):
                 threading.Event().wait(0.02)
         tab = driver.tab()
         out = {"html": [], "js": [], "css": []}

@@ -105,9 +105,13 @@ class Firefox:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      start_new_session=True, env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"})
         self.answers = queue.Queue()
-        threading.Thread(target=lambda: [self.answers.put(json.loads(l)) for l in self.proc.stdout] + [
-            self.answers.put(None)], daemon=True).start()
+        threading.Thread(target=self._read, daemon=True).start()
         self.version = self.receive()["ready"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put(None)  # the driver exited
 
     def receive(self):
         try:
