@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import sigreload
+import discovery
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
 LIMIT = 10.0  # the most we wait for a restart under way (an old process went away)
@@ -91,7 +91,7 @@ def listeners(port: int) -> dict[int, float]:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):
         return {}
-    pids = {c.pid for c in conns if c.pid and sigreload.listening(c, port)}
+    pids = {c.pid for c in conns if c.pid and discovery.listening(c, port)}
     found = {pid: started_at(pid) for pid in pids}
     return {pid: t for pid, t in found.items() if t is not None}
 
@@ -134,7 +134,7 @@ def listening(pid: int, port: int) -> bool:
     import psutil
 
     try:
-        return sigreload.listens_on(psutil.Process(pid), port)
+        return discovery.listens_on(psutil.Process(pid), port)
     except psutil.Error:  # gone
         return False
 
@@ -239,7 +239,7 @@ class Waiter:
                     self.cond.wait()
                 saved, generation = self.saved, self.generation
             what = wait_for_restart(self.host, self.port, saved,
-                                    superseded=lambda: self.generation != generation)
+                                    superseded=lambda g=generation: self.generation != g)
             with self.cond:
                 if self.generation != generation:
                     continue

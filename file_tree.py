@@ -2,7 +2,7 @@
 them whole, by folder, or a slice at a time.
 
 A file changed when its stat signature differs (``!=``). Nothing here starts a
-thread or sends a signal: ``file_watching`` paces these calls, ``watcher`` acts
+thread or sends a signal: ``pacing`` says when, ``file_watching`` makes these calls, ``watcher`` acts
 on what they find.
 """
 
@@ -14,8 +14,6 @@ import re
 import stat
 import time
 
-HOT_AGE = 600  # files modified this recently (s) are polled every tick...
-HOT_MAX = 32  # ... at most this many
 RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
 LIST_EVERY = 8  # a folder with an unchanged stamp is still listed once in this many passes
 
@@ -63,7 +61,7 @@ def matcher(patterns):
     if paths:
         by_path = compiled(paths)
         return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
-    verdicts = {}
+    verdicts: dict[str, bool] = {}
 
     def skip(name, prefix):
         verdict = verdicts.get(name)
@@ -253,11 +251,11 @@ class Tree:
             self.files[folder][path] = new
         return [path]
 
-    def recent(self, now):
-        """The HOT_MAX most recently modified files (younger than HOT_AGE)."""
-        cutoff = (now - HOT_AGE) * 1e9
+    def recent(self, since, most):
+        """The ``most`` most recently modified files, modified after ``since`` (a time.time())."""
+        cutoff = since * 1e9
         young = ((s[0], p) for f in self.files.values() for p, s in f.items() if s[0] > cutoff)
-        return [p for _, p in heapq.nlargest(HOT_MAX, young)]
+        return [p for _, p in heapq.nlargest(most, young)]
 
 
 def has_entries(folder):

@@ -8,7 +8,6 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 ``..``, no symlink out) and touch no dotfile or VCS folder.
 """
 
-import argparse
 import errno
 import io
 import ipaddress
@@ -23,7 +22,10 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-import sigreload
+import command_line
+import injection
+import messages
+import process_life
 
 log = logging.getLogger("sigreload.http")
 CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
@@ -59,19 +61,6 @@ class Slice:
 
     def close(self):
         self.f.close()
-
-
-# The snippet, already in a page: included by <script src=".../reload.js">, or pasted.
-HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?[^"'\s>]*reload\.js|Symbol\.for\(["']sigreload""", re.I)
-
-
-def inject(html, tag):
-    """Insert ``tag`` before the last </body> (any case), or append it; a page
-    that already includes the snippet is left as it is (the snippet would run once anyway)."""
-    if HAS_SNIPPET.search(html):
-        return html
-    at = html.lower().rfind(b"</body>")
-    return html + tag if at < 0 else html[:at] + tag + html[at:]
 
 
 class Logged:
@@ -137,7 +126,7 @@ class Handler(Logged, SimpleHTTPRequestHandler):
         ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
         if self.ws_port and ctype.startswith("text/html"):
             with f:
-                body = inject(f.read(), self.snippet_tag())
+                body = injection.inject(f.read(), self.snippet_tag())
             return self.send_bytes(status, ctype, body)
         first, last = self.byte_range(size) if status == HTTPStatus.OK else (None, None)
         if first is not None:
@@ -201,18 +190,19 @@ class Handler(Logged, SimpleHTTPRequestHandler):
 
 def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": sigreload.root_id(root)}
+    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root)}
     handler = type("Handler", (Handler,), options)
     return bind(host, port, partial(handler, directory=root))
 
 
 def main(argv=None):
     """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
-    sigreload.require_signals()
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    command_line.require_signals()
+    parser = command_line.parser(main.__doc__)
     parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
-    parser.add_argument("--host", default=sigreload.HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=sigreload.HTTP_PORT, help="port (default: %(default)s; 0: any free)")
+    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=command_line.HTTP_PORT,
+                        help="port (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
@@ -220,16 +210,17 @@ def main(argv=None):
                         help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
     parser.add_argument("--proxy", metavar="URL",
                         help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
+    parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    sigreload.setup_logging(args.verbose)
+    command_line.setup_logging(args.verbose)
     if args.proxy:
         import app_server
 
         app = app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
     elif not os.path.isdir(args.root):
         sys.exit(f"sigreload-http: {args.root}: no such folder")
-    stop = sigreload.stop_event()
+    stop = process_life.stop_event()
     host = "0.0.0.0" if args.lan else args.host
     try:
         if args.proxy:
@@ -240,13 +231,15 @@ def main(argv=None):
             server = make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            sys.exit(f"sigreload-http: port {args.port} is in use; stop that server or pass --port")
+            import discovery
+
+            sys.exit(f"sigreload-http: {discovery.in_use(args.port, '--port')}")
         sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
     if args.lan:
         log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
-                    ", ".join(f"http://{a}:{bound_port}/" for a in sigreload.lan_addresses()))
+                    ", ".join(f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()))
     if args.proxy:
         how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
         log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)
@@ -257,7 +250,12 @@ def main(argv=None):
                  os.getpid(), how)
     # No polling for a shutdown request: the process ends with its main thread.
     threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
-    sigreload.wait(stop)
+    if args.open:  # in a thread: a console browser (lynx) would hold it until it quits
+        import webbrowser
+
+        url = f"http://{shown}:{bound_port}/"
+        threading.Thread(target=webbrowser.open, args=(url,), name="open", daemon=True).start()
+    process_life.wait(stop)
     server.server_close()
 
 

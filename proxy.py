@@ -23,12 +23,12 @@ import re
 import socket
 import threading
 import time
-import zlib
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
+import command_line
 import http_server
-import sigreload
+import injection
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -38,7 +38,6 @@ BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; ot
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "expect"}
-NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")
 DOWN_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="sigreload-down"><title>App not answering</title></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
@@ -47,45 +46,6 @@ DOWN_PAGE = """<!doctype html>
 with an error (see its terminal). This page reloads by itself once it answers.</p>
 </body></html>
 """
-
-
-def decoder(encoding: str, first: bytes):
-    """A zlib decompressor for a gzip or deflate body (deflate: zlib-wrapped or raw)."""
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
-    return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-
-
-class Inserter:
-    """Puts ``tag`` before the last </body> of HTML that arrives in pieces.
-
-    What follows a </body> seen so far is held back (that </body> may be the
-    last one); everything else passes on at once. Decodes on the way.
-    """
-
-    def __init__(self, tag: bytes, encoding: str = "identity"):
-        self.tag, self.encoding, self.held = tag, encoding, b""
-        self.unzip = None
-
-    def feed(self, data: bytes) -> bytes:
-        if self.encoding != "identity":
-            self.unzip = self.unzip or decoder(self.encoding, data)
-            data = self.unzip.decompress(data)
-        data = self.held + data
-        at = data.lower().rfind(b"</body")
-        if at < 0:  # "</bo" cut at the end of a piece: hold it too
-            lt = data.rfind(b"<", max(0, len(data) - 6))
-            at = lt if lt >= 0 and b"</body".startswith(data[lt:].lower()) else len(data)
-        out, self.held = data[:at], data[at:]
-        return out
-
-    def end(self) -> bytes:
-        out = self.feed(b"") + (self.unzip.flush() if self.unzip else b"")
-        held, self.held = self.held, b""
-        if held.lower().startswith(b"</body"):
-            return out + self.tag + held
-        return out + held + self.tag
 
 
 class Handler(http_server.Logged, BaseHTTPRequestHandler):
@@ -120,7 +80,7 @@ class Handler(http_server.Logged, BaseHTTPRequestHandler):
         if name == "socket" and self.broadcaster:
             return self.tunnel(self.broadcaster, "/sigreload")
         if name == "reload.js":
-            body = (sigreload.snippet_dir() / "reload.js").read_bytes()
+            body = (command_line.snippet_dir() / "reload.js").read_bytes()
             return self.reply(200, "text/javascript; charset=utf-8", body, [("Cache-Control", "no-cache")])
         self.reply(404, "text/plain", b"Nothing at this address\n")
 
@@ -173,13 +133,13 @@ class Handler(http_server.Logged, BaseHTTPRequestHandler):
             log.warning("%s: cannot insert the snippet into a %s-encoded page", self.path, encoding)
         elif html_answer and self.broadcaster:
             headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
-            inserter = Inserter(self.tag(resp), encoding)
+            inserter = injection.Inserter(self.tag(resp), encoding)
             if resp.length is not None and resp.length <= BUFFER:  # whole: before the very last </body>
                 page = resp.read()
                 if encoding != "identity":
-                    unzip = decoder(encoding, page)
+                    unzip = injection.decoder(encoding, page)
                     page = unzip.decompress(page) + unzip.flush()
-                return self.send(resp.status, resp.reason, headers, http_server.inject(page, inserter.tag))
+                return self.send(resp.status, resp.reason, headers, injection.inject(page, inserter.tag))
             return self.stream(resp, headers, inserter)
         if bodyless or resp.length is not None:
             self.send(resp.status, resp.reason, headers, None)
@@ -220,7 +180,7 @@ class Handler(http_server.Logged, BaseHTTPRequestHandler):
     def tag(self, resp=None):
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
         policy = (resp.getheader("Content-Security-Policy") or "") if resp else ""
-        nonce = NONCE.search(policy)
+        nonce = injection.NONCE.search(policy)
         attr = f' nonce="{nonce.group(1)}"' if nonce else ""
         return f'<script src="{PREFIX}reload.js"{attr}></script>'.encode()
 
@@ -242,8 +202,8 @@ class Handler(http_server.Logged, BaseHTTPRequestHandler):
 
     def down(self):
         """The app does not answer: a page that says so and comes back by itself."""
-        app = html.escape("http://%s:%d/" % self.upstream)
-        page = http_server.inject(DOWN_PAGE.format(app=app).encode(), self.tag())
+        app = html.escape("http://{}:{}/".format(*self.upstream))
+        page = injection.inject(DOWN_PAGE.format(app=app).encode(), self.tag())
         self.reply(502, "text/html; charset=utf-8", page, [("X-Sigreload-Down", "1"), ("Cache-Control", "no-store")])
 
     def tunnel(self, address, path):

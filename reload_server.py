@@ -14,7 +14,6 @@ import signal
 if hasattr(signal, "pthread_sigmask"):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2})
 
-import argparse
 import asyncio
 import errno
 import json
@@ -27,9 +26,12 @@ import sys
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-import sigreload
+import command_line
+import discovery
+import messages
+import process_life
 
-SNIPPET = sigreload.snippet_dir() / "reload.js"
+SNIPPET = command_line.snippet_dir() / "reload.js"
 IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have nothing to say: cap what they can send
@@ -64,7 +66,7 @@ class Broadcaster:
     The first signal is sent at once; signals that arrive within MIN_GAP of
     a broadcast merge into one more broadcast at the end of the gap, so the
     last change is never lost. What changed (and a failed build's error)
-    comes from the watcher's messages (sigreload.post), read at send time.
+    comes from the watcher's messages (messages.post), read at send time.
     """
 
     def __init__(self, server_connections, port=None):
@@ -95,7 +97,7 @@ class Broadcaster:
         if kind is None:
             return
         self.generation += 1
-        error, paths, root = merge(sigreload.collect(self.port) if self.port else [])
+        error, paths, root = merge(messages.collect(self.port) if self.port else [])
         if self.signals > 1:  # signals carry no sender: a bare kill may be among them
             paths = root = None
         self.signals = 0
@@ -147,7 +149,7 @@ def make_handler(broadcaster):
 async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
-    for name in sigreload.STOP_SIGNALS:
+    for name in process_life.STOP_SIGNALS:
         loop.add_signal_handler(getattr(signal, name), lambda: stop.done() or stop.set_result(None))
     server = None
     broadcaster = Broadcaster(lambda: server.connections)
@@ -160,14 +162,14 @@ async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
                          origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
                          ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
     broadcaster.port = server.sockets[0].getsockname()[1]
-    sigreload.collect(broadcaster.port)  # messages left for a previous run are stale
+    messages.collect(broadcaster.port)  # messages left for a previous run are stale
     # Handlers installed, port bound: signals held since our first line arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     pid = os.getpid()
     if host is None:
         port = server.sockets[0].getsockname()[1]
         log.warning("LAN mode: any device on your network can connect: %s",
-                    ", ".join(f"ws://{a}:{port}" for a in sigreload.lan_addresses()))
+                    ", ".join(f"ws://{a}:{port}" for a in command_line.lan_addresses()))
     for address in sorted({s.getsockname()[:2] for s in server.sockets}):
         log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, "
                  "kill -USR2 %d refreshes stylesheets", *_display(address), pid, pid, pid)
@@ -182,33 +184,32 @@ def _display(address):
 
 
 def main(argv=None):
-    """CLI: run the broadcaster until SIGINT, SIGTERM or SIGHUP."""
-    sigreload.require_signals()
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--host", default=sigreload.HOST)
-    parser.add_argument("--port", type=int, default=sigreload.WS_PORT)
+    """Run the broadcaster until SIGINT, SIGTERM or SIGHUP: SIGUSR1 reloads every
+    connected page, SIGUSR2 refreshes their stylesheets."""
+    command_line.require_signals()
+    parser = command_line.parser(main.__doc__)
+    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=command_line.WS_PORT,
+                        help="WebSocket port the pages connect to (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true",
                         help="listen on every address and accept any page origin (opt-in)")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
     parser.add_argument("--ping-interval", type=float, default=10.0,
                         help="keepalive: a client silent for twice this is dropped (s)")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
     args = parser.parse_args(argv)
-    sigreload.setup_logging(args.verbose)
+    command_line.setup_logging(args.verbose)
     origins = LOOPBACK_ORIGINS + args.allow_origin
     if args.lan:
         args.host, origins = None, None  # every interface, IPv4 and IPv6; any page
-    sigreload.lifeline()
+    process_life.lifeline()
     try:
         asyncio.run(run(args.host, args.port, origins, args.ping_interval))
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-        owner = sigreload.port_owner(args.port)
-        by = f" by PID {owner}" if owner else ""
-        sys.exit(f"sigreload-broadcast: port {args.port} is in use{by}; "
-                 "stop that process or pass --port")
+        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, '--port')}")
 
 
 if __name__ == "__main__":

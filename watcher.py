@@ -5,17 +5,19 @@ a written stylesheet, SIGUSR1 otherwise. The watching itself is
 ``file_watching.SimpleWatcher`` (after LiveServer.jl) over ``file_tree``.
 """
 
-import argparse
 import logging
 import os
-import signal
 import shlex
+import signal
 import subprocess
 import sys
 import time
 
 import app_server
-import sigreload
+import command_line
+import discovery
+import messages
+import process_life
 from file_tree import DEFAULT_IGNORE
 from file_watching import INTERVAL, SimpleWatcher
 
@@ -40,7 +42,7 @@ class Notifier:
 
     def __init__(self, root, port, pid=None, build=None, app=None):
         self.root, self.port, self.pid, self.build = root, port, pid, build
-        self.root_id = sigreload.root_id(root)
+        self.root_id = messages.root_id(root)
         self.server = None
         self.missing_said = False
         self.app = app_server.Waiter(app, self.after_restart) if app else None
@@ -73,10 +75,10 @@ class Notifier:
         if server is None:
             return
         try:
-            sigreload.post(self.port, message)  # before the signal: the broadcaster reads it then
+            messages.post(self.port, message)  # before the signal: the broadcaster reads it then
         except OSError as exc:
             log.warning("cannot leave a message for the broadcaster (%s): every page reloads", exc)
-        if sigreload.signal_server(server, signum):
+        if discovery.signal_server(server, signum):
             kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
             log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
 
@@ -102,7 +104,7 @@ class Notifier:
         if self.server and self.server.is_running():
             return self.server
         try:
-            self.server = self.given() if self.pid else sigreload.find_server(self.port)
+            self.server = self.given() if self.pid else discovery.find_server(self.port)
         except LookupError as exc:
             log.error("%s; not signalling either", exc)
             return None
@@ -118,10 +120,10 @@ class Notifier:
 
         try:
             proc = psutil.Process(self.pid)
-            runs = sigreload.runs_broadcaster(proc.cmdline()) and proc.uids().real == os.getuid()
+            runs = discovery.runs_broadcaster(proc.cmdline()) and proc.uids().real == os.getuid()
         except psutil.Error:
             return None
-        return proc if runs and sigreload.listens_on(proc, self.port) else None
+        return proc if runs and discovery.listens_on(proc, self.port) else None
 
 
 def url_path(path, root):
@@ -138,12 +140,15 @@ def output_glob(root, output):
 
 
 def main(argv=None):
-    """CLI: watch ROOT and signal the broadcaster on port WS_PORT."""
-    sigreload.require_signals()
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("root", nargs="?", default=".")
-    parser.add_argument("--ws-port", type=int, default=sigreload.WS_PORT)
-    parser.add_argument("--interval", type=float, default=INTERVAL, help="poll tick (s)")
+    """Watch ROOT and signal the broadcaster on port WS_PORT when files change
+    (SIGUSR2 when only stylesheets changed, SIGUSR1 otherwise)."""
+    command_line.require_signals()
+    parser = command_line.parser(main.__doc__)
+    parser.add_argument("root", nargs="?", default=".", help="folder to watch (default: .)")
+    parser.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
+                        help="the broadcaster's port (default: %(default)s)")
+    parser.add_argument("--interval", type=float, default=INTERVAL,
+                        help="seconds between two looks at recently edited files (default: %(default)s)")
     parser.add_argument("--poll", action="store_true", help="never use kernel change notifications")
     parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
     parser.add_argument("--exec", metavar="CMD", dest="build",
@@ -154,15 +159,15 @@ def main(argv=None):
     parser.add_argument("--app", metavar="URL",
                         help="your app server (e.g. http://127.0.0.1:5000): after a *.py edit, "
                              "reload once it restarted and answers")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every pass that finds a change")
     args = parser.parse_args(argv)
-    sigreload.setup_logging(args.verbose)
+    command_line.setup_logging(args.verbose)
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         sys.exit(f"sigreload-watch: {args.root}: no such folder")
     if args.app:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
-    stop = sigreload.stop_event()
+    stop = process_life.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
     notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None, args.app)
     if notifier.build:
@@ -175,7 +180,7 @@ def main(argv=None):
     log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
     if args.app:
         log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
-    sigreload.wait(stop)
+    process_life.wait(stop)
     watcher.stop()
 
 

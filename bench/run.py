@@ -29,7 +29,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import sigreload  # noqa: E402
+import process_life  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent / "tests"))
 from apps import free_port, save as write  # noqa: E402
@@ -63,13 +63,13 @@ class Stack:
         self.started = time.monotonic()
         argv = [sys.executable, "-u", str(HERE.parent / "sigreload.py"), str(root),
                 "--port", str(self.http), "--ws-port", str(self.ws), *extra]
-        self.proc = sigreload.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = process_life.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.log = []
         ready = (("serving", "proxying"), ("ready on",), ("watching",))
         for line in self.proc.stdout:
             self.log.append(line.decode(errors="replace").rstrip())
-            if all(any(k in l for l in self.log for k in keys) for keys in ready):
+            if all(any(k in line for line in self.log for k in keys) for keys in ready):
                 break
         self.ready_after = time.monotonic() - self.started
         self.url = f"http://127.0.0.1:{self.http}/"
@@ -162,7 +162,8 @@ def page_latency(page, stack, site, kind, edits):
             color = f"rgb({i}, 0, 0)"
             page.evaluate("""(color) => { window.swapped = new Promise((done) => {
                 const h1 = document.querySelector('h1');
-                const tick = () => getComputedStyle(h1).color === color ? done(Date.now()) : requestAnimationFrame(tick);
+                const tick = () => getComputedStyle(h1).color === color
+                    ? done(Date.now()) : requestAnimationFrame(tick);
                 tick(); }); }""", color)
             start = time.time()
             write(site / "style.css", f"h1 {{ color: {color}; }}")
@@ -299,7 +300,8 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
         stack = Stack(site, watcher_args, ws_port)
         try:
             results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
-            results[f"{name}: write -> ws client (ms)"] = summary(run_async(ws_latency(stack, page_edits(stack, site, args.edits))))
+            latency = run_async(ws_latency(stack, page_edits(stack, site, args.edits)))
+            results[f"{name}: write -> ws client (ms)"] = summary(latency)
             context = pw_browser.new_context()
             page = context.new_page()
             page.add_init_script(SHOWN)
@@ -373,8 +375,8 @@ def engine_latency(driver, server, edits):
                     if kind == "css":
                         color = f"rgb({i}, 0, 0)"
                         tab.evaluate("""(() => { window.swappedAt = 0; const h1 = document.querySelector('h1');
-                            const tick = () => getComputedStyle(h1).color === '%s' ? (window.swappedAt = Date.now())
-                                              : setTimeout(tick, 1); tick(); })()""" % color)
+                            const tick = () => getComputedStyle(h1).color === 'COLOR' ? (window.swappedAt = Date.now())
+                                              : setTimeout(tick, 1); tick(); })()""".replace("COLOR", color))
                         start = time.time()
                         write(site / "style.css", f"h1 {{ color: {color}; }}")
                         tab.wait_for("window.swappedAt", 10)  # a swap, with either server
@@ -438,7 +440,7 @@ def app_servers(results, pw_browser, edits):
                 results[f"{kind}: save -> app answers the new code (ms)"] = summary(restarted)
                 results[f"{kind}: save -> page shows it, proxy (ms)"] = summary(shown)
                 results[f"{kind}: app answers -> page shows it (ms)"] = summary(
-                    [page - app for page, app in zip(shown, restarted)])
+                    [page - app for page, app in zip(shown, restarted, strict=True)])
                 results[f"{kind}: loads that showed old output"] = summary([wrong])
             finally:
                 if stack:
@@ -498,7 +500,8 @@ def report(args, results, woke):
         if s:
             print(f"{name:<58} {s['median']:>9.1f} {s['p90']:>9.1f} {s['max']:>9.1f} {s['n']:>4}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"cores": os.cpu_count(), "wake_up_cpu_ms": woke, "results": results}, indent=2))
+    figures = {"cores": os.cpu_count(), "wake_up_cpu_ms": woke, "results": results}
+    Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engines  # noqa: E402
+import process_life  # noqa: E402
 from apps import free_port, save as write  # noqa: E402,F401 (for the tests)
-import sigreload  # noqa: E402
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,7 +60,7 @@ class Proc:
 
     def __init__(self, argv, **kwargs):
         self.argv = argv
-        self.popen = sigreload.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.popen = process_life.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
                                      cwd=kwargs.pop("cwd", ROOT), **kwargs)
         self.pid = self.popen.pid

@@ -32,7 +32,7 @@ def test_sigusr1_reaches_every_client(broadcaster):
         assert {h["type"] for h in hellos} == {"hello"}
         os.kill(proc.pid, signal.SIGUSR1)
         assert [recv(ws) for ws in plain] == ["reload"] * 3
-        for ws, hello in zip(snippets, hellos):
+        for ws, hello in zip(snippets, hellos, strict=True):
             event = json.loads(recv(ws))
             assert event == {"type": "reload", "boot": hello["boot"], "generation": hello["generation"] + 1}
 

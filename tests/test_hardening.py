@@ -19,8 +19,7 @@ import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import (SCALE, cli, client, drain, free_port, module, recv, run_async, running,
-                      until, write)
+from conftest import SCALE, cli, client, drain, free_port, module, recv, run_async, running, until, write
 
 
 def reloads(ws, quiet=0.6):
@@ -508,9 +507,9 @@ def test_defaults_listen_on_loopback_only(broadcaster, http_server):
 
 
 def test_lan_addresses_are_shown_as_urls_would_show_them():
-    import sigreload
+    import command_line
 
-    for address in sigreload.lan_addresses():
+    for address in command_line.lan_addresses():
         assert not address.startswith("127.") and address != "[::1]"
 
 

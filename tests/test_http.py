@@ -53,13 +53,14 @@ def test_foreign_host_header_is_refused(http_server):
         assert get(url, "/", {"Host": host})[0].status == 200, host
 
 
-def test_port_in_use_is_one_line(http_server, site):
-    _, url = http_server
+def test_port_in_use_is_one_line_naming_the_holder(http_server, site):
+    proc, url = http_server
     port = urlsplit(url).port
     result = cli("http_server", site, "--port", port)
     assert result.returncode != 0
     assert result.stdout == ""
-    assert result.stderr == f"sigreload-http: port {port} is in use; stop that server or pass --port\n"
+    assert result.stderr == (f"sigreload-http: port {port} is in use by PID {proc.pid}; "
+                             "stop that process or pass --port\n")
 
 
 def test_missing_folder_is_one_line(tmp_path):

@@ -29,7 +29,8 @@ DAY = 24 * 3600
 COUNTER = """<script>
 sessionStorage.setItem("loads", +(sessionStorage.getItem("loads") || 0) + 1);
 window.errors = []; addEventListener("error", (e) => errors.push(String(e.message)));
-window.sockets = []; window.WebSocket = class extends WebSocket { constructor(...a) { super(...a); sockets.push(this); } };
+window.sockets = [];
+window.WebSocket = class extends WebSocket { constructor(...a) { super(...a); sockets.push(this); } };
 </script>"""
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{name}</title>""" + COUNTER.replace("{", "{{").replace("}", "}}") + """
@@ -55,7 +56,8 @@ def make_site(root, snippet, age):
         (root / f"{name}.html").write_text(PAGE.format(name=name, title=f"{name} v1", snippet=snippet))
     (root / "plain.html").write_text(PAGE.format(name="plain", title="plain", snippet=snippet)
                                      .replace('<link rel="stylesheet" href="style.css">', "")
-                                     .replace('<script src="app.js"></script>', "").replace('<img id="pic" src="pic.svg">', ""))
+                                     .replace('<script src="app.js"></script>', "")
+                                     .replace('<img id="pic" src="pic.svg">', ""))
     (root / "style.css").write_text("h1 { color: rgb(0, 0, 255); }")
     (root / "app.js").write_text('window.appVersion = "v1";')
     (root / "pic.svg").write_text(svg(10))
@@ -389,10 +391,10 @@ def test_a_failed_build_shows_its_output_until_a_good_one(procs, tmp_path, tab):
         proc.wait_seen(ready)
     tab.goto(url)
     tab.wait_for("document.getElementById('title').textContent === 'good 1'", 10 * SCALE)
-    tab.wait_for(f"performance.getEntriesByType('resource').some((r) => /reload\\.js/.test(r.name))", 5 * SCALE)
+    tab.wait_for("performance.getEntriesByType('resource').some((r) => /reload\\.js/.test(r.name))", 5 * SCALE)
     overlay = "(document.querySelector('sigreload-error') || {}).shadowRoot"
     write(src / "page.txt", "bad 2")
     tab.wait_for(f"{overlay} && {overlay}.textContent.includes('bad input in page.txt')", 10 * SCALE)
     write(src / "page.txt", "good 3")
-    tab.wait_for("document.getElementById('title').textContent === 'good 3' && !document.querySelector('sigreload-error')",
-                 10 * SCALE)
+    tab.wait_for("document.getElementById('title').textContent === 'good 3' "
+                 "&& !document.querySelector('sigreload-error')", 10 * SCALE)

@@ -12,6 +12,7 @@ import pytest
 
 import file_tree
 import file_watching
+import pacing
 import watcher
 from conftest import cli, client, free_port, module, recv, write
 
@@ -218,7 +219,8 @@ def test_hot_files_cool_down(tmp_path):
     w.watch_tree(str(tmp_path))
     path = str(tmp_path / "a.html")
     assert list(w.hot) == [path] and w.hot[path] == file_tree.signature_of(path)
-    w._heat([], time.monotonic() + file_tree.HOT_AGE)
+    assert w.pacing.cooled(time.monotonic() + pacing.HOT_AGE)
+    w._heat([], time.monotonic() + pacing.HOT_AGE)
     assert w.hot == {}
 
 
@@ -226,13 +228,14 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     """Every folder is rescanned once a period: slices are due at k/n of it, never straddling."""
     w = file_watching.SimpleWatcher(interval=0.1)
     tree = w.watch_tree(str(tmp_path))
-    tree.cost, tree.began = 3.5 * file_watching.SLICE, 100.0  # four slices of one sweep
-    period = w.period()
-    assert period == pytest.approx(tree.cost / w.budget)
-    due = [w._schedule(tree, 100.0 + period * (k + 0.5) / 8) for k in range(10)]
+    tree.cost, tree.began = 3.5 * pacing.SLICE, 100.0  # four slices of one sweep
+    w.pacing.heated.clear()  # nothing hot: no ticks
+    period = w.pacing.period(tree.cost)
+    assert period == pytest.approx(tree.cost / w.pacing.budget)
+    due = [w.pacing.due(tree.began, tree.cost, 100.0 + period * (k + 0.5) / 8) for k in range(10)]
     assert [d for d, _ in due] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     assert [n - 100.0 for _, n in due[:4]] == pytest.approx([period / 4] * 2 + [period / 2] * 2)
-    assert w._idle(100.0) == pytest.approx(period / 4)
+    assert w._sleep(100.0) == pytest.approx(period / 4)
     assert w.pace() == "big tree: a full sweep every 2.8s, 2.5% of a core; recently edited files every 0.1s"
 
 

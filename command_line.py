@@ -1,0 +1,69 @@
+"""What every sigreload command shares: its defaults, its parser (with
+``--version``), its logging, and the check that the platform has the signals.
+
+Nothing here starts a process or touches a socket: each command's ``main()``
+calls these first, then does its one job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+VERSION = "0.1.0"
+HOST = "127.0.0.1"
+HTTP_PORT = 8000
+WS_PORT = 5678
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """An ArgumentParser with ``--version``."""
+    made = argparse.ArgumentParser(description=description)
+    made.add_argument("--version", action="version", version=f"sigreload {VERSION}")
+    return made
+
+
+def require_signals() -> None:
+    """Exit with one line where the platform has no SIGUSR1 (Windows)."""
+    if not hasattr(signal, "SIGUSR1"):
+        sys.exit("sigreload: this platform has no SIGUSR1 (Windows?); "
+                 "sigreload runs on Linux and macOS (and in WSL)")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Configure logging once, for a process's main()."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("websockets").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # The terminal may go away (stdout closed): never loop on tracebacks.
+    logging.raiseExceptions = False
+
+
+def snippet_dir() -> Path:
+    """The folder holding reload.js and the demo page (repo or installed)."""
+    here = Path(__file__).with_name("snippet")
+    if here.is_dir():
+        return here
+    spec = importlib.util.find_spec("sigreload_snippet")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return Path(spec.submodule_search_locations[0])
+
+
+def lan_addresses() -> list[str]:
+    """This machine's non-loopback addresses, as a URL would show them."""
+    import psutil
+
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            ip = a.address.split("%")[0]
+            if a.family == socket.AF_INET and not ip.startswith("127."):
+                found.append(ip)
+            elif a.family == socket.AF_INET6 and ip != "::1" and not ip.startswith("fe80"):
+                found.append(f"[{ip}]")
+    return found or ["(no network address)"]

@@ -1,0 +1,124 @@
+"""Finding the broadcaster and signalling it (psutil), and the commands that do
+just that: ``sigreload-reload`` (SIGUSR1) and ``sigreload-css`` (SIGUSR2).
+
+A process is the broadcaster when it is ours (same user), its command line
+runs the broadcaster, and it listens on the port: all three, or it is not
+signalled. psutil refuses to signal a PID that was reused meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import command_line
+
+BROADCASTER_NAMES = ("reload_server.py", "sigreload-broadcast")
+
+
+def runs_broadcaster(cmdline: Sequence[str]) -> bool:
+    """True when a command line RUNS the broadcaster (not merely names it)."""
+    args = list(cmdline)
+    if args and os.path.basename(args[0]).startswith("python"):
+        args = [a for a in args[1:] if a not in ("-u", "-B", "-E", "-s", "-S")]
+        if args[:2] == ["-m", "reload_server"]:
+            return True
+    return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
+
+
+def listening(conn: Any, port: int) -> bool:
+    """True when psutil connection ``conn`` is a listening socket on ``port``."""
+    import psutil  # here, not at the top: the HTTP server and supervisor rarely need it
+
+    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+
+
+def listens_on(proc: Any, port: int) -> bool:
+    """True when psutil.Process ``proc`` has a listening TCP socket on ``port``."""
+    import psutil
+
+    try:
+        return any(listening(c, port) for c in proc.net_connections(kind="tcp"))
+    except (psutil.Error, OSError):
+        return False
+
+
+def port_owner(port: int) -> int | None:
+    """PID of whatever listens on ``port``, when psutil can tell; else None."""
+    import psutil
+
+    try:
+        return next((c.pid for c in psutil.net_connections(kind="tcp") if listening(c, port) and c.pid), None)
+    except (psutil.Error, OSError):
+        return None
+
+
+def in_use(port: int, flag: str) -> str:
+    """The one line for a busy port: who holds it (when psutil can tell) and the flag to pass."""
+    owner = port_owner(port)
+    by = f" by PID {owner}" if owner else ""
+    return f"port {port} is in use{by}; stop that process or pass {flag}"
+
+
+def find_server(port: int = command_line.WS_PORT) -> Any:
+    """The broadcaster listening on ``port``, as a psutil.Process, or None.
+
+    Same user, a command line that runs the broadcaster, a listening socket
+    on ``port``: all three, or it is not ours. Two candidates raise LookupError.
+    """
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["uids", "cmdline"]):
+        info = proc.info
+        if not info["uids"] or info["uids"].real != os.getuid():
+            continue
+        if proc.pid != os.getpid() and runs_broadcaster(info["cmdline"] or ()):
+            if listens_on(proc, port):
+                found.append(proc)
+    if len(found) > 1:
+        pids = ", ".join(str(p.pid) for p in found)
+        raise LookupError(f"two broadcasters listen on port {port} (PIDs {pids})")
+    return found[0] if found else None
+
+
+def signal_server(proc: Any, signum: int) -> bool:
+    """Signal ``proc``; False when it is gone (psutil refuses a reused PID)."""
+    import psutil
+
+    try:
+        proc.send_signal(signum)
+        return True
+    except psutil.NoSuchProcess:
+        return False
+
+
+def trigger(signame: str, argv: Iterable[str] | None = None) -> None:
+    """Find the broadcaster and send it one signal; exit 1 when there is none."""
+    command_line.require_signals()
+    what = "reload every page" if signame == "SIGUSR1" else "refresh every page's stylesheets"
+    parser = command_line.parser(f"Send {signame} to the broadcaster: {what}.")
+    parser.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
+                        help="the broadcaster's port (default: %(default)s)")
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        proc = find_server(args.ws_port)
+    except LookupError as exc:
+        sys.exit(f"sigreload: {exc}; signal the right one by hand")
+    if proc is None or not signal_server(proc, getattr(signal, signame)):
+        sys.exit(f"sigreload: no broadcaster listens on port {args.ws_port}; "
+                 "start one with `r` or `sigreload-broadcast`")
+    print(f"sigreload: sent {signame} to broadcaster PID {proc.pid}")
+
+
+def reload_main(argv: Iterable[str] | None = None) -> None:
+    """sigreload-reload: reload every connected page."""
+    trigger("SIGUSR1", argv)
+
+
+def css_main(argv: Iterable[str] | None = None) -> None:
+    """sigreload-css: refresh the stylesheets of every connected page."""
+    trigger("SIGUSR2", argv)

@@ -1,0 +1,70 @@
+"""The message folder: what changed, left by the watcher for the broadcaster.
+
+A signal carries no data. Before it signals, the watcher ``post``s a message
+(JSON: the changed paths and the folder's id, or a failed build's output);
+when the signal arrives the broadcaster ``collect``s every message left since
+its last broadcast. A bare ``kill -USR1`` leaves none: every page reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def runtime_dir(port: int) -> Path:
+    """This user's private folder for messages to the broadcaster on ``port``.
+
+    Created 0700; refused (OSError) when another user owns it or can write to
+    it: a planted message could only make pages skip a reload, never more.
+    """
+    temp = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
+    base = Path(temp) / f"sigreload-{os.getuid()}"
+    folder = base / str(port)
+    for f in (base, folder):
+        f.mkdir(mode=0o700, exist_ok=True)
+        st = f.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise OSError(f"{f} is not private to this user")
+    return folder
+
+
+def root_id(root: str | os.PathLike) -> str:
+    """An id of a served/watched folder: its device and inode (the path is never shown)."""
+    st = os.stat(root)
+    return f"{st.st_dev:x}-{st.st_ino:x}"
+
+
+def post(port: int, message: dict[str, Any]) -> None:
+    """Leave ``message`` for the broadcaster on ``port``; send the signal after this.
+
+    One file per message, written atomically: two quick changes never lose
+    each other's paths. Raises OSError when the folder is not ours.
+    """
+    folder = runtime_dir(port)
+    name = f"{time.time_ns():020d}-{os.getpid()}"
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(json.dumps(message))
+    os.replace(tmp, folder / f"{name}.json")
+
+
+def collect(port: int) -> list[dict[str, Any]]:
+    """Every message left for the broadcaster on ``port``, oldest first; consumed.
+
+    An unreadable message counts as ``{}`` (reload everything); never raises.
+    """
+    try:
+        files = sorted(runtime_dir(port).glob("*.json"))
+    except OSError:
+        return []
+    messages = []
+    for f in files:
+        try:
+            messages.append(json.loads(f.read_text()))
+            f.unlink()
+        except (OSError, ValueError):
+            messages.append({})
+    return messages

@@ -1,0 +1,152 @@
+"""The watcher's pacing: when to look at what, given the time and what looking costs.
+
+Pure policy. It is fed times (``now``, in monotonic seconds) and CPU costs
+(seconds of CPU); it starts no thread, reads no clock and touches no file.
+``file_watching.SimpleWatcher`` is the loop around it: it asks how long to
+sleep, how much of each sweep is due, which files are hot, and whether a
+burst of changes has settled.
+
+The budget: polling spends at most POLL_BUDGET of a core (HINT_BUDGET with
+kernel notifications, whose hints do the rest). Recently edited files (the
+hot list) are looked at every tick; the whole tree is swept in slices, as
+often as the budget left by the ticks allows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+INTERVAL = 0.1  # seconds between two ticks
+SETTLE = 0.005  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
+MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
+POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
+HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net...
+HINT_PERIOD = 2.0  # ... every this many seconds at most often)
+SWEEP_TARGET = 1.0  # seconds per full sweep of a tree too costly to sweep every tick...
+SMALL_SHARE = 0.002  # ... that is, costing more than this share of a core at that pace
+SLICE = 0.02  # the most CPU (s) one slice of a sweep takes (the hot list waits meanwhile)
+HOT_AGE = 600  # files edited this recently (s) are looked at every tick...
+HOT_MAX = 32  # ... at most this many
+ACCOUNT_EVERY = 2.0  # seconds between two measurements of the overhead
+
+
+class Pacing:
+    """When to tick, sweep and call back, for one watcher.
+
+    ``hinting``: kernel notifications tell where to look (the sweep is a
+    safety net). A burst of changes ends after ``settle()`` of quiet, or
+    MAX_BURST after its first change, so a build or a checkout gives one
+    call, after its last write.
+    """
+
+    def __init__(self, interval: float = INTERVAL, hinting: bool = False) -> None:
+        self.interval = max(interval, 0.01)
+        self.hinting = hinting
+        self.budget = HINT_BUDGET if hinting else POLL_BUDGET
+        self.overhead = 0.0  # the share of a core ticks and hints cost (smoothed)
+        self.window: tuple[float, float] | None = None  # (when, CPU) it is measured from
+        self.heated: dict[str, float] = {}  # the hot list, hottest first: path -> when it got hot
+        self.pending: set[str] = set()  # the burst so far
+        self.first = self.last = 0.0  # when its first and last change were found
+
+    def use_hints(self, hinting: bool = True) -> None:
+        """Notifications started (the small budget) or turned out missing (polling)."""
+        self.hinting = hinting
+        self.budget = HINT_BUDGET if hinting else POLL_BUDGET
+
+    # The hot list.
+
+    def heat(self, paths: Iterable[str], now: float) -> list[str]:
+        """Put ``paths`` first in the hot list for HOT_AGE seconds; the hot list."""
+        paths = list(paths)
+        self.heated.update(dict.fromkeys(paths, now))
+        keep = [p for p in dict.fromkeys([*paths, *self.heated]) if now - self.heated[p] < HOT_AGE]
+        self.heated = {p: self.heated[p] for p in keep[:HOT_MAX]}
+        return list(self.heated)
+
+    def cooled(self, now: float) -> bool:
+        """Drop the files hot for HOT_AGE; whether any was."""
+        if self.heated and now - min(self.heated.values()) >= HOT_AGE:
+            self.heat([], now)
+            return True
+        return False
+
+    # The sweep.
+
+    def period(self, cost: float) -> float:
+        """Seconds per full sweep of a tree costing ``cost`` of CPU: every tick
+        for a small tree (HINT_PERIOD with hints), SWEEP_TARGET for a bigger
+        one, longer when that would cost more than the budget leaves after the
+        ticks themselves (measured)."""
+        spare = max(self.budget - self.overhead, self.budget / 2)
+        floor = HINT_PERIOD if self.hinting else self.interval
+        return max(floor, min(SWEEP_TARGET, cost / SMALL_SHARE), cost / spare)
+
+    def due(self, began: float, cost: float, now: float) -> tuple[float, float]:
+        """(How much of a sweep begun at ``began`` is due by ``now``, 0 to 1; when
+        its next slice is due). Slices take at most SLICE of CPU, each at a fixed
+        point of the period, so every folder is looked at once a period (never
+        twice, then not for two, around a slice's end)."""
+        period, slices = self.period(cost), max(1, math.ceil(cost / SLICE))
+        done = min(slices, math.floor((now - began) / period * slices))
+        return done / slices, began + period * min(done + 1, slices) / slices
+
+    def next_sweep(self, began: float, cost: float, now: float) -> float:
+        """When the sweep after one begun at ``began`` begins: a period later (no
+        drift), or now when that is long past."""
+        return max(began + self.period(cost), now - self.interval)
+
+    def pace(self, cost: float) -> str:
+        """What polling a tree costing ``cost`` comes to, in words (for the log)."""
+        period = self.period(cost)
+        if period <= self.interval:
+            return f"every {self.interval:g}s, {100 * cost / period:.1f}% of a core"
+        return (f"{'big tree: ' if period >= SWEEP_TARGET else ''}a full sweep every {period:.1f}s, "
+                f"{100 * cost / period:.1f}% of a core; recently edited files every {self.interval:g}s")
+
+    # Sleeping and bursts.
+
+    def sleep(self, now: float, slices_due: Iterable[float], ticking: bool = False) -> float:
+        """Seconds to sleep: until a pending burst may have settled; a tick while
+        files are looked at one by one (``ticking``, or hot without hints); else
+        until the next slice of a sweep is due (a hint wakes the loop sooner)."""
+        if self.pending:
+            wait = self.last + self.settle() - now
+        elif ticking or (self.heated and not self.hinting):
+            wait = self.interval
+        else:
+            wait = min([at - now for at in slices_due], default=self.interval)
+        return max(0.001, wait)
+
+    def settle(self) -> float:
+        """The quiet that ends the burst: a save settles in SETTLE; a big burst
+        (a checkout) waits longer for its tail."""
+        return min(0.1, SETTLE + 0.001 * max(0, len(self.pending) - 1))
+
+    def found(self, paths: Iterable[str], now: float) -> None:
+        """Changes were found at ``now``: they join the burst and get hot."""
+        paths = list(paths)
+        if paths:
+            self.pending.update(paths)
+            self.heat(paths, now)
+            self.first, self.last = self.first or now, now
+
+    def burst(self, now: float) -> list[str] | None:
+        """The burst's paths, sorted, once it settled (or went on for MAX_BURST); else None."""
+        if self.pending and (now - self.last >= self.settle() or now - self.first > MAX_BURST):
+            paths, self.pending, self.first = sorted(self.pending), set(), 0.0
+            return paths
+        return None
+
+    # Accounting.
+
+    def account(self, now: float, cpu: float) -> None:
+        """Fed the CPU the watching itself has spent so far (not the sweep, not the
+        callback), every ACCOUNT_EVERY it updates ``overhead``: what the budget
+        cannot give the sweep."""
+        if self.window is None:
+            self.window = (now, cpu)
+        elif now - self.window[0] >= ACCOUNT_EVERY:
+            self.overhead += ((cpu - self.window[1]) / (now - self.window[0]) - self.overhead) / 4
+            self.window = (now, cpu)

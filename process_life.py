@@ -1,0 +1,199 @@
+"""Process life: start children, follow the parent, stop on a signal.
+
+``spawn`` starts a child with the reload signals held and a lifeline (a pipe
+that reads EOF the moment its parent is gone, however it died);
+``stop_event`` and ``wait`` are a plain process's main loop; ``lifeline`` is
+an asyncio process's; ``supervise`` stops every child together.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import select
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+TRIGGERS = ("SIGUSR1", "SIGUSR2")
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+PARENT = os.getppid()  # at start-up: the process we follow (see orphaned)
+LIFELINE_ENV = "SIGRELOAD_LIFELINE"
+
+log = logging.getLogger("sigreload")
+
+
+def _inherited_lifeline() -> int | None:
+    """The read end of a pipe whose write end the process that spawned us holds
+    (``spawn``): it reads EOF the moment that process is gone. None without one."""
+    try:
+        fd = int(os.environ.pop(LIFELINE_ENV, ""))  # popped: not our children's
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.set_inheritable(fd, False)
+            return fd
+    except (ValueError, OSError):
+        pass
+    return None
+
+
+LIFELINE = _inherited_lifeline()
+PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when PARENT exits
+_wakeup = None  # read end of the signal wakeup pipe (stop_event)
+_told = False  # whether the kernel sends PARENT_GONE (Linux: prctl)
+
+
+def orphaned() -> bool:
+    """Whether the process that started us is gone: our lifeline reads EOF, or,
+    without one, our parent changed (getppid).
+
+    rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
+    SIGINT; its children notice and shut down cleanly. A process started
+    orphaned on purpose (nohup, init: parent 1) follows no one.
+    """
+    if LIFELINE is not None:
+        return bool(select.select([LIFELINE], [], [], 0)[0])
+    return PARENT != 1 and os.getppid() != PARENT
+
+
+def _tell_when_parent_exits(handler: Callable) -> bool:
+    """Linux: have the kernel send PARENT_GONE (handled by ``handler``) when our
+    parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling;
+    returns whether it will. The signal also comes when only the thread that
+    started us ends, so ``handler`` must check ``orphaned()``."""
+    global _told
+    if _told or LIFELINE is not None or PARENT == 1 or PARENT_GONE is None or not sys.platform.startswith("linux"):
+        return _told
+    signal.signal(PARENT_GONE, handler)  # before asking: its default action kills
+    try:
+        import ctypes
+
+        _told = ctypes.CDLL(None, use_errno=True).prctl(1, int(PARENT_GONE), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc prctl: polled
+        pass
+    return _told
+
+
+def lifeline(interval: float = 0.5) -> None:
+    """Send ourselves SIGTERM when the process that started us is gone (for
+    asyncio processes; plain ones follow it in ``wait``). No wake-ups at idle:
+    a thread blocks on the lifeline, or the kernel signals the parent's exit;
+    elsewhere (macOS without a lifeline) a thread polls every ``interval``."""
+    def stop_if_orphaned(*_):
+        if orphaned():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if _tell_when_parent_exits(stop_if_orphaned):
+        stop_if_orphaned()  # it may have gone before we asked
+        return
+
+    def follow():
+        if LIFELINE is not None:
+            select.select([LIFELINE], [], [])
+        while not orphaned():
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=follow, name="lifeline", daemon=True).start()
+
+
+def stop_event() -> threading.Event:
+    """An Event set by SIGINT, SIGTERM or SIGHUP (``wait`` also ends when our parent dies).
+
+    For plain (threaded) processes: the handlers only set the Event. A
+    SIGUSR1 or SIGUSR2 sent here by mistake is ignored, not fatal.
+    """
+    stop = threading.Event()
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), lambda *_: stop.set())
+    triggers = {getattr(signal, name) for name in TRIGGERS}
+    for signum in triggers:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, triggers)
+    # Whichever thread the kernel picks for a signal, its byte wakes wait().
+    global _wakeup
+    _wakeup, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    _tell_when_parent_exits(lambda *_: None)  # its byte wakes wait(), which looks
+    return stop
+
+
+def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: float = 0.5) -> None:
+    """Block until ``stop`` is set, ``done()`` is true (checked after each signal)
+    or the process that started us is gone (then set ``stop``). The main thread
+    sleeps in select() on the signal wakeup pipe and the lifeline: no wake-ups
+    at idle (without a lifeline or the parent's exit signal, one per ``tick``).
+
+    A signal the kernel delivers to another thread (watchdog's, the HTTP
+    server's) runs its Python handler only when the main thread wakes: a
+    bare ``stop.wait()`` could sleep through SIGINT forever.
+    """
+    fds = [fd for fd in (_wakeup, LIFELINE) if fd is not None]
+    quiet = _wakeup is not None and (LIFELINE is not None or _told)
+    while not stop.is_set() and not (done and done()):
+        if orphaned():
+            stop.set()
+            break
+        ready = select.select(fds, [], [], None if quiet else tick)[0]
+        if _wakeup in ready:
+            os.read(_wakeup, 512)  # the handlers run now, in this thread
+
+
+def module_path(name: str) -> str:
+    """Path of one of sigreload's modules, without importing it."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, name
+    return spec.origin
+
+
+def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+    """Popen ``argv`` with SIGUSR1/SIGUSR2 blocked from its first instruction.
+
+    SIGUSR1's default action terminates: between exec and the broadcaster's
+    first line a signal would kill it. A blocked signal stays pending until
+    the broadcaster has its handlers and unblocks it.
+
+    It also gets a lifeline: the read end of a pipe whose write end only we
+    hold, so it sees EOF the moment we are gone, however we die (SIGKILL too).
+    """
+    triggers = {getattr(signal, name) for name in TRIGGERS}
+    read, write = os.pipe()
+    kwargs["env"] = {**(kwargs.get("env") or os.environ), LIFELINE_ENV: str(read)}
+    kwargs["pass_fds"] = (read, *kwargs.get("pass_fds", ()))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
+    try:
+        proc = subprocess.Popen(argv, **kwargs)
+    except BaseException:
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    proc.lifeline = os.fdopen(write, "wb")  # type: ignore[attr-defined]  # closed when proc (or we) go
+    return proc
+
+
+def supervise(children: Mapping[str, subprocess.Popen], stop: threading.Event) -> int:
+    """Wait until ``stop`` is set or a child exits; then stop every child.
+    Returns the exit status for us: 0, or the status of the child that ended first."""
+    status = 0
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # its byte wakes wait(): no polling
+    wait(stop, lambda: any(p.poll() is not None for p in children.values()))
+    exited = [(name, p.returncode) for name, p in children.items() if p.returncode is not None]
+    if exited and not stop.is_set():
+        log.error("%s exited with status %s; stopping the others", *exited[0])
+        status = exited[0][1] or 1
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in children.values():
+        try:
+            proc.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return status

@@ -1,0 +1,63 @@
+"""sigreload-init: a starter rfile.yml for `r` (and a page, when there is none).
+
+It never overwrites a file unless told to (``--force``).
+"""
+
+import sys
+from pathlib import Path
+
+import command_line
+
+INIT_RFILE = """\
+# Live reload for this folder (https://pypi.org/project/sigreload/): run `r`.
+# Settings from the environment: PORT (8000), WS_PORT (5678), LAN=1 (opt-in).
+all: |
+  # serve this folder, watch it, live-reload its pages
+  exec sigreload . --port "${PORT:-8000}" --ws-port "${WS_PORT:-5678}" ${LAN:+--lan}
+
+reload: |
+  # reload every connected page
+  exec sigreload reload --ws-port "${WS_PORT:-5678}"
+
+css: |
+  # refresh stylesheets only
+  exec sigreload css --ws-port "${WS_PORT:-5678}"
+"""
+
+INIT_PAGE = """\
+<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>New page</title>
+</head>
+<body>
+  <h1>It works</h1>
+  <p>Edit index.html and save: this page reloads by itself.</p>
+  <script src="http://127.0.0.1:5678/reload.js"></script>
+</body>
+</html>
+"""
+
+
+def main(argv=None):
+    """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`."""
+    parser = command_line.parser(main.__doc__)
+    parser.add_argument("--force", action="store_true", help="overwrite rfile.yml if it exists")
+    args = parser.parse_args(argv)
+    here = Path.cwd()
+    for name in ("rfile", "rfile.yaml"):
+        if (here / name).exists() and not args.force:
+            sys.exit(f"sigreload-init: {name} exists here; rfilerunner would not know which to use")
+    if (here / "rfile.yml").exists() and not args.force:
+        sys.exit("sigreload-init: rfile.yml exists; pass --force to overwrite it")
+    (here / "rfile.yml").write_text(INIT_RFILE)
+    print("sigreload-init: wrote rfile.yml")
+    if not any(here.glob("*.html")):
+        (here / "index.html").write_text(INIT_PAGE)
+        print("sigreload-init: wrote index.html (the folder had no page)")
+    print("sigreload-init: run `r` here, then open http://127.0.0.1:8000/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The command line: help and --version everywhere, the README names every flag,
+and what `sigreload` offers reaches the process that takes it."""
+
+import os
+import re
+import sys
+import urllib.request
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from conftest import ROOT, SCALE, cli, client, free_port, module, until, write
+
+# Each command's module and arguments: sigreload-reload, -css and -init as `sigreload` runs them.
+COMMANDS = [["sigreload"], ["http_server"], ["reload_server"], ["watcher"],
+            ["sigreload", "reload"], ["sigreload", "css"], ["sigreload", "init"]]
+
+
+@pytest.mark.parametrize("name", COMMANDS, ids=" ".join)
+def test_every_flag_has_help_and_is_in_the_readme(name):
+    shown = cli(*name, "--help")
+    assert shown.returncode == 0, shown.stderr
+    readme = (ROOT / "README.md").read_text()
+    entries = re.split(r"\n  (?=-)", shown.stdout.split("options:", 1)[1])[1:]  # one per option
+    for entry in entries:
+        flag, _, text = re.match(r"(?:-\w, )?(--[\w-]+)( [A-Z_]+)?(.*)", entry, re.S).groups()
+        if flag not in ("--help", "--version"):
+            assert text.split(), f"{name} {flag} has no help"
+            assert f"`{flag}" in readme, f"the README does not name {name} {flag}"
+
+
+@pytest.mark.parametrize("name", COMMANDS, ids=" ".join)
+def test_every_command_tells_its_version(name):
+    shown = cli(*name, "--version")
+    assert shown.returncode == 0 and re.fullmatch(r"sigreload \d+\.\d+\.\d+\n", shown.stdout)
+
+
+def test_help_lists_the_subcommands():
+    shown = cli("sigreload", "--help").stdout
+    for sub in ("sigreload reload", "sigreload css", "sigreload init"):
+        assert sub in shown
+
+
+def test_sigreload_passes_open_spa_verbose_and_allow_origin_to_its_processes(procs, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    write(site / "index.html", "<!doctype html><html><body><h1>spa</h1></body></html>")
+    opened, fake = tmp_path / "opened", tmp_path / "browser.py"  # webbrowser runs $BROWSER with the URL
+    fake.write_text("import os, sys\nopen(sys.argv[1] + '.tmp', 'w').write(sys.argv[2])\n"
+                    "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n")
+    browser = f"{sys.executable} {fake} {opened} %s"
+    http_port, ws_port = free_port(), free_port()
+    stack = procs(module("sigreload") + [site, "--port", http_port, "--ws-port", ws_port, "--open", "--spa",
+                                          "-v", "--allow-origin", "http://example.test:8000"],
+                  env={**os.environ, "BROWSER": browser})
+    stack.wait_for(r"watching ", 15)
+    url = f"http://127.0.0.1:{http_port}/"
+    until(opened.exists, 10, "--open: the browser was not started")
+    assert opened.read_text() == url
+    with urllib.request.urlopen(url + "some/route", timeout=5 * SCALE) as page:  # --spa
+        assert b"<h1>spa</h1>" in page.read()
+    stack.wait_for(r"GET /some/route", 5)  # -v: the HTTP server logs requests
+    with client(ws_port, origin="http://example.test:8000") as ws:  # --allow-origin
+        assert ws.protocol.state.name == "OPEN"
+    with pytest.raises(InvalidStatus):
+        client(ws_port, origin="http://other.test:8000")
