@@ -72,12 +72,19 @@ def matcher(patterns):
     return skip
 
 
-def scan_dir(folder, root, skip):
+def inside(path, real_root):
+    """Whether ``path`` resolves (symlinks followed) to ``real_root`` or below it."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def scan_dir(folder, root, skip, real_root=None):
     """({path: signature} of the regular files in ``folder``, [subfolders]).
 
     Raises OSError when the folder cannot be listed; skips entries that
-    vanish mid-scan, FIFOs, sockets, dangling links; never enters a
-    virtualenv (a pyvenv.cfg).
+    vanish mid-scan, FIFOs, sockets, dangling links, and links that lead out
+    of ``real_root`` (ROOT, resolved: the HTTP server never serves through
+    them either); never enters a virtualenv (a pyvenv.cfg).
     """
     with os.scandir(folder) as it:
         entries = list(it)
@@ -86,7 +93,7 @@ def scan_dir(folder, root, skip):
     prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
     files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
     for entry in entries:
-        if skip(entry.name, prefix):
+        if skip(entry.name, prefix) or (real_root and entry.is_symlink() and not inside(entry.path, real_root)):
             continue
         try:
             st = entry.stat()  # follows links; one call tells folder from file
@@ -118,6 +125,7 @@ class Tree:
 
     def __init__(self, root, patterns=DEFAULT_IGNORE):
         self.root, self.skip = root, matcher(patterns)
+        self.real_root = os.path.realpath(root)
         self.files, self.subdirs, self.ids, self.stamps = {}, {}, {}, {}
         self.warned, self.queue, self.gone = set(), [], False
         self.began, self.done, self.size, self.cpu, self.cycle_cpu = time.monotonic(), 0, 0, 0.0, 0.0
@@ -143,7 +151,7 @@ class Tree:
                 key = (st.st_dev, st.st_ino)
                 if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
                     raise FileExistsError
-            files, subdirs = scan_dir(folder, self.root, self.skip)
+            files, subdirs = scan_dir(folder, self.root, self.skip, self.real_root)
         except FileNotFoundError:
             return self.drop(folder) if folder != self.root else []
         except OSError as exc:
@@ -237,7 +245,7 @@ class Tree:
         if self.skip(os.path.basename(path), "" if rel == "." else rel + "/"):
             return []
         try:
-            st = os.stat(path)
+            st = os.stat(path) if not os.path.islink(path) or inside(path, self.real_root) else None
         except OSError:
             st = None
         if path in self.files or (st and stat.S_ISDIR(st.st_mode)):

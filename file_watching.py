@@ -132,14 +132,18 @@ class SimpleWatcher:
         polling = not self.hinting
         warm = [p for p, sig in self.hot.items() if signature_of(p) != sig] if polling else []
         cost = self.cost()
+        if warm and self.pacing.gather(cost):  # a save, or the first file of a checkout?
+            self._restart_sweeps()
         for tree in self.trees.values():
             seen = [c for p in warm for c in tree.check(p)]
             if polling:
                 for folder in {os.path.dirname(p) for p in self.pacing.pending}:
                     if folder in tree.files:
                         seen += tree.rescan(folder)  # a burst goes on in the same folders
-            began, swept = tree.began, tree.sweep(self.pacing.due(tree.began, cost, now)[0])
-            if not tree.queue:  # it ended: the next is due a period after this one was
+            fresh, began = not tree.queue, tree.began
+            swept = tree.sweep(self.pacing.due(tree.began, cost, now)[0])
+            ended = not tree.queue
+            if ended:  # the next is due a period after this one was
                 tree.began = self.pacing.next_sweep(began, self.cost(), now)
             if (seen or swept or tree.gone) and not has_entries(tree.root):
                 tree.gone = True  # deleted (or emptied) by a build: report nothing until it is back
@@ -150,11 +154,21 @@ class SimpleWatcher:
                 tree.queue = []
                 swept += tree.sweep()
                 self._rearm()
+                self.pacing.gather()  # the build may still be writing
             elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
                 self.pacing.use_hints(False)
                 log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
+            if swept and not self.hinting and self.pacing.gather():
+                self._restart_sweeps()  # the folders swept before this one may have changed since
+            elif fresh and ended and self.pacing.gathering:
+                self.pacing.swept(bool(swept), now)
             found += seen + swept
         return found
+
+    def _restart_sweeps(self):
+        """The next sweep of every tree starts from its first folder."""
+        for tree in self.trees.values():
+            tree.queue = []
 
     def _watching_cpu(self):
         """CPU this thread spent watching: not in the callback, not in the sweep."""

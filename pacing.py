@@ -29,6 +29,7 @@ SLICE = 0.02  # the most CPU (s) one slice of a sweep takes (the hot list waits 
 HOT_AGE = 600  # files edited this recently (s) are looked at every tick...
 HOT_MAX = 32  # ... at most this many
 ACCOUNT_EVERY = 2.0  # seconds between two measurements of the overhead
+GATHER_COST = 0.05  # polling: a change of a hot file gathers its burst by full sweeps when one costs less
 
 
 class Pacing:
@@ -37,7 +38,9 @@ class Pacing:
     ``hinting``: kernel notifications tell where to look (the sweep is a
     safety net). A burst of changes ends after ``settle()`` of quiet, or
     MAX_BURST after its first change, so a build or a checkout gives one
-    call, after its last write.
+    call, after its last write. While polling, a burst is ``gather``ed: the
+    whole tree is swept every tick until a full sweep finds nothing more
+    (what it takes to settle a burst is spent; the budget is for idle time).
     """
 
     def __init__(self, interval: float = INTERVAL, hinting: bool = False) -> None:
@@ -49,6 +52,8 @@ class Pacing:
         self.heated: dict[str, float] = {}  # the hot list, hottest first: path -> when it got hot
         self.pending: set[str] = set()  # the burst so far
         self.first = self.last = 0.0  # when its first and last change were found
+        self.gathering = False  # sweeping the whole tree every tick until ...
+        self.clean = False  # ... a full sweep found nothing
 
     def use_hints(self, hinting: bool = True) -> None:
         """Notifications started (the small budget) or turned out missing (polling)."""
@@ -88,13 +93,17 @@ class Pacing:
         its next slice is due). Slices take at most SLICE of CPU, each at a fixed
         point of the period, so every folder is looked at once a period (never
         twice, then not for two, around a slice's end)."""
+        if self.gathering:
+            return 1.0, began
         period, slices = self.period(cost), max(1, math.ceil(cost / SLICE))
         done = min(slices, math.floor((now - began) / period * slices))
         return done / slices, began + period * min(done + 1, slices) / slices
 
     def next_sweep(self, began: float, cost: float, now: float) -> float:
         """When the sweep after one begun at ``began`` begins: a period later (no
-        drift), or now when that is long past."""
+        drift), or now when that is long past or a burst is being gathered."""
+        if self.gathering:
+            return now
         return max(began + self.period(cost), now - self.interval)
 
     def pace(self, cost: float) -> str:
@@ -121,21 +130,51 @@ class Pacing:
 
     def settle(self) -> float:
         """The quiet that ends the burst: a save settles in SETTLE; a big burst
-        (a checkout) waits longer for its tail."""
+        (a checkout) waits longer for its tail. Gathering, the clean full sweep
+        that came after that quiet ends it."""
+        if self.clean:
+            return 0.0
         return min(0.1, SETTLE + 0.001 * max(0, len(self.pending) - 1))
+
+    def gather(self, cost: float | None = None) -> bool:
+        """Gather the burst going on by sweeping the whole tree every tick (for a
+        change a sweep found, or, with ``cost``, a hot file's change when a full
+        sweep costs less than GATHER_COST). Returns whether a new gathering
+        began: then the sweep in progress must start over (its first folders
+        were swept before the burst began)."""
+        if self.gathering or (cost is not None and cost > GATHER_COST):
+            return False
+        self.gathering, self.clean = True, False
+        return True
+
+    def swept(self, found: bool, began: float) -> None:
+        """A full sweep begun at ``began`` (after the gathering began) ended;
+        ``found``: it found more. One that found nothing, begun once the burst
+        was quiet for ``settle()`` (or right after a lone change: a save),
+        settles the burst."""
+        quiet = len(self.pending) <= 1 or began - self.last >= self.settle()
+        if self.gathering and not found and quiet:
+            self.clean = True
 
     def found(self, paths: Iterable[str], now: float) -> None:
         """Changes were found at ``now``: they join the burst and get hot."""
         paths = list(paths)
         if paths:
+            self.clean = False
             self.pending.update(paths)
             self.heat(paths, now)
             self.first, self.last = self.first or now, now
 
     def burst(self, now: float) -> list[str] | None:
-        """The burst's paths, sorted, once it settled (or went on for MAX_BURST); else None."""
-        if self.pending and (now - self.last >= self.settle() or now - self.first > MAX_BURST):
+        """The burst's paths, sorted, once it settled (and, gathering, a full sweep
+        found nothing more), or went on for MAX_BURST; else None."""
+        if not self.pending:
+            self.gathering = False
+            return None
+        settled = now - self.last >= self.settle() and (self.clean or not self.gathering)
+        if settled or now - self.first > MAX_BURST:
             paths, self.pending, self.first = sorted(self.pending), set(), 0.0
+            self.gathering = self.clean = False
             return paths
         return None
 

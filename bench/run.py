@@ -239,7 +239,7 @@ def summary(values):
 
 
 def poll_mode(args, results):
-    """--poll on the big tree: idle CPU, a recently edited file, a cold file (ms)."""
+    """--poll on the big tree: idle CPU, a recently edited file, a cold file (ms), bursts."""
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         ws_port = free_port()
@@ -248,14 +248,64 @@ def poll_mode(args, results):
         try:
             name = f"{args.big} files, --poll"
             record_idle(results, name, stack, args.idle)
-            hot = run_async(ws_latency(stack, page_edits(stack, site, args.edits)))
-            results[f"{name}: recently edited file -> ws client (ms)"] = summary(hot)
-            cold = sorted(site.rglob("*.txt"))[:: max(1, args.big // args.edits)][: args.edits]
-            edits = [(path, "cold edit") for path in cold]
-            results[f"{name}: cold file -> ws client (ms)"] = summary(run_async(ws_latency(stack, edits)))
+            edit_rows(results, name, stack, site, args.big, args.edits, args.edits)
             results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
+            bursts = [run_async(plain_burst(stack, site)) for _ in range(3)]
+            results[f"{name}: 500-file burst, messages to a plain client"] = summary([n for n, _ in bursts])
+            results[f"{name}: 500-file burst, last message after last write (ms)"] = summary(
+                [delay for _, delay in bursts if delay is not None])
         finally:
             stack.stop()
+
+
+def edit_rows(results, name, stack, site, files, hot_edits, cold_edits):
+    """Edits of the page (recently edited) and of cold files -> a snippet client (ms)."""
+    hot = run_async(ws_latency(stack, page_edits(stack, site, hot_edits)))
+    results[f"{name}: recently edited file -> ws client (ms)"] = summary(hot)
+    cold = sorted(site.rglob("*.txt"))[:: max(1, files // cold_edits)][:cold_edits]
+    edits = [(path, "cold edit") for path in cold]
+    results[f"{name}: cold file -> ws client (ms)"] = summary(run_async(ws_latency(stack, edits)))
+
+
+async def plain_burst(stack, site, files=500, listen=3.0):
+    """499 cold files, then the page, rewritten at once: (messages a plain client got
+    within ``listen`` seconds, the last one's delay after the last write in ms)."""
+    from websockets.asyncio.client import connect
+
+    got = []
+    async with connect(f"ws://127.0.0.1:{stack.ws}/") as ws:
+        await asyncio.sleep(0.5)
+        targets = sorted(site.rglob("*.txt"))[:: max(1, len(list(site.rglob("*.txt"))) // (files - 1))]
+        for n, path in enumerate(targets[: files - 1]):
+            path.write_text(f"burst {n} {time.time()}")
+        write(site / "index.html", PAGE.format(title=f"burst {time.time()}", port=stack.ws, snippet=SNIPPET))
+        last_write = time.time()
+        try:
+            async with asyncio.timeout(listen):
+                while True:
+                    await ws.recv()
+                    got.append(time.time())
+        except TimeoutError:
+            pass
+    return len(got), (1000 * (got[-1] - last_write) if got else None)
+
+
+def huge_tree(args, results):
+    """``args.huge`` files, with notifications and with --poll: start-up, memory, idle, edits."""
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        ws_port = free_port()
+        build_site(site, args.huge, ws_port)
+        for mode, extra in (("", []), (", --poll", ["--poll"])):
+            name = f"{args.huge} files{mode}"
+            stack = Stack(site, extra, ws_port)
+            try:
+                results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
+                results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
+                record_idle(results, name, stack, args.idle)
+                edit_rows(results, name, stack, site, args.huge, args.edits, 6)
+            finally:
+                stack.stop()
 
 
 def r_startup(results, runs=5):
@@ -454,6 +504,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--big", type=int, default=10_000)
+    parser.add_argument("--huge", type=int, default=100_000, help="the biggest tree's files (0: skip it)")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     parser.add_argument("--quick", action="store_true", help="the 10-file site only")
@@ -485,6 +536,8 @@ def main(argv=None):
         pw.stop()
     if not args.quick:
         poll_mode(args, results)
+        if args.huge:
+            huge_tree(args, results)
     r_startup(results)
     report(args, results, woke)
 

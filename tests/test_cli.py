@@ -53,7 +53,8 @@ def test_sigreload_passes_open_spa_verbose_and_allow_origin_to_its_processes(pro
     stack = procs(module("sigreload") + [site, "--port", http_port, "--ws-port", ws_port, "--open", "--spa",
                                           "-v", "--allow-origin", "http://example.test:8000"],
                   env={**os.environ, "BROWSER": browser})
-    stack.wait_for(r"watching ", 15)
+    stack.wait_seen(r"watching ", 15)
+    stack.wait_seen(r"ready on ws://", 15)
     url = f"http://127.0.0.1:{http_port}/"
     until(opened.exists, 10, "--open: the browser was not started")
     assert opened.read_text() == url

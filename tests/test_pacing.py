@@ -98,3 +98,39 @@ def test_found_changes_get_hot():
     assert set(p.heated) == {"/s/a.html", "/s/b.css"}
     p.found([], 6.0)
     assert p.last == 5.0
+
+
+def test_a_burst_found_while_polling_is_gathered_by_full_sweeps_until_one_is_clean():
+    p = Pacing(interval=0.1)
+    assert p.gather() and not p.gather()  # the second: already gathering
+    assert p.due(100.0, 0.5, 100.0) == (1.0, 100.0)  # the whole tree, now, however costly
+    assert p.next_sweep(100.0, 0.5, 100.2) == 100.2
+    p.found(["/s/d0/f1.txt", "/s/d1/f2.txt"], 100.2)
+    p.swept(True, 100.2)  # this sweep found more
+    assert p.burst(100.3) is None and p.sleep(100.2, []) == pytest.approx(p.settle())
+    p.swept(False, 100.2 + p.settle() / 2)  # found nothing, but too soon to tell the burst is over
+    assert p.burst(100.3) is None
+    p.swept(False, 100.2 + p.settle())  # a full sweep, begun after the quiet, found nothing
+    assert p.burst(100.3) == ["/s/d0/f1.txt", "/s/d1/f2.txt"] and not p.gathering
+
+
+def test_a_lone_save_is_settled_by_the_sweep_right_after_it():
+    p = Pacing()
+    p.gather(cost=0.01)
+    p.found(["/s/index.html"], 7.0)
+    p.swept(False, 7.0)
+    assert p.burst(7.0) == ["/s/index.html"]
+
+
+def test_a_hot_file_gathers_its_burst_only_where_a_full_sweep_is_cheap():
+    p = Pacing()
+    assert not p.gather(cost=pacing.GATHER_COST * 2)  # 100,000 files: the hot file goes out at once
+    assert p.gather(cost=pacing.GATHER_COST / 2)
+
+
+def test_a_gathering_that_never_comes_clean_still_ends_after_max_burst():
+    p = Pacing()
+    p.gather()
+    p.found(["/s/a"], 0.0)
+    assert p.burst(MAX_BURST) is None
+    assert p.burst(MAX_BURST + 0.01) == ["/s/a"]

@@ -14,7 +14,7 @@ import file_tree
 import file_watching
 import pacing
 import watcher
-from conftest import cli, client, free_port, module, recv, write
+from conftest import SCALE, cli, client, free_port, module, recv, write
 
 
 def touch_later(path, seconds=10):
@@ -129,6 +129,81 @@ def test_a_burst_gives_one_call_after_the_last_write(tmp_path, hints):
         call = got.get(timeout=5)
         assert len(call) == 200 and str(tmp_path / "f199.html") in call
         assert got.empty()
+    finally:
+        w.stop()
+
+
+CHECKOUT = """import os, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+for i in range(499): (root / f"d{i % 20:02d}" / f"f{i}.txt").write_text(f"new {i}")
+(root / "index.html").write_text("new page")"""
+
+
+@pytest.mark.parametrize("hints", [False, True], ids=["poll", "hints"])
+def test_a_checkout_across_cold_folders_gives_one_call(tmp_path, hints):
+    """500 files, 499 of them in folders untouched for a day, the page (hot) written last."""
+    for d in range(20):
+        (tmp_path / f"d{d:02d}").mkdir()
+        for f in range(100):
+            (tmp_path / f"d{d:02d}" / f"f{d + 20 * f}.txt").write_text("old")
+            os.utime(tmp_path / f"d{d:02d}" / f"f{d + 20 * f}.txt", (1e9, 1e9))
+        os.utime(tmp_path / f"d{d:02d}", (1e9, 1e9))
+    (tmp_path / "index.html").write_text("page")  # edited just now: hot
+    got = queue.Queue()
+    w = file_watching.SimpleWatcher(got.put, hints=hints)
+    w.watch_tree(str(tmp_path))
+    w.start()
+    try:
+        for round in range(3):
+            subprocess.run([sys.executable, "-c", CHECKOUT.replace("new", f"new{round}"), str(tmp_path)], check=True)
+            call = got.get(timeout=5 * SCALE)
+            assert len(call) == 500, f"round {round}: {len(call)} files in the first call"
+            with pytest.raises(queue.Empty):
+                got.get(timeout=2.5)  # past a full sweep: nothing more
+    finally:
+        w.stop()
+
+
+def test_links_out_of_the_root_are_not_followed(tmp_path):
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "secret.txt").write_text("x")
+    (root / "own").mkdir(parents=True)
+    (root / "own" / "page.html").write_text("x")
+    os.symlink(outside, root / "out")  # like a link to /etc, or to /
+    os.symlink(outside / "deep" / "secret.txt", root / "secret.txt")
+    os.symlink(root / "own" / "page.html", root / "alias.html")  # inside: followed
+    tree = file_tree.Tree(str(root))
+    assert sorted(os.path.relpath(p, root) for p in tree.snapshot()) == ["alias.html", "own/page.html"]
+    os.symlink(outside, root / "later")  # a link made while watching, named by a hint
+    os.symlink(outside / "deep" / "secret.txt", root / "later.txt")
+    assert tree.check(str(root / "later")) == [] and tree.check(str(root / "later.txt")) == []
+    assert str(root / "later.txt") not in tree.snapshot()
+
+
+REBUILD = """import pathlib, shutil, sys
+out = pathlib.Path(sys.argv[1])
+shutil.rmtree(out)
+out.mkdir()
+for i in range(50): (out / f"page{i}.html").write_text(sys.argv[2])"""
+
+
+@pytest.mark.parametrize("hints", [False, True], ids=["poll", "hints"])
+def test_a_folder_deleted_and_rebuilt_gives_one_call(tmp_path, hints):
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(50):
+        (out / f"page{i}.html").write_text("v0")
+    got = queue.Queue()
+    w = file_watching.SimpleWatcher(got.put, hints=hints)
+    w.watch_tree(str(out))
+    w.start()
+    try:
+        for round in range(1, 8):
+            subprocess.run([sys.executable, "-c", REBUILD, str(out), f"v{round}"], check=True)
+            assert len(got.get(timeout=5 * SCALE)) == 50
+            with pytest.raises(queue.Empty):
+                got.get(timeout=0.5)
     finally:
         w.stop()
 
