@@ -58,6 +58,9 @@ class SimpleWatcher:
         self.hints: set[str] = set()  # paths notifications named, not looked at yet
         self.hinted, self.lock = threading.Event(), threading.Lock()
         self.hot: dict[str, Any] = {}  # the pacing's hot list: {path: the signature its tree holds}
+        self.uses: Callable[[], list[str] | None] | None = None  # what open pages use; None: unchanged
+        self.used_paths: list[str] = []  # ... as it said last
+        self.used: dict[str, Any] = {}  # ... not hot, looked at every tick while polling: {path: signature}
         self.busy = 0.0  # CPU spent in the callback (not watching)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,10 +86,27 @@ class SimpleWatcher:
         return tree
 
     def _heat(self, paths: Iterable[str], now: float) -> None:
-        """The pacing's hot list, each path with the signature its tree holds (kept
-        here: a tick compares without touching the big per-folder maps)."""
-        hot = self.pacing.heat(paths, now)
-        self.hot = {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in hot}
+        """The pacing's hot list, and the files open pages use, each path with the
+        signature its tree holds (kept here: a tick compares without touching the
+        big per-folder maps)."""
+        self.hot = self._known(self.pacing.heat(paths, now))
+        self._use()
+
+    def _use(self) -> None:
+        known = self._known(p for p in self.used_paths if p not in self.hot)
+        self.used = {p: s for p, s in known.items() if s is not None}
+
+    def _known(self, paths: Iterable[str]) -> dict[str, Any]:
+        return {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in paths}
+
+    def _look_first(self) -> dict[str, Any]:
+        """The files to look at every tick while polling: the hot list, and what
+        open pages use (``uses``, asked every tick: cheap when nothing changed)."""
+        paths = self.uses() if self.uses else None
+        if paths is not None:
+            self.used_paths = paths
+            self._use()
+        return {**self.used, **self.hot}
 
     def cost(self) -> float:
         """CPU seconds one full sweep of every tree takes (smoothed)."""
@@ -130,7 +150,7 @@ class SimpleWatcher:
         if self.pacing.cooled(now):
             self._heat([], now)
         polling = not self.hinting
-        warm = [p for p, sig in self.hot.items() if signature_of(p) != sig] if polling else []
+        warm = [p for p, sig in self._look_first().items() if signature_of(p) != sig] if polling else []
         cost = self.cost()
         if warm and self.pacing.gather(cost):  # a save, or the first file of a checkout?
             self._restart_sweeps()
@@ -182,7 +202,7 @@ class SimpleWatcher:
             return False
 
     def _sleep(self, now):
-        ticking = bool(self.files) or any(t.gone for t in self.trees.values())
+        ticking = bool(self.files or self.uses and not self.hinting) or any(t.gone for t in self.trees.values())
         cost = self.cost()
         return self.pacing.sleep(now, [self.pacing.due(t.began, cost, now)[1] for t in self.trees.values()], ticking)
 

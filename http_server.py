@@ -93,6 +93,7 @@ class Handler(Logged, SimpleHTTPRequestHandler):
     """
 
     lan, spa, ws_port, root_id = False, False, None, ""
+    used = None  # messages.Used: the files served, for the watcher to look at first
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
@@ -123,6 +124,8 @@ class Handler(Logged, SimpleHTTPRequestHandler):
             f = open(path, "rb")
         except OSError:
             return self.not_found()
+        if self.used is not None and status == HTTPStatus.OK:
+            self.used.add(os.path.abspath(path))
         ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
         if self.ws_port and ctype.startswith("text/html"):
             with f:
@@ -190,7 +193,8 @@ class Handler(Logged, SimpleHTTPRequestHandler):
 
 def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root)}
+    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
+               "used": messages.Used(ws_port, "http") if ws_port else None}
     handler = type("Handler", (Handler,), options)
     return bind(host, port, partial(handler, directory=root))
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,72 @@ def collect(port: int) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             messages.append({})
     return messages
+
+
+USED_MAX = 256  # paths kept per source: what a hostile page can make the watcher look at first
+
+
+class Used:
+    """What open pages use, for the watcher to look at first (LiveServer.jl
+    watches what it served). ``source`` names the list: "http" (files our HTTP
+    server served, as paths) or "pages" (what the snippets reported, as URL
+    paths). Bounded to USED_MAX, newest last; written atomically, and only when
+    it changed. Thread-safe."""
+
+    def __init__(self, port: int, source: str) -> None:
+        self.port, self.name = port, f"used-{source}.paths"
+        self.paths: dict[str, None] = {}
+        self.lock = threading.Lock()
+
+    def add(self, path: str) -> None:
+        """Note one more path (a file just served)."""
+        with self.lock:
+            if path in self.paths:
+                return
+            self.paths[path] = None
+            self._write()
+
+    def replace(self, paths: Iterable[str]) -> None:
+        """The whole list, as it is now."""
+        with self.lock:
+            new = dict.fromkeys(paths)
+            if list(new) != list(self.paths):
+                self.paths = new
+                self._write()
+
+    def _write(self) -> None:
+        self.paths = dict.fromkeys(list(self.paths)[-USED_MAX:])
+        try:
+            folder = runtime_dir(self.port)
+            tmp = folder / f".{self.name}.{threading.get_ident()}.tmp"
+            tmp.write_text("\n".join(self.paths))
+            os.replace(tmp, folder / self.name)
+        except OSError:
+            pass  # only an optimisation: the sweep still finds every change
+
+
+def used(port: int) -> tuple[Any, dict[str, list[str]]]:
+    """(A stamp that changes when any list changes, {source: paths}) of what open
+    pages use, as the HTTP server and the broadcaster left it for the port."""
+    try:
+        files = sorted(runtime_dir(port).glob("used-*.paths"))
+    except OSError:
+        return None, {}
+    stamp, lists = [], {}
+    for f in files:
+        try:
+            st = f.stat()
+            stamp.append((f.name, st.st_mtime_ns, st.st_ino, st.st_size))
+            lists[f.name[5:-6]] = f.read_text().splitlines()[-USED_MAX:]
+        except OSError:
+            pass
+    return stamp, lists
+
+
+def used_stamp(port: int) -> Any:
+    """What ``used`` would stamp, without reading the lists (one glob, a stat each)."""
+    try:
+        return [(f.name, st.st_mtime_ns, st.st_ino, st.st_size)
+                for f in sorted(runtime_dir(port).glob("used-*.paths")) for st in [f.stat()]]
+    except OSError:
+        return None

@@ -18,9 +18,10 @@ import math
 from collections.abc import Iterable
 
 INTERVAL = 0.1  # seconds between two ticks
-SETTLE = 0.005  # quiet time that ends a burst (longer for big bursts, up to 0.1 s)
+SETTLE = 0.005  # quiet time that ends a save (a hot file's lone change) ...
+BURST_SETTLE = 0.02  # ... and any other burst (longer for big ones, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
-POLL_BUDGET = 0.025  # the most of a core the watcher spends polling (ticks and sweep)
+POLL_BUDGET = 0.027  # the most of a core the watcher spends polling (ticks and sweep): 3% for all
 HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net...
 HINT_PERIOD = 2.0  # ... every this many seconds at most often)
 SWEEP_TARGET = 1.0  # seconds per full sweep of a tree too costly to sweep every tick...
@@ -30,6 +31,7 @@ HOT_AGE = 600  # files edited this recently (s) are looked at every tick...
 HOT_MAX = 32  # ... at most this many
 ACCOUNT_EVERY = 2.0  # seconds between two measurements of the overhead
 GATHER_COST = 0.05  # polling: a change of a hot file gathers its burst by full sweeps when one costs less
+GATHER_QUIET = 0.05  # the least quiet before the sweep that ends a gathered burst (but a lone save's)
 
 
 class Pacing:
@@ -54,6 +56,8 @@ class Pacing:
         self.first = self.last = 0.0  # when its first and last change were found
         self.gathering = False  # sweeping the whole tree every tick until ...
         self.clean = False  # ... a full sweep found nothing
+        self.saved = False  # the gathering began with a hot file's change
+        self.saving = False  # the burst began with a hot file's lone change: a save, most likely
 
     def use_hints(self, hinting: bool = True) -> None:
         """Notifications started (the small budget) or turned out missing (polling)."""
@@ -63,8 +67,9 @@ class Pacing:
     # The hot list.
 
     def heat(self, paths: Iterable[str], now: float) -> list[str]:
-        """Put ``paths`` first in the hot list for HOT_AGE seconds; the hot list."""
-        paths = list(paths)
+        """Put ``paths`` first in the hot list for HOT_AGE seconds; the hot list.
+        A burst takes at most half of it: the files hot before it stay hot."""
+        paths = list(paths)[-(HOT_MAX // 2):]
         self.heated.update(dict.fromkeys(paths, now))
         keep = [p for p in dict.fromkeys([*paths, *self.heated]) if now - self.heated[p] < HOT_AGE]
         self.heated = {p: self.heated[p] for p in keep[:HOT_MAX]}
@@ -117,11 +122,13 @@ class Pacing:
     # Sleeping and bursts.
 
     def sleep(self, now: float, slices_due: Iterable[float], ticking: bool = False) -> float:
-        """Seconds to sleep: until a pending burst may have settled; a tick while
+        """Seconds to sleep: until a pending burst may have settled (gathering: until
+        the sweep that may end it is due); a tick while
         files are looked at one by one (``ticking``, or hot without hints); else
         until the next slice of a sweep is due (a hint wakes the loop sooner)."""
         if self.pending:
-            wait = self.last + self.settle() - now
+            quiet = max(self.settle(), GATHER_QUIET) if self.gathering and not self.clean else self.settle()
+            wait = self.last + quiet - now
         elif ticking or (self.heated and not self.hinting):
             wait = self.interval
         else:
@@ -129,12 +136,14 @@ class Pacing:
         return max(0.001, wait)
 
     def settle(self) -> float:
-        """The quiet that ends the burst: a save settles in SETTLE; a big burst
-        (a checkout) waits longer for its tail. Gathering, the clean full sweep
-        that came after that quiet ends it."""
+        """The quiet that ends the burst: a save (one hot file) settles in SETTLE;
+        anything else (a new file, a checkout) in BURST_SETTLE, a big burst waits
+        longer for its tail. Gathering, the clean full sweep after that quiet ends it."""
         if self.clean:
             return 0.0
-        return min(0.1, SETTLE + 0.001 * max(0, len(self.pending) - 1))
+        if self.saving and len(self.pending) <= 1:
+            return SETTLE
+        return min(0.1, BURST_SETTLE + 0.001 * len(self.pending))
 
     def gather(self, cost: float | None = None) -> bool:
         """Gather the burst going on by sweeping the whole tree every tick (for a
@@ -144,15 +153,16 @@ class Pacing:
         were swept before the burst began)."""
         if self.gathering or (cost is not None and cost > GATHER_COST):
             return False
-        self.gathering, self.clean = True, False
+        self.gathering, self.clean, self.saved = True, False, cost is not None
         return True
 
     def swept(self, found: bool, began: float) -> None:
         """A full sweep begun at ``began`` (after the gathering began) ended;
         ``found``: it found more. One that found nothing, begun once the burst
-        was quiet for ``settle()`` (or right after a lone change: a save),
-        settles the burst."""
-        quiet = len(self.pending) <= 1 or began - self.last >= self.settle()
+        was quiet for ``settle()`` and GATHER_QUIET (or right after a hot file's
+        lone change: a save), settles the burst."""
+        lone = self.saved and self.saving and len(self.pending) <= 1
+        quiet = lone or began - self.last >= max(self.settle(), GATHER_QUIET)
         if self.gathering and not found and quiet:
             self.clean = True
 
@@ -160,6 +170,8 @@ class Pacing:
         """Changes were found at ``now``: they join the burst and get hot."""
         paths = list(paths)
         if paths:
+            if not self.pending:
+                self.saving = len(paths) == 1 and paths[0] in self.heated
             self.clean = False
             self.pending.update(paths)
             self.heat(paths, now)

@@ -34,7 +34,8 @@ import process_life
 SNIPPET = command_line.snippet_dir() / "reload.js"
 IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
-MAX_FRAME = 4096  # clients have nothing to say: cap what they can send
+MAX_FRAME = 4096  # clients have little to say: cap what they can send
+MAX_USING = 64  # paths one page may report using
 # Page origins trusted by default: loopback pages (any port, http or https),
 # file:// pages (Origin "null"), and clients that send no Origin at all (not
 # browsers: browsers always send one). Anything else gets 403.
@@ -78,6 +79,18 @@ class Broadcaster:
         self.pending = None  # "reload" or "css" waiting for the gap to end
         self.signals = 0  # deliveries merged into the next broadcast
         self.timer = None
+        self.using = {}  # connection -> the URL paths its page reported using
+        self.reported = None  # messages.Used: all of them, for the watcher
+
+    def uses(self, connection, paths):
+        """Record what a page uses (None: it left), for the watcher to look at first."""
+        if paths is None:
+            self.using.pop(connection, None)
+        else:
+            self.using[connection] = paths
+        if self.port:
+            self.reported = self.reported or messages.Used(self.port, "pages")
+            self.reported.replace(p for ps in self.using.values() for p in ps)
 
     def hello(self):
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation}
@@ -130,17 +143,37 @@ def snippet_response(connection, request):
     return response
 
 
+def reported(frame):
+    """The URL paths a snippet's frame says its page uses, or None for anything
+    else: at most MAX_USING, each absolute, short and printable. Nothing else a
+    client says is acted on; this only changes what the watcher looks at first."""
+    try:
+        message = json.loads(frame)
+    except (TypeError, ValueError):
+        return None
+    paths = message.get("paths") if isinstance(message, dict) and message.get("type") == "using" else None
+    if not isinstance(paths, list) or len(paths) > MAX_USING:
+        return None
+    ok = all(isinstance(p, str) and p.startswith("/") and len(p) < 1024 and p.isprintable() for p in paths)
+    return paths if ok else None
+
+
 def make_handler(broadcaster):
     async def handler(connection):
-        """Say hello to sigreload snippets, then ignore whatever the client sends."""
-        if connection.request.path.startswith(IDENTIFIED_PATH):
+        """Say hello to sigreload snippets, then read only what their pages use."""
+        identified = connection.request.path.startswith(IDENTIFIED_PATH)
+        if identified:
             await connection.send(broadcaster.hello())
         log.debug("client joined from %s", connection.remote_address)
         try:
-            async for _ in connection:
-                pass  # never act on what a client sends
+            async for frame in connection:
+                paths = reported(frame) if identified else None
+                if paths is not None:
+                    broadcaster.uses(connection, paths)
         except ConnectionClosed:
             pass  # a client that vanished, or sent a frame over MAX_FRAME
+        if connection in broadcaster.using:
+            broadcaster.uses(connection, None)
         log.debug("client left")
 
     return handler

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import unquote
 
 import app_server
 import command_line
@@ -126,6 +127,29 @@ class Notifier:
         return proc if runs and discovery.listens_on(proc, self.port) else None
 
 
+class UsedFiles:
+    """What open pages use, under ROOT, as our HTTP server (files it served) and
+    the snippets (URL paths their pages loaded) left it in the message folder.
+    Called every tick: None while nothing changed (a glob and a stat)."""
+
+    def __init__(self, port, root):
+        self.port, self.root, self.stamp = port, root, None
+
+    def __call__(self):
+        if messages.used_stamp(self.port) == self.stamp:
+            return None
+        self.stamp, lists = messages.used(self.port)
+        files = [p for p in lists.get("http", ()) if p.startswith(self.root + os.sep)]
+        return list(dict.fromkeys(files + [f for f in map(self.file_at, lists.get("pages", ())) if f]))
+
+    def file_at(self, url):
+        """The file under ROOT that URL path ``url`` names (an index for a folder), or None."""
+        path = unquote(url.split("?")[0])
+        path += "index.html" if path.endswith("/") else ""
+        path = os.path.normpath(os.path.join(self.root, path.lstrip("/")))
+        return path if path.startswith(self.root + os.sep) else None
+
+
 def url_path(path, root):
     """The URL path a file under ``root`` is served at: /sub/page.html."""
     return "/" + os.path.relpath(path, root).replace(os.sep, "/")
@@ -173,6 +197,7 @@ def main(argv=None):
     if notifier.build:
         notifier.run_build()  # the output exists before the first page is served
     watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
+    watcher.uses = UsedFiles(args.ws_port, root)
     tree = watcher.watch_tree(root)
     watcher.start()
     count = sum(map(len, tree.files.values()))

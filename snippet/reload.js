@@ -168,9 +168,21 @@
     else { hideError(); update(m); }
   };
 
+  // Tell the watcher what this page uses (its own path, same-origin files it
+  // loaded): polling, it looks at those first.
+  const using = (ws) => {
+    const paths = [location.pathname, ...performance.getEntriesByType("resource")
+      .map((r) => new URL(r.name)).filter((u) => u.host === location.host && !u.pathname.startsWith("/_sigreload/"))
+      .map((u) => u.pathname)];
+    ws.send(JSON.stringify({ type: "using", paths: [...new Set(paths)].filter((p) => p.length < 200).slice(0, 16) }));
+  };
+
   const connect = () => {
     const ws = new WebSocket(url);
-    ws.onopen = () => { delay = 200; warned = false; };
+    ws.onopen = () => {
+      delay = 200; warned = false;
+      if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
+    };
     ws.onmessage = onmessage;
     ws.onclose = () => {
       if (reloading) return;

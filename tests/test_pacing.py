@@ -8,11 +8,19 @@ from pacing import HOT_AGE, HOT_MAX, MAX_BURST, POLL_BUDGET, SETTLE, Pacing
 
 def test_a_save_settles_after_a_short_quiet():
     p = Pacing(interval=0.1)
+    p.heat(["/s/a.html"], 9.0)  # edited before: a save
     p.found(["/s/a.html"], 10.0)
     assert p.burst(10.0) is None
     assert p.sleep(10.0, []) == pytest.approx(SETTLE)
     assert p.burst(10.0 + SETTLE) == ["/s/a.html"]
     assert p.burst(20.0) is None and not p.pending
+
+
+def test_a_new_or_cold_file_waits_a_little_longer_for_a_burst_behind_it():
+    p = Pacing(interval=0.1)
+    p.found(["/s/new.html"], 10.0)
+    assert p.settle() == pytest.approx(pacing.BURST_SETTLE + 0.001)
+    assert p.burst(10.0 + SETTLE) is None
 
 
 def test_a_burst_is_one_call_after_its_last_write():
@@ -82,7 +90,8 @@ def test_sleep_ticks_only_while_something_is_hot():
 
 def test_the_hot_list_keeps_the_newest_and_cools_down():
     p = Pacing()
-    p.heat([f"/s/old{i}" for i in range(HOT_MAX)], 0.0)
+    for half in (0, 1):
+        p.heat([f"/s/old{i}" for i in range(half * HOT_MAX // 2, (half + 1) * HOT_MAX // 2)], 0.0)
     assert p.heat(["/s/new"], 100.0)[0] == "/s/new"
     assert len(p.heated) == HOT_MAX and "/s/old0" in p.heated  # the list keeps its order
     assert not p.cooled(HOT_AGE - 1)
@@ -90,6 +99,14 @@ def test_the_hot_list_keeps_the_newest_and_cools_down():
     assert list(p.heated) == ["/s/new"]
     assert p.cooled(100.0 + HOT_AGE) and p.heated == {}
     assert not p.cooled(10_000.0)
+
+
+def test_a_burst_leaves_the_files_hot_before_it_hot():
+    p = Pacing()
+    p.heat(["/s/index.html", "/s/style.css"], 0.0)
+    p.heat([f"/s/d/f{i}.txt" for i in range(500)], 1.0)
+    assert "/s/index.html" in p.heated and "/s/style.css" in p.heated and "/s/d/f499.txt" in p.heated
+    assert len(p.heated) == HOT_MAX // 2 + 2
 
 
 def test_found_changes_get_hot():
@@ -107,15 +124,16 @@ def test_a_burst_found_while_polling_is_gathered_by_full_sweeps_until_one_is_cle
     assert p.next_sweep(100.0, 0.5, 100.2) == 100.2
     p.found(["/s/d0/f1.txt", "/s/d1/f2.txt"], 100.2)
     p.swept(True, 100.2)  # this sweep found more
-    assert p.burst(100.3) is None and p.sleep(100.2, []) == pytest.approx(p.settle())
-    p.swept(False, 100.2 + p.settle() / 2)  # found nothing, but too soon to tell the burst is over
+    assert p.burst(100.3) is None and p.sleep(100.2, []) == pytest.approx(pacing.GATHER_QUIET)
+    p.swept(False, 100.2 + pacing.GATHER_QUIET / 2)  # found nothing, but too soon to tell the burst is over
     assert p.burst(100.3) is None
-    p.swept(False, 100.2 + p.settle())  # a full sweep, begun after the quiet, found nothing
+    p.swept(False, 100.201 + pacing.GATHER_QUIET)  # a full sweep, begun after the quiet, found nothing
     assert p.burst(100.3) == ["/s/d0/f1.txt", "/s/d1/f2.txt"] and not p.gathering
 
 
 def test_a_lone_save_is_settled_by_the_sweep_right_after_it():
     p = Pacing()
+    p.heat(["/s/index.html"], 6.0)
     p.gather(cost=0.01)
     p.found(["/s/index.html"], 7.0)
     p.swept(False, 7.0)

@@ -12,9 +12,10 @@ import pytest
 
 import file_tree
 import file_watching
+import messages
 import pacing
 import watcher
-from conftest import SCALE, cli, client, free_port, module, recv, write
+from conftest import SCALE, cli, client, free_port, module, recv, until, write
 
 
 def touch_later(path, seconds=10):
@@ -311,7 +312,7 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     assert [d for d, _ in due] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     assert [n - 100.0 for _, n in due[:4]] == pytest.approx([period / 4] * 2 + [period / 2] * 2)
     assert w._sleep(100.0) == pytest.approx(period / 4)
-    assert w.pace() == "big tree: a full sweep every 2.8s, 2.5% of a core; recently edited files every 0.1s"
+    assert w.pace() == "big tree: a full sweep every 2.6s, 2.7% of a core; recently edited files every 0.1s"
 
 
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
@@ -393,3 +394,57 @@ def test_reload_command_without_broadcaster_fails_with_one_line():
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "no broadcaster listens on port" in result.stderr
+
+
+def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
+    """However slow the sweep of a big tree, a file a page uses is seen in a tick."""
+    for d in range(5):
+        for f in range(20):
+            (tmp_path / f"d{d}").mkdir(exist_ok=True)
+            (tmp_path / f"d{d}" / f"f{f}.css").write_text("old")
+            os.utime(tmp_path / f"d{d}" / f"f{f}.css", (1e9, 1e9))
+    used, cold = str(tmp_path / "d1" / "f3.css"), tmp_path / "d2" / "f4.css"
+    got = queue.Queue()
+    w = file_watching.SimpleWatcher(got.put, interval=0.05)
+    w.watch_tree(str(tmp_path))
+    w.pacing.budget = 1e-7  # a sweep every few hours: as on a tree far too big to sweep
+    reports = [[used, str(tmp_path / "nowhere.css"), "/etc/passwd"]]
+    w.uses = lambda: reports.pop() if reports else None
+    w.start()
+    try:
+        write(tmp_path / "d1" / "f3.css", "new")
+        assert got.get(timeout=2 * SCALE) == [used]
+        assert set(w.used) | set(w.hot) == {used}  # only files of the tree (now hot too)
+        cold.write_text("new")  # the sweep would find it, hours from now
+        with pytest.raises(queue.Empty):
+            got.get(timeout=1)
+    finally:
+        w.stop()
+
+
+def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs, broadcaster, tmp_path):
+    _, port = broadcaster
+    site = tmp_path / "site"
+    (site / "css").mkdir(parents=True)
+    write(site / "index.html", "<!doctype html><link rel=stylesheet href=css/a.css><h1>x</h1>")
+    write(site / "css" / "a.css", "h1 {}")
+    write(site / "other.html", "other")
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", port])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    import urllib.request
+
+    for path in ("", "css/a.css"):
+        urllib.request.urlopen(url + path, timeout=5 * SCALE).read()
+    uses = watcher.UsedFiles(port, str(site))
+    assert uses() == [str(site / "index.html"), str(site / "css" / "a.css")]
+    assert uses() is None  # unchanged: nothing read
+    with client(port) as ws:
+        recv(ws)
+        for hostile in ("junk", json.dumps({"type": "using", "paths": ["/x"] * 65}),
+                        json.dumps({"type": "using", "paths": ["relative.html"]}), json.dumps([1, 2])):
+            ws.send(hostile)  # ignored
+        ws.send(json.dumps({"type": "using", "paths": ["/other.html", "/../../etc/passwd", "/sub/"]}))
+        until(lambda: uses.stamp != messages.used_stamp(port), 5, "the broadcaster wrote nothing")
+        assert uses()[-2:] == [str(site / "other.html"), str(site / "sub" / "index.html")]
+    until(lambda: "pages" not in messages.used(port)[1] or not messages.used(port)[1]["pages"], 5,
+          "a page that left is still counted")
