@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import signal
 import socket
 import sys
@@ -42,6 +43,13 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("websockets").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # The terminal may go away (stdout closed): never loop on tracebacks.
     logging.raiseExceptions = False
+
+
+def folder_or_exit(path: str, prog: str) -> None:
+    """Exit with one line unless ``path`` is a folder (a file, or nothing there)."""
+    if not os.path.isdir(path):
+        what = "is a file, not a folder" if os.path.exists(path) else "no such folder"
+        sys.exit(f"{prog}: {path}: {what}")
 
 
 def snippet_dir() -> Path:

@@ -9,6 +9,7 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 """
 
 import errno
+import html
 import io
 import ipaddress
 import logging
@@ -20,7 +21,7 @@ import threading
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import command_line
 import injection
@@ -28,6 +29,7 @@ import messages
 import process_life
 
 log = logging.getLogger("sigreload.http")
+INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
 CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
     ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
     ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
@@ -107,16 +109,29 @@ class Handler(Logged, SimpleHTTPRequestHandler):
             return self.not_found()
         path = self.translate_path(self.path)
         if os.path.isdir(path):
-            index = os.path.join(path, "index.html")
-            if not self.path.split("?")[0].endswith("/") or not os.path.isfile(index):
-                return super().send_head()  # the stdlib's redirect, or its listing
-            path = index
+            indexes = [i for i in (os.path.join(path, n) for n in INDEXES) if os.path.isfile(i)]
+            if not self.path.split("?")[0].endswith("/") or not indexes:
+                return super().send_head()  # the stdlib's redirect, or our listing
+            path = indexes[0]
         elif not os.path.isfile(path):
             wanted = urlsplit(self.path).path
             if not (self.spa and "." not in wanted.rsplit("/", 1)[-1]):
                 return self.not_found()
             path = os.path.join(self.directory, "index.html")
         return self.send_file(path)
+
+    def list_directory(self, path):
+        """A folder's listing, without what the server refuses to serve (dotfiles)."""
+        try:
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+        except OSError:
+            return self.not_found()
+        shown = html.escape(unquote(urlsplit(self.path).path))
+        links = "".join(f'<li><a href="{quote(n)}{"/" * os.path.isdir(os.path.join(path, n))}">'
+                        f'{html.escape(n)}{"/" * os.path.isdir(os.path.join(path, n))}</a></li>\n' for n in names)
+        page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{shown}</title></head>\n"
+                f"<body><h1>{shown}</h1>\n<ul>\n{links}</ul></body></html>\n")
+        return self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
 
     def send_file(self, path, status=HTTPStatus.OK):
         """Headers for ``path`` (a Range, an injected snippet), then its body as a file."""
@@ -172,7 +187,7 @@ class Handler(Logged, SimpleHTTPRequestHandler):
         custom = os.path.join(self.directory, "404.html")
         if os.path.isfile(custom):
             return self.send_file(custom, HTTPStatus.NOT_FOUND)
-        self.send_error(HTTPStatus.NOT_FOUND, "File not found", "Nothing at this address in the served folder.")
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found", "Nothing at this address in the served folder")
         return None
 
     def inside_root(self):
@@ -222,8 +237,8 @@ def main(argv=None):
         import app_server
 
         app = app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
-    elif not os.path.isdir(args.root):
-        sys.exit(f"sigreload-http: {args.root}: no such folder")
+    else:
+        command_line.folder_or_exit(args.root, "sigreload-http")
     stop = process_life.stop_event()
     host = "0.0.0.0" if args.lan else args.host
     try:

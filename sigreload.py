@@ -28,7 +28,7 @@ def make_parser():
         "(an HTTP server, the broadcaster and the watcher, stopped together by Ctrl-C).")
     parser.epilog = ("commands: `sigreload reload` reloads every page, `sigreload css` refreshes "
                      "their stylesheets, `sigreload init` writes an rfile.yml for `r` "
-                     "(a folder of one of these names: ./reload)")
+                     "(unless a folder of that name is here: then it is served)")
     parser.add_argument("root", nargs="?", default=".", help="folder to serve and watch (default: .)")
     parser.add_argument("--host", default=command_line.HOST,
                         help="address both servers listen on (default: %(default)s)")
@@ -95,11 +95,10 @@ def main(argv=None):
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] and argv[0] in SUBCOMMANDS:  # a folder named so: pass ./reload
+    if argv[:1] and argv[0] in SUBCOMMANDS and not os.path.isdir(argv[0]):
         return SUBCOMMANDS[argv[0]](argv[1:])
     args = make_parser().parse_args(argv)
-    if not os.path.isdir(args.root):
-        sys.exit(f"sigreload: {args.root}: no such folder")
+    command_line.folder_or_exit(args.root, "sigreload")
     if args.proxy:
         import app_server
 
@@ -108,9 +107,13 @@ def main(argv=None):
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
     if args.build and not args.output:
         sys.exit("sigreload: --exec needs --output DIR (the folder to serve)")
+    if args.output and not args.build:
+        sys.exit("sigreload: --output goes with --exec CMD (the build that writes it)")
     if args.output:
         os.makedirs(args.output, exist_ok=True)  # the first build fills it
     command_line.setup_logging()
+    if args.root in SUBCOMMANDS:
+        log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
     stop = process_life.stop_event()
     broadcast = process_life.spawn(children_argv(args)["broadcast"])
     others = children_argv(args, broadcast.pid)

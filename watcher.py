@@ -187,8 +187,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     command_line.setup_logging(args.verbose)
     root = os.path.abspath(args.root)
-    if not os.path.isdir(root):
-        sys.exit(f"sigreload-watch: {args.root}: no such folder")
+    command_line.folder_or_exit(args.root, "sigreload-watch")
+    if args.output and not args.build:
+        sys.exit("sigreload-watch: --output goes with --exec (the build that writes it)")
     if args.app:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()

@@ -65,3 +65,14 @@ def test_sigreload_passes_open_spa_verbose_and_allow_origin_to_its_processes(pro
         assert ws.protocol.state.name == "OPEN"
     with pytest.raises(InvalidStatus):
         client(ws_port, origin="http://other.test:8000")
+
+
+def test_a_folder_named_like_a_command_is_served(procs, tmp_path):
+    (tmp_path / "css").mkdir()
+    write(tmp_path / "css" / "index.html", "<h1>the css folder</h1>")
+    http_port = free_port()
+    stack = procs(module("sigreload") + ["css", "--port", http_port, "--ws-port", free_port()], cwd=tmp_path)
+    stack.wait_seen(r"serving the folder \./css here", 15)
+    stack.wait_seen(r"sigreload\.http: serving ", 15)
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5 * SCALE) as page:
+        assert b"the css folder" in page.read()

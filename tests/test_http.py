@@ -155,3 +155,35 @@ def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     parts = urlsplit(url)
     assert b'src="http://localhost:5999/reload.js"' in get(url, "/bare.html", {"Host": f"localhost:{parts.port}"})[1]
     assert {p.name: p.read_bytes() for p in site.iterdir() if p.is_file()} == before  # nothing on disk changed
+
+
+def test_every_index_is_served_like_any_file_and_listings_hide_what_is_refused(procs, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "index.htm").write_text("<html><body>old index</body></html>")
+    (tmp_path / "list").mkdir()
+    for name in (".env", ".git", "shown.txt", "<b>.txt"):
+        (tmp_path / "list" / name).write_text("x")
+    url = serve(procs, tmp_path, "--inject", "5999")
+    page, body = get(url, "/old/", {"If-Modified-Since": formatdate(usegmt=True)})
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-cache"  # not the stdlib's 304
+    assert b"old index" in body and b"reload.js" in body  # the snippet too
+    listing, body = get(url, "/list/")
+    assert listing.status == 200 and b"shown.txt" in body and b"&lt;b&gt;.txt" in body
+    assert b".env" not in body and b".git" not in body
+    missing, body = get(url, "/nope.html")
+    assert missing.status == 404 and b".." not in body
+
+
+@pytest.mark.parametrize("name", ["sigreload", "http_server", "watcher"])
+def test_a_file_for_a_folder_is_one_line(tmp_path, name):
+    (tmp_path / "index.html").write_text("x")
+    result = cli(name, tmp_path / "index.html", "--port" if name != "watcher" else "--ws-port", free_port())
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("index.html: is a file, not a folder")
+
+
+def test_output_without_exec_is_refused(tmp_path):
+    for name in ("sigreload", "watcher"):
+        result = cli(name, tmp_path, "--output", tmp_path / "out")
+        assert result.returncode != 0 and "--output goes with --exec" in result.stderr
+        assert not (tmp_path / "out").exists()
