@@ -29,6 +29,12 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return made
 
 
+def add_port_flag(parser: argparse.ArgumentParser) -> None:
+    """``--port-flag``: what the busy-port line tells to change. Hidden: the
+    all-in-one command passes its own (``--ws-port``), the rfile its setting."""
+    parser.add_argument("--port-flag", default="--port", help=argparse.SUPPRESS)
+
+
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

@@ -57,10 +57,12 @@ def port_owner(port: int) -> int | None:
 
 
 def in_use(port: int, flag: str) -> str:
-    """The one line for a busy port: who holds it (when psutil can tell) and the flag to pass."""
+    """The one line for a busy port: who holds it (when psutil can tell) and the
+    flag to pass (``--port``), or the setting to change (``WS_PORT=``, under ``r``)."""
     owner = port_owner(port)
     by = f" by PID {owner}" if owner else ""
-    return f"port {port} is in use{by}; stop that process or pass {flag}"
+    advice = f"set {flag}<another port>" if flag.endswith("=") else f"pass {flag}"
+    return f"port {port} is in use{by}; stop that process or {advice}"
 
 
 def find_server(port: int = command_line.WS_PORT) -> Any:

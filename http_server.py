@@ -231,6 +231,7 @@ def main(argv=None):
                         help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
     parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    command_line.add_port_flag(parser)
     args = parser.parse_args(argv)
     command_line.setup_logging(args.verbose)
     if args.proxy:
@@ -252,7 +253,7 @@ def main(argv=None):
         if exc.errno == errno.EADDRINUSE:
             import discovery
 
-            sys.exit(f"sigreload-http: {discovery.in_use(args.port, '--port')}")
+            sys.exit(f"sigreload-http: {discovery.in_use(args.port, args.port_flag)}")
         sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
     bound_host, bound_port = server.server_address[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)

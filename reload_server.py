@@ -231,6 +231,7 @@ def main(argv=None):
     parser.add_argument("--ping-interval", type=float, default=10.0,
                         help="keepalive: a client silent for twice this is dropped (s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
+    command_line.add_port_flag(parser)
     args = parser.parse_args(argv)
     command_line.setup_logging(args.verbose)
     origins = LOOPBACK_ORIGINS + args.allow_origin
@@ -242,7 +243,7 @@ def main(argv=None):
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, '--port')}")
+        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, args.port_flag)}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ def make_parser():
                         help="listen on every address (opt-in; prints a warning)")
     parser.add_argument("-v", "--verbose", action="store_true", help="every process logs in detail")
     http = parser.add_argument_group("HTTP server")
+    http.add_argument("--no-http", action="store_true",
+                      help="your own server serves ROOT: run only the broadcaster and the watcher")
     http.add_argument("--port", type=int, default=command_line.HTTP_PORT,
                       help="HTTP port (default: %(default)s)")
     http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
@@ -72,6 +74,8 @@ def children_argv(args, broadcaster_pid=None):
     never another project's broadcaster that holds the port.
     """
     py = [sys.executable, "-u"]
+    under_r = bool(os.environ.get("SIGRELOAD_UNDER_R"))  # set by rfile.yml: name its settings
+    http_flag, ws_flag = ("PORT=", "WS_PORT=") if under_r else ("--port", "--ws-port")
     common = (["--lan"] if args.lan else ["--host", args.host]) + (["-v"] if args.verbose else [])
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
@@ -84,8 +88,9 @@ def children_argv(args, broadcaster_pid=None):
     watch += ["-v"] if args.verbose else []
     path = process_life.module_path
     return {
-        "http": py + [path("http_server"), *serve, "--port", str(args.port), *common],
-        "broadcast": py + [path("reload_server"), "--port", str(args.ws_port), *origins, *common],
+        "http": py + [path("http_server"), *serve, "--port", str(args.port), f"--port-flag={http_flag}", *common],
+        "broadcast": py + [path("reload_server"), "--port", str(args.ws_port), f"--port-flag={ws_flag}",
+                           *origins, *common],
         "watch": py + [path("watcher"), args.root, "--ws-port", str(args.ws_port),
                        "--interval", str(args.interval), *watch],
     }
@@ -105,6 +110,8 @@ def main(argv=None):
         app_server.app_or_exit(args.proxy, "sigreload: --proxy")
         if args.build:
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
+    if args.no_http and args.proxy:
+        sys.exit("sigreload: --no-http and --proxy do not go together (the proxy is the HTTP server)")
     if args.build and not args.output:
         sys.exit("sigreload: --exec needs --output DIR (the folder to serve)")
     if args.output and not args.build:
@@ -117,8 +124,9 @@ def main(argv=None):
     stop = process_life.stop_event()
     broadcast = process_life.spawn(children_argv(args)["broadcast"])
     others = children_argv(args, broadcast.pid)
-    children = {"broadcast": broadcast, "http": process_life.spawn(others["http"]),
-                "watch": process_life.spawn(others["watch"])}
+    children = {"broadcast": broadcast, "watch": process_life.spawn(others["watch"])}
+    if not args.no_http:
+        children["http"] = process_life.spawn(others["http"])
     sys.exit(process_life.supervise(children, stop))
 
 

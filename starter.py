@@ -13,7 +13,7 @@ INIT_RFILE = """\
 # Settings from the environment: PORT (8000), WS_PORT (5678), LAN=1 (opt-in).
 all: |
   # serve this folder, watch it, live-reload its pages
-  exec sigreload . --port "${PORT:-8000}" --ws-port "${WS_PORT:-5678}" ${LAN:+--lan}
+  SIGRELOAD_UNDER_R=1 exec sigreload . --port "${PORT:-8000}" --ws-port "${WS_PORT:-5678}" ${LAN:+--lan}
 
 reload: |
   # reload every connected page

@@ -3,13 +3,15 @@ and what `sigreload` offers reaches the process that takes it."""
 
 import os
 import re
+import signal
 import sys
 import urllib.request
 
+import psutil
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from conftest import ROOT, SCALE, cli, client, free_port, module, until, write
+from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
 
 # Each command's module and arguments: sigreload-reload, -css and -init as `sigreload` runs them.
 COMMANDS = [["sigreload"], ["http_server"], ["reload_server"], ["watcher"],
@@ -76,3 +78,32 @@ def test_a_folder_named_like_a_command_is_served(procs, tmp_path):
     stack.wait_seen(r"sigreload\.http: serving ", 15)
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5 * SCALE) as page:
         assert b"the css folder" in page.read()
+
+
+def test_no_http_runs_the_broadcaster_and_the_watcher_and_stops_them_together(procs, tmp_path):
+    write(tmp_path / "index.html", "<h1>v1</h1>")
+    ws_port = free_port()
+    stack = procs(module("sigreload") + [tmp_path, "--no-http", "--ws-port", ws_port])
+    stack.wait_seen(r"ready on ws://", 15)
+    stack.wait_seen(r"watching ", 15)
+    children = psutil.Process(stack.pid).children()
+    assert len(children) == 2
+    with client(ws_port) as ws:
+        recv(ws)
+        write(tmp_path / "index.html", "<h1>v2</h1>")
+        assert '"reload"' in recv(ws)
+    os.kill(stack.pid, signal.SIGINT)  # Ctrl-C
+    assert stack.exit_code() == 0
+    psutil.wait_procs(children, timeout=5 * SCALE)
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert "sigreload.http" not in stack.output()
+
+
+@pytest.mark.parametrize("under_r, advice", [(False, "pass --ws-port"), (True, "set WS_PORT=<another port>")])
+def test_a_busy_port_names_the_flag_of_the_command_that_was_run(procs, broadcaster, tmp_path, under_r, advice):
+    holder, port = broadcaster
+    env = {**os.environ, "SIGRELOAD_UNDER_R": "1"} if under_r else None
+    stack = procs(module("sigreload") + [tmp_path, "--no-http", "--ws-port", port], env=env)
+    line = stack.wait_for(r"is in use", 15).string
+    assert line.endswith(f"port {port} is in use by PID {holder.pid}; stop that process or {advice}")
+    assert stack.exit_code() != 0
