@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -258,10 +259,10 @@ def poll_mode(args, results):
             stack.stop()
 
 
-def edit_rows(results, name, stack, site, files, hot_edits, cold_edits):
-    """Edits of the page (recently edited) and of cold files -> a snippet client (ms)."""
-    hot = run_async(ws_latency(stack, page_edits(stack, site, hot_edits)))
-    results[f"{name}: recently edited file -> ws client (ms)"] = summary(hot)
+def edit_rows(results, name, stack, site, files, hot_edits, cold_edits, hot="recently edited file"):
+    """Edits of the page (``hot``) and of cold files -> a snippet client (ms)."""
+    latency = run_async(ws_latency(stack, page_edits(stack, site, hot_edits)))
+    results[f"{name}: {hot} -> ws client (ms)"] = summary(latency)
     cold = sorted(site.rglob("*.txt"))[:: max(1, files // cold_edits)][:cold_edits]
     edits = [(path, "cold edit") for path in cold]
     results[f"{name}: cold file -> ws client (ms)"] = summary(run_async(ws_latency(stack, edits)))
@@ -303,15 +304,15 @@ def huge_tree(args, results):
                 results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
                 results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
                 record_idle(results, name, stack, args.idle)
-                edit_rows(results, name, stack, site, args.huge, args.edits, 6)
+                for path in ("", "style.css", "app.js"):  # a page open: what it uses is known
+                    urllib.request.urlopen(stack.url + path).read()
+                edit_rows(results, name, stack, site, args.huge, args.edits, 6, hot="file a page uses")
             finally:
                 stack.stop()
 
 
 def r_startup(results, runs=5):
     """`r` on the demo copy: start -> page reachable and broadcaster ready (ms)."""
-    import urllib.request
-
     out = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
