@@ -1,4 +1,5 @@
-"""The message folder: what changed, left by the watcher for the broadcaster.
+"""The message folder: what changed, left by the watcher for the broadcaster,
+and what open pages use, left by the HTTP server and the broadcaster for the watcher.
 
 A signal carries no data. Before it signals, the watcher ``post``s a message
 (JSON: the changed paths and the folder's id, or a failed build's output);

@@ -239,7 +239,17 @@ def summary(values):
     return {"median": statistics.median(values), "p90": p90, "max": values[-1], "n": len(values)}
 
 
-def poll_mode(args, results):
+def page_rows(results, name, stack, site, pw_browser, edits):
+    """An open page: write -> it shows the edit (ms), for its HTML and its stylesheet."""
+    context = pw_browser.new_context()
+    page = context.new_page()
+    page.add_init_script(SHOWN)
+    for kind in ("html", "css"):
+        results[f"{name}: write -> page, {kind} (ms)"] = summary(page_latency(page, stack, site, kind, edits))
+    context.close()
+
+
+def poll_mode(args, results, pw_browser):
     """--poll on the big tree: idle CPU, a recently edited file, a cold file (ms), bursts."""
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
@@ -250,6 +260,7 @@ def poll_mode(args, results):
             name = f"{args.big} files, --poll"
             record_idle(results, name, stack, args.idle)
             edit_rows(results, name, stack, site, args.big, args.edits, args.edits)
+            page_rows(results, name, stack, site, pw_browser, args.edits)
             results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
             bursts = [run_async(plain_burst(stack, site)) for _ in range(3)]
             results[f"{name}: 500-file burst, messages to a plain client"] = summary([n for n, _ in bursts])
@@ -291,7 +302,7 @@ async def plain_burst(stack, site, files=500, listen=3.0):
     return len(got), (1000 * (got[-1] - last_write) if got else None)
 
 
-def huge_tree(args, results):
+def huge_tree(args, results, pw_browser):
     """``args.huge`` files, with notifications and with --poll: start-up, memory, idle, edits."""
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
@@ -307,6 +318,7 @@ def huge_tree(args, results):
                 for path in ("", "style.css", "app.js"):  # a page open: what it uses is known
                     urllib.request.urlopen(stack.url + path).read()
                 edit_rows(results, name, stack, site, args.huge, args.edits, 6, hot="file a page uses")
+                page_rows(results, name, stack, site, pw_browser, args.edits)
             finally:
                 stack.stop()
 
@@ -512,10 +524,16 @@ def main(argv=None):
     parser.add_argument("--app-edits", type=int, default=10, help="edits per app server (0: none)")
     parser.add_argument("--apps-only", action="store_true", help="only the app servers")
     parser.add_argument("--engines-only", action="store_true", help="only the per-engine rows")
+    parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        if args.poll_only:
+            poll_mode(args, results, pw_browser)
+            if args.huge:
+                huge_tree(args, results, pw_browser)
+            return report(args, results, woke)
         engine_rows(results, pw_browser, args.edits)
         if args.engines_only:
             return report(args, results, woke)
@@ -532,13 +550,13 @@ def main(argv=None):
             pid = next(p.pid for p in stack.processes() if "reload_server" in " ".join(p.cmdline()))
             results["500 clients: signal -> all have it (ms)"] = summary(run_async(many_clients(stack.ws, pid)))
             stack.stop()
+        if not args.quick:
+            poll_mode(args, results, pw_browser)
+            if args.huge:
+                huge_tree(args, results, pw_browser)
     finally:
         pw_browser.close()
         pw.stop()
-    if not args.quick:
-        poll_mode(args, results)
-        if args.huge:
-            huge_tree(args, results)
     r_startup(results)
     report(args, results, woke)
 
