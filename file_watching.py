@@ -145,8 +145,10 @@ class SimpleWatcher:
 
     def _tick(self, now):
         """Watched files, the hot list and the burst's folders (polling only), and
-        what is due of each tree's sweep: the changed paths."""
+        what is due of each tree's sweep: the changed paths, told to the pacing
+        as they are found."""
         found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        self.pacing.found(found, now)
         if self.pacing.cooled(now):
             self._heat([], now)
         polling = not self.hinting
@@ -178,12 +180,20 @@ class SimpleWatcher:
             elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
                 self.pacing.use_hints(False)
                 log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
+            self.pacing.found(seen, now)  # before swept(): the sweep began after they were found
+            self.pacing.found(swept, now, self._age(tree, swept))
             if swept and not self.hinting and self.pacing.gather():
                 self._restart_sweeps()  # the folders swept before this one may have changed since
             elif fresh and ended and self.pacing.gathering:
                 self.pacing.swept(bool(swept), now)
             found += seen + swept
         return found
+
+    @staticmethod
+    def _age(tree, paths):
+        """Seconds since the newest of ``paths`` was written (its ctime), 0 when unknown."""
+        ctimes = [sig[3] for sig in map(tree.known, paths) if sig]
+        return max(0.0, time.time() - max(ctimes) / 1e9) if ctimes and len(ctimes) == len(paths) else 0.0
 
     def _restart_sweeps(self):
         """The next sweep of every tree starts from its first folder."""
@@ -214,15 +224,15 @@ class SimpleWatcher:
             hinted = self.hinted.wait(self._sleep(time.monotonic()))
             now, spent = time.monotonic(), time.thread_time()
             found = self._take_hints() if hinted else []
+            self.pacing.found(found, now)
             if not hinted or now - ticked >= self.interval:  # a stream of hints never starves the sweep
-                found += self._tick(now)
+                found += self._tick(now)  # it tells the pacing what it finds, as it finds it
                 ticked = now
             spent = time.thread_time() - spent
             self.pacing.account(now, self._watching_cpu())
             if log.isEnabledFor(logging.DEBUG) and (found or spent > 0.001):
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
-                self.pacing.found(found, now)
                 self._heat([], now)
             paths = self.pacing.burst(now)
             if paths and self.callback:

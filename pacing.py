@@ -166,16 +166,21 @@ class Pacing:
         if self.gathering and not found and quiet:
             self.clean = True
 
-    def found(self, paths: Iterable[str], now: float) -> None:
-        """Changes were found at ``now``: they join the burst and get hot."""
+    def found(self, paths: Iterable[str], now: float, age: float = 0.0) -> None:
+        """Changes were found at ``now``, the newest written ``age`` seconds before
+        (a sweep knows: the burst has been quiet that long): they join the burst
+        and get hot. Only a path new to the burst undoes a clean sweep."""
         paths = list(paths)
-        if paths:
-            if not self.pending:
-                self.saving = len(paths) == 1 and paths[0] in self.heated
+        if not paths:
+            return
+        if not self.pending:
+            self.saving = len(paths) == 1 and paths[0] in self.heated
+            self.first, self.last = now, now - age
+        if not self.pending.issuperset(paths):
             self.clean = False
-            self.pending.update(paths)
-            self.heat(paths, now)
-            self.first, self.last = self.first or now, now
+        self.pending.update(paths)
+        self.heat(paths, now)
+        self.last = max(self.last, now - age)
 
     def burst(self, now: float) -> list[str] | None:
         """The burst's paths, sorted, once it settled (and, gathering, a full sweep

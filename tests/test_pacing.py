@@ -152,3 +152,22 @@ def test_a_gathering_that_never_comes_clean_still_ends_after_max_burst():
     p.found(["/s/a"], 0.0)
     assert p.burst(MAX_BURST) is None
     assert p.burst(MAX_BURST + 0.01) == ["/s/a"]
+
+
+def test_a_change_the_sweep_found_long_after_it_was_written_is_already_quiet():
+    p = Pacing()
+    p.found(["/s/d7/cold.txt"], 50.0, age=1.2)  # written 1.2 s before the sweep reached it
+    assert p.gather()
+    assert p.sleep(50.0, []) == 0.001  # the sweep that may end it: at once
+    p.swept(False, 50.001)
+    assert p.burst(50.001) == ["/s/d7/cold.txt"]
+
+
+def test_finding_a_pending_path_again_keeps_a_clean_sweep_clean():
+    p = Pacing()
+    p.heat(["/s/a.html"], 0.0)
+    p.gather(cost=0.01)
+    p.found(["/s/a.html"], 1.0)
+    p.swept(False, 1.0)
+    p.found(["/s/a.html"], 1.0)  # reported twice (a hint and a tick): nothing new
+    assert p.burst(1.0) == ["/s/a.html"]
