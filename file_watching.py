@@ -16,26 +16,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import notifications
-from file_tree import DEFAULT_IGNORE, Tree, has_entries, signature_of
+from file_tree import Tree
 from pacing import HOT_AGE, HOT_MAX, INTERVAL, Pacing
+from signatures import DEFAULT_IGNORE, WatchedFile, has_entries, signature_of, written_ago
 
 log = logging.getLogger("sigreload.watch")
 
 Callback = Callable[[list[str]], Any]
-
-
-class WatchedFile:
-    """One file and its last seen signature (LiveServer.jl's WatchedFile)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.signature = signature_of(path)
-
-    def has_changed(self) -> int:
-        """-1 when gone, 0 when the same, 1 when changed; remembers what it saw."""
-        now = signature_of(self.path)
-        changed, self.signature = now != self.signature, now
-        return -1 if now is None else int(changed)
 
 
 class SimpleWatcher:
@@ -177,23 +164,17 @@ class SimpleWatcher:
                 swept += tree.sweep()
                 self._rearm()
                 self.pacing.gather()  # the build may still be writing
-            elif swept and self.hinting and all(self._stale(p) and p not in self.hints for p in swept):
+            elif swept and self.hinting and all(written_ago(p) > 2 and p not in self.hints for p in swept):
                 self.pacing.use_hints(False)
                 log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
             self.pacing.found(seen, now)  # before swept(): the sweep began after they were found
-            self.pacing.found(swept, now, self._age(tree, swept))
+            self.pacing.found(swept, now, tree.quiet_for(swept))
             if swept and not self.hinting and self.pacing.gather():
                 self._restart_sweeps()  # the folders swept before this one may have changed since
             elif fresh and ended and self.pacing.gathering:
                 self.pacing.swept(bool(swept), now)
             found += seen + swept
         return found
-
-    @staticmethod
-    def _age(tree, paths):
-        """Seconds since the newest of ``paths`` was written (its ctime), 0 when unknown."""
-        ctimes = [sig[3] for sig in map(tree.known, paths) if sig]
-        return max(0.0, time.time() - max(ctimes) / 1e9) if ctimes and len(ctimes) == len(paths) else 0.0
 
     def _restart_sweeps(self):
         """The next sweep of every tree starts from its first folder."""
@@ -203,13 +184,6 @@ class SimpleWatcher:
     def _watching_cpu(self):
         """CPU this thread spent watching: not in the callback, not in the sweep."""
         return time.thread_time() - self.busy - sum(t.cpu for t in self.trees.values())
-
-    @staticmethod
-    def _stale(path):
-        try:
-            return time.time() - os.stat(path).st_mtime > 2
-        except OSError:
-            return False
 
     def _sleep(self, now):
         ticking = bool(self.files or self.uses and not self.hinting) or any(t.gone for t in self.trees.values())

@@ -19,8 +19,8 @@ import command_line
 import discovery
 import messages
 import process_life
-from file_tree import DEFAULT_IGNORE
 from file_watching import INTERVAL, SimpleWatcher
+from signatures import DEFAULT_IGNORE
 
 STYLESHEETS = (".css",)
 BUILD_TAIL = 8000  # characters of a failed build's output shown in the pages

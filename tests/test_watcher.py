@@ -14,6 +14,7 @@ import file_tree
 import file_watching
 import messages
 import pacing
+import signatures
 import watcher
 from conftest import SCALE, cli, client, free_port, module, recv, until, write
 
@@ -57,7 +58,7 @@ def test_default_ignores_and_extra_globs(tmp_path):
                 "build/out.html", "keep.html", "sub/keep.css"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
-    found = file_tree.snapshot(str(tmp_path), file_tree.DEFAULT_IGNORE + ("build",))
+    found = file_tree.snapshot(str(tmp_path), signatures.DEFAULT_IGNORE + ("build",))
     assert sorted(os.path.relpath(p, tmp_path) for p in found) == ["keep.html", "sub/keep.css"]
 
 
@@ -274,7 +275,7 @@ def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps
     tree = old_tree(tmp_path)
     folder = str(tmp_path / "d0")
     (tmp_path / "d0" / "new.txt").write_text("n")
-    tree.stamps[folder] = (file_tree.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
+    tree.stamps[folder] = (signatures.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
     found = [tree.sweep() for _ in range(file_tree.LIST_EVERY + 1)]
     assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
 
@@ -294,7 +295,7 @@ def test_hot_files_cool_down(tmp_path):
     w = file_watching.SimpleWatcher(interval=0.1)
     w.watch_tree(str(tmp_path))
     path = str(tmp_path / "a.html")
-    assert list(w.hot) == [path] and w.hot[path] == file_tree.signature_of(path)
+    assert list(w.hot) == [path] and w.hot[path] == signatures.signature_of(path)
     assert w.pacing.cooled(time.monotonic() + pacing.HOT_AGE)
     w._heat([], time.monotonic() + pacing.HOT_AGE)
     assert w.hot == {}

@@ -1,0 +1,130 @@
+"""What a file looks like to the watcher: its stat signature, and a folder's
+listing (what is ignored, what is not followed).
+
+A file changed when its signature differs (``!=``): any write, truncate,
+rename-into-place or ``cp -p`` shows. Nothing here keeps state but
+``WatchedFile``; ``file_tree.Tree`` keeps a whole tree of these.
+"""
+
+import fnmatch
+import os
+import re
+import stat
+import time
+
+DEFAULT_IGNORE = (
+    ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
+    ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    ".cache", ".sass-cache", ".idea", ".vscode", ".DS_Store", "*.pyc",
+    "*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp",
+    "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
+    # what a running app writes into its own folder: a page load must not reload the page
+    "*.log", "*.sqlite3", "*.sqlite3-journal", "*.db-journal", "*-wal", "*-shm",
+)
+
+
+def signature(st):
+    """What we compare: any write, truncate, rename-into-place or cp -p shows."""
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def signature_of(path):
+    """The signature of the file at ``path``, None when it cannot be stat()ed."""
+    try:
+        return signature(os.stat(path))
+    except OSError:
+        return None
+
+
+def stamp(st):
+    """A folder's own signature: it changes when an entry is added, removed or renamed."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def matcher(patterns):
+    """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
+    ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
+    Runs per entry per pass: compiled once, and with name globs only, each
+    name's verdict is remembered."""
+    def compiled(globs):
+        return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
+
+    by_name = compiled([p for p in patterns if "/" not in p])
+    paths = [p.strip("/") for p in patterns if "/" in p]
+    if paths:
+        by_path = compiled(paths)
+        return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
+    verdicts: dict[str, bool] = {}
+
+    def skip(name, prefix):
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = verdicts[name] = by_name(name) is not None
+        return verdict
+
+    return skip
+
+
+def inside(path, real_root):
+    """Whether ``path`` resolves (symlinks followed) to ``real_root`` or below it."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def scan_dir(folder, root, skip, real_root=None):
+    """({path: signature} of the regular files in ``folder``, [subfolders]).
+
+    Raises OSError when the folder cannot be listed; skips entries that
+    vanish mid-scan, FIFOs, sockets, dangling links, and links that lead out
+    of ``real_root`` (ROOT, resolved: the HTTP server never serves through
+    them either); never enters a virtualenv (a pyvenv.cfg).
+    """
+    with os.scandir(folder) as it:
+        entries = list(it)
+    if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
+        return {}, []
+    prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
+    files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
+    for entry in entries:
+        if skip(entry.name, prefix) or (real_root and entry.is_symlink() and not inside(entry.path, real_root)):
+            continue
+        try:
+            st = entry.stat()  # follows links; one call tells folder from file
+        except OSError:
+            continue
+        if isreg(st.st_mode):  # signature(), inlined: this is the hot loop
+            files[entry.path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        elif isdir(st.st_mode):
+            folders.append(entry.path)
+    return files, folders
+
+
+class WatchedFile:
+    """One file and its last seen signature (LiveServer.jl's WatchedFile)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.signature = signature_of(path)
+
+    def has_changed(self) -> int:
+        """-1 when gone, 0 when the same, 1 when changed; remembers what it saw."""
+        now = signature_of(self.path)
+        changed, self.signature = now != self.signature, now
+        return -1 if now is None else int(changed)
+
+
+def written_ago(path):
+    """Seconds since ``path`` was last modified (its mtime); 0 when it cannot be stat()ed."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def has_entries(folder):
+    """Whether ``folder`` exists and lists anything (a build may have emptied it)."""
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
