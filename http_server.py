@@ -11,22 +11,21 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 import errno
 import html
 import io
-import ipaddress
 import logging
 import os
 import re
-import socket
 import sys
 import threading
 from functools import partial
 from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from urllib.parse import quote, unquote, urlsplit
 
 import command_line
 import injection
 import messages
 import process_life
+import serving
 
 log = logging.getLogger("sigreload.http")
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
@@ -36,17 +35,6 @@ CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
     ".svg": "image/svg+xml", ".webp": "image/webp", ".avif": "image/avif",
     ".woff2": "font/woff2", ".map": "application/json",
 }
-
-
-def loopback_host(host_header):
-    """True for localhost, *.localhost and loopback addresses (any port)."""
-    host = urlsplit("//" + (host_header or "")).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Slice:
@@ -65,28 +53,7 @@ class Slice:
         self.f.close()
 
 
-class Logged:
-    """Request handlers' lines go to ``logger`` at debug level (-v), control
-    characters escaped (a request line is anybody's text)."""
-
-    logger = log
-
-    def log_message(self, format, *args):
-        if self.logger.isEnabledFor(logging.DEBUG):
-            self.logger.debug("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
-
-
-def bind(host, port, handler):
-    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is); raises OSError."""
-    server_class = ThreadingHTTPServer
-    if ":" in (host or ""):
-        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
-    server = server_class((host, port), handler)
-    server.daemon_threads = True
-    return server
-
-
-class Handler(Logged, SimpleHTTPRequestHandler):
+class Handler(serving.Logged, SimpleHTTPRequestHandler):
     """Serves ROOT as plain files, never from a stale cache, never outside ROOT.
 
     Per server (set by make_server): ``lan`` accepts any Host header,
@@ -102,7 +69,7 @@ class Handler(Logged, SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
     def send_head(self):
-        if not self.lan and not loopback_host(self.headers.get("Host")):
+        if not self.lan and not serving.loopback_host(self.headers.get("Host")):
             self.send_error(HTTPStatus.FORBIDDEN, "Host not allowed (use a loopback address)")
             return None
         if not self.inside_root():
@@ -211,7 +178,7 @@ def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
                "used": messages.Used(ws_port, "http") if ws_port else None}
     handler = type("Handler", (Handler,), options)
-    return bind(host, port, partial(handler, directory=root))
+    return serving.bind(host, port, partial(handler, directory=root))
 
 
 def main(argv=None):

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import command_line
-import http_server
 import injection
+import serving
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -48,7 +48,7 @@ with an error (see its terminal). This page reloads by itself once it answers.</
 """
 
 
-class Handler(http_server.Logged, BaseHTTPRequestHandler):
+class Handler(serving.Logged, BaseHTTPRequestHandler):
     """Every method of every request goes to ``upstream`` (set by make_server)."""
 
     logger = log
@@ -64,7 +64,7 @@ class Handler(http_server.Logged, BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def handle_any(self):
-        if not self.lan and not http_server.loopback_host(self.headers.get("Host")):
+        if not self.lan and not serving.loopback_host(self.headers.get("Host")):
             return self.reply(403, "text/plain", b"Host not allowed (use a loopback address)\n")
         if not self.path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return self.reply(400, "text/plain", b"sigreload's proxy forwards only to its app\n")
@@ -247,4 +247,4 @@ def make_server(app, host, port, ws_port=None, lan=False):
     """Bind the proxy to ``app`` (host, port); raises OSError like socketserver."""
     broadcaster = ("127.0.0.1" if lan or not host or ":" not in host else "::1", ws_port) if ws_port else None
     handler = type("Handler", (Handler,), {"upstream": app, "broadcaster": broadcaster, "lan": lan})
-    return http_server.bind(host, port, handler)
+    return serving.bind(host, port, handler)
