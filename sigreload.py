@@ -15,7 +15,7 @@ import discovery
 import process_life
 import starter
 
-INTERVAL = 0.1  # the watcher's tick (file_watching.INTERVAL; not imported: it loads watchdog)
+INTERVAL = 0.05  # the watcher's tick (file_watching.INTERVAL; not imported: it loads watchdog)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main}
 
 log = logging.getLogger("sigreload")
