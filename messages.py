@@ -115,28 +115,36 @@ class Used:
             pass  # only an optimisation: the sweep still finds every change
 
 
-def used(port: int) -> tuple[Any, dict[str, list[str]]]:
-    """(A stamp that changes when any list changes, {source: paths}) of what open
-    pages use, as the HTTP server and the broadcaster left it for the port."""
+USED_SOURCES = ("http", "pages")
+
+
+def used_files(port: int) -> list[str]:
+    """The files that hold what open pages use, one per source (they may not exist)."""
     try:
-        files = sorted(runtime_dir(port).glob("used-*.paths"))
+        folder = runtime_dir(port)
     except OSError:
-        return None, {}
-    stamp, lists = [], {}
-    for f in files:
+        return []
+    return [str(folder / f"used-{source}.paths") for source in USED_SOURCES]
+
+
+def used_stamp(files: list[str]) -> list[Any]:
+    """What changes when any of ``files`` (``used_files``) changes: a stat each, nothing read."""
+    stamp: list[Any] = []
+    for name in files:
         try:
-            st = f.stat()
-            stamp.append((f.name, st.st_mtime_ns, st.st_ino, st.st_size))
-            lists[f.name[5:-6]] = f.read_text().splitlines()[-USED_MAX:]
+            st = os.stat(name)
+            stamp.append((st.st_mtime_ns, st.st_ino, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return stamp
+
+
+def used(files: list[str]) -> tuple[list[Any], dict[str, list[str]]]:
+    """(``used_stamp``, {source: paths}) of what open pages use."""
+    stamp, lists = used_stamp(files), {}
+    for name, source in zip(files, USED_SOURCES, strict=False):
+        try:
+            lists[source] = Path(name).read_text().splitlines()[-USED_MAX:]
         except OSError:
             pass
     return stamp, lists
-
-
-def used_stamp(port: int) -> Any:
-    """What ``used`` would stamp, without reading the lists (one glob, a stat each)."""
-    try:
-        return [(f.name, st.st_mtime_ns, st.st_ino, st.st_size)
-                for f in sorted(runtime_dir(port).glob("used-*.paths")) for st in [f.stat()]]
-    except OSError:
-        return None

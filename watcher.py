@@ -133,12 +133,12 @@ class UsedFiles:
     Called every tick: None while nothing changed (a glob and a stat)."""
 
     def __init__(self, port, root):
-        self.port, self.root, self.stamp = port, root, None
+        self.files, self.root, self.stamp = messages.used_files(port), root, None
 
     def __call__(self):
-        if messages.used_stamp(self.port) == self.stamp:
+        if messages.used_stamp(self.files) == self.stamp:
             return None
-        self.stamp, lists = messages.used(self.port)
+        self.stamp, lists = messages.used(self.files)
         files = [p for p in lists.get("http", ()) if p.startswith(self.root + os.sep)]
         return list(dict.fromkeys(files + [f for f in map(self.file_at, lists.get("pages", ())) if f]))
 

@@ -313,7 +313,7 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     assert [d for d, _ in due] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     assert [n - 100.0 for _, n in due[:4]] == pytest.approx([period / 4] * 2 + [period / 2] * 2)
     assert w._sleep(100.0) == pytest.approx(period / 4)
-    assert w.pace() == "big tree: a full sweep every 2.6s, 2.7% of a core; recently edited files every 0.1s"
+    assert w.pace() == "big tree: a full sweep every 2.5s, 2.8% of a core; recently edited files every 0.1s"
 
 
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
@@ -445,7 +445,7 @@ def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs,
                         json.dumps({"type": "using", "paths": ["relative.html"]}), json.dumps([1, 2])):
             ws.send(hostile)  # ignored
         ws.send(json.dumps({"type": "using", "paths": ["/other.html", "/../../etc/passwd", "/sub/"]}))
-        until(lambda: uses.stamp != messages.used_stamp(port), 5, "the broadcaster wrote nothing")
+        until(lambda: uses.stamp != messages.used_stamp(uses.files), 5, "the broadcaster wrote nothing")
         assert uses()[-2:] == [str(site / "other.html"), str(site / "sub" / "index.html")]
-    until(lambda: "pages" not in messages.used(port)[1] or not messages.used(port)[1]["pages"], 5,
+    until(lambda: not messages.used(uses.files)[1].get("pages"), 5,
           "a page that left is still counted")
