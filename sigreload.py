@@ -58,7 +58,7 @@ def make_parser():
     watch.add_argument("--interval", type=float, default=INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
     watch.add_argument("--poll", action="store_true",
-                       help="never use kernel change notifications (Docker, WSL, NFS: automatic on a missed change)")
+                       help=command_line.POLL_HELP)
     watch.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                        help="also ignore files or folders matching GLOB (repeatable)")
     watch.add_argument("--exec", metavar="CMD", dest="build",

@@ -173,7 +173,7 @@ def main(argv=None):
                         help="the broadcaster's port (default: %(default)s)")
     parser.add_argument("--interval", type=float, default=INTERVAL,
                         help="seconds between two looks at recently edited files (default: %(default)s)")
-    parser.add_argument("--poll", action="store_true", help="never use kernel change notifications")
+    parser.add_argument("--poll", action="store_true", help=command_line.POLL_HELP)
     parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
     parser.add_argument("--exec", metavar="CMD", dest="build",
                         help="build command run (in ROOT) after changes; pages reload after a good build")
