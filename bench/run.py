@@ -268,6 +268,7 @@ def poll_mode(args, results, pw_browser):
                 [delay for _, delay in bursts if delay is not None])
         finally:
             stack.stop()
+        full_tree_poller(results, f"{args.big} files", site, args.big, args, args.edits)
 
 
 def edit_rows(results, name, stack, site, files, hot_edits, cold_edits, hot="recently edited file", skip=0):
@@ -303,6 +304,59 @@ async def plain_burst(stack, site, files=500, listen=3.0):
     return len(got), (1000 * (got[-1] - last_write) if got else None)
 
 
+# The yardstick for --poll, run on the same tree in the same run: a plain poller
+# that stats every file every 0.1 s (chokidar's polling interval), as a tool
+# without a budget does.
+FULL_TREE_POLLER = """import os, sys, time
+def snap(root):
+    out = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                st = os.stat(os.path.join(folder, name))
+                out[os.path.join(folder, name)] = (st.st_mtime_ns, st.st_size, st.st_ctime_ns)
+            except OSError:
+                pass
+    return out
+old = snap(sys.argv[1])
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+    new = snap(sys.argv[1])
+    for path in sorted(p for p in new.keys() | old.keys() if new.get(p) != old.get(p)):
+        print(path, flush=True)
+    old = new
+"""
+
+
+def full_tree_poller(results, name, site, files, args, cold_edits):
+    """The yardstick's idle CPU and cold-file latency, on ``site``, in this run."""
+    import queue
+
+    proc = subprocess.Popen([sys.executable, "-u", "-c", FULL_TREE_POLLER, str(site)], stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in proc.stdout], daemon=True).start()
+    try:
+        lines.get(timeout=120)  # ready
+        polled = psutil.Process(proc.pid)
+        cpu = cpu_seconds([polled])
+        time.sleep(args.idle)
+        results[f"{name}, full-tree poller: idle CPU, % of a core"] = summary(
+            [100 * (cpu_seconds([polled]) - cpu) / args.idle])
+        out = []
+        for path in sorted(site.rglob("*.txt"))[2 :: max(1, files // cold_edits)][:cold_edits]:
+            start = time.time()
+            path.write_text(f"yardstick {start}")
+            while lines.get(timeout=120) != str(path):
+                pass
+            out.append(1000 * (time.time() - start))
+        results[f"{name}, full-tree poller: cold file -> noticed (ms)"] = summary(out)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def huge_tree(args, results, pw_browser):
     """``args.huge`` files, with notifications and with --poll: start-up, memory, idle, edits."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -322,6 +376,7 @@ def huge_tree(args, results, pw_browser):
                 page_rows(results, name, stack, site, pw_browser, args.edits)
             finally:
                 stack.stop()
+        full_tree_poller(results, f"{args.huge} files", site, args.huge, args, 6)
 
 
 def r_startup(results, runs=5):
