@@ -10,6 +10,7 @@ each figure's median, 90th percentile and maximum, with the core count.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -54,6 +55,15 @@ def build_site(root, files, ws_port, page=PAGE):
         folder.mkdir(exist_ok=True)
         (folder / f"f{i}.txt").write_text(str(i))
         os.utime(folder / f"f{i}.txt", (old, old))
+
+
+@contextlib.contextmanager
+def built_site(files, page=PAGE):
+    """(site, the WebSocket port its pages name): ``build_site`` in a folder removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        site, ws_port = Path(tmp) / "site", free_port()
+        build_site(site, files, ws_port, page)  # the page's snippet talks to this port
+        yield site, ws_port
 
 
 class Stack:
@@ -251,10 +261,7 @@ def page_rows(results, name, stack, site, pw_browser, edits):
 
 def poll_mode(args, results, pw_browser):
     """--poll on the big tree: idle CPU, a recently edited file, a cold file (ms), bursts."""
-    with tempfile.TemporaryDirectory() as tmp:
-        site = Path(tmp) / "site"
-        ws_port = free_port()
-        build_site(site, args.big, ws_port)
+    with built_site(args.big) as (site, ws_port):
         stack = Stack(site, ["--poll"], ws_port)
         try:
             name = f"{args.big} files, --poll"
@@ -359,10 +366,7 @@ def full_tree_poller(results, name, site, files, args, cold_edits):
 
 def huge_tree(args, results, pw_browser):
     """``args.huge`` files, with notifications and with --poll: start-up, memory, idle, edits."""
-    with tempfile.TemporaryDirectory() as tmp:
-        site = Path(tmp) / "site"
-        ws_port = free_port()
-        build_site(site, args.huge, ws_port)
+    with built_site(args.huge) as (site, ws_port):
         for skip, (mode, extra) in enumerate((("", []), (", --poll", ["--poll"]))):
             name = f"{args.huge} files{mode}"
             stack = Stack(site, extra, ws_port)
@@ -412,10 +416,7 @@ def browser():
 
 
 def run_tree(name, files, args, results, pw_browser, watcher_args=()):
-    with tempfile.TemporaryDirectory() as tmp:
-        site = Path(tmp) / "site"
-        ws_port = free_port()
-        build_site(site, files, ws_port)  # the page's snippet talks to this port
+    with built_site(files) as (site, ws_port):
         stack = Stack(site, watcher_args, ws_port)
         try:
             results[f"{name}: ready after start (ms)"] = summary([1000 * stack.ready_after])
@@ -470,10 +471,7 @@ def engine_latency(driver, server, edits):
     """{kind: [ms]} for ``edits`` edits of each kind in one tab of ``driver``."""
     shown = SHOWN.replace("{", "{{").replace("}", "}}")  # the page is a format string
     page = PAGE.replace("<head>", f"<head><script>{shown}</script>")
-    with tempfile.TemporaryDirectory() as tmp:
-        site = Path(tmp) / "site"
-        ws_port = free_port()
-        build_site(site, 10, ws_port, page)
+    with built_site(10, page) as (site, ws_port):
         stack, stock = Stack(site, (), ws_port), None
         url = stack.url
         if server == "stock":

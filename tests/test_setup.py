@@ -22,6 +22,13 @@ def readme_command(test=False):
     return next(line for line in lines if ("[test]" in line) == test)
 
 
+def missing(what):
+    """Skip without ``what``; in CI, where .ci/run installs it, fail."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI")
+    pytest.skip(f"no {what} here")
+
+
 def test_the_readme_names_one_run_and_one_test_command():
     assert "pytest" in readme_command(test=True) and "pytest" not in readme_command()
     assert readme_command(test=True) in (ROOT / ".ci" / "run").read_text()
@@ -30,11 +37,11 @@ def test_the_readme_names_one_run_and_one_test_command():
 @pytest.mark.parametrize("shell", ["zsh", "bash with Debian's python3"])
 def test_the_readme_run_command_starts_the_demo(procs, tmp_path, shell):
     if shell == "zsh":
-        argv = [shutil.which("zsh") or pytest.skip("no zsh here (apt-get install zsh)"), "-f", "-c"]
+        argv = [shutil.which("zsh") or missing("zsh (apt-get install zsh)"), "-f", "-c"]
         path = os.environ["PATH"]
     else:
         if not glob.glob("/usr/lib/python3*/EXTERNALLY-MANAGED"):
-            pytest.skip("no externally managed Python here")
+            missing("Debian's externally managed python3 (apt-get install python3-venv)")
         (tmp_path / "bin").mkdir()
         os.symlink("/usr/bin/python3", tmp_path / "bin" / "python3")
         argv, path = ["bash", "-c"], f"{tmp_path / 'bin'}:{os.environ['PATH']}"
