@@ -249,5 +249,5 @@ class SimpleWatcher:
         if self._observer is not None:
             self._observer.stop()
             self._observer = None
-            self.pacing.hinting = False
+            self.pacing.use_hints(False)
         return True
