@@ -313,7 +313,7 @@ def test_sweep_slices_fall_at_fixed_points_of_the_period(tmp_path):
     assert [d for d, _ in due] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0]
     assert [n - 100.0 for _, n in due[:4]] == pytest.approx([period / 4] * 2 + [period / 2] * 2)
     assert w._sleep(100.0) == pytest.approx((period / 4, 100.0 + period / 4))
-    assert w.pace() == "big tree: a full sweep every 2.5s, 2.8% of a core; recently edited files every 0.1s"
+    assert w.pace() == "big tree: a full sweep every 2.4s, 2.9% of a core; recently edited files every 0.1s"
 
 
 def test_html_edit_sends_reload_and_css_edit_sends_css(watched):
