@@ -73,6 +73,37 @@ def collect(port: int) -> list[dict[str, Any]]:
     return messages
 
 
+WATCHER = "watcher.ids"  # the folders the watcher of this port watches (not *.json: those are messages)
+
+
+def watching(port: int, root: str, output: str | None = None) -> None:
+    """Say, for the broadcaster on ``port``, which folders this process watches:
+    ``root`` (a server of it or of any folder above it serves its pages) and the
+    build's ``output``; as ids."""
+    folders, parent = [root], os.path.dirname(root)
+    while parent not in folders:
+        folders.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        ids = [root_id(f) for f in folders + ([output] if output else []) if os.path.isdir(f)]
+        folder = runtime_dir(port)
+        tmp = folder / f".{WATCHER}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"roots": ids, "pid": os.getpid()}))
+        os.replace(tmp, folder / WATCHER)
+    except OSError:
+        pass  # only for a hint in the pages' consoles
+
+
+def watched(port: int) -> list[str] | None:
+    """The ids ``watching`` left, while its watcher runs; None when none runs."""
+    try:
+        said = json.loads((runtime_dir(port) / WATCHER).read_text())
+        os.kill(int(said["pid"]), 0)  # still running (ours: the folder is private)
+        return [str(i) for i in said["roots"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 USED_MAX = 256  # paths kept per source: what a hostile page can make the watcher look at first
 
 

@@ -76,6 +76,7 @@ class Broadcaster:
         self.boot = secrets.token_hex(6)
         self.generation = 0
         self.error = None  # the last failed build's output, until a good one
+        self.notice = None  # what the last good build still reported (its error lines)
         self.pending = None  # "reload" or "css" waiting for the gap to end
         self.signals = 0  # deliveries merged into the next broadcast
         self.timer = None
@@ -93,8 +94,14 @@ class Broadcaster:
             self.reported.replace(p for ps in self.using.values() for p in ps)
 
     def hello(self):
-        hello = {"type": "hello", "boot": self.boot, "generation": self.generation}
-        return json.dumps({**hello, "error": self.error} if self.error else hello)
+        """The first message to a snippet; ``root``: ids of the folders a watcher watches (None: none runs)."""
+        hello = {"type": "hello", "boot": self.boot, "generation": self.generation,
+                 "root": messages.watched(self.port) if self.port else None}
+        if self.error:
+            hello["error"] = self.error
+        elif self.notice:
+            hello["notice"] = self.notice
+        return json.dumps(hello)
 
     def signal(self, kind):
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
@@ -110,7 +117,10 @@ class Broadcaster:
         if kind is None:
             return
         self.generation += 1
-        error, paths, root = merge(messages.collect(self.port) if self.port else [])
+        collected = messages.collect(self.port) if self.port else []
+        error, paths, root = merge(collected)
+        if collected:  # a bare kill -USR1 keeps the last build's notice
+            self.notice = None if error else collected[-1].get("notice")
         if self.signals > 1:  # signals carry no sender: a bare kill may be among them
             paths = root = None
         self.signals = 0
@@ -122,6 +132,8 @@ class Broadcaster:
             event["text"] = error  # only snippets draw it: plain clients would reload
         elif paths is not None:
             event.update(paths=paths, root=root)
+        if self.notice and not error:
+            event["notice"] = self.notice
         self.error = error
         broadcast(identified, json.dumps(event))
         if not error:

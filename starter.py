@@ -34,7 +34,6 @@ INIT_PAGE = """\
 <body>
   <h1>It works</h1>
   <p>Edit index.html and save: this page reloads by itself.</p>
-  <script src="http://127.0.0.1:5678/reload.js"></script>
 </body>
 </html>
 """

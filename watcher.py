@@ -9,21 +9,19 @@ import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import time
 from urllib.parse import unquote
 
 import app_server
+import building
 import command_line
 import discovery
 import messages
 import process_life
 from file_watching import INTERVAL, SimpleWatcher
-from signatures import DEFAULT_IGNORE
+from signatures import DEFAULT_IGNORE, has_entries
 
 STYLESHEETS = (".css",)
-BUILD_TAIL = 8000  # characters of a failed build's output shown in the pages
 
 log = logging.getLogger("sigreload.watch")
 
@@ -41,23 +39,50 @@ class Notifier:
     page, a failed one reloads nothing and sends its output to the pages.
     """
 
-    def __init__(self, root, port, pid=None, build=None, app=None):
-        self.root, self.port, self.pid, self.build = root, port, pid, build
+    def __init__(self, root, port, pid=None, build=None, app=None, output=None):
+        self.root, self.port, self.pid, self.build, self.output = root, port, pid, build, output
         self.root_id = messages.root_id(root)
         self.server = None
-        self.missing_said = False
+        self.missing_said = self.empty_said = False
         self.app = app_server.Waiter(app, self.after_restart) if app else None
+        self.products = building.Products()
+        self.scan = list  # what changed since it last looked (the watcher's full pass, once watching)
 
     def __call__(self, paths):
         if self.build:
-            log.info("%s changed: building", self.describe(paths))
-            error = self.run_build()
-            return self.tell(paths, signal.SIGUSR1, {"error": error} if error else {})
+            return self.rebuild(paths)
         code = [p for p in paths if app_server.restarts(p)]
         if self.app and (code or self.app.pending):  # its reloader restarts it: wait
             log.info("%s changed: waiting for the app server to restart", self.describe(paths))
             return self.app.submit(paths, app_server.saved_at(code) if code else None)
         self.tell(paths)
+
+    def rebuild(self, paths):
+        """Build until no edit arrived during the build (what the build wrote itself
+        is no trigger), then reload the pages, or show them why not."""
+        self.products.edited(paths)
+        while paths:
+            log.info("%s changed: building", self.describe(paths))
+            result = self.run_build()
+            edits = self.products.written(self.scan())
+            changed, paths = paths, edits
+        message = {"error": result.report()} if not result.ok else {}
+        notice = self.notice(result) if result.ok else None
+        self.tell(changed, signal.SIGUSR1, {**message, "notice": notice} if notice else message)
+
+    def notice(self, result):
+        """What a good build should still tell you (terminal and pages): its error
+        lines, or an output folder left empty."""
+        if result.errors:
+            log.warning("build succeeded, but its output has %d error line(s):\n%s",
+                        len(result.errors), "\n".join(result.errors))
+            return "The build succeeded, but reported errors:\n\n" + result.report()
+        empty = self.output and not has_entries(self.output)
+        if empty and not self.empty_said:
+            log.warning("build succeeded, but %s is empty: is --output the folder the build writes?",
+                        ascii(self.output)[1:-1])
+        self.empty_said = empty
+        return f"The build succeeded, but its output folder {self.output} is empty." if empty else None
 
     def after_restart(self, paths, what):
         log.info("app server %s", what)
@@ -84,20 +109,13 @@ class Notifier:
             log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
 
     def run_build(self):
-        """Run the build; None when it succeeded, else the tail of its output."""
-        started = time.monotonic()
-        try:
-            done = subprocess.run(self.build, cwd=self.root, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            log.error("build: cannot run %s: %s", self.build[0], exc.strerror)
-            return f"cannot run {self.build[0]}: {exc.strerror}"
-        output = done.stdout.decode(errors="replace")[-BUILD_TAIL:]
-        if done.returncode == 0:
-            log.info("build succeeded in %.1fs", time.monotonic() - started)
-            return None
-        log.error("build failed (exit %d):\n%s", done.returncode, output.rstrip())
-        return output or f"{self.build[0]} exited with status {done.returncode}"
+        """Run the build once; its outcome (``building.Result``), said in the terminal."""
+        result = building.run(self.build, self.root)
+        if result.ok:
+            log.info("build succeeded in %.1fs", result.seconds)
+        else:
+            log.error("build failed (exit %d):\n%s", result.status, result.output.rstrip())
+        return result
 
     def locate(self):
         """The broadcaster, re-found when the one we knew is gone (PID-reuse safe)."""
@@ -194,12 +212,18 @@ def main(argv=None):
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
-    notifier = Notifier(root, args.ws_port, args.pid, shlex.split(args.build) if args.build else None, args.app)
-    if notifier.build:
-        notifier.run_build()  # the output exists before the first page is served
+    build = shlex.split(args.build) if args.build else None
+    notifier = Notifier(root, args.ws_port, args.pid, build, args.app, args.output)
     watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
     watcher.uses = UsedFiles(args.ws_port, root)
     tree = watcher.watch_tree(root)
+    notifier.scan = watcher.scan
+    messages.watching(args.ws_port, root, args.output and os.path.abspath(args.output))
+    if build:  # the output exists before the first page is served; all it writes is the build's
+        result = notifier.run_build()
+        notifier.products.written(watcher.scan(), first=True)
+        if result.ok:
+            notifier.notice(result)
     watcher.start()
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"

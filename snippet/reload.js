@@ -33,7 +33,24 @@
   addEventListener("load", () => fetch(location.href, { method: "HEAD", cache: "no-store" }).then((r) => {
     ours = /^sigreload/.test(r.headers.get("server") || "");
     root = r.headers.get("x-sigreload-root");
+    check();
   }, () => {}));
+
+  // A broadcaster that no watcher signals, or whose watcher watches another
+  // folder (an old sigreload left running, a pasted line naming another
+  // port): say so in the console, once.
+  let watched, told = false;
+  const check = () => {
+    if (told || watched === undefined || (watched && !(ours && root))) return;
+    told = true;
+    if (watched === null) {
+      say(`no watcher signals the broadcaster at ${url}: only a signal (kill -USR1, sigreload reload) `
+        + "reloads this page. If sigreload runs with another --ws-port, this page's snippet names the wrong one.");
+    } else if (!watched.includes(root)) {
+      say(`the broadcaster at ${url} watches another folder than this page's: your edits will not reload it. `
+        + "An old sigreload still running? Stop it, or point this page's snippet at the right port.");
+    }
+  };
 
   // Fetch what the page loaded, bypassing the cache, so the reloaded page
   // shows every changed file whatever the server's cache headers say (not
@@ -146,6 +163,26 @@
   const showError = (text) => { cover("pre", `Build failed\n\n${text}`); say("build failed (shown on the page)"); };
   const hideError = () => { if (overlay) overlay.remove(); overlay = null; };
 
+  // A good build's warning (its error lines): a notice in a corner, closed by a
+  // click, and not shown again for the same text in this tab.
+  let box = null;
+  const notice = (text) => {
+    if (box) box.remove();
+    box = null;
+    if (!text || load().closed === text) return;
+    box = document.createElement("sigreload-notice");
+    const shadow = box.attachShadow({ mode: "open" });
+    shadow.innerHTML = "<style>div{position:fixed;right:1em;bottom:1em;z-index:2147483647;max-width:min(60em,90vw);"
+      + "max-height:40vh;overflow:auto;margin:0;padding:1em 2.5em 1em 1em;box-sizing:border-box;background:#3b3000;"
+      + "color:#ffe9a0;font:12px/1.4 monospace;white-space:pre-wrap;box-shadow:0 2px 8px #0008}"
+      + "button{position:absolute;top:.3em;right:.4em;border:0;background:none;color:inherit;font-size:18px;"
+      + "cursor:pointer}</style><div><button title=\"close\" aria-label=\"close\">\u00d7</button><pre></pre></div>";
+    shadow.querySelector("pre").textContent = text;
+    shadow.querySelector("button").onclick = () => { save({ ...load(), closed: text }); box.remove(); box = null; };
+    document.documentElement.append(box);
+    say("the build reported errors (shown on the page)");
+  };
+
   // The proxy's page for an app that does not answer: back to the app once it does.
   if (document.querySelector('meta[name="sigreload-down"]')) {
     reloading = true;
@@ -162,10 +199,12 @@
       // broadcaster restarted while this page was open: reload once.
       const missed = known ? m.generation > (s.generation || 0) : !first && Boolean(s.boot);
       first = false;
+      if ("root" in m) { watched = m.root; check(); }
       if (missed) reload("missed while disconnected");
       else if (m.error) showError(m.error);
+      else notice(m.notice);
     } else if (m.type === "error") showError(m.text);
-    else { hideError(); update(m); }
+    else { hideError(); notice(m.notice); update(m); }
   };
 
   // Tell the watcher what this page uses (its own path, same-origin files it

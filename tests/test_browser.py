@@ -9,13 +9,9 @@ from conftest import module, open_page, write
 def live(procs, site, broadcaster):
     """Demo copy served by our HTTP server, watched, broadcast: (base URL, site, broadcaster)."""
     proc, port = broadcaster
-    # The demo includes reload.js from its own folder: tell it the broadcaster's port
-    # (before the watcher starts: setting up is no edit).
-    index = site / "index.html"
-    index.write_text(index.read_text().replace('src="reload.js"', f'src="reload.js" data-port="{port}"'))
     watch = procs(module("watcher") + [site, "--ws-port", port, "--interval", "0.05"])
     watch.wait_for("watching")
-    http = procs(module("http_server") + [site, "--port", "0"])
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", port])  # as sigreload runs it
     url = http.wait_for(r"at (http://\S+/)").group(1)
     return url, site, proc
 

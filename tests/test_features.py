@@ -4,6 +4,7 @@ Real processes, real Chromium.
 """
 
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -107,9 +108,14 @@ BUILD = textwrap.dedent("""\
     log.write_text(log.read_text() + "build\\n" if log.exists() else "build\\n")
     text = (src / "page.txt").read_text()
     time.sleep(float(sys.argv[2]))
+    (src / "_cache").mkdir(exist_ok=True)  # written beside the output, like Sphinx's doctrees
+    (src / "_cache" / "state.pickle").write_text(text)
+    print("reading sources... " * 50)
     if "FAIL" in text:
-        print("error: bad input in page.txt")
+        print("page.txt:1: error: bad input in page.txt")
         sys.exit(1)
+    if "WARN" in text:
+        print("page.txt:1: ERROR: Unknown directive type 'foo'.")
     out = src / "_build"
     out.mkdir(exist_ok=True)
     (out / "index.html").write_text(sys.argv[3].replace("TEXT", text))
@@ -165,7 +171,9 @@ def test_a_failed_build_reloads_nothing_and_shows_its_error_until_a_good_one(bui
     write(src / "page.txt", "FAIL please")
     overlay = page.locator("sigreload-error pre")
     overlay.wait_for()
-    assert "bad input in page.txt" in overlay.inner_text()
+    shown = overlay.inner_text().splitlines()  # the error line first, the whole log below
+    assert shown[:3] == ["Build failed", "", "page.txt:1: error: bad input in page.txt"], shown[:5]
+    assert "reading sources" in overlay.inner_text()
     assert page.evaluate("window.marker") == "kept"  # nothing reloaded
     main.wait_seen("build failed")  # the terminal shows it too
     main.wait_seen("error: bad input in page.txt")
@@ -197,3 +205,62 @@ def test_verbose_watcher_shows_each_pass_cost(procs, broadcaster, site):
     w.wait_for("watching")
     write(site / "index.html", "x")
     w.wait_for(r"poll pass: 1 changed, \d+\.\d ms")
+
+
+def test_a_good_build_with_error_lines_reloads_and_shows_them_in_a_notice(built, page):
+    src, url, main, log = built
+    open_page(page, url)
+    with page.expect_event("load"):
+        write(src / "page.txt", "WARN but built")
+    assert page.locator("#title").inner_text() == "WARN but built"
+    notice = page.locator("sigreload-notice pre")
+    notice.wait_for()
+    assert "page.txt:1: ERROR: Unknown directive type 'foo'." in notice.inner_text()
+    main.wait_seen("build succeeded, but its output has 1 error line")
+    page.locator("sigreload-notice button").click()
+    assert page.locator("sigreload-notice").count() == 0
+    page.reload()
+    page.wait_for_timeout(500)
+    assert page.locator("sigreload-notice").count() == 0  # closed stays closed
+    with page.expect_event("load"):
+        write(src / "page.txt", "clean")
+    page.wait_for_timeout(300)
+    assert page.locator("sigreload-notice").count() == 0
+
+
+def test_an_output_folder_left_empty_is_one_line(procs, broadcaster, tmp_path):
+    _, port = broadcaster
+    (tmp_path / "page.txt").write_text("first")
+    cmd = f"{sys.executable} -c \"open('page.txt').read()\""  # builds nothing anywhere
+    w = procs(module("watcher") + [tmp_path, "--ws-port", port, "--exec", cmd, "--output", tmp_path / "out"])
+    w.wait_for(r"build succeeded, but \S*out is empty: is --output the folder the build writes\?")
+    w.wait_for("watching")
+    write(tmp_path / "page.txt", "second")
+    w.wait_for("reload sent")
+    assert sum("is empty" in line for line in w.seen) == 1  # said once, not at every build
+
+
+def test_a_snippet_talking_to_a_broadcaster_nobody_watches_for_is_told_once(procs, broadcaster, site, page):
+    _, port = broadcaster
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", port])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    lines = []
+    page.on("console", lambda msg: lines.append(msg.text) if msg.text.startswith("sigreload:") else None)
+    open_page(page, url)
+    page.wait_for_function("() => true")
+    page.wait_for_timeout(500)
+    assert [line for line in lines if "no watcher signals the broadcaster" in line] == lines[:1] and lines
+
+
+def test_a_snippet_talking_to_the_broadcaster_of_another_folder_is_told_once(two_pages, procs, page, tmp_path):
+    root, url, main = two_pages
+    port = re.search(r"ready on ws://127\.0\.0\.1:(\d+)", main.output()).group(1)
+    other = tmp_path / "other-site"
+    other.mkdir()
+    (other / "index.html").write_text(page_html(port, "elsewhere"))  # a pasted line naming that port
+    http = procs(module("http_server") + [other, "--port", "0"])
+    lines = []
+    page.on("console", lambda msg: lines.append(msg.text) if msg.text.startswith("sigreload:") else None)
+    open_page(page, http.wait_for(r"at (http://\S+/)").group(1))
+    page.wait_for_timeout(800)
+    assert len(lines) == 1 and "watches another folder than this page's" in lines[0], lines

@@ -141,6 +141,7 @@ def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     (site / "bare.html").write_text("<p>no body tag</p>")
     (site / "sub").mkdir()
     (site / "sub" / "index.html").write_text("<body>sub</body>")
+    (site / "own.html").write_text('<body><script src="reload.js" data-port="5999"></script></body>')
     before = {p.name: p.read_bytes() for p in site.iterdir() if p.is_file()}
     url = serve(procs, site, "--inject", "5999")
     tag = b'<script src="http://127.0.0.1:5999/reload.js"></script>'
@@ -149,8 +150,9 @@ def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     assert response.headers["Content-Length"] == str(len(body))
     assert get(url, "/bare.html")[1] == b"<p>no body tag</p>" + tag
     assert tag in get(url, "/sub/")[1]  # a folder's index.html too
-    demo = get(url, "/")[1]  # the demo includes reload.js itself: left as it is
-    assert tag not in demo and demo == (site / "index.html").read_bytes()
+    assert tag in get(url, "/")[1]  # the demo too
+    own = get(url, "/own.html")[1]  # a page that includes reload.js itself: left as it is
+    assert tag not in own and own == (site / "own.html").read_bytes()
     assert tag not in get(url, "/style.css")[1]
     parts = urlsplit(url)
     assert b'src="http://localhost:5999/reload.js"' in get(url, "/bare.html", {"Host": f"localhost:{parts.port}"})[1]

@@ -81,7 +81,8 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
     init = module("sigreload") + ["init"]
     first = subprocess.run(init, cwd=tmp_path, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    assert (tmp_path / "rfile.yml").exists() and "reload.js" in (tmp_path / "index.html").read_text()
+    assert (tmp_path / "rfile.yml").exists() and (tmp_path / "index.html").exists()
+    assert "5678" not in (tmp_path / "index.html").read_text()  # the server inserts the snippet: any port
     (tmp_path / "rfile.yml").write_text((tmp_path / "rfile.yml").read_text() + "# mine\n")
     again = subprocess.run(init, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode != 0 and "pass --force" in again.stderr
@@ -91,6 +92,7 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
     for ready in ("serving", "ready on", "watching"):
         proc.wait_seen(ready)
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/") as page:
-        assert b"It works" in page.read()
+        body = page.read()
+        assert b"It works" in body and f":{ws}/reload.js".encode() in body
     forced = subprocess.run(init + ["--force"], cwd=tmp_path, capture_output=True, text=True)
     assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")

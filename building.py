@@ -1,0 +1,102 @@
+"""Build, then reload: running the build, reading its output, and telling
+what it writes (its products) from what you edit.
+
+The watcher runs the build after a settled burst of changes, then sweeps the
+tree at once: what changed while the build ran is the build's own writing
+and never a trigger (Sphinx's ``_build/doctrees`` beside ``--output``, a
+generated page), except an edit you made meanwhile: then exactly one more
+build. Nothing here watches or signals: ``watcher.Notifier`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+TAIL = 8000  # characters of a build's output kept for the pages
+ERRORS_MAX = 40  # error lines shown above the log
+# "index.rst:5: ERROR: Unknown directive", "ERROR    -  Config value", "x.c:1:2: error: ..."
+# (not "0 errors", not "KeyError: ..." inside a traceback's last line: that fails the build anyway)
+ERROR_LINE = re.compile(r"(?:^|[\s:(\[])(?:ERROR|Error|error)\b\s*[:\]-]")
+
+log = logging.getLogger("sigreload.watch")
+
+
+@dataclass
+class Result:
+    """One run of the build: its exit status, the tail of its output, its error lines."""
+
+    status: int
+    output: str
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    def report(self) -> str:
+        """What the pages show: the error lines first, then the whole log."""
+        if not self.errors:
+            return self.output
+        return "\n".join(self.errors) + "\n\n--- the build's output ---\n" + self.output
+
+
+def error_lines(output: str) -> list[str]:
+    """The lines of ``output`` that report an error (at most ERRORS_MAX)."""
+    return [line.rstrip() for line in output.splitlines() if ERROR_LINE.search(line)][:ERRORS_MAX]
+
+
+def run(argv: list[str], cwd: str) -> Result:
+    """Run the build in ``cwd`` (no shell, no stdin), output and errors collected."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as exc:
+        text = f"cannot run {argv[0]}: {exc.strerror}"
+        return Result(127, text, [text])
+    output = done.stdout.decode(errors="replace")
+    tail = output[-TAIL:] or (f"{argv[0]} exited with status {done.returncode}" if done.returncode else "")
+    return Result(done.returncode, tail, error_lines(output), time.monotonic() - started)
+
+
+class Products:
+    """What the build writes, learned by watching it.
+
+    A change seen while no build ran is an edit: its file is a source, its
+    folder a folder of sources. A change seen while a build ran is the
+    build's, unless its file is a source, or it lies in a folder of sources
+    and is not known as the build's yet: then it is an edit made during the
+    build (one more build), and the build's for good if the next build
+    writes it too. Everything the first build (at start) writes is the build's.
+    """
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()  # written by builds
+        self.sources: set[str] = set()  # files edited outside builds
+        self.folders: set[str] = set()  # ... and their folders
+        self.suspects: set[str] = set()  # written during the last build, taken for edits
+
+    def edited(self, paths: list[str]) -> None:
+        """``paths`` changed while no build ran."""
+        for path in paths:
+            self.sources.add(path)
+            self.folders.add(os.path.dirname(path))
+            self.paths.discard(path)
+
+    def written(self, paths: list[str], first: bool = False) -> list[str]:
+        """``paths`` changed while a build ran: the edits among them (the rest is the build's)."""
+        edits = []
+        for path in paths:
+            ours = path in self.paths or path in self.suspects or os.path.dirname(path) not in self.folders
+            if path not in self.sources and (first or ours):
+                self.paths.add(path)
+            else:
+                edits.append(path)
+        self.suspects = set(edits) - self.sources
+        return edits
