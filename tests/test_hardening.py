@@ -468,13 +468,11 @@ SOAK = float(os.environ.get("SIGRELOAD_SOAK_SECONDS", "120"))
 
 def test_idle_soak_gives_zero_reloads(procs, site, browser):
     ws_port = free_port()
-    index = site / "index.html"
-    index.write_text(index.read_text().replace('src="reload.js"', f'src="reload.js" data-port="{ws_port}"'))
     b = procs(module("reload_server") + ["--port", ws_port])
     b.wait_for("ready on")
     w = procs(module("watcher") + [site, "--ws-port", ws_port])
     w.wait_for("watching")
-    http = procs(module("http_server") + [site, "--port", "0"])
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", ws_port])
     url = http.wait_for(r"at (http://\S+/)").group(1)
     context = browser.new_context()
     loads = []
