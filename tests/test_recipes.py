@@ -93,8 +93,8 @@ def test_sigreload_init_then_r(recipe, tmp_path):
     assert "sigreload init" in (ROOT / "README.md").read_text()
     run.procs(["sigreload", "init"], cwd=site).exit_code(30)
     run.start([rfile], cwd=site, env={"PORT": "0", "WS_PORT": str(free_port())})
-    write(site / "index.html", (site / "index.html").read_text().replace("</body>", "<p>edited</p></body>"))
-    run.page.wait_for_function("document.body.innerText.includes('edited')")
+    page = site / "index.html"
+    run.edit(page, page.read_text().replace("</body>", "<p>init edited</p></body>"), "init edited", build=False)
 
 
 def test_the_demo_with_r(recipe, tmp_path):
