@@ -76,22 +76,26 @@ def collect(port: int) -> list[dict[str, Any]]:
 WATCHER = "watcher.ids"  # the folders the watcher of this port watches (not *.json: those are messages)
 
 
-def watching(port: int, root: str, output: str | None = None) -> None:
+def watching(port: int, root: str, output: str | None = None, also: Iterable[str] = ()) -> list[str]:
     """Say, for the broadcaster on ``port``, which folders this process watches:
-    ``root`` (a server of it or of any folder above it serves its pages) and the
-    build's ``output``; as ids."""
+    ``root`` (a server of it or of any folder above it serves its pages), the
+    build's ``output`` as it is now (a build may make it anew), and ``also``
+    (ids said before); as ids. Returns them."""
     folders, parent = [root], os.path.dirname(root)
     while parent not in folders:
         folders.append(parent)
         parent = os.path.dirname(parent)
+    ids = list(also)
     try:
-        ids = [root_id(f) for f in folders + ([output] if output else []) if os.path.isdir(f)]
+        ids = list(dict.fromkeys(ids + [root_id(f) for f in folders + ([output] if output else [])
+                                        if os.path.isdir(f)]))
         folder = runtime_dir(port)
         tmp = folder / f".{WATCHER}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"roots": ids, "pid": os.getpid()}))
         os.replace(tmp, folder / WATCHER)
     except OSError:
         pass  # only for a hint in the pages' consoles
+    return ids
 
 
 def watched(port: int) -> list[str] | None:

@@ -47,6 +47,12 @@ class Notifier:
         self.app = app_server.Waiter(app, self.after_restart) if app else None
         self.products = building.Products()
         self.scan = list  # what changed since it last looked (the watcher's full pass, once watching)
+        self.ids = []  # the folders it said it watches (for the pages' consoles)
+
+    def say_watching(self):
+        """Tell the broadcaster's pages which folders are watched (again after a
+        build: it may have made its output folder anew)."""
+        self.ids = messages.watching(self.port, self.root, self.output and os.path.abspath(self.output), self.ids)
 
     def __call__(self, paths):
         if self.build:
@@ -65,6 +71,7 @@ class Notifier:
             log.info("%s changed: building", self.describe(paths))
             result = self.run_build()
             edits = self.products.written(self.scan())
+            self.say_watching()
             changed, paths = paths, edits
         message = {"error": result.report()} if not result.ok else {}
         notice = self.notice(result) if result.ok else None
@@ -218,10 +225,11 @@ def main(argv=None):
     watcher.uses = UsedFiles(args.ws_port, root)
     tree = watcher.watch_tree(root)
     notifier.scan = watcher.scan
-    messages.watching(args.ws_port, root, args.output and os.path.abspath(args.output))
+    notifier.say_watching()
     if build:  # the output exists before the first page is served; all it writes is the build's
         result = notifier.run_build()
         notifier.products.written(watcher.scan(), first=True)
+        notifier.say_watching()
         if result.ok:
             notifier.notice(result)
     watcher.start()

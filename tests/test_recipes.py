@@ -38,8 +38,9 @@ class Recipe:
     def __init__(self, procs, page, capsys, name):
         self.procs, self.page, self.capsys, self.name = procs, page, capsys, name
         self.began = time.monotonic()  # the folder is fresh: the clock starts here
-        self.loads = 0
+        self.loads, self.console = 0, []
         page.on("load", lambda _: setattr(self, "loads", self.loads + 1))
+        page.on("console", lambda msg: self.console.append(msg.text))
 
     def start(self, argv, cwd, env=None, url=None):
         self.proc = self.procs(argv, cwd=cwd, env={**os.environ, **(env or {})})
@@ -61,6 +62,7 @@ class Recipe:
                 print(f"\n  recipe {self.name}: {self.first:.1f}s from a fresh folder to the first live update")
         self.page.wait_for_timeout(1500)  # what must not happen: a second build or load
         assert self.loads - before == 1
+        assert not [line for line in self.console if "watches another folder" in line or "no watcher" in line]
         assert self.builds() - builds == (1 if build else 0), self.proc.output()
 
     def builds(self):
