@@ -11,11 +11,11 @@ import os
 import stat
 import time
 
-from signatures import DEFAULT_IGNORE, inside, matcher, scan_dir, signature, stamp
+from signatures import DEFAULT_IGNORE, inside, listing_key, matcher, scan_dir, signature, stamp
 
 RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # quick(): stat files by name in it
-LIST_EVERY = 8  # a folder with an unchanged stamp is still listed once in this many passes
+LIST_EVERY = 8  # a folder with an unchanged stamp still has its names listed once in this many passes
 
 log = logging.getLogger("sigreload.watch")
 
@@ -41,6 +41,7 @@ class Tree:
         self.root, self.skip = root, matcher(patterns)
         self.real_root = os.path.realpath(root)
         self.files, self.subdirs, self.ids, self.stamps = {}, {}, {}, {}
+        self.listed = {}  # folder -> (its files' names, their signatures): quick()'s own copy
         self.warned, self.queue, self.gone = set(), [], False
         self.began, self.done, self.size, self.cpu, self.cycle_cpu = time.monotonic(), 0, 0, 0.0, 0.0
         started = time.thread_time()
@@ -65,7 +66,7 @@ class Tree:
                 key = (st.st_dev, st.st_ino)
                 if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
                     raise FileExistsError
-            files, subdirs = scan_dir(folder, self.root, self.skip, self.real_root)
+            files, subdirs, key = scan_dir(folder, self.root, self.skip, self.real_root)
         except FileNotFoundError:
             return self.drop(folder) if folder != self.root else []
         except OSError as exc:
@@ -76,13 +77,14 @@ class Tree:
         old = self.files.get(folder, {})
         found = [] if old == files else changes(old, files)  # the common case, in C
         self.files[folder] = files
+        self.listed.pop(folder, None)
         # A stamp as young as a coarse clock's tick (1-2 s on ext3, HFS+, FAT) may hide
         # a later change in the same tick: such a folder is listed again ("racy git").
         if time.time() - st.st_mtime <= RACY:
             self.stamps.pop(folder, None)
-        else:  # (stamp, cheap passes left before a listing), newly trusted folders staggered
+        else:  # (stamp, passes left before its names are listed, their key), new ones staggered
             left = LIST_EVERY if folder in self.stamps else hash(folder) % LIST_EVERY + 1
-            self.stamps[folder] = (stamp(st), left)
+            self.stamps[folder] = (stamp(st), left, key)
         known = self.subdirs.get(folder, set())
         if len(known) != len(subdirs) or not known.issuperset(subdirs):
             for gone in known - set(subdirs):
@@ -102,6 +104,7 @@ class Tree:
             gone = todo.pop()
             found += sorted(self.files.pop(gone, {}))
             self.stamps.pop(gone, None)
+            self.listed.pop(gone, None)
             todo += self.subdirs.pop(gone, ())
         return found
 
@@ -131,28 +134,38 @@ class Tree:
     def quick(self, folder):
         """Rescan a folder, cheaply when its stamp says its entries are the same:
         then only its known files are stat()ed, by name in the open folder (no
-        listing, no globs, no walk of the whole path for each file)."""
+        walk of the whole path for each file, and no new string: the names are
+        kept encoded, beside their signatures). Once in LIST_EVERY passes its
+        names are listed too (no stat, no globs): some network and FUSE file
+        systems keep a folder's stamp when an entry is added."""
         known = self.stamps.get(folder)
-        if known and known[1]:
+        if known:
             try:
                 fd = os.open(folder, FOLDER_FLAGS)
             except OSError:  # vanished or unreadable: the listing tells
                 return self.rescan(folder)
             try:
-                if known[0] == stamp(os.stat(fd)):
-                    cut, stat = len(os.path.join(folder, "")), os.stat
-                    for path, sig in self.files[folder].items():
-                        st = stat(path[cut:], dir_fd=fd)
+                if known[0] == stamp(os.stat(fd)) and (known[1] or listing_key(os.listdir(fd)) == known[2]):
+                    names, sigs = self.listed.get(folder) or self._list(folder)
+                    stat = os.stat
+                    for name, sig in zip(names, sigs, strict=True):
+                        st = stat(name, dir_fd=fd)
                         if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:
                             break
                     else:
-                        self.stamps[folder] = (known[0], known[1] - 1)
+                        self.stamps[folder] = (known[0], known[1] - 1 if known[1] else LIST_EVERY, known[2])
                         return []
             except OSError:
                 pass
             finally:
                 os.close(fd)
         return self.rescan(folder)
+
+    def _list(self, folder):
+        files = self.files[folder]
+        names = [os.fsencode(os.path.basename(p)) for p in files]
+        self.listed[folder] = listed = (names, list(files.values()))
+        return listed
 
     def check(self, path):
         """Re-stat one path a hint or the hot list names: the changed paths.
@@ -179,6 +192,7 @@ class Tree:
             del self.files[folder][path]
         else:
             self.files[folder][path] = new
+        self.listed.pop(folder, None)
         return [path]
 
     def quiet_for(self, paths):

@@ -71,8 +71,14 @@ def inside(path, real_root):
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def listing_key(names):
+    """What a folder's entry names come to: it differs when one is added, removed or renamed."""
+    return hash(frozenset(names))
+
+
 def scan_dir(folder, root, skip, real_root=None):
-    """({path: signature} of the regular files in ``folder``, [subfolders]).
+    """({path: signature} of the regular files in ``folder``, [subfolders], the
+    ``listing_key`` of all its entries).
 
     Raises OSError when the folder cannot be listed; skips entries that
     vanish mid-scan, FIFOs, sockets, dangling links, and links that lead out
@@ -81,8 +87,9 @@ def scan_dir(folder, root, skip, real_root=None):
     """
     with os.scandir(folder) as it:
         entries = list(it)
+    key = listing_key(e.name for e in entries)
     if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
-        return {}, []
+        return {}, [], key
     prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
     files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
     for entry in entries:
@@ -96,7 +103,7 @@ def scan_dir(folder, root, skip, real_root=None):
             files[entry.path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         elif isdir(st.st_mode):
             folders.append(entry.path)
-    return files, folders
+    return files, folders, key
 
 
 class WatchedFile:

@@ -275,9 +275,23 @@ def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps
     tree = old_tree(tmp_path)
     folder = str(tmp_path / "d0")
     (tmp_path / "d0" / "new.txt").write_text("n")
-    tree.stamps[folder] = (signatures.stamp(os.stat(folder)), tree.stamps[folder][1])  # the stamp "stayed"
+    tree.stamps[folder] = (signatures.stamp(os.stat(folder)), *tree.stamps[folder][1:])  # the stamp "stayed"
     found = [tree.sweep() for _ in range(file_tree.LIST_EVERY + 1)]
     assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
+
+
+def test_a_change_a_hint_found_is_not_found_again_by_the_sweep(tmp_path):
+    """quick() keeps its own copy of a folder's names and signatures: check() must renew it."""
+    tree = old_tree(tmp_path)
+    path = str(tmp_path / "d1" / "f1.txt")
+    assert tree.sweep() == []
+    touch_later(path)
+    assert tree.check(path) == [path]
+    assert tree.sweep() == []
+    folder = os.path.dirname(path)
+    assert tree.listed[folder][1] == list(tree.files[folder].values())  # not rescanned at every pass
+    touch_later(path)
+    assert tree.sweep() == [path] and tree.sweep() == []
 
 
 def test_sweep_in_slices_covers_the_tree_once(tmp_path):
