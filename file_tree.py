@@ -9,12 +9,14 @@ import heapq
 import logging
 import os
 import stat
+import sys
 import time
 
 from signatures import DEFAULT_IGNORE, inside, listing_key, matcher, scan_dir, signature, stamp
 
 RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # quick(): stat files by name in it
+ENCODING = sys.getfilesystemencoding()
 LIST_EVERY = 8  # a folder with an unchanged stamp still has its names listed once in this many passes
 
 log = logging.getLogger("sigreload.watch")
@@ -28,6 +30,11 @@ def snapshot(root, patterns=DEFAULT_IGNORE):
 def changes(old, new):
     """Sorted paths created, modified or deleted between two {path: signature}."""
     return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+
+
+def young(st):
+    """Whether a folder's stamp is too recent to be trusted: a coarse clock may not move it."""
+    return time.time() - st.st_mtime <= RACY
 
 
 class Tree:
@@ -78,13 +85,12 @@ class Tree:
         found = [] if old == files else changes(old, files)  # the common case, in C
         self.files[folder] = files
         self.listed.pop(folder, None)
-        # A stamp as young as a coarse clock's tick (1-2 s on ext3, HFS+, FAT) may hide
-        # a later change in the same tick: such a folder is listed again ("racy git").
-        if time.time() - st.st_mtime <= RACY:
-            self.stamps.pop(folder, None)
-        else:  # (stamp, passes left before its names are listed, their key), new ones staggered
-            left = LIST_EVERY if folder in self.stamps else hash(folder) % LIST_EVERY + 1
-            self.stamps[folder] = (stamp(st), left, key)
+        # (stamp, passes left before its names are listed again, their key). A stamp as
+        # young as a coarse clock's tick (1-2 s on ext3, HFS+, FAT) may hide a later change
+        # in the same tick: such a folder has its names listed at every pass ("racy git").
+        # Others are staggered, so that a checkout's folders are not all listed at once.
+        left = 0 if young(st) else LIST_EVERY if folder in self.stamps else hash(folder) % LIST_EVERY + 1
+        self.stamps[folder] = (stamp(st), left, key)
         known = self.subdirs.get(folder, set())
         if len(known) != len(subdirs) or not known.issuperset(subdirs):
             for gone in known - set(subdirs):
@@ -135,9 +141,10 @@ class Tree:
         """Rescan a folder, cheaply when its stamp says its entries are the same:
         then only its known files are stat()ed, by name in the open folder (no
         walk of the whole path for each file, and no new string: the names are
-        kept encoded, beside their signatures). Once in LIST_EVERY passes its
-        names are listed too (no stat, no globs): some network and FUSE file
-        systems keep a folder's stamp when an entry is added."""
+        kept encoded, beside their signatures). At every pass while its stamp is
+        young, and once in LIST_EVERY passes after, its names are listed too (no
+        stat, no globs): some network and FUSE file systems keep a folder's
+        stamp when an entry is added."""
         known = self.stamps.get(folder)
         if known:
             try:
@@ -145,25 +152,48 @@ class Tree:
             except OSError:  # vanished or unreadable: the listing tells
                 return self.rescan(folder)
             try:
-                if known[0] == stamp(os.stat(fd)) and (known[1] or listing_key(os.listdir(fd)) == known[2]):
+                here = os.stat(fd)
+                if known[0] == stamp(here) and (known[1] or listing_key(os.listdir(fd)) == known[2]):
                     names, sigs = self.listed.get(folder) or self._list(folder)
                     stat = os.stat
                     for name, sig in zip(names, sigs, strict=True):
                         st = stat(name, dir_fd=fd)
                         if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:
+                            found = self._restat(folder, fd, names, sigs)
                             break
                     else:
-                        self.stamps[folder] = (known[0], known[1] - 1 if known[1] else LIST_EVERY, known[2])
-                        return []
+                        found = []
+                    if found is not None:
+                        left = known[1] - 1 if known[1] else 0 if young(here) else LIST_EVERY
+                        self.stamps[folder] = (known[0], left, known[2])
+                        return found
             except OSError:
                 pass
             finally:
                 os.close(fd)
         return self.rescan(folder)
 
+    def _restat(self, folder, fd, names, sigs):
+        """A file changed in a folder whose entries are the same (a write in place,
+        most likely): the changed paths, their signatures renewed. None when a
+        file was replaced or is no longer a regular one: the folder is listed."""
+        files, found, renewed = self.files[folder], [], []
+        for name, sig in zip(names, sigs, strict=True):
+            st = os.stat(name, dir_fd=fd)
+            new = signature(st)
+            if new != sig:
+                if st.st_ino != sig[2] or not stat.S_ISREG(st.st_mode):
+                    return None
+                path = os.path.join(folder, os.fsdecode(name))
+                files[path] = new
+                found.append(path)
+            renewed.append(new)
+        self.listed[folder] = (names, renewed)
+        return sorted(found)
+
     def _list(self, folder):
-        files = self.files[folder]
-        names = [os.fsencode(os.path.basename(p)) for p in files]
+        files, cut = self.files[folder], len(os.path.join(folder, ""))
+        names = [p[cut:].encode(ENCODING, "surrogateescape") for p in files]  # os.fsencode, inlined
         self.listed[folder] = listed = (names, list(files.values()))
         return listed
 

@@ -17,6 +17,7 @@ import pacing
 import signatures
 import watcher
 from conftest import SCALE, cli, client, free_port, module, recv, until, write
+from signatures import scan_dir
 
 
 def touch_later(path, seconds=10):
@@ -259,7 +260,7 @@ def test_sweep_trusts_only_old_folder_stamps_and_still_sees_every_change(tmp_pat
     tree = old_tree(tmp_path)
     (tmp_path / "young").mkdir()  # changed just now: its stamp could hide a change (coarse clocks)
     tree.sweep()
-    assert str(tmp_path / "d0") in tree.stamps and str(tmp_path / "young") not in tree.stamps
+    assert tree.stamps[str(tmp_path / "d0")][1] > 0 and tree.stamps[str(tmp_path / "young")][1] == 0
     with open(tmp_path / "d1" / "f1.txt", "a") as f:  # in place: the folder's stamp stays
         f.write("y")
     (tmp_path / "d2" / "new.txt").write_text("n")
@@ -278,6 +279,39 @@ def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps
     tree.stamps[folder] = (signatures.stamp(os.stat(folder)), *tree.stamps[folder][1:])  # the stamp "stayed"
     found = [tree.sweep() for _ in range(file_tree.LIST_EVERY + 1)]
     assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
+
+
+def test_a_young_folder_has_its_names_listed_at_every_sweep(tmp_path):
+    """A coarse clock (1-2 s) may leave a folder's stamp as it was when an entry is added in
+    the same tick: while the stamp is that young, the names are listed at every sweep."""
+    tree = old_tree(tmp_path)
+    young = tmp_path / "young"
+    young.mkdir()
+    (young / "a.txt").write_text("a")
+    tree.sweep()
+    (young / "b.txt").write_text("b")
+    tree.stamps[str(young)] = (signatures.stamp(os.stat(young)), *tree.stamps[str(young)][1:])  # the same tick
+    assert tree.sweep() == [str(young / "b.txt")]
+    assert tree.sweep() == []
+    os.utime(young, (1e9, 1e9))  # old now: trusted, its names listed once in LIST_EVERY sweeps
+    tree.sweep()
+    assert tree.stamps[str(young)][1] == file_tree.LIST_EVERY
+
+
+def test_a_write_in_place_is_found_without_listing_the_folder_but_a_replaced_file_is_listed(tmp_path, monkeypatch):
+    tree = old_tree(tmp_path)
+    listed = []
+    monkeypatch.setattr(file_tree, "scan_dir", lambda folder, *a: listed.append(folder) or scan_dir(folder, *a))
+    path = tmp_path / "d2" / "f3.txt"
+    with open(path, "a") as f:  # in place: the folder's entries are the same
+        f.write("more")
+    assert tree.sweep() == [str(path)] and listed == []
+    assert tree.known(str(path)) == signatures.signature_of(str(path)) and tree.sweep() == []
+    folder = str(tmp_path / "d2")
+    stamped = tree.stamps[folder]
+    write(path, "new")  # rename into place: a new inode; the stamp is made to stay (a coarse clock)
+    tree.stamps[folder] = (signatures.stamp(os.stat(folder)), *stamped[1:])
+    assert tree.sweep() == [str(path)] and listed == [folder]
 
 
 def test_a_change_a_hint_found_is_not_found_again_by_the_sweep(tmp_path):
