@@ -269,13 +269,18 @@ def poll_mode(args, results, pw_browser):
             edit_rows(results, name, stack, site, args.big, args.edits, args.edits)
             page_rows(results, name, stack, site, pw_browser, args.edits)
             results[f"{name}: memory RSS (MB)"] = summary([rss_mb(stack)])
-            bursts = [run_async(plain_burst(stack, site)) for _ in range(3)]
-            results[f"{name}: 500-file burst, messages to a plain client"] = summary([n for n, _ in bursts])
-            results[f"{name}: 500-file burst, last message after last write (ms)"] = summary(
-                [delay for _, delay in bursts if delay is not None])
+            burst_rows(results, name, stack, site)
         finally:
             stack.stop()
         full_tree_poller(results, f"{args.big} files", site, args.big, args, args.edits)
+
+
+def burst_rows(results, name, stack, site, times=3):
+    """Three 500-file bursts, the page among them: messages to a plain client, and when the last came."""
+    bursts = [run_async(plain_burst(stack, site)) for _ in range(times)]
+    results[f"{name}: 500-file burst, messages to a plain client"] = summary([n for n, _ in bursts])
+    results[f"{name}: 500-file burst, last message after last write (ms)"] = summary(
+        [delay for _, delay in bursts if delay is not None])
 
 
 def edit_rows(results, name, stack, site, files, hot_edits, cold_edits, hot="recently edited file", skip=0):
@@ -378,6 +383,7 @@ def huge_tree(args, results, pw_browser):
                     urllib.request.urlopen(stack.url + path).read()
                 edit_rows(results, name, stack, site, args.huge, args.edits, 6, hot="file a page uses", skip=skip)
                 page_rows(results, name, stack, site, pw_browser, args.edits)
+                burst_rows(results, name, stack, site)
             finally:
                 stack.stop()
         full_tree_poller(results, f"{args.huge} files", site, args.huge, args, 6)
