@@ -148,7 +148,7 @@ class SimpleWatcher:
             if polling:
                 for folder in {os.path.dirname(p) for p in self.pacing.pending}:
                     if folder in tree.files:
-                        seen += tree.quick(folder)  # a burst goes on in the same folders
+                        seen += tree.rescan(folder)  # a burst goes on in the same folders
             fresh, began = not tree.queue, tree.began
             swept = tree.sweep(self.pacing.due(tree.began, cost, now)[0])
             ended = not tree.queue
@@ -203,7 +203,7 @@ class SimpleWatcher:
     def _quiet(self, now, slice_due):
         """A tick that may end at a glance: polling, no burst going on, no slice of a
         sweep due, and the files looked at first unchanged (most ticks: cheap)."""
-        if self.hinting or self.files or self.pacing.pending or self.pacing.gathering or now >= slice_due:
+        if self.hinting or self.files or self.pacing.pending or now >= slice_due:
             return False
         if any(t.gone for t in self.trees.values()):
             return False
@@ -236,8 +236,6 @@ class SimpleWatcher:
                 started = time.thread_time()
                 self.callback(paths)
                 self.busy += time.thread_time() - started
-            if paths and self.pacing.follow_up():
-                self._restart_sweeps()
 
     def _start_hints(self):
         try:

@@ -58,7 +58,6 @@ class Pacing:
         self.clean = False  # ... a full sweep found nothing
         self.saved = False  # the gathering began with a hot file's change
         self.saving = False  # the burst began with a hot file's lone change: a save, most likely
-        self.follow = False  # a hot file's change went out before a (costly) full sweep: one follows
 
     def use_hints(self, hinting: bool = True) -> None:
         """Notifications started (the small budget) or turned out missing (polling)."""
@@ -151,24 +150,10 @@ class Pacing:
         change a sweep found, or, with ``cost``, a hot file's change when a full
         sweep costs less than GATHER_COST). Returns whether a new gathering
         began: then the sweep in progress must start over (its first folders
-        were swept before the burst began). A hot file's change in a costlier
-        tree goes out at once, and a gathering follows it (``follow_up``)."""
-        if self.gathering:
-            return False
-        if cost is not None and cost > GATHER_COST:
-            self.follow = True
+        were swept before the burst began)."""
+        if self.gathering or (cost is not None and cost > GATHER_COST):
             return False
         self.gathering, self.clean, self.saved = True, False, cost is not None
-        return True
-
-    def follow_up(self) -> bool:
-        """Called after a burst went out: whether a gathering begins now, for the
-        rest of a burst whose hot file went out first (a checkout of a big tree:
-        its other files then come in one more call, within a few full sweeps,
-        not whenever the sweep reaches them). The sweep must start over."""
-        if not self.follow or self.pending:
-            return False
-        self.follow, self.gathering, self.clean, self.saved = False, True, False, False
         return True
 
     def swept(self, found: bool, began: float) -> None:

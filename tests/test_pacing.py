@@ -146,34 +146,6 @@ def test_a_hot_file_gathers_its_burst_only_where_a_full_sweep_is_cheap():
     assert p.gather(cost=pacing.GATHER_COST / 2)
 
 
-def test_in_a_costly_tree_a_hot_files_burst_follows_it_in_one_more_call():
-    """100,000 files: the save goes out at once, then full sweeps gather what else the checkout wrote."""
-    p = Pacing()
-    p.heat(["/s/index.html"], 0.0)
-    assert not p.gather(cost=pacing.GATHER_COST * 5)
-    p.found(["/s/index.html"], 1.0)
-    assert not p.follow_up()  # not before it went out
-    assert p.burst(1.01) == ["/s/index.html"]
-    assert p.follow_up() and p.gathering and not p.follow_up()
-    assert p.due(0.0, 0.3, 1.01) == (1.0, 0.0)  # the whole tree, now
-    p.found(["/s/d1/a.txt", "/s/d9/b.txt"], 1.3, age=0.3)
-    p.swept(True, 1.01)
-    assert p.burst(1.3) is None
-    p.swept(False, 1.3)
-    assert p.burst(1.6) == ["/s/d1/a.txt", "/s/d9/b.txt"] and not p.gathering
-    assert not p.follow_up()
-
-
-def test_in_a_costly_tree_a_lone_save_costs_one_more_sweep_and_no_call():
-    p = Pacing()
-    p.heat(["/s/index.html"], 0.0)
-    p.gather(cost=1.0)
-    p.found(["/s/index.html"], 1.0)
-    assert p.burst(1.1) == ["/s/index.html"] and p.follow_up()
-    p.swept(False, 1.1)
-    assert p.burst(1.4) is None and not p.gathering
-
-
 def test_a_gathering_that_never_comes_clean_still_ends_after_max_burst():
     p = Pacing()
     p.gather()
