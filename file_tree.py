@@ -137,14 +137,16 @@ class Tree:
             self.began = time.monotonic()
         return found
 
-    def quick(self, folder):
+    def quick(self, folder, files=True):
         """Rescan a folder, cheaply when its stamp says its entries are the same:
         then only its known files are stat()ed, by name in the open folder (no
         walk of the whole path for each file, and no new string: the names are
         kept encoded, beside their signatures). At every pass while its stamp is
         young, and once in LIST_EVERY passes after, its names are listed too (no
         stat, no globs): some network and FUSE file systems keep a folder's
-        stamp when an entry is added."""
+        stamp when an entry is added. ``files=False``: only whether its entries
+        changed (its names are listed when its stamp is young), its files not
+        stat()ed: a notification names the folder of every file written."""
         known = self.stamps.get(folder)
         if known:
             try:
@@ -153,7 +155,10 @@ class Tree:
                 return self.rescan(folder)
             try:
                 here = os.stat(fd)
-                if known[0] == stamp(here) and (known[1] or listing_key(os.listdir(fd)) == known[2]):
+                listing = not known[1] if files else young(here)
+                if known[0] == stamp(here) and (not listing or listing_key(os.listdir(fd)) == known[2]):
+                    if not files:
+                        return []
                     names, sigs = self.listed.get(folder) or self._list(folder)
                     stat = os.stat
                     for name, sig in zip(names, sigs, strict=True):
@@ -200,8 +205,10 @@ class Tree:
     def check(self, path):
         """Re-stat one path a hint or the hot list names: the changed paths.
 
-        A folder (new, moved or deleted) rescans its parent; a path under
-        an ignored or unknown folder changes nothing.
+        A folder we know, still there, has its entries looked at (a
+        notification names a folder for every write in it); a new, moved or
+        deleted one rescans its parent; a path under an ignored or unknown
+        folder changes nothing.
         """
         folder = os.path.dirname(path)
         if folder not in self.files:
@@ -213,6 +220,8 @@ class Tree:
             st = os.stat(path) if not os.path.islink(path) or inside(path, self.real_root) else None
         except OSError:
             st = None
+        if path in self.files and st and stat.S_ISDIR(st.st_mode):
+            return self.quick(path, files=False)
         if path in self.files or (st and stat.S_ISDIR(st.st_mode)):
             return self.rescan(folder)
         new = signature(st) if st and stat.S_ISREG(st.st_mode) else None

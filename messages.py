@@ -122,6 +122,7 @@ class Used:
         self.port, self.name = port, f"used-{source}.paths"
         self.paths: dict[str, None] = {}
         self.lock = threading.Lock()
+        self._write()  # a list an earlier process left on this port (killed) is stale
 
     def add(self, path: str) -> None:
         """Note one more path (a file just served)."""

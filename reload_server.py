@@ -208,6 +208,7 @@ async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
                          ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
     broadcaster.port = server.sockets[0].getsockname()[1]
     messages.collect(broadcaster.port)  # messages left for a previous run are stale
+    broadcaster.reported = messages.Used(broadcaster.port, "pages")  # ... and so is what its pages used
     # Handlers installed, port bound: signals held since our first line arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     pid = os.getpid()

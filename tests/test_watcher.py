@@ -314,6 +314,20 @@ def test_a_write_in_place_is_found_without_listing_the_folder_but_a_replaced_fil
     assert tree.sweep() == [str(path)] and listed == [folder]
 
 
+def test_a_hint_naming_a_known_folder_looks_at_its_entries_not_its_parents(tmp_path, monkeypatch):
+    """watchdog names the folder of every file written: 500 of them must not list the root 500 times."""
+    tree = old_tree(tmp_path)
+    listed = []
+    monkeypatch.setattr(file_tree, "scan_dir", lambda folder, *a: listed.append(folder) or scan_dir(folder, *a))
+    folder = tmp_path / "d1"
+    with open(folder / "f1.txt", "a") as f:  # in place: its own hint tells
+        f.write("y")
+    assert tree.check(str(folder)) == [] and listed == []
+    assert tree.check(str(folder / "f1.txt")) == [str(folder / "f1.txt")]
+    (folder / "new.txt").write_text("n")
+    assert tree.check(str(folder)) == [str(folder / "new.txt")] and listed == [str(folder)]
+
+
 def test_a_change_a_hint_found_is_not_found_again_by_the_sweep(tmp_path):
     """quick() keeps its own copy of a folder's names and signatures: check() must renew it."""
     tree = old_tree(tmp_path)
@@ -469,6 +483,15 @@ def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
             got.get(timeout=1)
     finally:
         w.stop()
+
+
+def test_what_pages_used_under_a_killed_stack_is_forgotten_by_the_next_on_its_port(procs, tmp_path):
+    port = free_port()
+    for name in messages.used_files(port):
+        write(name, str(tmp_path / "old.html"))  # left by a broadcaster and a server killed with -9
+    procs(module("reload_server") + ["--port", port]).wait_for("ready on")
+    procs(module("http_server") + [tmp_path, "--port", "0", "--inject", port]).wait_for("serving")
+    assert messages.used(messages.used_files(port))[1] == {"http": [], "pages": []}
 
 
 def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs, broadcaster, tmp_path):
