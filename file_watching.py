@@ -167,7 +167,9 @@ class SimpleWatcher:
             elif swept and self.hinting and all(written_ago(p) > 2 and p not in self.hints for p in swept):
                 self.pacing.use_hints(False)
                 log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
-            self.pacing.found(seen, now)  # before swept(): the sweep began after they were found
+            # Before swept(): the sweep began after they were found. They were written since the
+            # last tick: the burst's quiet counts from then (a checkout's last file, found by a tick).
+            self.pacing.found(seen, now, min(tree.quiet_for(seen), self.interval))
             self.pacing.found(swept, now, tree.quiet_for(swept))
             if swept and not self.hinting and self.pacing.gather():
                 self._restart_sweeps()  # the folders swept before this one may have changed since
