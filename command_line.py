@@ -22,8 +22,8 @@ HTTP_PORT = 8000
 WS_PORT = 5678
 # --poll's help, with the benchmark's figures (README, Speed)
 POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic after a missed one): an edit of "
-             "what pages use shows in 0.13 to 0.16 s (p90), any other file within 1.2 to 1.5 s on 10,000 files "
-             "and 13 to 14 s on 100,000, for under 3%% of a core (bench/run.py on 2 cores)")
+             "what pages use shows in 0.13 to 0.14 s (p90), any other file within 1.2 to 1.3 s on 10,000 files "
+             "and 11 s on 100,000, for under 3%% of a core (bench/run.py on 2 cores)")
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
