@@ -139,14 +139,12 @@ class Tree:
 
     def quick(self, folder, files=True):
         """Rescan a folder, cheaply when its stamp says its entries are the same:
-        then only its known files are stat()ed, by name in the open folder (no
-        walk of the whole path for each file, and no new string: the names are
-        kept encoded, beside their signatures). At every pass while its stamp is
-        young, and once in LIST_EVERY passes after, its names are listed too (no
-        stat, no globs): some network and FUSE file systems keep a folder's
-        stamp when an entry is added. ``files=False``: only whether its entries
-        changed (its names are listed when its stamp is young), its files not
-        stat()ed: a notification names the folder of every file written."""
+        then only its known files are stat()ed (``_stat_files``). Its names are
+        listed too (no stat, no globs) at every pass while its stamp is young,
+        and once in LIST_EVERY passes after: some network and FUSE file systems
+        keep a folder's stamp when an entry is added. ``files=False``: only
+        whether its entries changed (a notification names the folder of every
+        file written; the files have their own)."""
         known = self.stamps.get(folder)
         if known:
             try:
@@ -155,19 +153,11 @@ class Tree:
                 return self.rescan(folder)
             try:
                 here = os.stat(fd)
-                listing = not known[1] if files else young(here)
+                listing = not known[1] if files else young(here)  # (a young stamp has no passes left)
                 if known[0] == stamp(here) and (not listing or listing_key(os.listdir(fd)) == known[2]):
                     if not files:
                         return []
-                    names, sigs = self.listed.get(folder) or self._list(folder)
-                    stat = os.stat
-                    for name, sig in zip(names, sigs, strict=True):
-                        st = stat(name, dir_fd=fd)
-                        if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:
-                            found = self._restat(folder, fd, names, sigs)
-                            break
-                    else:
-                        found = []
+                    found = self._stat_files(folder, fd)
                     if found is not None:
                         left = known[1] - 1 if known[1] else 0 if young(here) else LIST_EVERY
                         self.stamps[folder] = (known[0], left, known[2])
@@ -177,6 +167,18 @@ class Tree:
             finally:
                 os.close(fd)
         return self.rescan(folder)
+
+    def _stat_files(self, folder, fd):
+        """The changed files of a folder whose entries are the same, each stat()ed by
+        name in the open folder ``fd`` (no walk of the whole path, no new string:
+        the names are kept encoded beside their signatures); None: list it."""
+        names, sigs = self.listed.get(folder) or self._list(folder)
+        stat = os.stat
+        for name, sig in zip(names, sigs, strict=True):
+            st = stat(name, dir_fd=fd)
+            if (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns) != sig:  # signature(), inlined
+                return self._restat(folder, fd, names, sigs)
+        return []
 
     def _restat(self, folder, fd, names, sigs):
         """A file changed in a folder whose entries are the same (a write in place,

@@ -281,6 +281,14 @@ def test_a_folder_whose_stamp_misses_a_change_is_listed_within_list_every_sweeps
     assert sum(found, []) == [str(tmp_path / "d0" / "new.txt")]
 
 
+@pytest.fixture
+def listed(monkeypatch):
+    """The folders a Tree lists (scan_dir) from now on, in order."""
+    folders = []
+    monkeypatch.setattr(file_tree, "scan_dir", lambda folder, *a: folders.append(folder) or scan_dir(folder, *a))
+    return folders
+
+
 def test_a_young_folder_has_its_names_listed_at_every_sweep(tmp_path):
     """A coarse clock (1-2 s) may leave a folder's stamp as it was when an entry is added in
     the same tick: while the stamp is that young, the names are listed at every sweep."""
@@ -298,10 +306,9 @@ def test_a_young_folder_has_its_names_listed_at_every_sweep(tmp_path):
     assert tree.stamps[str(young)][1] == file_tree.LIST_EVERY
 
 
-def test_a_write_in_place_is_found_without_listing_the_folder_but_a_replaced_file_is_listed(tmp_path, monkeypatch):
+def test_a_write_in_place_is_found_without_listing_the_folder_but_a_replaced_file_is_listed(tmp_path, listed):
     tree = old_tree(tmp_path)
-    listed = []
-    monkeypatch.setattr(file_tree, "scan_dir", lambda folder, *a: listed.append(folder) or scan_dir(folder, *a))
+    listed.clear()  # the first listing of every folder
     path = tmp_path / "d2" / "f3.txt"
     with open(path, "a") as f:  # in place: the folder's entries are the same
         f.write("more")
@@ -314,11 +321,10 @@ def test_a_write_in_place_is_found_without_listing_the_folder_but_a_replaced_fil
     assert tree.sweep() == [str(path)] and listed == [folder]
 
 
-def test_a_hint_naming_a_known_folder_looks_at_its_entries_not_its_parents(tmp_path, monkeypatch):
+def test_a_hint_naming_a_known_folder_looks_at_its_entries_not_its_parents(tmp_path, listed):
     """watchdog names the folder of every file written: 500 of them must not list the root 500 times."""
     tree = old_tree(tmp_path)
-    listed = []
-    monkeypatch.setattr(file_tree, "scan_dir", lambda folder, *a: listed.append(folder) or scan_dir(folder, *a))
+    listed.clear()  # the first listing of every folder
     folder = tmp_path / "d1"
     with open(folder / "f1.txt", "a") as f:  # in place: its own hint tells
         f.write("y")
