@@ -3,7 +3,7 @@
     python3 bench/run.py [--edits 20] [--big 10000] [--json bench/results/latest.json]
 
 Builds a 10-file site and a 10,000-file tree in a temporary folder, runs the
-real processes the way `r` does (sigreload.py, which starts all three),
+real processes the way `r` does (python -m sigreload, which starts all three),
 drives headless Chromium (Debian's, through Playwright) and prints one table:
 each figure's median, 90th percentile and maximum, with the core count.
 """
@@ -31,7 +31,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import process_life  # noqa: E402
+from sigreload import process_life  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent / "tests"))
 from apps import free_port, save as write  # noqa: E402
@@ -67,12 +67,12 @@ def built_site(files, page=PAGE):
 
 
 class Stack:
-    """sigreload.py (as `r` runs it) on free ports, and its three children."""
+    """python -m sigreload (as `r` runs it) on free ports, and its three children."""
 
     def __init__(self, root, extra=(), ws_port=None):
         self.http, self.ws = free_port(), ws_port or free_port()
         self.started = time.monotonic()
-        argv = [sys.executable, "-u", str(HERE.parent / "sigreload.py"), str(root),
+        argv = [*process_life.module_argv("sigreload"), str(root),
                 "--port", str(self.http), "--ws-port", str(self.ws), *extra]
         self.proc = process_life.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -607,7 +607,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             build_site(Path(tmp) / "s", 10, 0)
             stack = Stack(Path(tmp) / "s")
-            pid = next(p.pid for p in stack.processes() if "reload_server" in " ".join(p.cmdline()))
+            pid = next(p.pid for p in stack.processes() if "sigreload.broadcaster" in p.cmdline())
             results["500 clients: signal -> all have it (ms)"] = summary(run_async(many_clients(stack.ws, pid)))
             stack.stop()
         if not args.quick:

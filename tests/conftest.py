@@ -12,7 +12,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,12 +19,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import engines
+from apps import free_port, save as write  # noqa: F401 (for the tests)
+from sigreload import process_life
 
-import engines  # noqa: E402
-import process_life  # noqa: E402
-from apps import free_port, save as write  # noqa: E402,F401 (for the tests)
+ROOT = Path(__file__).resolve().parent.parent
+# The processes, by the names the tests use: each runs by module name, as sigreload starts it.
+MODULES = {"sigreload": "sigreload", "http_server": "sigreload.http_server",
+           "broadcaster": "sigreload.broadcaster", "watcher": "sigreload.watcher"}
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,7 +138,8 @@ def procs(request):
 
 
 def module(name):
-    return [sys.executable, "-u", str(ROOT / f"{name}.py")]
+    """The command line that runs one of sigreload's processes (see MODULES)."""
+    return process_life.module_argv(MODULES[name])
 
 
 def cli(name, *args):
@@ -157,7 +159,7 @@ def site(tmp_path):
 @pytest.fixture
 def broadcaster(procs):
     """A running broadcaster on a free port: (Proc, port)."""
-    proc = procs(module("reload_server") + ["--port", "0", "-v"])
+    proc = procs(module("broadcaster") + ["--port", "0", "-v"])
     port = int(proc.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
     return proc, port
 

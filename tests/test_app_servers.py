@@ -31,7 +31,7 @@ class Live:
             for ready in ("ready on", "watching"):
                 self.sigreload.wait_seen(ready)
         else:
-            broadcaster = procs(module("reload_server") + ["--port", self.ws_port])
+            broadcaster = procs(module("broadcaster") + ["--port", self.ws_port])
             broadcaster.wait_for("ready on")
             watcher = procs(module("watcher") + [self.app.folder, "--ws-port", self.ws_port, "--app", self.app.url])
             watcher.wait_for("watching")

@@ -61,7 +61,7 @@ def test_client_messages_are_ignored_and_capped(broadcaster):
 
 
 def test_signals_from_the_first_millisecond_never_kill_it(procs):
-    proc = procs(module("reload_server") + ["--port", "0"])
+    proc = procs(module("broadcaster") + ["--port", "0"])
     sent = 0
     end = deadline(10)
     while not any("ready on" in line for line in proc.seen):
@@ -121,7 +121,7 @@ def test_stop_signals_close_with_1001_and_exit_0(broadcaster, stop):
 
 def test_port_in_use_is_one_line_naming_port_and_owner(broadcaster, procs):
     first, port = broadcaster
-    second = procs(module("reload_server") + ["--port", port])
+    second = procs(module("broadcaster") + ["--port", port])
     assert second.exit_code() != 0
     lines = [line for line in second.seen if line.strip()]
     assert len(lines) == 1, lines

@@ -2,7 +2,7 @@
 
 import sys
 
-import building
+from sigreload import building
 
 
 def test_error_lines_are_sphinx_mkdocs_and_compiler_errors_not_counts_or_exception_names():

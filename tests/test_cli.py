@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
 
 # Each command's module and arguments: sigreload-reload, -css and -init as `sigreload` runs them.
-COMMANDS = [["sigreload"], ["http_server"], ["reload_server"], ["watcher"],
+COMMANDS = [["sigreload"], ["http_server"], ["broadcaster"], ["watcher"],
             ["sigreload", "reload"], ["sigreload", "css"], ["sigreload", "init"]]
 
 

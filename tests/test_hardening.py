@@ -240,7 +240,7 @@ def test_sigusr1_by_mistake_to_the_watcher_is_harmless(watched):
 
 def test_watcher_signals_a_restarted_broadcaster_never_the_old_pid(procs, site):
     port = free_port()
-    first = procs(module("reload_server") + ["--port", port])
+    first = procs(module("broadcaster") + ["--port", port])
     first.wait_for("ready on")
     w = procs(module("watcher") + [site, "--ws-port", port])
     w.wait_for("watching")
@@ -251,7 +251,7 @@ def test_watcher_signals_a_restarted_broadcaster_never_the_old_pid(procs, site):
     w.wait_for(f"broadcaster PID {first.pid}")
     first.popen.kill()
     first.popen.wait()
-    second = procs(module("reload_server") + ["--port", port])
+    second = procs(module("broadcaster") + ["--port", port])
     second.wait_for("ready on")
     with client(port) as ws:
         recv(ws)
@@ -290,7 +290,7 @@ asyncio.run(main())
 
 
 def test_a_frozen_client_delays_nobody_and_is_dropped(procs, tmp_path):
-    b = procs(module("reload_server") + ["--port", "0", "--ping-interval", "0.5", "-v"])
+    b = procs(module("broadcaster") + ["--port", "0", "--ping-interval", "0.5", "-v"])
     port = int(b.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
     script = tmp_path / "frozen.py"
     script.write_text(FROZEN)
@@ -321,7 +321,7 @@ def limit_fds(n):
 
 
 def test_half_open_connections_vanishing_clients_and_fd_exhaustion(procs):
-    b = procs(module("reload_server") + ["--port", "0"], preexec_fn=limit_fds(64))
+    b = procs(module("broadcaster") + ["--port", "0"], preexec_fn=limit_fds(64))
     port = int(b.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
     half_open = []
     for _ in range(200):  # never finish the handshake; past the fd limit
@@ -352,7 +352,7 @@ def test_closed_stdout_gives_no_traceback_loop_and_no_spinning(site):
     port = free_port()
     started = []
     try:
-        for argv in (module("reload_server") + ["--port", port, "-v"],
+        for argv in (module("broadcaster") + ["--port", port, "-v"],
                      module("watcher") + [site, "--ws-port", port, "-v"]):
             p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
@@ -380,7 +380,7 @@ def wakeups(family):
 
 @pytest.mark.parametrize("name, ready", [
     ("sigreload", ("serving", "ready on", "watching")), ("http_server", ("serving",)),
-    ("reload_server", ("ready on",)), ("watcher", ("watching",))])
+    ("broadcaster", ("ready on",)), ("watcher", ("watching",))])
 def test_each_process_follows_a_killed_parent_without_polling(procs, site, name, ready):
     """Started by a shell (no lifeline), each exits when that shell is killed, and
     sleeps meanwhile: the kernel tells it (Linux), nothing polls."""
@@ -388,7 +388,7 @@ def test_each_process_follows_a_killed_parent_without_polling(procs, site, name,
         pytest.skip("the parent's exit signal is Linux's (elsewhere it is polled)")
     http, ws = free_port(), free_port()
     args = {"sigreload": [site, "--port", http, "--ws-port", ws], "http_server": [site, "--port", http],
-            "reload_server": ["--port", ws], "watcher": [site, "--ws-port", ws]}[name]
+            "broadcaster": ["--port", ws], "watcher": [site, "--ws-port", ws]}[name]
     command = " ".join(f"'{a}'" for a in module(name) + args)
     shell = procs(["sh", "-c", f"unset SIGRELOAD_LIFELINE; {command} & wait"])
     for line in ready:  # all of it up: start-up is no idle time
@@ -468,7 +468,7 @@ SOAK = float(os.environ.get("SIGRELOAD_SOAK_SECONDS", "120"))
 
 def test_idle_soak_gives_zero_reloads(procs, site, browser):
     ws_port = free_port()
-    b = procs(module("reload_server") + ["--port", ws_port])
+    b = procs(module("broadcaster") + ["--port", ws_port])
     b.wait_for("ready on")
     w = procs(module("watcher") + [site, "--ws-port", ws_port])
     w.wait_for("watching")
@@ -505,7 +505,7 @@ def test_defaults_listen_on_loopback_only(broadcaster, http_server):
 
 
 def test_lan_addresses_are_shown_as_urls_would_show_them():
-    import command_line
+    from sigreload import command_line
 
     for address in command_line.lan_addresses():
         assert not address.startswith("127.") and address != "[::1]"
@@ -517,7 +517,7 @@ def test_lan_addresses_are_shown_as_urls_would_show_them():
     ("https://evil.example", False), ("http://127.0.0.1.evil.example", False), ("http://localhost.evil", False),
 ])
 def test_only_trusted_page_origins_may_connect(procs, origin, allowed):
-    b = procs(module("reload_server") + ["--port", "0", "--allow-origin", "http://extra.test:8000"])
+    b = procs(module("broadcaster") + ["--port", "0", "--allow-origin", "http://extra.test:8000"])
     port = int(b.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
     headers = {"Origin": origin} if origin else {}
     if allowed:
@@ -542,8 +542,8 @@ def test_two_broadcasters_on_one_port_are_refused(procs):
     if not socket.has_ipv6 or refused_ipv6():
         pytest.skip("no IPv6 loopback")
     port = free_port()
-    a = procs(module("reload_server") + ["--port", port, "--host", "127.0.0.1"])
-    b = procs(module("reload_server") + ["--port", port, "--host", "::1"])
+    a = procs(module("broadcaster") + ["--port", port, "--host", "127.0.0.1"])
+    b = procs(module("broadcaster") + ["--port", port, "--host", "::1"])
     a.wait_for("ready on")
     b.wait_for("ready on")
     result = cli("sigreload", "reload", "--ws-port", port)

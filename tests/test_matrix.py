@@ -96,7 +96,7 @@ class Live:
             self.url = f"http://127.0.0.1:{port}/"
 
     def start_broadcaster(self):
-        proc = self.procs(module("reload_server") + ["--port", self.ws_port])
+        proc = self.procs(module("broadcaster") + ["--port", self.ws_port])
         proc.wait_for("ready on")
         return proc
 
@@ -364,7 +364,7 @@ def test_injected_snippet_reloads_a_page_that_has_none(procs, tmp_path, tab):
     root = tmp_path / "plain"
     make_site(root, "", "old")  # no snippet in the file
     ws_port = free_port()
-    b = procs(module("reload_server") + ["--port", ws_port])
+    b = procs(module("broadcaster") + ["--port", ws_port])
     b.wait_for("ready on")
     w = procs(module("watcher") + [root, "--ws-port", ws_port])
     w.wait_for("watching")

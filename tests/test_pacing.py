@@ -2,8 +2,8 @@
 
 import pytest
 
-import pacing
-from pacing import HOT_AGE, HOT_MAX, MAX_BURST, POLL_BUDGET, SETTLE, Pacing
+from sigreload.watching import pacing
+from sigreload.watching.pacing import HOT_AGE, HOT_MAX, MAX_BURST, POLL_BUDGET, SETTLE, Pacing
 
 
 def test_a_save_settles_after_a_short_quiet():

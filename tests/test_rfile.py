@@ -36,8 +36,8 @@ def descendants(pid):
 def test_r_starts_all_three_and_reloads_without_busy_looping(r_all, site):
     proc, http, ws = r_all
     names = " ".join(" ".join(p.cmdline()) for p in descendants(proc.pid))
-    for module in ("http_server.py", "reload_server.py", "watcher.py"):
-        assert module in names
+    for module in ("sigreload.http_server", "sigreload.broadcaster", "sigreload.watcher"):
+        assert f"-m {module} " in names
     with client(ws) as conn:
         recv(conn)
         write(site / "index.html", "<h1>new</h1>")
@@ -62,7 +62,7 @@ def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
 def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
     """Its children read end-of-file on their lifelines, however it died."""
     proc, http, ws = r_all
-    supervisor = next(p for p in descendants(proc.pid) if "sigreload.py" in " ".join(p.cmdline()))
+    supervisor = next(p for p in descendants(proc.pid) if p.cmdline()[1:3] == ["-m", "sigreload"])
     children = supervisor.children()
     assert len(children) == 3
     supervisor.kill()

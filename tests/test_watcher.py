@@ -10,14 +10,12 @@ import time
 
 import pytest
 
-import file_tree
-import file_watching
-import messages
-import pacing
-import signatures
-import watcher
 from conftest import SCALE, cli, client, free_port, module, recv, until, write
-from signatures import scan_dir
+from sigreload import watcher
+from sigreload.contract import messages
+from sigreload.watching import file_tree, file_watching, pacing, signatures
+from sigreload.watching.signatures import scan_dir
+from sigreload.watching.used_files import UsedFiles
 
 
 def touch_later(path, seconds=10):
@@ -412,7 +410,7 @@ def test_no_broadcaster_says_so_once_and_finds_it_later(procs, site):
     w.wait_for("watching")
     write(site / "index.html", "1")
     w.wait_for(f"no broadcaster listens on port {port}")
-    b = procs(module("reload_server") + ["--port", port])
+    b = procs(module("broadcaster") + ["--port", port])
     b.wait_for("ready on")
     with client(port) as ws:
         recv(ws)
@@ -495,7 +493,7 @@ def test_what_pages_used_under_a_killed_stack_is_forgotten_by_the_next_on_its_po
     port = free_port()
     for name in messages.used_files(port):
         write(name, str(tmp_path / "old.html"))  # left by a broadcaster and a server killed with -9
-    procs(module("reload_server") + ["--port", port]).wait_for("ready on")
+    procs(module("broadcaster") + ["--port", port]).wait_for("ready on")
     procs(module("http_server") + [tmp_path, "--port", "0", "--inject", port]).wait_for("serving")
     assert messages.used(messages.used_files(port))[1] == {"http": [], "pages": []}
 
@@ -513,7 +511,7 @@ def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs,
 
     for path in ("", "css/a.css"):
         urllib.request.urlopen(url + path, timeout=5 * SCALE).read()
-    uses = watcher.UsedFiles(port, str(site))
+    uses = UsedFiles(port, str(site))
     assert uses() == [str(site / "index.html"), str(site / "css" / "a.css")]
     assert uses() is None  # unchanged: nothing read
     with client(port) as ws:

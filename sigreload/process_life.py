@@ -8,7 +8,6 @@ an asyncio process's; ``supervise`` stops every child together.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import select
@@ -22,8 +21,8 @@ from collections.abc import Callable, Mapping
 
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-PARENT = os.getppid()  # at start-up: the process we follow (see orphaned)
 LIFELINE_ENV = "SIGRELOAD_LIFELINE"
+PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when our parent exits
 
 log = logging.getLogger("sigreload")
 
@@ -41,10 +40,26 @@ def _inherited_lifeline() -> int | None:
     return None
 
 
-LIFELINE = _inherited_lifeline()
-PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when PARENT exits
+class _Lineage:
+    """Who started this process, taken once by the first function that needs it
+    (never on import): its PID, and the lifeline it left us."""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+        self.lifeline = _inherited_lifeline()
+
+
+_lineage: _Lineage | None = None
 _wakeup = None  # read end of the signal wakeup pipe (stop_event)
 _told = False  # whether the kernel sends PARENT_GONE (Linux: prctl)
+
+
+def lineage() -> _Lineage:
+    """This process's lineage (taken on the first call)."""
+    global _lineage
+    if _lineage is None:
+        _lineage = _Lineage()
+    return _lineage
 
 
 def orphaned() -> bool:
@@ -55,9 +70,10 @@ def orphaned() -> bool:
     SIGINT; its children notice and shut down cleanly. A process started
     orphaned on purpose (nohup, init: parent 1) follows no one.
     """
-    if LIFELINE is not None:
-        return bool(select.select([LIFELINE], [], [], 0)[0])
-    return PARENT != 1 and os.getppid() != PARENT
+    line = lineage()
+    if line.lifeline is not None:
+        return bool(select.select([line.lifeline], [], [], 0)[0])
+    return line.parent != 1 and os.getppid() != line.parent
 
 
 def _tell_when_parent_exits(handler: Callable) -> bool:
@@ -66,7 +82,9 @@ def _tell_when_parent_exits(handler: Callable) -> bool:
     returns whether it will. The signal also comes when only the thread that
     started us ends, so ``handler`` must check ``orphaned()``."""
     global _told
-    if _told or LIFELINE is not None or PARENT == 1 or PARENT_GONE is None or not sys.platform.startswith("linux"):
+    line = lineage()
+    followed = line.lifeline is not None or line.parent == 1  # by the lifeline, or nobody to follow
+    if _told or followed or PARENT_GONE is None or not sys.platform.startswith("linux"):
         return _told
     signal.signal(PARENT_GONE, handler)  # before asking: its default action kills
     try:
@@ -92,8 +110,8 @@ def lifeline(interval: float = 0.5) -> None:
         return
 
     def follow():
-        if LIFELINE is not None:
-            select.select([LIFELINE], [], [])
+        if lineage().lifeline is not None:
+            select.select([lineage().lifeline], [], [])
         while not orphaned():
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -133,8 +151,9 @@ def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: fl
     server's) runs its Python handler only when the main thread wakes: a
     bare ``stop.wait()`` could sleep through SIGINT forever.
     """
-    fds = [fd for fd in (_wakeup, LIFELINE) if fd is not None]
-    quiet = _wakeup is not None and (LIFELINE is not None or _told)
+    line = lineage()
+    fds = [fd for fd in (_wakeup, line.lifeline) if fd is not None]
+    quiet = _wakeup is not None and (line.lifeline is not None or _told)
     while not stop.is_set() and not (done and done()):
         if orphaned():
             stop.set()
@@ -144,11 +163,24 @@ def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: fl
             os.read(_wakeup, 512)  # the handlers run now, in this thread
 
 
-def module_path(name: str) -> str:
-    """Path of one of sigreload's modules, without importing it."""
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.origin is not None, name
-    return spec.origin
+def module_argv(module: str) -> list[str]:
+    """The command line that runs ``module`` (e.g. ``sigreload.watcher``) in a
+    new interpreter, by module name: nothing in the current folder can take
+    its place (``-P``: the folder is not put on sys.path, Python 3.11+)."""
+    return [sys.executable, "-u", *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module]
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a child that runs one of our modules: when this sigreload
+    was found in the folder ``-P`` leaves off sys.path (a clone, run as
+    ``python -m sigreload`` or ``python reload_server.py`` there without
+    installing), that folder goes on PYTHONPATH, so the child runs this very
+    code; elsewhere the child finds the same installed package by itself."""
+    home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    first = sys.path[0] if sys.path and not getattr(sys.flags, "safe_path", False) else None
+    if first is None or os.path.realpath(first or os.getcwd()) != os.path.realpath(home):
+        return dict(env)
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))}
 
 
 def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
@@ -163,7 +195,7 @@ def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
     """
     triggers = {getattr(signal, name) for name in TRIGGERS}
     read, write = os.pipe()
-    kwargs["env"] = {**(kwargs.get("env") or os.environ), LIFELINE_ENV: str(read)}
+    kwargs["env"] = {**child_env(kwargs.get("env") or os.environ), LIFELINE_ENV: str(read)}
     kwargs["pass_fds"] = (read, *kwargs.get("pass_fds", ()))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
     try:

@@ -12,7 +12,7 @@ import stat
 import sys
 import time
 
-from signatures import DEFAULT_IGNORE, inside, listing_key, matcher, scan_dir, signature, stamp
+from sigreload.watching.signatures import DEFAULT_IGNORE, inside, listing_key, matcher, scan_dir, signature, stamp
 
 RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # quick(): stat files by name in it

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import notifications
-from file_tree import Tree
-from pacing import HOT_AGE, HOT_MAX, INTERVAL, Pacing
-from signatures import DEFAULT_IGNORE, WatchedFile, has_entries, signature_of, written_ago
+from sigreload.watching import notifications
+from sigreload.watching.file_tree import Tree
+from sigreload.watching.pacing import HOT_AGE, HOT_MAX, INTERVAL, Pacing
+from sigreload.watching.signatures import DEFAULT_IGNORE, WatchedFile, has_entries, signature_of, written_ago
 
 log = logging.getLogger("sigreload.watch")
 

@@ -8,24 +8,17 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 ``..``, no symlink out) and touch no dotfile or VCS folder.
 """
 
-import errno
 import html
-import io
 import logging
 import os
 import re
-import sys
-import threading
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler
 from urllib.parse import quote, unquote, urlsplit
 
-import command_line
-import injection
-import messages
-import process_life
-import serving
+from sigreload.contract import messages
+from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.http")
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
@@ -53,7 +46,7 @@ class Slice:
         self.f.close()
 
 
-class Handler(serving.Logged, SimpleHTTPRequestHandler):
+class Handler(common.Handler, SimpleHTTPRequestHandler):
     """Serves ROOT as plain files, never from a stale cache, never outside ROOT.
 
     Per server (set by make_server): ``lan`` accepts any Host header,
@@ -61,7 +54,7 @@ class Handler(serving.Logged, SimpleHTTPRequestHandler):
     (when set) injects the snippet's <script> into HTML responses.
     """
 
-    lan, spa, ws_port, root_id = False, False, None, ""
+    spa, ws_port, root_id = False, None, ""
     used = None  # messages.Used: the files served, for the watcher to look at first
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
@@ -69,8 +62,7 @@ class Handler(serving.Logged, SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
     def send_head(self):
-        if not self.lan and not serving.loopback_host(self.headers.get("Host")):
-            self.send_error(HTTPStatus.FORBIDDEN, "Host not allowed (use a loopback address)")
+        if self.host_refused():
             return None
         if not self.inside_root():
             return self.not_found()
@@ -98,7 +90,7 @@ class Handler(serving.Logged, SimpleHTTPRequestHandler):
                         f'{html.escape(n)}{"/" * os.path.isdir(os.path.join(path, n))}</a></li>\n' for n in names)
         page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{shown}</title></head>\n"
                 f"<body><h1>{shown}</h1>\n<ul>\n{links}</ul></body></html>\n")
-        return self.send_bytes(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
+        return self.reply(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
 
     def send_file(self, path, status=HTTPStatus.OK):
         """Headers for ``path`` (a Range, an injected snippet), then its body as a file."""
@@ -112,7 +104,7 @@ class Handler(serving.Logged, SimpleHTTPRequestHandler):
         if self.ws_port and ctype.startswith("text/html"):
             with f:
                 body = injection.inject(f.read(), self.snippet_tag())
-            return self.send_bytes(status, ctype, body)
+            return self.reply(status, ctype, body)
         first, last = self.byte_range(size) if status == HTTPStatus.OK else (None, None)
         if first is not None:
             f.seek(first)
@@ -137,17 +129,11 @@ class Handler(serving.Logged, SimpleHTTPRequestHandler):
         last = min(int(b), size - 1) if a and b else size - 1
         return (first, last) if first <= last else (None, None)
 
-    def send_bytes(self, status, ctype, body):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        return io.BytesIO(body)
-
     def snippet_tag(self):
+        """The snippet from the broadcaster, on the host the page was asked for."""
         host = urlsplit("//" + (self.headers.get("Host") or "127.0.0.1")).hostname or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        return f'<script src="http://{host}:{self.ws_port}/reload.js"></script>'.encode()
+        return snippet.tag(f"http://{host}:{self.ws_port}/reload.js")
 
     def not_found(self):
         """The site's own 404.html when it has one, else a short clear page."""
@@ -178,73 +164,4 @@ def make_server(root, host, port, lan=False, spa=False, ws_port=None):
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
                "used": messages.Used(ws_port, "http") if ws_port else None}
     handler = type("Handler", (Handler,), options)
-    return serving.bind(host, port, partial(handler, directory=root))
-
-
-def main(argv=None):
-    """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
-    command_line.require_signals()
-    parser = command_line.parser(main.__doc__)
-    parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
-    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=command_line.HTTP_PORT,
-                        help="port (default: %(default)s; 0: any free)")
-    parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
-    parser.add_argument("--spa", action="store_true",
-                        help="single-page app: unknown paths without an extension serve /index.html")
-    parser.add_argument("--inject", type=int, metavar="WS_PORT",
-                        help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
-    parser.add_argument("--proxy", metavar="URL",
-                        help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
-    parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
-    command_line.add_port_flag(parser)
-    args = parser.parse_args(argv)
-    command_line.setup_logging(args.verbose)
-    if args.proxy:
-        import app_server
-
-        app = app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
-    else:
-        command_line.folder_or_exit(args.root, "sigreload-http")
-    stop = process_life.stop_event()
-    host = "0.0.0.0" if args.lan else args.host
-    try:
-        if args.proxy:
-            import proxy  # here: it builds on this module
-
-            server = proxy.make_server(app, host, args.port, args.inject, args.lan)
-        else:
-            server = make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            import discovery
-
-            sys.exit(f"sigreload-http: {discovery.in_use(args.port, args.port_flag)}")
-        sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
-    bound_host, bound_port = server.server_address[:2]
-    shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
-    if args.lan:
-        log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
-                    ", ".join(f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()))
-    if args.proxy:
-        how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
-        log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)
-    else:
-        how = ("live reload: the snippet is inserted into HTML pages" if args.inject else
-               "pages get live reload where they include the snippet (--inject WS_PORT inserts it)")
-        log.info("serving %s at http://%s:%d/ (pid %d); %s", os.path.abspath(args.root), shown, bound_port,
-                 os.getpid(), how)
-    # No polling for a shutdown request: the process ends with its main thread.
-    threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
-    if args.open:  # in a thread: a console browser (lynx) would hold it until it quits
-        import webbrowser
-
-        url = f"http://{shown}:{bound_port}/"
-        threading.Thread(target=webbrowser.open, args=(url,), name="open", daemon=True).start()
-    process_life.wait(stop)
-    server.server_close()
-
-
-if __name__ == "__main__":
-    main()
+    return common.bind(host, port, partial(handler, directory=root))

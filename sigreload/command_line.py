@@ -8,18 +8,18 @@ calls these first, then does its one job.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
-from pathlib import Path
 
-VERSION = "0.1.0"
+from sigreload import __version__
+
 HOST = "127.0.0.1"
 HTTP_PORT = 8000
 WS_PORT = 5678
+INTERVAL = 0.05  # seconds between the watcher's ticks: what pages use reaches them in 150 ms (p90) polling
 # --poll's help, with the benchmark's figures (README, Speed)
 POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic after a missed one): an edit of "
              "what pages use shows in 0.13 to 0.14 s (p90), any other file within 1.2 to 1.3 s on 10,000 files "
@@ -29,7 +29,7 @@ POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic
 def parser(description: str | None) -> argparse.ArgumentParser:
     """An ArgumentParser with ``--version``."""
     made = argparse.ArgumentParser(description=description)
-    made.add_argument("--version", action="version", version=f"sigreload {VERSION}")
+    made.add_argument("--version", action="version", version=f"sigreload {__version__}")
     return made
 
 
@@ -60,16 +60,6 @@ def folder_or_exit(path: str, prog: str) -> None:
     if not os.path.isdir(path):
         what = "is a file, not a folder" if os.path.exists(path) else "no such folder"
         sys.exit(f"{prog}: {path}: {what}")
-
-
-def snippet_dir() -> Path:
-    """The folder holding reload.js and the demo page (repo or installed)."""
-    here = Path(__file__).with_name("snippet")
-    if here.is_dir():
-        return here
-    spec = importlib.util.find_spec("sigreload_snippet")
-    assert spec is not None and spec.submodule_search_locations is not None
-    return Path(spec.submodule_search_locations[0])
 
 
 def lan_addresses() -> list[str]:

@@ -8,23 +8,30 @@ signalled. psutil refuses to signal a PID that was reused meanwhile.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import command_line
+from sigreload import command_line
 
-BROADCASTER_NAMES = ("reload_server.py", "sigreload-broadcast")
+BROADCASTER_MODULE = "sigreload.broadcaster"
+# the console script, and the repository's runnable file (python reload_server.py)
+BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
+PYTHON_FLAGS = ("-u", "-B", "-E", "-s", "-S", "-P", "-I", "-O", "-OO", "-q")
+
+log = logging.getLogger("sigreload.watch")
 
 
 def runs_broadcaster(cmdline: Sequence[str]) -> bool:
-    """True when a command line RUNS the broadcaster (not merely names it)."""
+    """True when a command line RUNS the broadcaster (not merely names it):
+    ``python -m sigreload.broadcaster``, ``sigreload-broadcast`` or ``python reload_server.py``."""
     args = list(cmdline)
     if args and os.path.basename(args[0]).startswith("python"):
-        args = [a for a in args[1:] if a not in ("-u", "-B", "-E", "-s", "-S")]
-        if args[:2] == ["-m", "reload_server"]:
+        args = [a for a in args[1:] if a not in PYTHON_FLAGS]
+        if args[:2] == ["-m", BROADCASTER_MODULE]:
             return True
     return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
 
@@ -37,10 +44,12 @@ def listening(conn: Any, port: int) -> bool:
 
 
 def listens_on(proc: Any, port: int) -> bool:
-    """True when psutil.Process ``proc`` has a listening TCP socket on ``port``."""
+    """True when process ``proc`` (a psutil.Process or a PID) has a listening
+    TCP socket on ``port`` (its own sockets only: cheap). False when it is gone."""
     import psutil
 
     try:
+        proc = psutil.Process(proc) if isinstance(proc, int) else proc
         return any(listening(c, port) for c in proc.net_connections(kind="tcp"))
     except (psutil.Error, OSError):
         return False
@@ -96,6 +105,44 @@ def signal_server(proc: Any, signum: int) -> bool:
         return True
     except psutil.NoSuchProcess:
         return False
+
+
+class Locator:
+    """The broadcaster a watcher signals: the one on ``port``, or only the
+    process ``pid`` when given (sigreload passes its own child). Said once
+    when there is none; looked for again at the next change."""
+
+    def __init__(self, port: int, pid: int | None = None) -> None:
+        self.port, self.pid = port, pid
+        self.server: Any = None
+        self.missing_said = False
+
+    def locate(self) -> Any:
+        """The broadcaster as a psutil.Process, or None (and one warning line)."""
+        # The very process we found (is_running compares create times: no reused PID).
+        if self.server and self.server.is_running():
+            return self.server
+        try:
+            self.server = self.given() if self.pid else find_server(self.port)
+        except LookupError as exc:
+            log.error("%s; not signalling either", exc)
+            return None
+        if self.server is None and not self.missing_said:
+            which = f"broadcaster PID {self.pid} does not listen" if self.pid else "no broadcaster listens"
+            log.warning("%s on port %d; will look again at the next change", which, self.port)
+        self.missing_said = self.server is None
+        return self.server
+
+    def given(self) -> Any:
+        """The broadcaster named by ``pid``, if it is ours, runs the broadcaster and listens."""
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+            runs = runs_broadcaster(proc.cmdline()) and proc.uids().real == os.getuid()
+        except psutil.Error:
+            return None
+        return proc if runs and listens_on(proc, self.port) else None
 
 
 def trigger(signame: str, argv: Iterable[str] | None = None) -> None:

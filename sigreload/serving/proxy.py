@@ -23,12 +23,9 @@ import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-import command_line
-import injection
-import serving
+from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -48,13 +45,12 @@ with an error (see its terminal). This page reloads by itself once it answers.</
 """
 
 
-class Handler(serving.Logged, BaseHTTPRequestHandler):
+class Handler(common.Handler):
     """Every method of every request goes to ``upstream`` (set by make_server)."""
 
     logger = log
     upstream: tuple[str, int] = ("127.0.0.1", 5000)
     broadcaster: tuple[str, int] | None = None  # None: no snippet inserted
-    lan = False
     protocol_version = "HTTP/1.1"  # keep-alive with the browser
     disable_nagle_algorithm = True
 
@@ -64,8 +60,8 @@ class Handler(serving.Logged, BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def handle_any(self):
-        if not self.lan and not serving.loopback_host(self.headers.get("Host")):
-            return self.reply(403, "text/plain", b"Host not allowed (use a loopback address)\n")
+        if self.host_refused():
+            return None
         if not self.path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return self.reply(400, "text/plain", b"sigreload's proxy forwards only to its app\n")
         if self.path.startswith(PREFIX):
@@ -80,8 +76,7 @@ class Handler(serving.Logged, BaseHTTPRequestHandler):
         if name == "socket" and self.broadcaster:
             return self.tunnel(self.broadcaster, "/sigreload")
         if name == "reload.js":
-            body = (command_line.snippet_dir() / "reload.js").read_bytes()
-            return self.reply(200, "text/javascript; charset=utf-8", body, [("Cache-Control", "no-cache")])
+            return self.reply(200, "text/javascript; charset=utf-8", snippet.source(), [("Cache-Control", "no-cache")])
         self.reply(404, "text/plain", b"Nothing at this address\n")
 
     def connect(self, address):
@@ -174,15 +169,11 @@ class Handler(serving.Logged, BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def reply(self, status, ctype, body, headers=()):
-        self.send(status, None, [("Content-Type", ctype), *headers], body)
-
     def tag(self, resp=None):
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
         policy = (resp.getheader("Content-Security-Policy") or "") if resp else ""
         nonce = injection.NONCE.search(policy)
-        attr = f' nonce="{nonce.group(1)}"' if nonce else ""
-        return f'<script src="{PREFIX}reload.js"{attr}></script>'.encode()
+        return snippet.tag(f"{PREFIX}reload.js", nonce.group(1) if nonce else None)
 
     def rewrite(self, name, value):
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""
@@ -247,4 +238,4 @@ def make_server(app, host, port, ws_port=None, lan=False):
     """Bind the proxy to ``app`` (host, port); raises OSError like socketserver."""
     broadcaster = ("127.0.0.1" if lan or not host or ":" not in host else "::1", ws_port) if ws_port else None
     handler = type("Handler", (Handler,), {"upstream": app, "broadcaster": broadcaster, "lan": lan})
-    return serving.bind(host, port, handler)
+    return common.bind(host, port, handler)

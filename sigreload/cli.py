@@ -10,12 +10,9 @@ import logging
 import os
 import sys
 
-import command_line
-import discovery
-import process_life
-import starter
+from sigreload import command_line, process_life, starter
+from sigreload.contract import discovery
 
-INTERVAL = 0.05  # the watcher's tick (file_watching.INTERVAL; not imported: it loads watchdog)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main}
 
 log = logging.getLogger("sigreload")
@@ -55,7 +52,7 @@ def make_parser():
     ws.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                     help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
     watch = parser.add_argument_group("watcher")
-    watch.add_argument("--interval", type=float, default=INTERVAL,
+    watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
     watch.add_argument("--poll", action="store_true",
                        help=command_line.POLL_HELP)
@@ -73,7 +70,6 @@ def children_argv(args, broadcaster_pid=None):
     The watcher gets the broadcaster's PID: it signals that process only,
     never another project's broadcaster that holds the port.
     """
-    py = [sys.executable, "-u"]
     under_r = bool(os.environ.get("SIGRELOAD_UNDER_R"))  # set by rfile.yml: name its settings
     http_flag, ws_flag = ("PORT=", "WS_PORT=") if under_r else ("--port", "--ws-port")
     common = (["--lan"] if args.lan else ["--host", args.host]) + (["-v"] if args.verbose else [])
@@ -86,13 +82,14 @@ def children_argv(args, broadcaster_pid=None):
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
     watch += ["--app", args.proxy] if args.proxy else []
     watch += ["-v"] if args.verbose else []
-    path = process_life.module_path
+    run = process_life.module_argv
     return {
-        "http": py + [path("http_server"), *serve, "--port", str(args.port), f"--port-flag={http_flag}", *common],
-        "broadcast": py + [path("reload_server"), "--port", str(args.ws_port), f"--port-flag={ws_flag}",
-                           *origins, *common],
-        "watch": py + [path("watcher"), args.root, "--ws-port", str(args.ws_port),
-                       "--interval", str(args.interval), *watch],
+        "http": run("sigreload.http_server") + [*serve, "--port", str(args.port), f"--port-flag={http_flag}",
+                                                *common],
+        "broadcast": run("sigreload.broadcaster") + ["--port", str(args.ws_port), f"--port-flag={ws_flag}",
+                                                     *origins, *common],
+        "watch": run("sigreload.watcher") + [args.root, "--ws-port", str(args.ws_port),
+                                             "--interval", str(args.interval), *watch],
     }
 
 
@@ -105,7 +102,7 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     command_line.folder_or_exit(args.root, "sigreload")
     if args.proxy:
-        import app_server
+        from sigreload import app_server
 
         app_server.app_or_exit(args.proxy, "sigreload: --proxy")
         if args.build:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-INTERVAL = 0.05  # seconds between two ticks: what pages use reaches them in 150 ms (p90) polling
+from sigreload.command_line import INTERVAL
+
 SETTLE = 0.005  # quiet time that ends a save (a hot file's lone change) ...
 BURST_SETTLE = 0.02  # ... and any other burst (longer for big ones, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often

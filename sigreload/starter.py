@@ -6,11 +6,12 @@ It never overwrites a file unless told to (``--force``).
 import sys
 from pathlib import Path
 
-import command_line
+from sigreload import command_line
 
 INIT_RFILE = """\
-# Live reload for this folder (https://pypi.org/project/sigreload/): run `r`.
-# Settings from the environment: PORT (8000), WS_PORT (5678), LAN=1 (opt-in).
+# Live reload for this folder with sigreload: run `r` here (rfilerunner's
+# command runner, installed with sigreload; `rfile` in zsh, whose `r` is a
+# built-in). Settings from the environment: PORT (8000), WS_PORT (5678), LAN=1.
 all: |
   # serve this folder, watch it, live-reload its pages
   SIGRELOAD_UNDER_R=1 exec sigreload . --port "${PORT:-8000}" --ws-port "${WS_PORT:-5678}" ${LAN:+--lan}
@@ -55,7 +56,7 @@ def main(argv=None):
     if not any(here.glob("*.html")):
         (here / "index.html").write_text(INIT_PAGE)
         print("sigreload-init: wrote index.html (the folder had no page)")
-    print("sigreload-init: run `r` here, then open http://127.0.0.1:8000/")
+    print("sigreload-init: run `r` here (`rfile` in zsh), then open http://127.0.0.1:8000/")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from sigreload.watching.signatures import has_entries
+
 TAIL = 8000  # characters of a build's output kept for the pages
 ERRORS_MAX = 40  # error lines shown above the log
 # "index.rst:5: ERROR: Unknown directive", "ERROR    -  Config value", "x.c:1:2: error: ..."
@@ -100,3 +102,43 @@ class Products:
                 edits.append(path)
         self.suspects = set(edits) - self.sources
         return edits
+
+
+class Builder:
+    """The build a watcher runs (``argv`` in ``root``): each run said in the
+    terminal, what it writes learned (``products``), and what the pages are told."""
+
+    def __init__(self, argv: list[str], root: str, output: str | None = None) -> None:
+        self.argv, self.root, self.output = argv, root, output
+        self.products = Products()
+        self.empty_said = False
+
+    def run(self) -> Result:
+        """Run the build once; its outcome, said in the terminal."""
+        result = run(self.argv, self.root)
+        if result.ok:
+            log.info("build succeeded in %.1fs", result.seconds)
+        else:
+            log.error("build failed (exit %d):\n%s", result.status, result.output.rstrip())
+        return result
+
+    def notice(self, result: Result) -> str | None:
+        """What a good build should still tell you (terminal and pages): its error
+        lines, or an output folder left empty (said once until it fills)."""
+        if result.errors:
+            log.warning("build succeeded, but its output has %d error line(s):\n%s",
+                        len(result.errors), "\n".join(result.errors))
+            return "The build succeeded, but reported errors:\n\n" + result.report()
+        empty = bool(self.output) and not has_entries(self.output or "")
+        if empty and not self.empty_said:
+            log.warning("build succeeded, but %s is empty: is --output the folder the build writes?",
+                        ascii(self.output)[1:-1])
+        self.empty_said = empty
+        return f"The build succeeded, but its output folder {self.output} is empty." if empty else None
+
+    def message(self, result: Result) -> dict[str, str]:
+        """What the broadcaster's pages get: a failed build's report, or a good one's notice."""
+        if not result.ok:
+            return {"error": result.report()}
+        notice = self.notice(result)
+        return {"notice": notice} if notice else {}

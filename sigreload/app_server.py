@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import discovery
+from sigreload.contract import discovery
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
 LIMIT = 10.0  # the most we wait for a restart under way (an old process went away)
@@ -129,16 +129,6 @@ def family(first: dict[int, float]) -> set[int]:
     return around
 
 
-def listening(pid: int, port: int) -> bool:
-    """Whether process ``pid`` listens on ``port`` (its own sockets only: cheap)."""
-    import psutil
-
-    try:
-        return discovery.listens_on(psutil.Process(pid), port)
-    except psutil.Error:  # gone
-        return False
-
-
 def answers(host: str, port: int, timeout: float) -> bool:
     """True once an HTTP request to the app gets any response (any status)."""
     import http.client  # here: 5 MB that a watcher without --app never needs
@@ -172,7 +162,7 @@ def wait_for_restart(host: str, port: int, saved_at: float,
     around, now, last_full = family(first), first, clock()
     while not superseded():
         new = [p for c in around for p in children(c) if p not in first]
-        fresh = sorted(p for p in new if (started_at(p) or 0) >= saved_at - SLACK and listening(p, port))
+        fresh = sorted(p for p in new if (started_at(p) or 0) >= saved_at - SLACK and discovery.listens_on(p, port))
         if not fresh and clock() - last_full > FULL:
             now, last_full = listeners(port), clock()
             fresh = sorted(pid for pid, t in now.items() if t >= saved_at - SLACK)

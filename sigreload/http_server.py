@@ -1,0 +1,102 @@
+"""The HTTP server (``sigreload-http``, ``python -m sigreload.http_server``): the
+file server on ROOT, or the proxy in front of your app server (``--proxy``).
+
+This module is the process: its options, its one ready line, its exit. What
+it serves is ``sigreload.serving``.
+"""
+
+import errno
+import logging
+import os
+import sys
+import threading
+
+from sigreload import command_line, process_life
+
+log = logging.getLogger("sigreload.http")
+
+
+def make_parser():
+    """The HTTP server's options."""
+    parser = command_line.parser("Serve ROOT over HTTP (or, with --proxy, your app server) "
+                                 "until SIGINT, SIGTERM or SIGHUP.")
+    parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
+    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=command_line.HTTP_PORT,
+                        help="port (default: %(default)s; 0: any free)")
+    parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
+    parser.add_argument("--spa", action="store_true",
+                        help="single-page app: unknown paths without an extension serve /index.html")
+    parser.add_argument("--inject", type=int, metavar="WS_PORT",
+                        help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
+    parser.add_argument("--proxy", metavar="URL",
+                        help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
+    parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    command_line.add_port_flag(parser)
+    return parser
+
+
+def bind(args, host):
+    """The file server or the proxy, bound; exits with one line when it cannot listen."""
+    try:
+        if args.proxy:
+            from sigreload import app_server
+            from sigreload.serving import proxy
+
+            return proxy.make_server(app_server.parse_app(args.proxy), host, args.port, args.inject, args.lan)
+        from sigreload.serving import file_server
+
+        return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            from sigreload.contract import discovery
+
+            sys.exit(f"sigreload-http: {discovery.in_use(args.port, args.port_flag)}")
+        sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
+
+
+def say_ready(args, server):
+    """The one ready line (and LAN mode's warning); the URL a browser opens."""
+    bound_host, bound_port = server.server_address[:2]
+    shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
+    if args.lan:
+        log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
+                    ", ".join(f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()))
+    if args.proxy:
+        how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
+        log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)
+    else:
+        how = ("live reload: the snippet is inserted into HTML pages" if args.inject else
+               "pages get live reload where they include the snippet (--inject WS_PORT inserts it)")
+        log.info("serving %s at http://%s:%d/ (pid %d); %s", os.path.abspath(args.root), shown, bound_port,
+                 os.getpid(), how)
+    return f"http://{shown}:{bound_port}/"
+
+
+def main(argv=None):
+    """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
+    command_line.require_signals()
+    args = make_parser().parse_args(argv)
+    command_line.setup_logging(args.verbose)
+    if args.proxy:
+        from sigreload import app_server
+
+        app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
+    else:
+        command_line.folder_or_exit(args.root, "sigreload-http")
+    stop = process_life.stop_event()
+    server = bind(args, "0.0.0.0" if args.lan else args.host)
+    url = say_ready(args, server)
+    # No polling for a shutdown request: the process ends with its main thread.
+    threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
+    if args.open:  # in a thread: a console browser (lynx) would hold it until it quits
+        import webbrowser
+
+        threading.Thread(target=webbrowser.open, args=(url,), name="open", daemon=True).start()
+    process_life.wait(stop)
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""What sigreload's two HTTP servers (the file server and the proxy) share:
+binding (IPv6 too), the loopback Host check against DNS rebinding, small
+whole answers, and one log line per request at debug level.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger("sigreload.http")
+
+
+def loopback_host(host_header: str | None) -> bool:
+    """True for localhost, *.localhost and loopback addresses (any port)."""
+    host = urlsplit("//" + (host_header or "")).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Handler(BaseHTTPRequestHandler):
+    """The request handler both servers build on.
+
+    ``lan`` (set per server) accepts any Host header. Request lines go to
+    ``logger`` at debug level (-v), control characters escaped: a request
+    line is anybody's text.
+    """
+
+    logger = log
+    lan = False
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            line = (format % args).translate(self._control_char_table)  # type: ignore[attr-defined]
+            self.logger.debug("%s %s", self.address_string(), line)
+
+    def host_refused(self) -> bool:
+        """Answer 403 and return True unless the Host header names this machine
+        by a loopback name (DNS rebinding: a site's name that resolves to 127.0.0.1)."""
+        if self.lan or loopback_host(self.headers.get("Host")):
+            return False
+        self.reply(403, "text/plain; charset=utf-8", b"Host not allowed (use a loopback address)\n")
+        return True
+
+    def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """A small whole answer: its headers, its length, and its body (none to HEAD)."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is); raises OSError."""
+    server_class = ThreadingHTTPServer
+    if ":" in (host or ""):
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    server = server_class((host or "", port), handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,27 @@
+"""The snippet (``reload.js``), as every server hands it out: its file, its
+source, and the ``<script>`` tag that includes it."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def folder() -> Path:
+    """The folder holding reload.js and the demo page: the package's copy in a
+    wheel, the repository's ``snippet/`` in a clone (or an editable install)."""
+    inside = PACKAGE / "snippet"
+    return inside if inside.is_dir() else PACKAGE.parent / "snippet"
+
+
+def source() -> bytes:
+    """reload.js, read anew each time (an edit of it shows on the next page load)."""
+    return (folder() / "reload.js").read_bytes()
+
+
+def tag(src: str, nonce: str | None = None) -> bytes:
+    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped."""
+    attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+    return f'<script src="{html.escape(src)}"{attr}></script>'.encode()

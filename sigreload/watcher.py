@@ -1,0 +1,180 @@
+"""The watcher (``sigreload-watch``, ``python -m sigreload.watcher``): polls a
+folder and signals the broadcaster when files change.
+
+One settled burst of changes sends one signal: SIGUSR2 when every change is
+a written stylesheet, SIGUSR1 otherwise, after a message saying what changed.
+The watching itself is ``sigreload.watching.SimpleWatcher`` (after
+LiveServer.jl); a build runs first with ``--exec`` (``building``), and with
+``--app`` the signal waits for your app server's restart (``app_server``).
+"""
+
+import logging
+import os
+import shlex
+import signal
+import sys
+
+from sigreload import app_server, building, command_line, process_life
+from sigreload.contract import discovery, messages
+from sigreload.watching.file_watching import SimpleWatcher
+from sigreload.watching.signatures import DEFAULT_IGNORE
+from sigreload.watching.used_files import UsedFiles
+
+STYLESHEETS = (".css",)
+
+log = logging.getLogger("sigreload.watch")
+
+
+def pick_signal(paths, present):
+    """SIGUSR2 when every change is a stylesheet still present, else SIGUSR1."""
+    css = all(p.endswith(STYLESHEETS) and p in present for p in paths)
+    return signal.SIGUSR2 if css else signal.SIGUSR1
+
+
+def url_path(path, root):
+    """The URL path a file under ``root`` is served at: /sub/page.html."""
+    return "/" + os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def output_glob(root, output):
+    """A path glob ignoring the build's output folder when it lies inside ROOT."""
+    if not output:
+        return ()
+    rel = os.path.relpath(os.path.abspath(output), root).replace(os.sep, "/")
+    return () if rel.startswith("..") else (rel,)
+
+
+class Notifier:
+    """The watcher's callback: what a settled burst of changes becomes.
+
+    Straight away a message and a signal to the broadcaster (``tell``); with
+    a ``builder``, a build first (a good one reloads every page, a failed one
+    shows its output in them); with an ``app`` URL, a wait for its restart.
+    """
+
+    def __init__(self, root, locator, builder=None, app=None, output=None):
+        self.root, self.locator, self.builder, self.output = root, locator, builder, output
+        self.root_id = messages.root_id(root)
+        self.app = app_server.Waiter(app, self.after_restart) if app else None
+        self.scan = list  # what changed since it last looked (the watcher's full pass, once watching)
+        self.ids = []  # the folders it said it watches (for the pages' consoles)
+
+    def say_watching(self):
+        """Tell the broadcaster's pages which folders are watched (again after a
+        build: it may have made its output folder anew)."""
+        output = self.output and os.path.abspath(self.output)
+        self.ids = messages.watching(self.locator.port, self.root, output, self.ids)
+
+    def __call__(self, paths):
+        if self.builder:
+            return self.rebuild(paths)
+        code = [p for p in paths if app_server.restarts(p)]
+        if self.app and (code or self.app.pending):  # its reloader restarts it: wait
+            log.info("%s changed: waiting for the app server to restart", self.describe(paths))
+            return self.app.submit(paths, app_server.saved_at(code) if code else None)
+        self.tell(paths)
+
+    def rebuild(self, paths):
+        """Build until no edit arrived during the build (what the build wrote itself
+        is no trigger), then reload the pages, or show them why not."""
+        self.builder.products.edited(paths)
+        while paths:
+            log.info("%s changed: building", self.describe(paths))
+            result = self.builder.run()
+            edits = self.builder.products.written(self.scan())
+            self.say_watching()
+            changed, paths = paths, edits
+        self.tell(changed, signal.SIGUSR1, self.builder.message(result))
+
+    def after_restart(self, paths, what):
+        log.info("app server %s", what)
+        self.tell(paths)
+
+    def describe(self, paths):
+        names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    def tell(self, paths, signum=None, message=None):
+        """Leave the broadcaster a message (what changed), then signal it."""
+        if signum is None:
+            signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
+            message = {"paths": [url_path(p, self.root) for p in paths], "root": self.root_id}
+        server = self.locator.locate()
+        if server is None:
+            return
+        try:
+            messages.post(self.locator.port, message)  # before the signal: the broadcaster reads it then
+        except OSError as exc:
+            log.warning("cannot leave a message for the broadcaster (%s): every page reloads", exc)
+        if discovery.signal_server(server, signum):
+            kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
+            log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
+
+
+def make_parser():
+    """The watcher's options."""
+    parser = command_line.parser("Watch ROOT and signal the broadcaster on port WS_PORT when files change "
+                                 "(SIGUSR2 when only stylesheets changed, SIGUSR1 otherwise).")
+    parser.add_argument("root", nargs="?", default=".", help="folder to watch (default: .)")
+    parser.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
+                        help="the broadcaster's port (default: %(default)s)")
+    parser.add_argument("--interval", type=float, default=command_line.INTERVAL,
+                        help="seconds between two looks at recently edited files (default: %(default)s)")
+    parser.add_argument("--poll", action="store_true", help=command_line.POLL_HELP)
+    parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
+    parser.add_argument("--exec", metavar="CMD", dest="build",
+                        help="build command run (in ROOT) after changes; pages reload after a good build")
+    parser.add_argument("--output", metavar="DIR", help="the build's output folder: never a trigger")
+    parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
+                        help="also ignore files or folders matching GLOB (repeatable)")
+    parser.add_argument("--app", metavar="URL",
+                        help="your app server (e.g. http://127.0.0.1:5000): after a *.py edit, "
+                             "reload once it restarted and answers")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every pass that finds a change")
+    return parser
+
+
+def first_build(notifier, watcher):
+    """The build at start: its output exists before the first page is served,
+    and all it writes is the build's."""
+    result = notifier.builder.run()
+    notifier.builder.products.written(watcher.scan(), first=True)
+    notifier.say_watching()
+    if result.ok:
+        notifier.builder.notice(result)
+
+
+def main(argv=None):
+    """Watch ROOT and signal the broadcaster when files change."""
+    command_line.require_signals()
+    args = make_parser().parse_args(argv)
+    command_line.setup_logging(args.verbose)
+    root = os.path.abspath(args.root)
+    command_line.folder_or_exit(args.root, "sigreload-watch")
+    if args.output and not args.build:
+        sys.exit("sigreload-watch: --output goes with --exec (the build that writes it)")
+    if args.app:
+        app_server.app_or_exit(args.app, "sigreload-watch: --app")
+    stop = process_life.stop_event()
+    ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
+    builder = building.Builder(shlex.split(args.build), root, args.output) if args.build else None
+    notifier = Notifier(root, discovery.Locator(args.ws_port, args.pid), builder, args.app, args.output)
+    watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
+    watcher.uses = UsedFiles(args.ws_port, root)
+    tree = watcher.watch_tree(root)
+    notifier.scan = watcher.scan
+    notifier.say_watching()
+    if builder:
+        first_build(notifier, watcher)
+    watcher.start()
+    count = sum(map(len, tree.files.values()))
+    how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"
+    log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
+    if args.app:
+        log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
+    process_life.wait(stop)
+    watcher.stop()
+
+
+if __name__ == "__main__":
+    main()
