@@ -159,7 +159,10 @@ def main(argv=None):
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
     builder = building.Builder(shlex.split(args.build), root, args.output) if args.build else None
     notifier = Notifier(root, discovery.Locator(args.ws_port, args.pid), builder, args.app, args.output)
-    watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll)
+    # An unexpected error in the watching thread (its traceback is logged) stops this
+    # process, non-zero: SIGTERM only sets ``stop``, and its wake-up ends wait().
+    watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll,
+                            on_error=lambda _: os.kill(os.getpid(), signal.SIGTERM))
     watcher.uses = UsedFiles(args.ws_port, root)
     tree = watcher.watch_tree(root)
     notifier.scan = watcher.scan
@@ -174,6 +177,9 @@ def main(argv=None):
         log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
     process_life.wait(stop)
     watcher.stop()
+    if watcher.error is not None:
+        sys.exit(f"sigreload-watch: stopped by an unexpected error ({type(watcher.error).__name__}), "
+                 "its traceback above; please report it")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,101 @@ def test_watched_file_has_changed(tmp_path):
     assert wf.has_changed() == 0
     path.unlink()
     assert wf.has_changed() == -1
+    assert wf.has_changed() == 0  # still gone: no news
+    path.write_text("back")
+    assert wf.has_changed() == 1
+
+
+def timed(got):
+    """(seconds since the call, paths) of the next callback."""
+    began = time.monotonic()
+    paths = got.get(timeout=5 * SCALE)
+    return time.monotonic() - began, paths
+
+
+def test_a_watched_file_is_reported_as_fast_as_a_file_in_a_watched_folder_and_its_deletion_once(tmp_path):
+    got = queue.Queue()
+    page = tmp_path / "p.html"
+    page.write_text("1")
+    w = file_watching.SimpleWatcher(got.put, interval=0.02)
+    w.watch_file(str(page))
+    w.start()
+    try:
+        touch_later(page, 1)
+        took, paths = timed(got)
+        assert paths == [str(page)] and took < pacing.MAX_BURST / 2  # the settle, not the burst cap
+        page.unlink()
+        took, paths = timed(got)
+        assert paths == [str(page)] and took < pacing.MAX_BURST / 2
+        with pytest.raises(queue.Empty):  # the absence is what is tested: past two burst caps
+            got.get(timeout=2.5 * pacing.MAX_BURST)
+    finally:
+        w.stop()
+
+
+def test_trees_added_while_it_runs_are_watched_and_never_kill_it(tmp_path):
+    got = queue.Queue()
+    w = file_watching.SimpleWatcher(got.put, interval=0.01)
+    (tmp_path / "first").mkdir()
+    w.watch_tree(str(tmp_path / "first"))
+    w.start()
+    try:
+        for i in range(40):  # each while the thread sweeps the trees it has
+            folder = tmp_path / f"more-{i}"
+            folder.mkdir()
+            for j in range(20):
+                write(folder / f"f{j}.txt", "x")
+            w.watch_tree(str(folder))
+            w.watch_file(str(folder / "f0.txt"))
+        touch_later(folder / "f5.txt", 1)
+        assert str(folder / "f5.txt") in got.get(timeout=5 * SCALE)
+        assert w.error is None and w._thread.is_alive()
+    finally:
+        w.stop()
+
+
+def test_an_unexpected_error_is_logged_and_kept_and_start_starts_anew(tmp_path, caplog):
+    page = tmp_path / "p.html"
+    page.write_text("1")
+    failed, got = queue.Queue(), queue.Queue()
+
+    def callback(paths):
+        raise RuntimeError("a bug in the callback")
+
+    w = file_watching.SimpleWatcher(callback, interval=0.02, on_error=failed.put)
+    w.watch_file(str(page))
+    w.start()
+    touch_later(page, 1)
+    assert isinstance(failed.get(timeout=5 * SCALE), RuntimeError)
+    assert isinstance(w.error, RuntimeError)
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and "unexpected error" in logged[0].getMessage()
+    w.set_callback(got.put)
+    w.start()  # the dead thread is replaced
+    touch_later(page, 2)
+    assert got.get(timeout=5 * SCALE) == [str(page)] and w.error is None
+    w.stop()
+
+
+FAULTY_WATCHER = """import sys
+from sigreload import watcher
+def tell(self, paths, signum=None, message=None):
+    raise RuntimeError("a bug while telling the broadcaster")
+watcher.Notifier.tell = tell  # an unexpected error in the watching thread
+watcher.main(sys.argv[1:])
+"""
+
+
+def test_the_watcher_process_exits_non_zero_with_the_traceback_on_an_unexpected_error(procs, site, tmp_path):
+    script = tmp_path / "faulty.py"
+    script.write_text(FAULTY_WATCHER)
+    proc = procs([sys.executable, "-u", script, site, "--ws-port", free_port(), "--poll"])
+    proc.wait_for("watching")
+    write(site / "index.html", "<p>edited</p>")
+    assert proc.exit_code(10) == 1
+    output = proc.output()
+    assert "Traceback" in output and "RuntimeError: a bug while telling the broadcaster" in output
+    assert "sigreload-watch: stopped by an unexpected error (RuntimeError)" in output
 
 
 def test_simple_watcher_api(tmp_path):

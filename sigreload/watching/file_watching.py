@@ -31,16 +31,25 @@ class SimpleWatcher:
     ``pacing`` (a ``pacing.Pacing``) decides when to look at what; this class
     looks (stat, scandir, kernel notifications) and calls back.
     ``hints=True`` takes kernel notifications as hints where they work.
+
+    An unexpected error in the thread (the callback's included) is logged
+    with its traceback and kept in ``error``; ``on_error(exc)`` is called
+    (the watcher process exits non-zero), and ``start()`` starts anew.
     """
 
     def __init__(self, callback: Callback | None = None, interval: float = INTERVAL,
-                 ignore: Iterable[str] = DEFAULT_IGNORE, hints: bool = False) -> None:
+                 ignore: Iterable[str] = DEFAULT_IGNORE, hints: bool = False,
+                 on_error: Callable[[BaseException], Any] | None = None) -> None:
         self.callback = callback
+        self.on_error = on_error
+        self.error: BaseException | None = None
         self.pacing = Pacing(interval)
         self.interval = self.pacing.interval
         self.ignore = tuple(ignore)
+        # Replaced, never changed in place (the thread may be iterating them):
         self.files: dict[str, WatchedFile] = {}
         self.trees: dict[str, Tree] = {}  # by root
+        self.adding: list[Tree] = []  # trees watch_tree made while the thread runs: it takes them
         self.want_hints = hints
         self.hints: set[str] = set()  # paths notifications named, not looked at yet
         self.hinted, self.lock = threading.Event(), threading.Lock()
@@ -63,14 +72,32 @@ class SimpleWatcher:
         self.callback = callback
 
     def watch_file(self, path: str) -> None:
-        """Watch one file; idempotent."""
-        self.files.setdefault(path, WatchedFile(path))
+        """Watch one file, looked at every tick; idempotent, safe while running."""
+        with self.lock:
+            if path not in self.files:
+                self.files = {**self.files, path: WatchedFile(path)}
 
     def watch_tree(self, root: str) -> Tree:
-        """Watch every file under ``root``, including files created later."""
-        self.trees[root] = tree = Tree(root, self.ignore)
-        self._heat(tree.recent(time.time() - HOT_AGE, HOT_MAX), time.monotonic())
+        """Watch every file under ``root``, including files created later; safe
+        while running (the thread takes the tree at its next pass)."""
+        tree = Tree(root, self.ignore)
+        with self.lock:
+            self.adding.append(tree)
+        if self._thread is None:
+            self._adopt(time.monotonic())
+        else:
+            self.hinted.set()  # wake the loop
         return tree
+
+    def _adopt(self, now: float) -> None:
+        """Take the trees watch_tree made (in the thread, once running)."""
+        with self.lock:
+            trees, self.adding = self.adding, []
+        for tree in trees:
+            self.trees = {**self.trees, tree.root: tree}
+            self._heat(tree.recent(time.time() - HOT_AGE, HOT_MAX), now)
+        if trees:
+            self._rearm()
 
     def _heat(self, paths: Iterable[str], now: float) -> None:
         """The pacing's hot list, and the files open pages use, each path with the
@@ -84,7 +111,10 @@ class SimpleWatcher:
         self.used = {p: s for p, s in known.items() if s is not None}
 
     def _known(self, paths: Iterable[str]) -> dict[str, Any]:
-        return {p: next(filter(None, (t.known(p) for t in self.trees.values())), None) for p in paths}
+        """``paths`` with the signatures their trees hold (None: not there now). A file
+        added by watch_file is not among them: it is looked at every tick anyway."""
+        trees = list(self.trees.values())
+        return {p: next(filter(None, (t.known(p) for t in trees)), None) for p in paths if p not in self.files}
 
     def _look_first(self) -> dict[str, Any]:
         """The files to look at every tick while polling: the hot list, and what
@@ -110,7 +140,7 @@ class SimpleWatcher:
 
     def scan(self) -> list[str]:
         """One full pass over everything watched: the changed paths."""
-        found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        found = self._files_changed()
         for tree in self.trees.values():
             tree.queue = []
             found += tree.sweep()
@@ -134,7 +164,7 @@ class SimpleWatcher:
         """Watched files, the hot list and the burst's folders (polling only), and
         what is due of each tree's sweep: the changed paths, told to the pacing
         as they are found."""
-        found = [wf.path for wf in self.files.values() if wf.has_changed()]
+        found = self._files_changed()
         self.pacing.found(found, now)
         if self.pacing.cooled(now):
             self._heat([], now)
@@ -178,6 +208,10 @@ class SimpleWatcher:
             found += seen + swept
         return found
 
+    def _files_changed(self) -> list[str]:
+        """The files added by watch_file that changed, appeared or went (once) since the last look."""
+        return [wf.path for wf in self.files.values() if wf.has_changed()]
+
     def _restart_sweeps(self):
         """The next sweep of every tree starts from its first folder."""
         for tree in self.trees.values():
@@ -212,12 +246,25 @@ class SimpleWatcher:
         return all(signature_of(p) == sig for p, sig in self._look_first().items())
 
     def _run(self):
+        """The thread: ``_loop`` until stopped; an unexpected error is said with
+        its traceback, kept, and passed to ``on_error``, never lost."""
+        try:
+            self._loop()
+        except Exception as exc:
+            log.exception("the watcher stopped on an unexpected error")
+            self.error = exc
+            if self.on_error is not None:
+                self.on_error(exc)
+
+    def _loop(self):
         """Hints or ticks find changes; the pacing says when a burst has settled."""
         ticked = time.monotonic()
         self.pacing.account(ticked, self._watching_cpu())
         while not self._stop.is_set():
             wait, slice_due = self._sleep(time.monotonic())
             hinted = self._wait(wait)
+            if self.adding:
+                self._adopt(time.monotonic())
             now, spent = time.monotonic(), time.thread_time()
             if not hinted and self._quiet(now, slice_due):
                 ticked = now
@@ -248,16 +295,17 @@ class SimpleWatcher:
         self.pacing.use_hints()
 
     def _rearm(self):
-        """Notifications died with a deleted root: watch the new folder."""
+        """Notifications anew for every tree (a root deleted and made again, a tree added)."""
         if self._observer is not None:
             self._observer.stop()
             self._observer = None
             self._start_hints()
 
     def start(self) -> None:
-        """Start watching in a daemon thread; idempotent."""
-        if self._thread is None:
+        """Start watching in a daemon thread; idempotent (a thread that died on an error is started anew)."""
+        if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
+            self.error = None
             if self.want_hints and self._observer is None:
                 self._start_hints()
             self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)

@@ -114,10 +114,11 @@ class WatchedFile:
         self.signature = signature_of(path)
 
     def has_changed(self) -> int:
-        """-1 when gone, 0 when the same, 1 when changed; remembers what it saw."""
+        """-1 when it went since the last look, 0 when the same (still gone
+        too), 1 when changed or back; remembers what it saw."""
         now = signature_of(self.path)
         changed, self.signature = now != self.signature, now
-        return -1 if now is None else int(changed)
+        return -1 if changed and now is None else int(changed)
 
 
 def written_ago(path):
