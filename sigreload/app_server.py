@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlsplit
 
 from sigreload.contract import discovery
@@ -99,7 +100,7 @@ def listeners(port: int) -> dict[int, float]:
 def children(pid: int) -> set[int]:
     """PIDs of ``pid``'s children (Linux: read from /proc in a fraction of a ms)."""
     try:
-        found = set()
+        found: set[int] = set()
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 found.update(int(c) for c in f.read().split())
@@ -222,6 +223,10 @@ class Waiter:
             self.generation += 1
             self.cond.notify()
 
+    def _superseded(self, generation: int) -> bool:
+        """Whether a newer save came after wait number ``generation``."""
+        return self.generation != generation
+
     def _run(self) -> None:
         while True:
             with self.cond:
@@ -229,7 +234,7 @@ class Waiter:
                     self.cond.wait()
                 saved, generation = self.saved, self.generation
             what = wait_for_restart(self.host, self.port, saved,
-                                    superseded=lambda g=generation: self.generation != g)
+                                    superseded=partial(self._superseded, generation))
             with self.cond:
                 if self.generation != generation:
                     continue

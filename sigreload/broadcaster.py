@@ -6,6 +6,7 @@ and the messages are ``sigreload.broadcasting``, imported once the reload
 signals are held (it takes tens of milliseconds).
 """
 
+import argparse
 import errno
 import signal
 import sys
@@ -15,7 +16,7 @@ from sigreload import command_line, process_life
 TRIGGERS = {signal.SIGUSR1, signal.SIGUSR2} if hasattr(signal, "SIGUSR1") else set()
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     """The broadcaster's options."""
     parser = command_line.parser("Run the broadcaster until SIGINT, SIGTERM or SIGHUP: SIGUSR1 reloads "
                                  "every connected page, SIGUSR2 refreshes their stylesheets.")
@@ -33,7 +34,7 @@ def make_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """Run the broadcaster until SIGINT, SIGTERM or SIGHUP."""
     command_line.require_signals()
     # SIGUSR1's default action terminates: hold the triggers before anything
@@ -43,7 +44,7 @@ def main(argv=None):
     command_line.setup_logging(args.verbose)
     from sigreload import broadcasting
 
-    origins = broadcasting.LOOPBACK_ORIGINS + args.allow_origin
+    origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin)
     if args.lan:
         args.host, origins = None, None  # every interface, IPv4 and IPv6; any page
     process_life.lifeline()

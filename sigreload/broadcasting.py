@@ -9,6 +9,8 @@ this (its options, its signals held from the first instruction) is
 ``sigreload.broadcaster``.
 """
 
+from __future__ import annotations
+
 import asyncio
 import json
 import logging
@@ -16,9 +18,13 @@ import os
 import re
 import secrets
 import signal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
-from websockets.asyncio.server import broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Origin
 
 from sigreload import command_line, process_life
 from sigreload.contract import messages
@@ -31,15 +37,16 @@ MAX_USING = 64  # paths one page may report using
 # Page origins trusted by default: loopback pages (any port, http or https),
 # file:// pages (Origin "null"), and clients that send no Origin at all (not
 # browsers: browsers always send one). Anything else gets 403.
-LOOPBACK_ORIGINS = [
-    None, "null",
+Origins = Sequence[Origin | re.Pattern[str] | None] | None  # websockets' origins: None accepts any
+LOOPBACK_ORIGINS: list[Origin | re.Pattern[str] | None] = [
+    None, Origin("null"),
     re.compile(r"https?://(localhost|[\w.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?"),
 ]
 
 log = logging.getLogger("sigreload.broadcast")
 
 
-def merge(messages):
+def merge(messages: list[dict[str, Any]]) -> tuple[str | None, list[str] | None, str | None]:
     """One event from the watcher's messages: (error text or None, paths or None, root).
 
     No message (a bare kill -USR1), or one without paths, means every page;
@@ -62,20 +69,21 @@ class Broadcaster:
     comes from the watcher's messages (messages.post), read at send time.
     """
 
-    def __init__(self, server_connections, port=None):
+    def __init__(self, server_connections: Callable[[], Iterable[ServerConnection]],
+                 port: int | None = None) -> None:
         self.connections = server_connections  # a callable: read at send time
         self.port = port  # where the watcher leaves its messages; set once bound
         self.boot = secrets.token_hex(6)
         self.generation = 0
-        self.error = None  # the last failed build's output, until a good one
-        self.notice = None  # what the last good build still reported (its error lines)
-        self.pending = None  # "reload" or "css" waiting for the gap to end
+        self.error: str | None = None  # the last failed build's output, until a good one
+        self.notice: str | None = None  # what the last good build still reported (its error lines)
+        self.pending: str | None = None  # "reload" or "css" waiting for the gap to end
         self.signals = 0  # deliveries merged into the next broadcast
-        self.timer = None
-        self.using = {}  # connection -> the URL paths its page reported using
-        self.reported = None  # messages.Used: all of them, for the watcher
+        self.timer: asyncio.TimerHandle | None = None
+        self.using: dict[ServerConnection, list[str]] = {}  # connection -> the URL paths its page uses
+        self.reported: messages.Used | None = None  # all of them, for the watcher
 
-    def uses(self, connection, paths):
+    def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first."""
         if paths is None:
             self.using.pop(connection, None)
@@ -85,7 +93,7 @@ class Broadcaster:
             self.reported = self.reported or messages.Used(self.port, "pages")
             self.reported.replace(p for ps in self.using.values() for p in ps)
 
-    def hello(self):
+    def hello(self) -> str:
         """The first message to a snippet; ``root``: ids of the folders a watcher watches (None: none runs)."""
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation,
                  "root": messages.watched(self.port) if self.port else None}
@@ -95,7 +103,7 @@ class Broadcaster:
             hello["notice"] = self.notice
         return json.dumps(hello)
 
-    def signal(self, kind):
+    def signal(self, kind: str) -> None:
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
         if self.pending != "reload":
             self.pending = kind
@@ -103,7 +111,7 @@ class Broadcaster:
         if self.timer is None:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         self.timer = None
         kind, self.pending = self.pending, None
         if kind is None:
@@ -116,10 +124,11 @@ class Broadcaster:
         if self.signals > 1:  # signals carry no sender: a bare kill may be among them
             paths = root = None
         self.signals = 0
-        plain, identified = [], []
+        plain: list[ServerConnection] = []
+        identified: list[ServerConnection] = []
         for connection in self.connections():
-            (identified if connection.request.path.startswith(IDENTIFIED_PATH) else plain).append(connection)
-        event = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
+            (identified if is_identified(connection) else plain).append(connection)
+        event: dict[str, Any] = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
         if error:
             event["text"] = error  # only snippets draw it: plain clients would reload
         elif paths is not None:
@@ -136,7 +145,17 @@ class Broadcaster:
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
-def snippet_response(connection, request):
+def accepting(extra: Iterable[str]) -> list[Origin | re.Pattern[str] | None]:
+    """The page origins accepted: loopback pages, and ``extra`` (--allow-origin)."""
+    return LOOPBACK_ORIGINS + [Origin(o) for o in extra]
+
+
+def is_identified(connection: ServerConnection) -> bool:
+    """Whether a client is a sigreload snippet (it connected to IDENTIFIED_PATH)."""
+    return connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
+
+
+def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
     """process_request: serve GET /reload.js; let WebSocket handshakes through."""
     if request.path.split("?")[0] != "/reload.js":
         return None
@@ -147,7 +166,7 @@ def snippet_response(connection, request):
     return response
 
 
-def reported(frame):
+def reported(frame: str | bytes) -> list[str] | None:
     """The URL paths a snippet's frame says its page uses, or None for anything
     else: at most MAX_USING, each absolute, short and printable. Nothing else a
     client says is acted on; this only changes what the watcher looks at first."""
@@ -162,10 +181,10 @@ def reported(frame):
     return paths if ok else None
 
 
-def make_handler(broadcaster):
-    async def handler(connection):
+def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Awaitable[None]]:
+    async def handler(connection: ServerConnection) -> None:
         """Say hello to sigreload snippets, then read only what their pages use."""
-        identified = connection.request.path.startswith(IDENTIFIED_PATH)
+        identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
         log.debug("client joined from %s", connection.remote_address)
@@ -183,13 +202,20 @@ def make_handler(broadcaster):
     return handler
 
 
-async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
+async def run(host: str | None, port: int, origins: Origins = LOOPBACK_ORIGINS,
+              ping_interval: float = 10.0) -> None:
+    """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def stopping() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for name in process_life.STOP_SIGNALS:
-        loop.add_signal_handler(getattr(signal, name), lambda: stop.done() or stop.set_result(None))
-    server = None
-    broadcaster = Broadcaster(lambda: server.connections)
+        loop.add_signal_handler(getattr(signal, name), stopping)
+    server: Server | None = None
+    broadcaster = Broadcaster(lambda: server.connections if server else ())
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
@@ -216,11 +242,12 @@ async def run(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
     await server.wait_closed()
 
 
-def _display(address):
+def _display(address: tuple[str, int]) -> tuple[str, int]:
     host, port = address
     return (f"[{host}]" if ":" in host else host), port
 
 
-def serve_until_stopped(host, port, origins=LOOPBACK_ORIGINS, ping_interval=10.0):
+def serve_until_stopped(host: str | None, port: int, origins: Origins = LOOPBACK_ORIGINS,
+                        ping_interval: float = 10.0) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
     asyncio.run(run(host, port, origins, ping_interval))

@@ -6,6 +6,7 @@ them together. ``sigreload reload``, ``css`` and ``init`` run the commands of
 the same names (``sigreload-reload``, ...).
 """
 
+import argparse
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init
 log = logging.getLogger("sigreload")
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     """sigreload's options: each process's own, grouped by the process that takes it."""
     parser = command_line.parser(
         "Serve ROOT, watch it and live-reload every page showing it "
@@ -64,7 +65,7 @@ def make_parser():
     return parser
 
 
-def children_argv(args, broadcaster_pid=None):
+def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) -> dict[str, list[str]]:
     """The three processes' command lines for the parsed ``args``.
 
     The watcher gets the broadcaster's PID: it signals that process only,
@@ -93,7 +94,7 @@ def children_argv(args, broadcaster_pid=None):
     }
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
     argv = sys.argv[1:] if argv is None else list(argv)

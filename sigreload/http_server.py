@@ -5,18 +5,20 @@ This module is the process: its options, its one ready line, its exit. What
 it serves is ``sigreload.serving``.
 """
 
+import argparse
 import errno
 import logging
 import os
 import sys
 import threading
+from http.server import ThreadingHTTPServer
 
 from sigreload import command_line, process_life
 
 log = logging.getLogger("sigreload.http")
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     """The HTTP server's options."""
     parser = command_line.parser("Serve ROOT over HTTP (or, with --proxy, your app server) "
                                  "until SIGINT, SIGTERM or SIGHUP.")
@@ -37,7 +39,7 @@ def make_parser():
     return parser
 
 
-def bind(args, host):
+def bind(args: argparse.Namespace, host: str) -> ThreadingHTTPServer:
     """The file server or the proxy, bound; exits with one line when it cannot listen."""
     try:
         if args.proxy:
@@ -56,9 +58,9 @@ def bind(args, host):
         sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
 
 
-def say_ready(args, server):
+def say_ready(args: argparse.Namespace, server: ThreadingHTTPServer) -> str:
     """The one ready line (and LAN mode's warning); the URL a browser opens."""
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = server.socket.getsockname()[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
     if args.lan:
         log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
@@ -74,7 +76,7 @@ def say_ready(args, server):
     return f"http://{shown}:{bound_port}/"
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
     command_line.require_signals()
     args = make_parser().parse_args(argv)

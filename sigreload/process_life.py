@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -76,7 +77,7 @@ def orphaned() -> bool:
     return line.parent != 1 and os.getppid() != line.parent
 
 
-def _tell_when_parent_exits(handler: Callable) -> bool:
+def _tell_when_parent_exits(handler: Callable[[int, Any], None]) -> bool:
     """Linux: have the kernel send PARENT_GONE (handled by ``handler``) when our
     parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling;
     returns whether it will. The signal also comes when only the thread that
@@ -101,7 +102,7 @@ def lifeline(interval: float = 0.5) -> None:
     asyncio processes; plain ones follow it in ``wait``). No wake-ups at idle:
     a thread blocks on the lifeline, or the kernel signals the parent's exit;
     elsewhere (macOS without a lifeline) a thread polls every ``interval``."""
-    def stop_if_orphaned(*_):
+    def stop_if_orphaned(*_: object) -> None:
         if orphaned():
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -109,9 +110,10 @@ def lifeline(interval: float = 0.5) -> None:
         stop_if_orphaned()  # it may have gone before we asked
         return
 
-    def follow():
-        if lineage().lifeline is not None:
-            select.select([lineage().lifeline], [], [])
+    def follow() -> None:
+        fd = lineage().lifeline
+        if fd is not None:
+            select.select([fd], [], [])
         while not orphaned():
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -183,7 +185,7 @@ def child_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))}
 
 
-def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """Popen ``argv`` with SIGUSR1/SIGUSR2 blocked from its first instruction.
 
     SIGUSR1's default action terminates: between exec and the broadcaster's
@@ -210,7 +212,7 @@ def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
     return proc
 
 
-def supervise(children: Mapping[str, subprocess.Popen], stop: threading.Event) -> int:
+def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Event) -> int:
     """Wait until ``stop`` is set or a child exits; then stop every child.
     Returns the exit status for us: 0, or the status of the child that ended first."""
     status = 0

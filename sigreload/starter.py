@@ -40,7 +40,7 @@ INIT_PAGE = """\
 """
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`."""
     parser = command_line.parser(main.__doc__)
     parser.add_argument("--force", action="store_true", help="overwrite rfile.yml if it exists")

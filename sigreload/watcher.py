@@ -8,11 +8,16 @@ LiveServer.jl); a build runs first with ``--exec`` (``building``), and with
 ``--app`` the signal waits for your app server's restart (``app_server``).
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from sigreload import app_server, building, command_line, process_life
 from sigreload.contract import discovery, messages
@@ -25,18 +30,18 @@ STYLESHEETS = (".css",)
 log = logging.getLogger("sigreload.watch")
 
 
-def pick_signal(paths, present):
+def pick_signal(paths: list[str], present: set[str]) -> signal.Signals:
     """SIGUSR2 when every change is a stylesheet still present, else SIGUSR1."""
     css = all(p.endswith(STYLESHEETS) and p in present for p in paths)
     return signal.SIGUSR2 if css else signal.SIGUSR1
 
 
-def url_path(path, root):
+def url_path(path: str, root: str) -> str:
     """The URL path a file under ``root`` is served at: /sub/page.html."""
     return "/" + os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def output_glob(root, output):
+def output_glob(root: str, output: str | None) -> tuple[str, ...]:
     """A path glob ignoring the build's output folder when it lies inside ROOT."""
     if not output:
         return ()
@@ -52,51 +57,58 @@ class Notifier:
     shows its output in them); with an ``app`` URL, a wait for its restart.
     """
 
-    def __init__(self, root, locator, builder=None, app=None, output=None):
+    def __init__(self, root: str, locator: discovery.Locator, builder: building.Builder | None = None,
+                 app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
         self.root_id = messages.root_id(root)
         self.app = app_server.Waiter(app, self.after_restart) if app else None
-        self.scan = list  # what changed since it last looked (the watcher's full pass, once watching)
-        self.ids = []  # the folders it said it watches (for the pages' consoles)
+        self.scan: Callable[[], list[str]] = list  # what changed since it last looked (the watcher's full pass)
+        self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
 
-    def say_watching(self):
+    def say_watching(self) -> None:
         """Tell the broadcaster's pages which folders are watched (again after a
         build: it may have made its output folder anew)."""
-        output = self.output and os.path.abspath(self.output)
+        output = os.path.abspath(self.output) if self.output else None
         self.ids = messages.watching(self.locator.port, self.root, output, self.ids)
 
-    def __call__(self, paths):
+    def __call__(self, paths: list[str]) -> None:
         if self.builder:
-            return self.rebuild(paths)
+            self.rebuild(paths, self.builder)
+            return
         code = [p for p in paths if app_server.restarts(p)]
         if self.app and (code or self.app.pending):  # its reloader restarts it: wait
             log.info("%s changed: waiting for the app server to restart", self.describe(paths))
-            return self.app.submit(paths, app_server.saved_at(code) if code else None)
+            self.app.submit(paths, app_server.saved_at(code) if code else None)
+            return
         self.tell(paths)
 
-    def rebuild(self, paths):
+    def rebuild(self, paths: list[str], builder: building.Builder) -> None:
         """Build until no edit arrived during the build (what the build wrote itself
         is no trigger), then reload the pages, or show them why not."""
-        self.builder.products.edited(paths)
-        while paths:
-            log.info("%s changed: building", self.describe(paths))
-            result = self.builder.run()
-            edits = self.builder.products.written(self.scan())
+        builder.products.edited(paths)
+        changed = paths
+        while True:
+            log.info("%s changed: building", self.describe(changed))
+            result = builder.run()
+            edits = builder.products.written(self.scan())
             self.say_watching()
-            changed, paths = paths, edits
-        self.tell(changed, signal.SIGUSR1, self.builder.message(result))
+            if not edits:
+                break
+            changed = edits
+        self.tell(changed, signal.SIGUSR1, builder.message(result))
 
-    def after_restart(self, paths, what):
+    def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
         self.tell(paths)
 
-    def describe(self, paths):
+    def describe(self, paths: list[str]) -> str:
         names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
         return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
-    def tell(self, paths, signum=None, message=None):
+    def tell(self, paths: list[str], signum: signal.Signals | None = None,
+             message: dict[str, Any] | None = None) -> None:
         """Leave the broadcaster a message (what changed), then signal it."""
-        if signum is None:
+        if signum is None or message is None:
             signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
             message = {"paths": [url_path(p, self.root) for p in paths], "root": self.root_id}
         server = self.locator.locate()
@@ -111,7 +123,7 @@ class Notifier:
             log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     """The watcher's options."""
     parser = command_line.parser("Watch ROOT and signal the broadcaster on port WS_PORT when files change "
                                  "(SIGUSR2 when only stylesheets changed, SIGUSR1 otherwise).")
@@ -134,17 +146,17 @@ def make_parser():
     return parser
 
 
-def first_build(notifier, watcher):
+def first_build(builder: building.Builder, notifier: Notifier, watcher: SimpleWatcher) -> None:
     """The build at start: its output exists before the first page is served,
     and all it writes is the build's."""
-    result = notifier.builder.run()
-    notifier.builder.products.written(watcher.scan(), first=True)
+    result = builder.run()
+    builder.products.written(watcher.scan(), first=True)
     notifier.say_watching()
     if result.ok:
-        notifier.builder.notice(result)
+        builder.notice(result)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """Watch ROOT and signal the broadcaster when files change."""
     command_line.require_signals()
     args = make_parser().parse_args(argv)
@@ -168,7 +180,7 @@ def main(argv=None):
     notifier.scan = watcher.scan
     notifier.say_watching()
     if builder:
-        first_build(notifier, watcher)
+        first_build(builder, notifier, watcher)
     watcher.start()
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"

@@ -35,7 +35,7 @@ def runtime_dir(port: int) -> Path:
     return folder
 
 
-def root_id(root: str | os.PathLike) -> str:
+def root_id(root: str | os.PathLike[str]) -> str:
     """An id of a served/watched folder: its device and inode (the path is never shown)."""
     st = os.stat(root)
     return f"{st.st_dev:x}-{st.st_ino:x}"

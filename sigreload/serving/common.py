@@ -63,11 +63,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A threading HTTP server for ``handler`` (IPv6 when ``host`` is); raises OSError."""
-    server_class = ThreadingHTTPServer
+    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
     if ":" in (host or ""):
-        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = Server6
     server = server_class((host or "", port), handler)
     server.daemon_threads = True
     return server

@@ -8,13 +8,16 @@ Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
 ``..``, no symlink out) and touch no dotfile or VCS folder.
 """
 
+from __future__ import annotations
+
 import html
 import logging
 import os
 import re
 from functools import partial
 from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from sigreload.contract import messages
@@ -33,16 +36,16 @@ CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
 class Slice:
     """A file read only from its current position for ``length`` bytes (a Range)."""
 
-    def __init__(self, f, length):
+    def __init__(self, f: BinaryIO, length: int) -> None:
         self.f, self.left = f, length
 
-    def read(self, n=-1):
+    def read(self, n: int = -1) -> bytes:
         n = self.left if n < 0 else min(n, self.left)
         data = self.f.read(n)
         self.left -= len(data)
         return data
 
-    def close(self):
+    def close(self) -> None:
         self.f.close()
 
 
@@ -55,13 +58,13 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     """
 
     spa, ws_port, root_id = False, None, ""
-    used = None  # messages.Used: the files served, for the watcher to look at first
+    used: messages.Used | None = None  # the files served, for the watcher to look at first
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
-    def send_head(self):
+    def send_head(self) -> BinaryIO | Slice | None:  # type: ignore[override]
         if self.host_refused():
             return None
         if not self.inside_root():
@@ -79,7 +82,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             path = os.path.join(self.directory, "index.html")
         return self.send_file(path)
 
-    def list_directory(self, path):
+    def list_directory(self, path: str | os.PathLike[str]) -> BinaryIO | Slice | None:  # type: ignore[override]
         """A folder's listing, without what the server refuses to serve (dotfiles)."""
         try:
             names = sorted(n for n in os.listdir(path) if not n.startswith("."))
@@ -90,9 +93,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
                         f'{html.escape(n)}{"/" * os.path.isdir(os.path.join(path, n))}</a></li>\n' for n in names)
         page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{shown}</title></head>\n"
                 f"<body><h1>{shown}</h1>\n<ul>\n{links}</ul></body></html>\n")
-        return self.reply(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
+        self.reply(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
+        return None
 
-    def send_file(self, path, status=HTTPStatus.OK):
+    def send_file(self, path: str, status: int = HTTPStatus.OK) -> BinaryIO | Slice | None:
         """Headers for ``path`` (a Range, an injected snippet), then its body as a file."""
         try:
             f = open(path, "rb")
@@ -103,23 +107,25 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
         if self.ws_port and ctype.startswith("text/html"):
             with f:
-                body = injection.inject(f.read(), self.snippet_tag())
-            return self.reply(status, ctype, body)
+                page = injection.inject(f.read(), self.snippet_tag())
+            self.reply(status, ctype, page)
+            return None
         first, last = self.byte_range(size) if status == HTTPStatus.OK else (None, None)
-        if first is not None:
+        body: BinaryIO | Slice = f
+        if first is not None and last is not None:
             f.seek(first)
             self.send_response(HTTPStatus.PARTIAL_CONTENT)
             self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-            size, f = last - first + 1, Slice(f, last - first + 1)
+            size, body = last - first + 1, Slice(f, last - first + 1)
         else:
             self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(size))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        return f
+        return body
 
-    def byte_range(self, size):
+    def byte_range(self, size: int) -> tuple[int, int] | tuple[None, None]:
         """(first, last) of a single satisfiable ``Range: bytes=`` header, else (None, None)."""
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
         if not match or match.groups() == ("", ""):
@@ -129,13 +135,13 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         last = min(int(b), size - 1) if a and b else size - 1
         return (first, last) if first <= last else (None, None)
 
-    def snippet_tag(self):
+    def snippet_tag(self) -> bytes:
         """The snippet from the broadcaster, on the host the page was asked for."""
         host = urlsplit("//" + (self.headers.get("Host") or "127.0.0.1")).hostname or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
         return snippet.tag(f"http://{host}:{self.ws_port}/reload.js")
 
-    def not_found(self):
+    def not_found(self) -> BinaryIO | Slice | None:
         """The site's own 404.html when it has one, else a short clear page."""
         custom = os.path.join(self.directory, "404.html")
         if os.path.isfile(custom):
@@ -143,7 +149,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         self.send_error(HTTPStatus.NOT_FOUND, "File not found", "Nothing at this address in the served folder")
         return None
 
-    def inside_root(self):
+    def inside_root(self) -> bool:
         """False for dotfiles, VCS folders and anything resolving outside ROOT."""
         parts = unquote(urlsplit(self.path).path).split("/")
         if any(p.startswith(".") and p != ".well-known" for p in parts if p):
@@ -152,14 +158,15 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         root = os.path.realpath(self.directory)
         return real == root or real.startswith(root + os.sep)
 
-    def end_headers(self):
+    def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
         self.send_header("X-Sigreload-Root", self.root_id)  # lets the snippet map changed paths
         super().end_headers()
 
 
 
-def make_server(root, host, port, lan=False, spa=False, ws_port=None):
+def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
+                ws_port: int | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
                "used": messages.Used(ws_port, "http") if ws_port else None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from typing import Any
 
 # The snippet, already in a page: included by <script src=".../reload.js">, or pasted.
 HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?[^"'\s>]*reload\.js|Symbol\.for\(["']sigreload""", re.I)
@@ -25,7 +26,7 @@ def inject(html: bytes, tag: bytes) -> bytes:
     return html + tag if at < 0 else html[:at] + tag + html[at:]
 
 
-def decoder(encoding: str, first: bytes):
+def decoder(encoding: str, first: bytes) -> Any:
     """A zlib decompressor for a gzip or deflate body (deflate: zlib-wrapped or raw)."""
     if encoding in ("gzip", "x-gzip"):
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -42,7 +43,7 @@ class Inserter:
 
     def __init__(self, tag: bytes, encoding: str = "identity"):
         self.tag, self.encoding, self.held = tag, encoding, b""
-        self.unzip = None
+        self.unzip: Any = None
 
     def feed(self, data: bytes) -> bytes:
         if self.encoding != "identity":

@@ -23,11 +23,14 @@ import re
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
+from urllib.parse import SplitResult, urlsplit
 
 from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.proxy")
+Headers = list[tuple[str, str]]
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 TIMEOUT = 300.0  # an app may think long (a debugger, a slow view)
@@ -54,14 +57,14 @@ class Handler(common.Handler):
     protocol_version = "HTTP/1.1"  # keep-alive with the browser
     disable_nagle_algorithm = True
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[[], None]:
         if name.startswith("do_"):  # do_GET, do_POST, do_PROPFIND...: all forwarded
             return self.handle_any
         raise AttributeError(name)
 
-    def handle_any(self):
+    def handle_any(self) -> None:
         if self.host_refused():
-            return None
+            return
         if not self.path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return self.reply(400, "text/plain", b"sigreload's proxy forwards only to its app\n")
         if self.path.startswith(PREFIX):
@@ -70,7 +73,7 @@ class Handler(common.Handler):
             return self.tunnel(self.upstream, self.path)
         self.forward()
 
-    def own(self):
+    def own(self) -> None:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
         name = urlsplit(self.path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
@@ -79,7 +82,7 @@ class Handler(common.Handler):
             return self.reply(200, "text/javascript; charset=utf-8", snippet.source(), [("Cache-Control", "no-cache")])
         self.reply(404, "text/plain", b"Nothing at this address\n")
 
-    def connect(self, address):
+    def connect(self, address: tuple[str, int]) -> socket.socket:
         """A socket to ``address``; a closed port is tried again for HOLD seconds."""
         end = time.monotonic() + HOLD
         while True:
@@ -90,7 +93,7 @@ class Handler(common.Handler):
                     raise
                 time.sleep(0.05)
 
-    def forward(self):
+    def forward(self) -> None:
         if self.headers.get("Transfer-Encoding"):
             return self.reply(411, "text/plain", b"sigreload's proxy needs a Content-Length on a body\n")
         try:
@@ -119,7 +122,7 @@ class Handler(common.Handler):
         finally:
             conn.close()
 
-    def respond(self, resp):
+    def respond(self, resp: http.client.HTTPResponse) -> None:
         headers = [(k, self.rewrite(k, v)) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
         bodyless = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
@@ -143,7 +146,7 @@ class Handler(common.Handler):
             return
         self.stream(resp, headers, None)
 
-    def stream(self, resp, headers, inserter):
+    def stream(self, resp: http.client.HTTPResponse, headers: Headers, inserter: injection.Inserter | None) -> None:
         """Pass a body of unknown length as it comes (chunked to an HTTP/1.1 browser)."""
         chunked = self.request_version != "HTTP/1.0"
         self.send(resp.status, resp.reason, headers + ([("Transfer-Encoding", "chunked")] if chunked else []), None)
@@ -159,7 +162,7 @@ class Handler(common.Handler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
-    def send(self, status, reason, headers, body):
+    def send(self, status: int, reason: str | None, headers: Headers, body: bytes | None) -> None:
         self.send_response_only(status, reason)
         for name, value in headers:
             self.send_header(name, value)
@@ -169,13 +172,13 @@ class Handler(common.Handler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def tag(self, resp=None):
+    def tag(self, resp: http.client.HTTPResponse | None = None) -> bytes:
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
         policy = (resp.getheader("Content-Security-Policy") or "") if resp else ""
         nonce = injection.NONCE.search(policy)
         return snippet.tag(f"{PREFIX}reload.js", nonce.group(1) if nonce else None)
 
-    def rewrite(self, name, value):
+    def rewrite(self, name: str, value: str) -> str:
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""
         lower = name.lower()
         if lower == "location":
@@ -186,18 +189,18 @@ class Handler(common.Handler):
             return re.sub(r";\s*domain=\s*\.?(localhost|127\.0\.0\.1|\[?::1\]?)\s*(?=;|$)", "", value, flags=re.I)
         return value
 
-    def is_app(self, parts):
+    def is_app(self, parts: SplitResult) -> bool:
         host = parts.hostname or ""
         loopback = host in ("localhost", "::1") or host.startswith("127.")
         return loopback and (parts.port or 80) == self.upstream[1]
 
-    def down(self):
+    def down(self) -> None:
         """The app does not answer: a page that says so and comes back by itself."""
         app = html.escape("http://{}:{}/".format(*self.upstream))
         page = injection.inject(DOWN_PAGE.format(app=app).encode(), self.tag())
         self.reply(502, "text/html; charset=utf-8", page, [("X-Sigreload-Down", "1"), ("Cache-Control", "no-store")])
 
-    def tunnel(self, address, path):
+    def tunnel(self, address: tuple[str, int], path: str) -> None:
         """Relay a WebSocket upgrade to ``address`` byte for byte, both ways, until either closes."""
         try:
             upstream = self.connect(address)
@@ -208,7 +211,7 @@ class Handler(common.Handler):
         upstream.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         self.close_connection = True
 
-        def back():
+        def back() -> None:
             try:
                 while data := upstream.recv(65536):
                     self.connection.sendall(data)
@@ -234,7 +237,8 @@ class Handler(common.Handler):
         upstream.close()
 
 
-def make_server(app, host, port, ws_port=None, lan=False):
+def make_server(app: tuple[str, int], host: str, port: int, ws_port: int | None = None,
+                lan: bool = False) -> ThreadingHTTPServer:
     """Bind the proxy to ``app`` (host, port); raises OSError like socketserver."""
     broadcaster = ("127.0.0.1" if lan or not host or ":" not in host else "::1", ws_port) if ws_port else None
     handler = type("Handler", (Handler,), {"upstream": app, "broadcaster": broadcaster, "lan": lan})

@@ -5,14 +5,30 @@ Nothing here starts a thread or sends a signal: ``pacing`` says when,
 ``file_watching`` makes these calls, ``watcher`` acts on what they find.
 """
 
+from __future__ import annotations
+
 import heapq
 import logging
 import os
 import stat
 import sys
 import time
+from collections.abc import Iterable
 
-from sigreload.watching.signatures import DEFAULT_IGNORE, inside, listing_key, matcher, scan_dir, signature, stamp
+from sigreload.watching.signatures import (
+    DEFAULT_IGNORE,
+    Signature,
+    Stamp,
+    inside,
+    listing_key,
+    matcher,
+    scan_dir,
+    signature,
+    stamp,
+)
+
+Files = dict[str, Signature]  # {path: signature}
+Listed = tuple[list[bytes], list[Signature]]  # a folder's file names, encoded, and their signatures
 
 RACY = 2.0  # a folder changed this recently (s) may change again within its clock tick
 FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)  # quick(): stat files by name in it
@@ -22,17 +38,17 @@ LIST_EVERY = 8  # a folder with an unchanged stamp still has its names listed on
 log = logging.getLogger("sigreload.watch")
 
 
-def snapshot(root, patterns=DEFAULT_IGNORE):
+def snapshot(root: str, patterns: Iterable[str] = DEFAULT_IGNORE) -> Files:
     """{path: signature} of every regular file under ``root`` (one full pass)."""
     return Tree(root, patterns).snapshot()
 
 
-def changes(old, new):
+def changes(old: Files, new: Files) -> list[str]:
     """Sorted paths created, modified or deleted between two {path: signature}."""
     return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
 
-def young(st):
+def young(st: os.stat_result) -> bool:
     """Whether a folder's stamp is too recent to be trusted: a coarse clock may not move it."""
     return time.time() - st.st_mtime <= RACY
 
@@ -44,34 +60,40 @@ class Tree:
     (and its files kept as they were), symlink loops are entered once.
     """
 
-    def __init__(self, root, patterns=DEFAULT_IGNORE):
+    def __init__(self, root: str, patterns: Iterable[str] = DEFAULT_IGNORE) -> None:
         self.root, self.skip = root, matcher(patterns)
         self.real_root = os.path.realpath(root)
-        self.files, self.subdirs, self.ids, self.stamps = {}, {}, {}, {}
-        self.listed = {}  # folder -> (its files' names, their signatures): quick()'s own copy
-        self.warned, self.queue, self.gone = set(), [], False
+        self.files: dict[str, Files] = {}  # folder -> its files
+        self.subdirs: dict[str, set[str]] = {}
+        self.ids: dict[tuple[int, int], str] = {}  # (device, inode) -> folder: symlink loops entered once
+        self.stamps: dict[str, tuple[Stamp, int, int]] = {}  # folder -> (stamp, passes left, listing key)
+        self.listed: dict[str, Listed] = {}  # folder -> (its files' names, their signatures): quick()'s own copy
+        self.warned: set[str] = set()
+        self.queue: list[str] = []
+        self.gone = False
         self.began, self.done, self.size, self.cpu, self.cycle_cpu = time.monotonic(), 0, 0, 0.0, 0.0
         started = time.thread_time()
         self.rescan(root)
         self.cost = time.thread_time() - started  # CPU per full sweep (smoothed)
         self.sweeps = 0
 
-    def snapshot(self):
+    def snapshot(self) -> Files:
         return {p: s for files in self.files.values() for p, s in files.items()}
 
-    def rescan(self, folder):
+    def rescan(self, folder: str) -> list[str]:
         """Rescan one folder (and any new subfolder, however deep): the changed paths."""
-        found, todo = [], [folder]
+        found: list[str] = []
+        todo = [folder]
         while todo:
             found += self._rescan_one(todo.pop(), todo)
         return found
 
-    def _rescan_one(self, folder, todo):
+    def _rescan_one(self, folder: str, todo: list[str]) -> list[str]:
         try:
             st = os.stat(folder)  # before the listing: a change during it shows next time
             if folder not in self.files:  # new: is it a folder we already watch (a symlink loop)?
-                key = (st.st_dev, st.st_ino)
-                if self.ids.setdefault(key, folder) != folder and self.ids[key] in self.files:
+                where = (st.st_dev, st.st_ino)
+                if self.ids.setdefault(where, folder) != folder and self.ids[where] in self.files:
                     raise FileExistsError
             files, subdirs, key = scan_dir(folder, self.root, self.skip, self.real_root)
         except FileNotFoundError:
@@ -99,13 +121,14 @@ class Tree:
         todo += [sub for sub in subdirs if sub not in self.files]
         return found
 
-    def known(self, path):
+    def known(self, path: str) -> Signature | None:
         """The signature last seen for ``path`` (None: not a file we know)."""
         return self.files.get(os.path.dirname(path), {}).get(path)
 
-    def drop(self, folder):
+    def drop(self, folder: str) -> list[str]:
         """Forget a vanished folder: its files (and its subfolders') are deleted."""
-        found, todo = [], [folder]
+        found: list[str] = []
+        todo = [folder]
         while todo:
             gone = todo.pop()
             found += sorted(self.files.pop(gone, {}))
@@ -114,11 +137,11 @@ class Tree:
             todo += self.subdirs.pop(gone, ())
         return found
 
-    def sweep(self, upto=1.0):
+    def sweep(self, upto: float = 1.0) -> list[str]:
         """Rescan folders until ``upto`` (0 to 1) of the current full sweep is done;
         the next one begins when it ends. Returns the changed paths; keeps the CPU
         spent in ``cpu`` and a full sweep's (smoothed) in ``cost``."""
-        started, found = time.thread_time(), []
+        started, found = time.thread_time(), list[str]()
         if not self.queue:
             self.queue = sorted(self.files, reverse=True)
             self.size = len(self.files) + sum(map(len, self.files.values()))  # a folder costs itself too
@@ -137,7 +160,7 @@ class Tree:
             self.began = time.monotonic()
         return found
 
-    def quick(self, folder, files=True):
+    def quick(self, folder: str, files: bool = True) -> list[str]:
         """Rescan a folder, cheaply when its stamp says its entries are the same:
         then only its known files are stat()ed (``_stat_files``). Its names are
         listed too (no stat, no globs) at every pass while its stamp is young,
@@ -168,7 +191,7 @@ class Tree:
                 os.close(fd)
         return self.rescan(folder)
 
-    def _stat_files(self, folder, fd):
+    def _stat_files(self, folder: str, fd: int) -> list[str] | None:
         """The changed files of a folder whose entries are the same, each stat()ed by
         name in the open folder ``fd`` (no walk of the whole path, no new string:
         the names are kept encoded beside their signatures); None: list it."""
@@ -180,11 +203,11 @@ class Tree:
                 return self._restat(folder, fd, names, sigs)
         return []
 
-    def _restat(self, folder, fd, names, sigs):
+    def _restat(self, folder: str, fd: int, names: list[bytes], sigs: list[Signature]) -> list[str] | None:
         """A file changed in a folder whose entries are the same (a write in place,
         most likely): the changed paths, their signatures renewed. None when a
         file was replaced or is no longer a regular one: the folder is listed."""
-        files, found, renewed = self.files[folder], [], []
+        files, found, renewed = self.files[folder], list[str](), list[Signature]()
         for name, sig in zip(names, sigs, strict=True):
             st = os.stat(name, dir_fd=fd)
             new = signature(st)
@@ -198,13 +221,14 @@ class Tree:
         self.listed[folder] = (names, renewed)
         return sorted(found)
 
-    def _list(self, folder):
+    def _list(self, folder: str) -> Listed:
         files, cut = self.files[folder], len(os.path.join(folder, ""))
         names = [p[cut:].encode(ENCODING, "surrogateescape") for p in files]  # os.fsencode, inlined
-        self.listed[folder] = listed = (names, list(files.values()))
+        listed: Listed = (names, list(files.values()))
+        self.listed[folder] = listed
         return listed
 
-    def check(self, path):
+    def check(self, path: str) -> list[str]:
         """Re-stat one path a hint or the hot list names: the changed paths.
 
         A folder we know, still there, has its entries looked at (a
@@ -236,12 +260,12 @@ class Tree:
         self.listed.pop(folder, None)
         return [path]
 
-    def quiet_for(self, paths):
+    def quiet_for(self, paths: list[str]) -> float:
         """Seconds since the newest of ``paths`` was written (its ctime), 0 when unknown."""
         ctimes = [sig[3] for sig in map(self.known, paths) if sig]
         return max(0.0, time.time() - max(ctimes) / 1e9) if ctimes and len(ctimes) == len(paths) else 0.0
 
-    def recent(self, since, most):
+    def recent(self, since: float, most: int) -> list[str]:
         """The ``most`` most recently modified files, modified after ``since`` (a time.time())."""
         cutoff = since * 1e9
         young = ((s[0], p) for f in self.files.values() for p, s in f.items() if s[0] > cutoff)

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sigreload.command_line import INTERVAL
 from sigreload.watching import notifications
 from sigreload.watching.file_tree import Tree
-from sigreload.watching.pacing import HOT_AGE, HOT_MAX, INTERVAL, Pacing
+from sigreload.watching.pacing import HOT_AGE, HOT_MAX, Pacing
 from sigreload.watching.signatures import DEFAULT_IGNORE, WatchedFile, has_entries, signature_of, written_ago
 
 log = logging.getLogger("sigreload.watch")
@@ -152,7 +153,7 @@ class SimpleWatcher:
             self.hints.update(paths)
         self.hinted.set()
 
-    def _take_hints(self):
+    def _take_hints(self) -> list[str]:
         with self.lock:
             paths, self.hints = self.hints, set()
             self.hinted.clear()
@@ -160,7 +161,7 @@ class SimpleWatcher:
             tree.gone = tree.gone or not has_entries(tree.root)  # a tick sees it come back
         return [c for p in paths for t in self.trees.values() if not t.gone for c in t.check(p)]
 
-    def _tick(self, now):
+    def _tick(self, now: float) -> list[str]:
         """Watched files, the hot list and the burst's folders (polling only), and
         what is due of each tree's sweep: the changed paths, told to the pacing
         as they are found."""
@@ -212,23 +213,23 @@ class SimpleWatcher:
         """The files added by watch_file that changed, appeared or went (once) since the last look."""
         return [wf.path for wf in self.files.values() if wf.has_changed()]
 
-    def _restart_sweeps(self):
+    def _restart_sweeps(self) -> None:
         """The next sweep of every tree starts from its first folder."""
         for tree in self.trees.values():
             tree.queue = []
 
-    def _watching_cpu(self):
+    def _watching_cpu(self) -> float:
         """CPU this thread spent watching: not in the callback, not in the sweep."""
         return time.thread_time() - self.busy - sum(t.cpu for t in self.trees.values())
 
-    def _sleep(self, now):
+    def _sleep(self, now: float) -> tuple[float, float]:
         """Seconds to sleep, and when the next slice of a sweep is due."""
         ticking = bool(self.files or self.uses and not self.hinting) or any(t.gone for t in self.trees.values())
         cost = self.cost()
         due = [self.pacing.due(t.began, cost, now)[1] for t in self.trees.values()]
         return self.pacing.sleep(now, due, ticking), min(due, default=now)
 
-    def _wait(self, seconds):
+    def _wait(self, seconds: float) -> bool:
         """Sleep; True when woken by a hint (or stop). A short sleep while polling
         is a plain one (half the CPU of a wake-up by event: 20 of them a second)."""
         if self._observer is None and seconds <= self.interval:
@@ -236,7 +237,7 @@ class SimpleWatcher:
             return self._stop.is_set()
         return self.hinted.wait(seconds)
 
-    def _quiet(self, now, slice_due):
+    def _quiet(self, now: float, slice_due: float) -> bool:
         """A tick that may end at a glance: polling, no burst going on, no slice of a
         sweep due, and the files looked at first unchanged (most ticks: cheap)."""
         if self.hinting or self.files or self.pacing.pending or now >= slice_due:
@@ -245,7 +246,7 @@ class SimpleWatcher:
             return False
         return all(signature_of(p) == sig for p, sig in self._look_first().items())
 
-    def _run(self):
+    def _run(self) -> None:
         """The thread: ``_loop`` until stopped; an unexpected error is said with
         its traceback, kept, and passed to ``on_error``, never lost."""
         try:
@@ -256,7 +257,7 @@ class SimpleWatcher:
             if self.on_error is not None:
                 self.on_error(exc)
 
-    def _loop(self):
+    def _loop(self) -> None:
         """Hints or ticks find changes; the pacing says when a burst has settled."""
         ticked = time.monotonic()
         self.pacing.account(ticked, self._watching_cpu())
@@ -286,7 +287,7 @@ class SimpleWatcher:
                 self.callback(paths)
                 self.busy += time.thread_time() - started
 
-    def _start_hints(self):
+    def _start_hints(self) -> None:
         try:
             self._observer = notifications.observe(self.trees, self.hint)
         except (ImportError, OSError) as exc:
@@ -294,7 +295,7 @@ class SimpleWatcher:
             return
         self.pacing.use_hints()
 
-    def _rearm(self):
+    def _rearm(self) -> None:
         """Notifications anew for every tree (a root deleted and made again, a tree added)."""
         if self._observer is not None:
             self._observer.stop()

@@ -6,11 +6,18 @@ rename-into-place or ``cp -p`` shows. Nothing here keeps state but
 ``WatchedFile``; ``file_tree.Tree`` keeps a whole tree of these.
 """
 
+from __future__ import annotations
+
 import fnmatch
 import os
 import re
 import stat
 import time
+from collections.abc import Callable, Iterable
+
+Signature = tuple[int, int, int, int]  # mtime_ns, size, inode, ctime_ns
+Stamp = tuple[int, int, int]  # a folder's: mtime_ns, ctime_ns, inode
+Skip = Callable[[str, str], bool]  # skip(name, prefix under ROOT)
 
 DEFAULT_IGNORE = (
     ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
@@ -23,12 +30,12 @@ DEFAULT_IGNORE = (
 )
 
 
-def signature(st):
+def signature(st: os.stat_result) -> Signature:
     """What we compare: any write, truncate, rename-into-place or cp -p shows."""
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
-def signature_of(path):
+def signature_of(path: str) -> Signature | None:
     """The signature of the file at ``path``, None when it cannot be stat()ed."""
     try:
         return signature(os.stat(path))
@@ -36,19 +43,20 @@ def signature_of(path):
         return None
 
 
-def stamp(st):
+def stamp(st: os.stat_result) -> Stamp:
     """A folder's own signature: it changes when an entry is added, removed or renamed."""
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def matcher(patterns):
+def matcher(patterns: Iterable[str]) -> Skip:
     """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
     ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
     Runs per entry per pass: compiled once, and with name globs only, each
     name's verdict is remembered."""
-    def compiled(globs):
+    def compiled(globs: list[str]) -> Callable[[str], re.Match[str] | None]:
         return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
 
+    patterns = list(patterns)
     by_name = compiled([p for p in patterns if "/" not in p])
     paths = [p.strip("/") for p in patterns if "/" in p]
     if paths:
@@ -56,7 +64,7 @@ def matcher(patterns):
         return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
     verdicts: dict[str, bool] = {}
 
-    def skip(name, prefix):
+    def skip(name: str, prefix: str) -> bool:
         verdict = verdicts.get(name)
         if verdict is None:
             verdict = verdicts[name] = by_name(name) is not None
@@ -65,18 +73,19 @@ def matcher(patterns):
     return skip
 
 
-def inside(path, real_root):
+def inside(path: str, real_root: str) -> bool:
     """Whether ``path`` resolves (symlinks followed) to ``real_root`` or below it."""
     real = os.path.realpath(path)
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def listing_key(names):
+def listing_key(names: Iterable[str]) -> int:
     """What a folder's entry names come to: it differs when one is added, removed or renamed."""
     return hash(frozenset(names))
 
 
-def scan_dir(folder, root, skip, real_root=None):
+def scan_dir(folder: str, root: str, skip: Skip,
+             real_root: str | None = None) -> tuple[dict[str, Signature], list[str], int]:
     """({path: signature} of the regular files in ``folder``, [subfolders], the
     ``listing_key`` of all its entries).
 
@@ -91,7 +100,9 @@ def scan_dir(folder, root, skip, real_root=None):
     if folder != root and any(e.name == "pyvenv.cfg" for e in entries):
         return {}, [], key
     prefix = "" if folder == root else os.path.relpath(folder, root).replace(os.sep, "/") + "/"
-    files, folders, isreg, isdir = {}, [], stat.S_ISREG, stat.S_ISDIR
+    files: dict[str, Signature] = {}
+    folders: list[str] = []
+    isreg, isdir = stat.S_ISREG, stat.S_ISDIR
     for entry in entries:
         if skip(entry.name, prefix) or (real_root and entry.is_symlink() and not inside(entry.path, real_root)):
             continue
@@ -121,7 +132,7 @@ class WatchedFile:
         return -1 if changed and now is None else int(changed)
 
 
-def written_ago(path):
+def written_ago(path: str) -> float:
     """Seconds since ``path`` was last modified (its mtime); 0 when it cannot be stat()ed."""
     try:
         return time.time() - os.stat(path).st_mtime
@@ -129,7 +140,7 @@ def written_ago(path):
         return 0.0
 
 
-def has_entries(folder):
+def has_entries(folder: str) -> bool:
     """Whether ``folder`` exists and lists anything (a build may have emptied it)."""
     try:
         with os.scandir(folder) as it:
