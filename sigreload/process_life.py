@@ -23,19 +23,25 @@ from typing import Any
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 LIFELINE_ENV = "SIGRELOAD_LIFELINE"
+STOP_GRACE = 1.5  # seconds the children have to stop before they are killed
 PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when our parent exits
 
 log = logging.getLogger("sigreload")
 
 
-def _inherited_lifeline() -> int | None:
+def _inherited_lifeline(parent: int) -> int | None:
     """The read end of a pipe whose write end the process that spawned us holds
-    (``spawn``): it reads EOF the moment that process is gone. None without one."""
+    (``spawn``): it reads EOF the moment that process is gone. None without one.
+
+    The variable says "FD:PID"; it counts only when PID is our parent: a
+    process between (`r`, a shell) passes the variable on, never the pipe,
+    and the number may then be any file of ours (our own wake-up pipe, say).
+    """
+    fd, _, spawner = os.environ.pop(LIFELINE_ENV, "").partition(":")  # popped: not our children's
     try:
-        fd = int(os.environ.pop(LIFELINE_ENV, ""))  # popped: not our children's
-        if stat.S_ISFIFO(os.fstat(fd).st_mode):
-            os.set_inheritable(fd, False)
-            return fd
+        if int(spawner) == parent and stat.S_ISFIFO(os.fstat(int(fd)).st_mode):
+            os.set_inheritable(int(fd), False)
+            return int(fd)
     except (ValueError, OSError):
         pass
     return None
@@ -47,7 +53,7 @@ class _Lineage:
 
     def __init__(self) -> None:
         self.parent = os.getppid()
-        self.lifeline = _inherited_lifeline()
+        self.lifeline = _inherited_lifeline(self.parent)
 
 
 _lineage: _Lineage | None = None
@@ -127,6 +133,7 @@ def stop_event() -> threading.Event:
     For plain (threaded) processes: the handlers only set the Event. A
     SIGUSR1 or SIGUSR2 sent here by mistake is ignored, not fatal.
     """
+    lineage()  # before the pipe below is made
     stop = threading.Event()
     for name in STOP_SIGNALS:
         signal.signal(getattr(signal, name), lambda *_: stop.set())
@@ -197,7 +204,7 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """
     triggers = {getattr(signal, name) for name in TRIGGERS}
     read, write = os.pipe()
-    kwargs["env"] = {**child_env(kwargs.get("env") or os.environ), LIFELINE_ENV: str(read)}
+    kwargs["env"] = {**child_env(kwargs.get("env") or os.environ), LIFELINE_ENV: f"{read}:{os.getpid()}"}
     kwargs["pass_fds"] = (read, *kwargs.get("pass_fds", ()))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
     try:
@@ -225,9 +232,11 @@ def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Eve
     for proc in children.values():
         if proc.poll() is None:
             proc.terminate()
+    end = time.monotonic() + STOP_GRACE  # one deadline for all: they stop side by side
     for proc in children.values():
         try:
-            proc.wait(timeout=1.5)
+            proc.wait(timeout=max(0.0, end - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
     return status

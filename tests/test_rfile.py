@@ -59,6 +59,26 @@ def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
     until(lambda: port_free(http) and port_free(ws), 2, "a port is still held")
 
 
+LINEAGE = """import os, sys
+read, write = os.pipe()  # a pipe of its own, at the number the variable names
+os.environ["SIGRELOAD_LIFELINE"] = f"{read}:{sys.argv[1]}"
+from sigreload import process_life
+print(process_life.lineage().lifeline == read)
+"""
+
+
+@pytest.mark.parametrize("spawner", ["its parent", "a process above it"])
+def test_a_lifeline_counts_only_from_the_parent_that_made_it(spawner):
+    """`r` passes our lifeline's variable on to the supervisor, never the pipe: the
+    number may then be any file of the supervisor's, which it must never follow."""
+    import subprocess
+    import sys
+
+    pid = os.getpid() if spawner == "its parent" else os.getppid()
+    done = subprocess.run([sys.executable, "-c", LINEAGE, str(pid)], capture_output=True, text=True)
+    assert done.stdout.strip() == str(spawner == "its parent"), done.stderr
+
+
 def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
     """Its children read end-of-file on their lifelines, however it died."""
     proc, http, ws = r_all

@@ -3,6 +3,7 @@
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import SCALE, cli, client, free_port, module, recv, until, write
+from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
 from sigreload import watcher
-from sigreload.contract import messages
+from sigreload.contract import discovery, messages
 from sigreload.watching import file_tree, file_watching, pacing, signatures
 from sigreload.watching.signatures import scan_dir
 from sigreload.watching.used_files import UsedFiles
@@ -549,6 +550,26 @@ def test_reload_and_css_commands(broadcaster):
             assert result.returncode == 0, result.stderr
             assert f"PID {proc.pid}" in result.stdout
             assert json.loads(recv(ws))["type"] == kind
+
+
+def test_a_command_line_runs_the_broadcaster_only_when_it_starts_it():
+    py = sys.executable
+    runs = [[py, "-u", "-P", "-m", "sigreload.broadcaster", "--port", "0"], ["/venv/bin/sigreload-broadcast"],
+            [py, "/venv/bin/sigreload-broadcast", "-v"], ["python3", "reload_server.py", "--port", "5678"]]
+    merely_names = [["vim", "reload_server.py"], [py, "-m", "sigreload.broadcasterx"], [py, "-m", "sigreload"],
+                    [py, "-c", "import sigreload.broadcaster"], ["less", "sigreload-broadcast.log"], []]
+    assert all(discovery.runs_broadcaster(argv) for argv in runs)
+    assert not any(discovery.runs_broadcaster(argv) for argv in merely_names)
+
+
+@pytest.mark.parametrize("how", ["module", "console script", "the clone's reload_server.py"])
+def test_the_broadcaster_is_found_however_it_was_started(procs, how):
+    argv = {"module": module("broadcaster"), "console script": [shutil.which("sigreload-broadcast") or "missing"],
+            "the clone's reload_server.py": [sys.executable, "-u", ROOT / "reload_server.py"]}[how]
+    proc = procs(argv + ["--port", "0"], cwd="/")
+    port = int(proc.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
+    result = cli("sigreload", "reload", "--ws-port", port)
+    assert result.returncode == 0 and f"PID {proc.pid}" in result.stdout, result.stderr
 
 
 def test_reload_command_without_broadcaster_fails_with_one_line():
