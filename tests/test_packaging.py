@@ -152,3 +152,22 @@ def test_tool_installs_bring_sigreload_and_r(tool, dist, tmp_path):
     for name in ("sigreload", "sigreload-watch", "r", "rfile"):
         assert (bin_dir / name).exists(), f"{tool} did not put {name} on PATH"
     assert run([bin_dir / "sigreload", "--version"]).stdout.startswith("sigreload ")
+
+
+NO_SIDE_EFFECTS = """import os, pkgutil, signal, threading, importlib
+import sigreload
+before = {s: signal.getsignal(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)}
+for module in pkgutil.walk_packages(sigreload.__path__, "sigreload."):
+    if not module.name.endswith("__main__"):
+        importlib.import_module(module.name)
+after = {s: signal.getsignal(s) for s in before}
+print(sorted(s.name for s in before if before[s] != after[s]), sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+      threading.active_count(), os.environ.get("SIGRELOAD_LIFELINE"))
+"""
+
+
+def test_importing_any_module_changes_nothing_in_the_process():
+    """No handler, no blocked signal, no thread, the environment as it was: each process does those in main()."""
+    env = {**os.environ, "SIGRELOAD_LIFELINE": "7:1"}
+    shown = run([sys.executable, "-c", NO_SIDE_EFFECTS], env=env).stdout.strip()
+    assert shown == "[] [] 1 7:1"
