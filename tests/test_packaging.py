@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT, SCALE, free_port, open_page, write
 
 DECOY = 'raise SystemExit("the user\'s own {name} ran in sigreload\'s place")\n'
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle, which pip is told to use here
 PAGE = "<!doctype html><html><head><title>mine</title></head><body><p>{text}</p></body></html>"
 
 
@@ -84,7 +85,7 @@ def test_the_sdist_holds_what_the_tests_and_r_need(dist):
 
 def test_the_unpacked_sdist_installs_and_its_tests_run(dist, tmp_path):
     with tarfile.open(dist[1]) as sdist:
-        sdist.extractall(tmp_path, filter="data")
+        sdist.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
     source = next(tmp_path.glob("sigreload-*"))
     bin_dir = fresh_venv(tmp_path / "env")
     run([bin_dir / "python", "-m", "pip", "install", "-q", "-e", ".[test]"], cwd=source)
@@ -145,6 +146,8 @@ def test_tool_installs_bring_sigreload_and_r(tool, dist, tmp_path):
     bin_dir = tmp_path / "bin"
     env = {**os.environ, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(bin_dir),
            "UV_TOOL_DIR": str(tmp_path / "uv"), "UV_TOOL_BIN_DIR": str(bin_dir)}
+    if "SSL_CERT_FILE" not in env and os.path.exists(SYSTEM_CAS):  # uv trusts its own list, else
+        env["SSL_CERT_FILE"] = SYSTEM_CAS
     env.pop("VIRTUAL_ENV", None)
     argv = [exe, *line.split()[1:]]
     argv[argv.index(".")] = str(dist[0])  # the README installs from the clone: here, its wheel
