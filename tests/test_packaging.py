@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import venv
 import zipfile
 
@@ -62,6 +63,10 @@ def project(tmp_path):
     for name in ("watcher.py", "proxy.py", "messages.py"):
         write(folder / name, DECOY.format(name=name))
     write(folder / "index.html", PAGE.format(text="first"))
+    # Written a minute ago: the stock http.server the proxy test puts behind it answers
+    # If-Modified-Since in whole seconds (a 304 for a page saved twice in one second).
+    old = time.time() - 60
+    os.utime(folder / "index.html", (old, old))
     return folder
 
 
