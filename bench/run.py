@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -153,7 +154,9 @@ async def ws_latency(stack, edits):
             while json.loads(await ws.recv())["type"] not in ("reload", "css"):
                 pass
             out.append(1000 * (time.time() - start))
-            await asyncio.sleep(0.15)  # let the watcher's burst window close
+            # Let the watcher's burst window close; the jitter spreads the next write over a
+            # whole tick (a fixed pause phase-locks the writes to the watcher's 50 ms ticks).
+            await asyncio.sleep(0.15 + random.uniform(0, 0.05))
     return out
 
 
