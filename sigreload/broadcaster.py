@@ -27,6 +27,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="listen on every address and accept any page origin (opt-in)")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
+    parser.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
     parser.add_argument("--ping-interval", type=float, default=10.0,
                         help="keepalive: a client silent for twice this is dropped (s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     command_line.setup_logging(args.verbose)
     from sigreload import broadcasting
 
-    origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin)
+    origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages)
     if args.lan:
         args.host, origins = None, None  # every interface, IPv4 and IPv6; any page
     process_life.lifeline()

@@ -34,12 +34,13 @@ IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have little to say: cap what they can send
 MAX_USING = 64  # paths one page may report using
-# Page origins trusted by default: loopback pages (any port, http or https),
-# file:// pages (Origin "null"), and clients that send no Origin at all (not
-# browsers: browsers always send one). Anything else gets 403.
+# Page origins trusted by default: loopback pages (any port, http or https), and
+# clients that send no Origin at all (not browsers: browsers always send one).
+# Anything else gets 403, "null" too: file:// pages send it, and so does a
+# sandboxed frame of any web site (it would read build errors and file names).
 Origins = Sequence[Origin | re.Pattern[str] | None] | None  # websockets' origins: None accepts any
 LOOPBACK_ORIGINS: list[Origin | re.Pattern[str] | None] = [
-    None, Origin("null"),
+    None,
     re.compile(r"https?://(localhost|[\w.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?"),
 ]
 
@@ -145,9 +146,10 @@ class Broadcaster:
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
-def accepting(extra: Iterable[str]) -> list[Origin | re.Pattern[str] | None]:
-    """The page origins accepted: loopback pages, and ``extra`` (--allow-origin)."""
-    return LOOPBACK_ORIGINS + [Origin(o) for o in extra]
+def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | re.Pattern[str] | None]:
+    """The page origins accepted: loopback pages, ``extra`` (--allow-origin), and
+    with ``file_pages`` the "null" origin of file:// pages (--allow-file-pages)."""
+    return LOOPBACK_ORIGINS + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
 
 
 def is_identified(connection: ServerConnection) -> bool:

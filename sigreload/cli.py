@@ -52,6 +52,7 @@ def make_parser() -> argparse.ArgumentParser:
                     help="WebSocket port the pages connect to (default: %(default)s)")
     ws.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                     help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
+    ws.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
     watch = parser.add_argument_group("watcher")
     watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
@@ -78,6 +79,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
     serve += ["--spa"] * args.spa + ["--open"] * args.open
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
+    origins += ["--allow-file-pages"] * args.allow_file_pages
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
     watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []

@@ -20,6 +20,8 @@ HOST = "127.0.0.1"
 HTTP_PORT = 8000
 WS_PORT = 5678
 INTERVAL = 0.05  # seconds between the watcher's ticks: what pages use reaches them in 150 ms (p90) polling
+FILE_PAGES_HELP = ("also accept pages opened from files (file://): they send Origin: null, as a sandboxed frame "
+                   "of any web site does, which could then read what pages are told (build errors, file names)")
 # --poll's help, with the benchmark's figures (README, Speed)
 POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic after a missed one): an edit of "
              "what pages use shows in 0.13 to 0.14 s (p90), any other file within 1.2 to 1.3 s on 10,000 files "

@@ -512,7 +512,7 @@ def test_lan_addresses_are_shown_as_urls_would_show_them():
 
 
 @pytest.mark.parametrize("origin, allowed", [
-    (None, True), ("null", True), ("http://localhost:8000", True), ("http://127.0.0.1:9", True),
+    (None, True), ("null", False), ("http://localhost:8000", True), ("http://127.0.0.1:9", True),
     ("https://app.localhost", True), ("http://[::1]:8000", True), ("http://extra.test:8000", True),
     ("https://evil.example", False), ("http://127.0.0.1.evil.example", False), ("http://localhost.evil", False),
 ])
@@ -527,6 +527,17 @@ def test_only_trusted_page_origins_may_connect(procs, origin, allowed):
         with pytest.raises(InvalidStatus) as refused_:
             client(port, "/", additional_headers=headers, origin=None).__enter__()
         assert refused_.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("command", ["broadcaster", "sigreload"])
+def test_file_pages_and_sandboxed_frames_only_with_allow_file_pages(procs, site, command):
+    """Origin: null is a file:// page, or a sandboxed frame of any web site: refused unless asked for."""
+    argv = {"broadcaster": module("broadcaster") + ["--port", "0"],
+            "sigreload": module("sigreload") + [site, "--port", "0", "--ws-port", free_port()]}[command]
+    b = procs(argv + ["--allow-file-pages"])
+    port = int(b.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
+    with client(port, "/sigreload", additional_headers={"Origin": "null"}, origin=None) as ws:
+        assert json.loads(recv(ws))["type"] == "hello"
 
 
 def test_http_log_escapes_control_characters(procs, site):

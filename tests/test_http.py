@@ -53,6 +53,15 @@ def test_foreign_host_header_is_refused(http_server):
         assert get(url, "/", {"Host": host})[0].status == 200, host
 
 
+def test_the_host_header_goes_into_the_inserted_tag_escaped(procs, site):
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", free_port()])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    host = 'x"><img src=x onerror=pwned()>.localhost'  # a loopback name, by its suffix
+    response, body = get(url, "/", {"Host": host})
+    assert response.status == 200 and b"<img src=x" not in body
+    assert b"x&quot;&gt;&lt;img src=x onerror=pwned()&gt;.localhost" in body
+
+
 def test_port_in_use_is_one_line_naming_the_holder(http_server, site):
     proc, url = http_server
     port = urlsplit(url).port

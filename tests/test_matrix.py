@@ -74,8 +74,8 @@ def inline(port):
 class Live:
     """A site, the broadcaster, the watcher and an HTTP server: all real processes."""
 
-    def __init__(self, procs, tmp_path, server, include="inline", watch=True, age="old"):
-        self.procs, self.server, self.age = procs, server, age
+    def __init__(self, procs, tmp_path, server, include="inline", watch=True, age="old", file_pages=False):
+        self.procs, self.server, self.age, self.file_pages = procs, server, age, file_pages
         self.root = tmp_path / "site"
         self.ws_port = free_port()
         self.broadcaster = self.start_broadcaster()
@@ -96,7 +96,7 @@ class Live:
             self.url = f"http://127.0.0.1:{port}/"
 
     def start_broadcaster(self):
-        proc = self.procs(module("broadcaster") + ["--port", self.ws_port])
+        proc = self.procs(module("broadcaster") + ["--port", self.ws_port] + ["--allow-file-pages"] * self.file_pages)
         proc.wait_for("ready on")
         return proc
 
@@ -324,8 +324,8 @@ def test_the_original_blog_snippet_works_and_never_loops(procs, tmp_path, tab):
     assert tab.evaluate(LOADS) == settled == 3
 
 
-def test_file_url_page_reloads_without_errors(procs, tmp_path, tab):
-    live = Live(procs, tmp_path, "ours")
+def test_file_url_page_reloads_without_errors_with_allow_file_pages(procs, tmp_path, tab):
+    live = Live(procs, tmp_path, "ours", file_pages=True)  # Origin: null is refused unless asked for
     open_page(tab, (live.root / "index.html").as_uri())
     with reloaded(tab):
         os.kill(live.broadcaster.pid, signal.SIGUSR1)
