@@ -612,6 +612,7 @@ def main(argv=None):
             stack = Stack(Path(tmp) / "s")
             pid = next(p.pid for p in stack.processes() if "sigreload.broadcaster" in p.cmdline())
             results["500 clients: signal -> all have it (ms)"] = summary(run_async(many_clients(stack.ws, pid)))
+            connection_burst(results, stack)
             stack.stop()
         if not args.quick:
             poll_mode(args, results, pw_browser)
@@ -622,6 +623,31 @@ def main(argv=None):
         pw.stop()
     r_startup(results)
     report(args, results, woke)
+
+
+def connection_burst(results, stack, count=100):
+    """``count`` new connections to the file server at once, each a GET of the page:
+    each one's time (ms), and how many failed (refused, reset, or over 10 s)."""
+    import http.client
+
+    start = threading.Barrier(count)
+
+    def one(_):
+        start.wait()
+        began = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", stack.http, timeout=10)
+            conn.request("GET", "/index.html")
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            return None
+        return 1000 * (time.monotonic() - began)
+
+    with ThreadPoolExecutor(count) as pool:
+        took = list(pool.map(one, range(count)))
+    results[f"file server: {count} connections at once, each (ms)"] = summary([t for t in took if t is not None])
+    results[f"file server: {count} connections at once, failed"] = summary([float(took.count(None))])
 
 
 def report(args, results, woke):

@@ -19,6 +19,7 @@ from sigreload import __version__
 HOST = "127.0.0.1"
 HTTP_PORT = 8000
 WS_PORT = 5678
+IDLE_TIMEOUT = 15.0  # seconds the file server lets a connection send nothing (idle keep-alive, half-sent request)
 INTERVAL = 0.05  # seconds between the watcher's ticks: what pages use reaches them in 150 ms (p90) polling
 FILE_PAGES_HELP = ("also accept pages opened from files (file://): they send Origin: null, as a sandboxed frame "
                    "of any web site does, which could then read what pages are told (build errors, file names)")

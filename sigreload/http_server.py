@@ -34,6 +34,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--proxy", metavar="URL",
                         help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
     parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
+    parser.add_argument("--idle-timeout", type=float, default=command_line.IDLE_TIMEOUT, metavar="SECONDS",
+                        help="the file server closes a connection that sends nothing for this long "
+                             "(an idle keep-alive, a half-sent request; default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     command_line.add_port_flag(parser)
     return parser
@@ -49,7 +52,8 @@ def bind(args: argparse.Namespace, host: str) -> ThreadingHTTPServer:
             return proxy.make_server(app_server.parse_app(args.proxy), host, args.port, args.inject, args.lan)
         from sigreload.serving import file_server
 
-        return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject)
+        return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
+                                       args.idle_timeout)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

@@ -1,6 +1,7 @@
 """What sigreload's two HTTP servers (the file server and the proxy) share:
-binding (IPv6 too), the loopback Host check against DNS rebinding, small
-whole answers, and one log line per request at debug level.
+binding (IPv6 too, a real listen backlog, at most so many connections
+served at once), the loopback Host check against DNS rebinding, small whole
+answers, and one log line per request at debug level.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("sigreload.http")
+BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
 def loopback_host(host_header: str | None) -> bool:
@@ -63,15 +66,40 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class Server6(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
+    """A thread per connection, at most ``slots`` at once (None: no bound): past
+    that, the accept loop waits for one to end and the kernel holds the rest."""
+
+    daemon_threads = True
+    request_queue_size = BACKLOG
+    slots: threading.BoundedSemaphore | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.slots is not None:
+            self.slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            if self.slots is not None:
+                self.slots.release()  # no thread took it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            if self.slots is not None:
+                self.slots.release()
+
+
+class Server6(Server):
     address_family = socket.AF_INET6
 
 
-def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is); raises OSError."""
-    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
-    if ":" in (host or ""):
-        server_class = Server6
-    server = server_class((host or "", port), handler)
-    server.daemon_threads = True
+def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler],
+         most: int | None = None) -> ThreadingHTTPServer:
+    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is), serving at
+    most ``most`` connections at once (None: any number); raises OSError."""
+    server = (Server6 if ":" in (host or "") else Server)((host or "", port), handler)
+    server.slots = threading.BoundedSemaphore(most) if most else None
     return server

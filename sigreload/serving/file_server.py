@@ -20,11 +20,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
+from sigreload import command_line
 from sigreload.contract import messages
 from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.http")
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
+MOST_CONNECTIONS = 128  # served at once (a thread each); more wait in the listen backlog
 CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
     ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
     ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
@@ -58,6 +60,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     """
 
     spa, ws_port, root_id = False, None, ""
+    timeout = command_line.IDLE_TIMEOUT  # socketserver: the connection's timeout, for reads and writes
     used: messages.Used | None = None  # the files served, for the watcher to look at first
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
@@ -166,9 +169,9 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
 
 
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
-                ws_port: int | None = None) -> ThreadingHTTPServer:
+                ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
-               "used": messages.Used(ws_port, "http") if ws_port else None}
+               "used": messages.Used(ws_port, "http") if ws_port else None, "timeout": idle_timeout}
     handler = type("Handler", (Handler,), options)
-    return common.bind(host, port, partial(handler, directory=root))
+    return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS)
