@@ -353,8 +353,12 @@ def old_tree(root, folders=4, files=5):
 def test_sweep_trusts_only_old_folder_stamps_and_still_sees_every_change(tmp_path):
     tree = old_tree(tmp_path)
     (tmp_path / "young").mkdir()  # changed just now: its stamp could hide a change (coarse clocks)
+    # An old folder's stamp is trusted: its passes before a listing count down (from a start
+    # staggered by its path's hash, which Python salts per process: 1 to LIST_EVERY). A young
+    # folder's names are listed at every pass: none left.
+    left = tree.stamps[str(tmp_path / "d0")][1]
     tree.sweep()
-    assert tree.stamps[str(tmp_path / "d0")][1] > 0 and tree.stamps[str(tmp_path / "young")][1] == 0
+    assert tree.stamps[str(tmp_path / "d0")][1] == left - 1 and tree.stamps[str(tmp_path / "young")][1] == 0
     with open(tmp_path / "d1" / "f1.txt", "a") as f:  # in place: the folder's stamp stays
         f.write("y")
     (tmp_path / "d2" / "new.txt").write_text("n")
