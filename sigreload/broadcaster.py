@@ -11,7 +11,7 @@ import errno
 import signal
 import sys
 
-from sigreload import command_line, process_life
+from sigreload import command_line, listening, process_life
 
 TRIGGERS = {signal.SIGUSR1, signal.SIGUSR2} if hasattr(signal, "SIGUSR1") else set()
 
@@ -47,17 +47,18 @@ def main(argv: list[str] | None = None) -> None:
 
     origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages)
     if args.lan:
-        args.host, origins = None, None  # every interface, IPv4 and IPv6; any page
+        args.host, origins = "", None  # every interface, IPv4 and IPv6; any page
+    hosts = listening.hosts(args.host)
     process_life.lifeline()
     try:
-        broadcasting.serve_until_stopped(args.host, args.port, origins, args.ping_interval)
+        broadcasting.serve_until_stopped(hosts, args.port, origins, args.ping_interval)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
         from sigreload.contract import discovery
 
-        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, args.port_flag)}")
-
+        partly = listening.held(hosts[1:], args.port) if listening.held(hosts[:1], args.port) is None else None
+        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, args.port_flag, partly)}")
 
 if __name__ == "__main__":
     main()

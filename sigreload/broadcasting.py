@@ -12,13 +12,17 @@ this (its options, its signals held from the first instruction) is
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
 import re
 import secrets
 import signal
+import socket
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -26,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
-from sigreload import command_line, process_life
+from sigreload import command_line, listening, process_life
 from sigreload.contract import messages
 from sigreload.serving import snippet
 
@@ -34,6 +38,8 @@ IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have little to say: cap what they can send
 MAX_USING = 64  # paths one page may report using
+HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them takes a few ms
+REPORT_GAP = 0.1  # seconds between two writes of what pages use
 # Page origins trusted by default: loopback pages (any port, http or https), and
 # clients that send no Origin at all (not browsers: browsers always send one).
 # Anything else gets 403, "null" too: file:// pages send it, and so does a
@@ -70,10 +76,14 @@ class Broadcaster:
     comes from the watcher's messages (messages.post), read at send time.
     """
 
-    def __init__(self, server_connections: Callable[[], Iterable[ServerConnection]],
-                 port: int | None = None) -> None:
+    def __init__(self, server_connections: Callable[[], Iterable[ServerConnection]]) -> None:
         self.connections = server_connections  # a callable: read at send time
-        self.port = port  # where the watcher leaves its messages; set once bound
+        self.port = 0  # set once bound
+        self.folder: Path | None = None  # where the watcher leaves its messages (messages.Mailbox)
+        self.watched: list[str] | None = None  # what its watcher watches (None: none runs)
+        self.watcher_said: tuple[int, int] | None = None  # the stamp of what the watcher said, when read
+        self.watcher_exit: int | None = None  # a pidfd of the watcher: readable once it exits
+        self.stop_told = False  # pages were told the watcher stopped
         self.boot = secrets.token_hex(6)
         self.generation = 0
         self.error: str | None = None  # the last failed build's output, until a good one
@@ -82,22 +92,70 @@ class Broadcaster:
         self.signals = 0  # deliveries merged into the next broadcast
         self.timer: asyncio.TimerHandle | None = None
         self.using: dict[ServerConnection, list[str]] = {}  # connection -> the URL paths its page uses
-        self.reported: messages.Used | None = None  # all of them, for the watcher
+        self.counts: Counter[str] = Counter()  # path -> how many pages use it
+        self.reported = messages.Used(lambda: self.folder, "pages")  # their paths, for the watcher
+        self.report_due: asyncio.TimerHandle | None = None
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
-        """Record what a page uses (None: it left), for the watcher to look at first."""
-        if paths is None:
-            self.using.pop(connection, None)
-        else:
+        """Record what a page uses (None: it left), for the watcher to look at first.
+        Work per page, not per page open: thousands may leave at once."""
+        old = self.using.pop(connection, None) if paths is None else self.using.get(connection)
+        if paths is not None:
             self.using[connection] = paths
-        if self.port:
-            self.reported = self.reported or messages.Used(self.port, "pages")
-            self.reported.replace(p for ps in self.using.values() for p in ps)
+        self.counts.update(paths or ())
+        self.counts.subtract(old or ())
+        for path in old or ():
+            if self.counts[path] <= 0:
+                del self.counts[path]
+        if self.report_due is None:  # the list, written at most every REPORT_GAP
+            self.report_due = asyncio.get_running_loop().call_later(REPORT_GAP, self.report)
 
-    def hello(self) -> str:
+    def report(self) -> None:
+        self.report_due = None
+        self.reported.replace(self.counts)
+
+    def look_at_watcher(self) -> None:
+        """Whether a watcher runs, as it said in the folder (a stat; read when it
+        changed). Its exit is an event (a pidfd): the pages are told at once, and
+        again when a watcher is back. Nothing is polled."""
+        said = messages.stamp(self.folder / messages.WATCHER) if self.folder else None
+        if said == self.watcher_said and (self.watched is None or self.watcher_exit is not None):
+            return
+        self.watcher_said = said
+        found = messages.watcher(self.folder)
+        self.watched = found[0] if found else None
+        self.forget_watcher()
+        if found and hasattr(os, "pidfd_open"):
+            try:
+                self.watcher_exit = os.pidfd_open(found[1])
+                asyncio.get_running_loop().add_reader(self.watcher_exit, self.watcher_stopped)
+            except OSError:
+                self.watcher_exit = None
+        if found and self.stop_told:
+            self.stop_told = False
+            self.tell_pages()
+
+    def forget_watcher(self) -> None:
+        if self.watcher_exit is not None:
+            asyncio.get_running_loop().remove_reader(self.watcher_exit)
+            os.close(self.watcher_exit)
+            self.watcher_exit = None
+
+    def watcher_stopped(self) -> None:
+        self.forget_watcher()
+        self.watched, self.watcher_said, self.stop_told = None, None, True
+        log.info("the watcher stopped: pages are told")
+        self.tell_pages()
+
+    def tell_pages(self) -> None:
+        """The hello again, to every snippet: what changed is whether a watcher runs."""
+        broadcast([c for c in self.connections() if is_identified(c)], self.hello(look=False))
+
+    def hello(self, look: bool = True) -> str:
         """The first message to a snippet; ``root``: ids of the folders a watcher watches (None: none runs)."""
-        hello = {"type": "hello", "boot": self.boot, "generation": self.generation,
-                 "root": messages.watched(self.port) if self.port else None}
+        if look:
+            self.look_at_watcher()
+        hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
@@ -117,8 +175,9 @@ class Broadcaster:
         kind, self.pending = self.pending, None
         if kind is None:
             return
+        self.look_at_watcher()
         self.generation += 1
-        collected = messages.collect(self.port) if self.port else []
+        collected = messages.collect(self.folder)
         error, paths, root = merge(collected)
         if collected:  # a bare kill -USR1 keeps the last build's notice
             self.notice = None if error else collected[-1].get("notice")
@@ -144,6 +203,55 @@ class Broadcaster:
         log.info("%s sent to %d page(s) (%s)", event["type"], len(identified) + (0 if error else len(plain)),
                  "build failed" if error else what)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
+
+
+class Gate:
+    """At most ``most`` WebSocket handshakes read at once; later connections
+    wait, unread (reading paused), in the order they came. asyncio handles
+    every socket that is ready in one pass: a crowd of thousands joining at
+    once would otherwise hold the loop, and every signal and ping, for
+    hundreds of milliseconds."""
+
+    def __init__(self, most: int) -> None:
+        self.free = most
+        self.queue: deque[GatedConnection] = deque()
+
+    def enter(self, connection: GatedConnection) -> None:
+        if self.free:
+            self.free -= 1
+            connection.slot = "held"
+        else:
+            connection.slot = "waiting"
+            connection.transport.pause_reading()
+            self.queue.append(connection)
+
+    def leave(self, connection: GatedConnection) -> None:
+        """``connection``'s handshake is over (done, refused, or it went away)."""
+        held, connection.slot = connection.slot == "held", "done"
+        if not held:
+            return  # a waiting one is skipped when its turn comes
+        while self.queue:
+            turn = self.queue.popleft()
+            if turn.slot == "waiting":
+                turn.slot = "held"
+                turn.transport.resume_reading()
+                return
+        self.free += 1
+
+
+class GatedConnection(ServerConnection):
+    """A connection whose handshake waits for its turn at ``gate`` (set per server)."""
+
+    gate: Gate
+    slot = "new"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.gate.enter(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.leave(self)
+        super().connection_lost(exc)
 
 
 def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | re.Pattern[str] | None]:
@@ -186,6 +294,8 @@ def reported(frame: str | bytes) -> list[str] | None:
 def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
         """Say hello to sigreload snippets, then read only what their pages use."""
+        if isinstance(connection, GatedConnection):
+            connection.gate.leave(connection)  # its handshake is over: the next one's turn
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
@@ -204,7 +314,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
     return handler
 
 
-async def run(host: str | None, port: int, origins: Origins = LOOPBACK_ORIGINS,
+async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
               ping_interval: float = 10.0) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
@@ -223,33 +333,62 @@ async def run(host: str | None, port: int, origins: Origins = LOOPBACK_ORIGINS,
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
     # same signals (they merge anyway), so a full buffer is no reason to print.
     signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
-    server = await serve(make_handler(broadcaster), host, port, process_request=snippet_response,
-                         origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
-                         ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
+    server = await listen(make_handler(broadcaster), hosts, port, origins, ping_interval)
     broadcaster.port = server.sockets[0].getsockname()[1]
-    messages.collect(broadcaster.port)  # messages left for a previous run are stale
-    broadcaster.reported = messages.Used(broadcaster.port, "pages")  # ... and so is what its pages used
+    if refused := messages.runtime_refused():
+        log.warning("%s; messages go to a private folder in %s", refused, messages.base())
+    try:
+        mailbox: messages.Mailbox | None = messages.Mailbox(broadcaster.port)
+    except OSError as exc:
+        mailbox = None
+        log.warning("cannot make a message folder in %s (%s): pages reload on every change, "
+                    "and no build error reaches them", messages.base(), exc.strerror)
+    broadcaster.folder = mailbox.folder if mailbox else None
     # Handlers installed, port bound: signals held since our first line arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     pid = os.getpid()
-    if host is None:
-        port = server.sockets[0].getsockname()[1]
+    if "0.0.0.0" in hosts:
         log.warning("LAN mode: any device on your network can connect: %s",
                     ", ".join(f"ws://{a}:{port}" for a in command_line.lan_addresses()))
-    for address in sorted({s.getsockname()[:2] for s in server.sockets}):
-        log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, "
-                 "kill -USR2 %d refreshes stylesheets", *_display(address), pid, pid, pid)
-    await stop
-    server.close()  # closes every connection with 1001 (going away)
-    await server.wait_closed()
+    also = "".join(f"; also on {listening.shown(h)}" for h in hosts[1:])
+    log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, kill -USR2 %d refreshes "
+             "stylesheets%s", listening.shown(hosts[0]), broadcaster.port, pid, pid, pid, also)
+    try:
+        await stop
+        server.close()  # closes every connection with 1001 (going away)
+        await server.wait_closed()
+    finally:
+        if mailbox:
+            mailbox.close()
 
 
-def _display(address: tuple[str, int]) -> tuple[str, int]:
-    host, port = address
-    return (f"[{host}]" if ":" in host else host), port
+async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: list[str], port: int,
+                 origins: Origins, ping_interval: float) -> Server:
+    """The WebSocket server on ``port`` of every one of ``hosts`` (port 0: one
+    free port, the same on each); raises OSError when one is taken."""
+    for retries in range(4, -1, -1):
+        chosen = port or free_port(hosts[0])
+        try:
+            # asyncio's create_server takes a list of hosts; websockets passes it on
+            gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE)})
+            return await serve(handler, hosts, chosen, process_request=snippet_response,  # type: ignore[arg-type,no-any-return]
+                               create_connection=gated,
+                               origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
+                               ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
+        except OSError as exc:
+            if port or exc.errno != errno.EADDRINUSE or retries == 0:
+                raise
+    raise AssertionError("unreachable")
 
 
-def serve_until_stopped(host: str | None, port: int, origins: Origins = LOOPBACK_ORIGINS,
+def free_port(host: str) -> int:
+    """A port free on ``host`` right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(host, port, origins, ping_interval))
+    asyncio.run(run(hosts, port, origins, ping_interval))

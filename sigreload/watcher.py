@@ -16,6 +16,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from sigreload.watching.signatures import DEFAULT_IGNORE
 from sigreload.watching.used_files import UsedFiles
 
 STYLESHEETS = (".css",)
+START_LOOK = 0.5  # seconds the watcher looks for its broadcaster at start, before it says it is watching
 
 log = logging.getLogger("sigreload.watch")
 
@@ -64,12 +66,22 @@ class Notifier:
         self.app = app_server.Waiter(app, self.after_restart) if app else None
         self.scan: Callable[[], list[str]] = list  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
+        self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
+        self.fatal: str | None = None  # why this process must stop (said by main)
+        locator.found.append(self.met)
 
     def say_watching(self) -> None:
         """Tell the broadcaster's pages which folders are watched (again after a
         build: it may have made its output folder anew)."""
         output = os.path.abspath(self.output) if self.output else None
-        self.ids = messages.watching(self.locator.port, self.root, output, self.ids)
+        self.ids = messages.watching(self.locator.folder(), self.root, output, self.ids)
+
+    def met(self) -> None:
+        """A broadcaster's folder is known (at start, or a new broadcaster): say
+        what is watched, and show a failed build's error (the first build's too)."""
+        self.say_watching()
+        if self.failed:
+            self.tell([], signal.SIGUSR1, self.failed)
 
     def __call__(self, paths: list[str]) -> None:
         if self.builder:
@@ -95,7 +107,9 @@ class Notifier:
             if not edits:
                 break
             changed = edits
-        self.tell(changed, signal.SIGUSR1, builder.message(result))
+        message = builder.message(result)
+        self.failed = message if "error" in message else None
+        self.tell(changed, signal.SIGUSR1, message)
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
@@ -115,12 +129,22 @@ class Notifier:
         if server is None:
             return
         try:
-            messages.post(self.locator.port, message)  # before the signal: the broadcaster reads it then
+            folder = self.locator.folder()
+            if folder is None:
+                raise FileNotFoundError("the broadcaster holds no message folder")
+            messages.post(folder, message)  # before the signal: the broadcaster reads it then
         except OSError as exc:
-            log.warning("cannot leave a message for the broadcaster (%s): every page reloads", exc)
+            why = exc.strerror or str(exc)
+            if "error" in message:  # a reload would hide the failed build: stop, loudly
+                self.fatal = (f"cannot leave the failed build's output for the broadcaster ({why}): "
+                              "stopped, or pages would reload as if it had worked")
+                os.kill(os.getpid(), signal.SIGTERM)  # main() exits with this line
+                return
+            log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
         if discovery.signal_server(server, signum):
             kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
-            log.info("%s changed: %s sent to broadcaster PID %d", self.describe(paths), kind, server.pid)
+            what = f"{self.describe(paths)} changed: " if paths else ""
+            log.info("%s%s sent to broadcaster PID %d", what, kind, server.pid)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -154,6 +178,10 @@ def first_build(builder: building.Builder, notifier: Notifier, watcher: SimpleWa
     notifier.say_watching()
     if result.ok:
         builder.notice(result)
+    else:  # its pages show the error now, or once a broadcaster is found (Notifier.met)
+        notifier.failed = builder.message(result)
+        if notifier.locator.folder_for is not None:
+            notifier.tell([], signal.SIGUSR1, notifier.failed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,13 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     # process, non-zero: SIGTERM only sets ``stop``, and its wake-up ends wait().
     watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll,
                             on_error=lambda _: os.kill(os.getpid(), signal.SIGTERM))
-    watcher.uses = UsedFiles(args.ws_port, root)
+    watcher.uses = UsedFiles(notifier.locator, root)
     tree = watcher.watch_tree(root)
     notifier.scan = watcher.scan
+    notifier.locator.wait_for(START_LOOK)  # started with it (r, sigreload): it is listening in a moment
     notifier.say_watching()
     if builder:
         first_build(builder, notifier, watcher)
     watcher.start()
+    threading.Thread(target=notifier.locator.follow, args=(stop,), name="broadcaster", daemon=True).start()
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"
     log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
@@ -189,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
     process_life.wait(stop)
     watcher.stop()
+    if notifier.fatal:
+        sys.exit(f"sigreload-watch: {notifier.fatal}")
     if watcher.error is not None:
         sys.exit(f"sigreload-watch: stopped by an unexpected error ({type(watcher.error).__name__}), "
                  "its traceback above; please report it")

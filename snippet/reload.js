@@ -28,25 +28,49 @@
   }
 
   // Served by sigreload's own server? It marks every response no-cache (no
-  // refetch needed) and names its folder, so changed paths map to this page.
+  // refetch needed) and names its folder, so changed paths map to this page:
+  // Server-Timing: sigreload;desc=ID, read from this page's own navigation
+  // entry (no request: an app runs its view once per page load). Browsers
+  // show it to secure contexts only (loopback pages are); elsewhere a HEAD.
   let ours = false, root = null;
-  addEventListener("load", () => fetch(location.href, { method: "HEAD", cache: "no-store" }).then((r) => {
-    ours = /^sigreload/.test(r.headers.get("server") || "");
-    root = r.headers.get("x-sigreload-root");
-    check();
-  }, () => {}));
+  const named = (id) => { ours = Boolean(id); root = id || null; check(); };
+  addEventListener("load", () => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    if (window.isSecureContext && nav && nav.serverTiming) {
+      const mark = nav.serverTiming.find((t) => t.name === "sigreload");
+      named(mark ? mark.description : null);
+    } else {
+      fetch(location.href, { method: "HEAD", cache: "no-store" })
+        .then((r) => named(/^sigreload/.test(r.headers.get("server") || "") && r.headers.get("x-sigreload-root")),
+          () => {});
+    }
+  });
 
-  // A broadcaster that no watcher signals, or whose watcher watches another
-  // folder (an old sigreload left running, a pasted line naming another
-  // port): say so in the console, once.
-  let watched, told = false;
+  // A broadcaster that no watcher signals (still so 2.5 s later: one that
+  // starts with it finds it within a second), or whose watcher watches
+  // another folder (an old sigreload left running, a pasted line naming
+  // another port): say so in the console, once. A watcher that stops
+  // (killed, or it could not leave a failed build's output) is said on the
+  // page: edits no longer show.
+  const STOPPED = "The watcher stopped: saving a file no longer reloads this page. "
+    + "Start it again (sigreload, r or sigreload-watch).";
+  let watched, told = false, stopped = false, later = null;
   const check = () => {
-    if (told || watched === undefined || (watched && !(ours && root))) return;
-    told = true;
+    if (watched) save({ ...load(), watcher: true });
+    stopped = watched === null && Boolean(load().watcher);
+    if (stopped || told || watched === undefined || (watched && !(ours && root))) return;
     if (watched === null) {
-      say(`no watcher signals the broadcaster at ${url}: only a signal (kill -USR1, sigreload reload) `
-        + "reloads this page. If sigreload runs with another --ws-port, this page's snippet names the wrong one.");
-    } else if (!watched.includes(root)) {
+      clearTimeout(later);
+      later = setTimeout(() => {
+        if (watched !== null || told || stopped) return;
+        told = true;
+        say(`no watcher signals the broadcaster at ${url}: only a signal (kill -USR1, sigreload reload) `
+          + "reloads this page. If sigreload runs with another --ws-port, this page's snippet names the wrong one.");
+      }, 2500);
+      return;
+    }
+    told = true;
+    if (!watched.includes(root)) {
       say(`the broadcaster at ${url} watches another folder than this page's: your edits will not reload it. `
         + "An old sigreload still running? Stop it, or point this page's snippet at the right port.");
     }
@@ -166,7 +190,7 @@
   // A good build's warning (its error lines): a notice in a corner, closed by a
   // click, and not shown again for the same text in this tab.
   let box = null;
-  const notice = (text) => {
+  const notice = (text, said = "the build reported errors (shown on the page)") => {
     if (box) box.remove();
     box = null;
     if (!text || load().closed === text) return;
@@ -180,7 +204,7 @@
     shadow.querySelector("pre").textContent = text;
     shadow.querySelector("button").onclick = () => { save({ ...load(), closed: text }); box.remove(); box = null; };
     document.documentElement.append(box);
-    say("the build reported errors (shown on the page)");
+    say(said);
   };
 
   // The proxy's page for an app that does not answer: back to the app once it does.
@@ -202,6 +226,7 @@
       if ("root" in m) { watched = m.root; check(); }
       if (missed) reload("missed while disconnected");
       else if (m.error) showError(m.error);
+      else if (stopped) notice(STOPPED, STOPPED);
       else notice(m.notice);
     } else if (m.type === "error") showError(m.text);
     else { hideError(); notice(m.notice); update(m); }

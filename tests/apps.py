@@ -8,6 +8,7 @@ answers; ``edit(version)`` saves the view as an editor would.
 """
 
 import http.client
+import json
 import os
 import socket
 import sys
@@ -144,3 +145,83 @@ class App:
             if time.monotonic() > end:
                 raise AssertionError(f"{self.kind} did not answer {version} within {seconds:.0f}s")
             tick.wait(0.01)  # no event announces it: asking the app is what is measured
+
+
+PROBE = """
+import json, sys, threading, time
+from websockets.sync.client import connect
+with connect(f"ws://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", open_timeout=10) as ws:
+    if sys.argv[2] == "/sigreload":
+        ws.recv(timeout=10)  # its hello
+    trips, done = [], threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    print("probing", flush=True)
+    while not done.is_set():
+        began = time.monotonic()
+        if not ws.ping().wait(30):
+            break
+        trips.append((began, time.monotonic() - began))
+        time.sleep(0.002)
+print(json.dumps(trips), flush=True)
+"""
+
+
+class Probe:
+    """Pings the broadcaster on ``port`` again and again, from a process of its
+    own (the clients it watches would hold this one's GIL): the longest round
+    trip within a window is how long the broadcaster was blocked."""
+
+    def __init__(self, port, path="/sigreload"):
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-c", PROBE, str(port), path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "probing"
+        self.trips = []
+
+    def stop(self):
+        """Stop probing; the round trips, as (began, seconds)."""
+        if self.proc.poll() is None:
+            out, _ = self.proc.communicate("", timeout=60)
+            self.trips = json.loads(out or "[]")
+        return self.trips
+
+    def longest(self, since, until=None):
+        """The longest round trip (ms) that began in [since, until]."""
+        return 1000 * max((t for b, t in self.trips if b >= since and (until is None or b <= until)), default=0.0)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def crowd(port, count=4000, settle=1.5, path="/sigreload"):
+    """``count`` snippets connect to the broadcaster on ``port`` at once, each
+    says what its page uses, then all drop at once: (longest ms the broadcaster
+    was blocked while they joined, while they dropped), from a Probe."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    probe = Probe(port, path)
+    try:
+        began = time.monotonic()
+
+        async def one(i):
+            ws = await connect(f"ws://127.0.0.1:{port}{path}", open_timeout=60, ping_interval=None)
+            if path == "/sigreload":  # a snippet: its hello, then what its page uses
+                await ws.recv()
+                await ws.send(f'{{"type": "using", "paths": ["/page{i}.html", "/style.css"]}}')
+            return ws
+
+        clients = await asyncio.gather(*(one(i) for i in range(count)))
+        await asyncio.sleep(settle)
+        dropped_at = time.monotonic()
+        for ws in clients:
+            ws.transport.abort()
+        await asyncio.sleep(settle)
+        probe.stop()
+        return probe.longest(began, dropped_at), probe.longest(dropped_at)
+    finally:
+        probe.close()

@@ -8,10 +8,11 @@ import re
 import signal
 import sys
 import textwrap
+import time
 
 import pytest
 
-from conftest import free_port, module, open_page, write
+from conftest import SCALE, free_port, module, open_page, write
 
 SNIPPET_TAG = '<script src="http://127.0.0.1:{port}/reload.js"></script>'
 PAGE = """<!doctype html><html><head><meta charset="utf-8">{head}</head>
@@ -247,8 +248,10 @@ def test_a_snippet_talking_to_a_broadcaster_nobody_watches_for_is_told_once(proc
     lines = []
     page.on("console", lambda msg: lines.append(msg.text) if msg.text.startswith("sigreload:") else None)
     open_page(page, url)
-    page.wait_for_function("() => true")
-    page.wait_for_timeout(500)
+    end = time.monotonic() + 6 * SCALE  # said after 2.5 s (a watcher starting with it finds it in a second)
+    while not lines and time.monotonic() < end:
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
     assert [line for line in lines if "no watcher signals the broadcaster" in line] == lines[:1] and lines
 
 

@@ -554,9 +554,11 @@ def test_two_broadcasters_on_one_port_are_refused(procs):
         pytest.skip("no IPv6 loopback")
     port = free_port()
     a = procs(module("broadcaster") + ["--port", port, "--host", "127.0.0.1"])
-    b = procs(module("broadcaster") + ["--port", port, "--host", "::1"])
     a.wait_for("ready on")
-    b.wait_for("ready on")
+    b = procs(module("broadcaster") + ["--port", port, "--host", "::1"])  # the same two loopbacks: refused
+    assert b.exit_code() == 1 and f"port {port} is in use by PID {a.pid}" in b.output()
+    c = procs(module("broadcaster") + ["--port", port, "--host", "127.0.0.2"])  # another address of its own
+    c.wait_for("ready on")
     result = cli("sigreload", "reload", "--ws-port", port)
     assert result.returncode == 1
     assert "two broadcasters listen on port" in result.stderr

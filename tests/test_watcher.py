@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
@@ -609,13 +610,22 @@ def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
         w.stop()
 
 
-def test_what_pages_used_under_a_killed_stack_is_forgotten_by_the_next_on_its_port(procs, tmp_path):
+def test_a_killed_broadcasters_folder_and_what_its_pages_used_are_gone_for_the_next_on_its_port(procs, tmp_path):
     port = free_port()
-    for name in messages.used_files(port):
+    first = procs(module("broadcaster") + ["--port", port])
+    first.wait_for("ready on")
+    old = messages.folder_of(psutil.Process(first.pid))
+    assert old is not None and messages.private(old)
+    for name in messages.used_files(old):
         write(name, str(tmp_path / "old.html"))  # left by a broadcaster and a server killed with -9
-    procs(module("broadcaster") + ["--port", port]).wait_for("ready on")
+    first.kill()
+    second = procs(module("broadcaster") + ["--port", port])
+    second.wait_for("ready on")
+    assert not old.exists()
     procs(module("http_server") + [tmp_path, "--port", "0", "--inject", port]).wait_for("serving")
-    assert messages.used(messages.used_files(port))[1] == {"http": [], "pages": []}
+    new = messages.folder_of(psutil.Process(second.pid))
+    until(lambda: os.path.exists(messages.used_files(new)[0]), 5, "the HTTP server wrote no list")
+    assert messages.used(messages.used_files(new))[1] == {"http": []}
 
 
 def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs, broadcaster, tmp_path):
@@ -631,7 +641,9 @@ def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs,
 
     for path in ("", "css/a.css"):
         urllib.request.urlopen(url + path, timeout=5 * SCALE).read()
-    uses = UsedFiles(port, str(site))
+    locator = discovery.Locator(int(port))
+    locator.look()
+    uses = UsedFiles(locator, str(site))
     assert uses() == [str(site / "index.html"), str(site / "css" / "a.css")]
     assert uses() is None  # unchanged: nothing read
     with client(port) as ws:

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sigreload import command_line
+from sigreload.contract import messages
 
 BROADCASTER_MODULE = "sigreload.broadcaster"
 # the console script, and the repository's runnable file (python reload_server.py)
 BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
+LOOK_FIRST, LOOKS, LOOK_MOST = 0.05, (1.0, 2.0, 4.0), 5.0  # seconds between looks for a broadcaster
 PYTHON_FLAGS = ("-u", "-B", "-E", "-s", "-S", "-P", "-I", "-O", "-OO", "-q")
 
 log = logging.getLogger("sigreload.watch")
@@ -55,23 +61,27 @@ def listens_on(proc: Any, port: int) -> bool:
         return False
 
 
-def port_owner(port: int) -> int | None:
-    """PID of whatever listens on ``port``, when psutil can tell; else None."""
+def port_owner(port: int, host: str | None = None) -> int | None:
+    """PID of whatever listens on ``port`` (on ``host``, when given), when psutil can tell; else None."""
     import psutil
 
     try:
-        return next((c.pid for c in psutil.net_connections(kind="tcp") if listening(c, port) and c.pid), None)
+        return next((c.pid for c in psutil.net_connections(kind="tcp") if listening(c, port) and c.pid
+                     and host in (None, c.laddr.ip)), None)
     except (psutil.Error, OSError):
         return None
 
 
-def in_use(port: int, flag: str) -> str:
-    """The one line for a busy port: who holds it (when psutil can tell) and the
-    flag to pass (``--port``), or the setting to change (``WS_PORT=``, under ``r``)."""
-    owner = port_owner(port)
-    by = f" by PID {owner}" if owner else ""
+def in_use(port: int, flag: str, host: str | None = None) -> str:
+    """The one line for a busy port: where (``host``, when only one of the
+    addresses is), who holds it (when psutil can tell: not another user's
+    process) and the flag to pass (``--port``), or the setting to change
+    (``WS_PORT=``, under ``r``)."""
+    owner = port_owner(port, host)
+    by = f" by PID {owner}" if owner else " by another process (another user's?)" if host else ""
+    on = f" on {host if ':' not in host else f'[{host}]'}" if host else ""
     advice = f"set {flag}<another port>" if flag.endswith("=") else f"pass {flag}"
-    return f"port {port} is in use{by}; stop that process or {advice}"
+    return f"port {port} is in use{on}{by}; stop that process or {advice}"
 
 
 def find_server(port: int = command_line.WS_PORT) -> Any:
@@ -110,28 +120,98 @@ def signal_server(proc: Any, signum: int) -> bool:
 class Locator:
     """The broadcaster a watcher signals: the one on ``port``, or only the
     process ``pid`` when given (sigreload passes its own child). Said once
-    when there is none; looked for again at the next change."""
+    when there is none; looked for again at the next change.
+
+    ``folder()`` is its message folder (``messages.folder_of``); ``found``
+    callbacks run when a broadcaster's folder is first known (a watcher says
+    what it watches). ``follow`` keeps looking for one, in a thread, without
+    waking while it runs."""
 
     def __init__(self, port: int, pid: int | None = None) -> None:
         self.port, self.pid = port, pid
         self.server: Any = None
         self.missing_said = False
+        self.found: list[Callable[[], None]] = []
+        self.folder_for: Any = None  # the process whose folder is known
+        self.known: Path | None = None
+        self.lock = threading.RLock()  # the watching thread and ``follow``'s
+        self.next_look = 0.0  # ``lookup``'s next look
 
-    def locate(self) -> Any:
-        """The broadcaster as a psutil.Process, or None (and one warning line)."""
+    def locate(self, quiet: bool = False) -> Any:
+        """The broadcaster as a psutil.Process, or None (and one warning line unless ``quiet``)."""
+        with self.lock:
+            return self._locate(quiet)
+
+    def _locate(self, quiet: bool) -> Any:
         # The very process we found (is_running compares create times: no reused PID).
         if self.server and self.server.is_running():
             return self.server
         try:
             self.server = self.given() if self.pid else find_server(self.port)
         except LookupError as exc:
-            log.error("%s; not signalling either", exc)
+            if not quiet:
+                log.error("%s; not signalling either", exc)
             return None
-        if self.server is None and not self.missing_said:
+        if self.server is None and not self.missing_said and not quiet:
             which = f"broadcaster PID {self.pid} does not listen" if self.pid else "no broadcaster listens"
             log.warning("%s on port %d; will look again at the next change", which, self.port)
-        self.missing_said = self.server is None
+            self.missing_said = True
+        elif self.server is not None:
+            self.missing_said = False
         return self.server
+
+    def folder(self) -> Path | None:
+        """The message folder of the broadcaster found (None: none found, or it is gone)."""
+        with self.lock:
+            server = self.server if self.server and self.server.is_running() else None
+            if server is None:
+                return None
+            if server is not self.folder_for:
+                self.folder_for, self.known = server, messages.folder_of(server)
+                for callback in self.found:
+                    callback()
+            return self.known
+
+    def lookup(self) -> Path | None:
+        """``folder()``; while there is none, looking again (quietly) at most once
+        a second: for a process without ``follow`` (the HTTP server, per request)."""
+        with self.lock:
+            found = self.folder()
+            if found is None and time.monotonic() >= self.next_look:
+                self.next_look = time.monotonic() + 1.0
+                found = self.look()
+            return found
+
+    def look(self) -> Path | None:
+        """Look for the broadcaster now (quietly); its folder."""
+        with self.lock:
+            self.locate(quiet=True)
+            return self.folder()
+
+    def wait_for(self, seconds: float) -> None:
+        """Look for the broadcaster for up to ``seconds`` (both are started at once)."""
+        end = time.monotonic() + seconds
+        while self.look() is None and time.monotonic() < end:
+            time.sleep(LOOK_FIRST)
+
+    def follow(self, stop: threading.Event) -> None:
+        """Until ``stop``, in a thread: while a broadcaster runs, sleep until it
+        exits (Linux tells: pidfd); then look for the next one after 1, 2, 4,
+        then every LOOK_MOST seconds."""
+        while not stop.is_set():
+            server = self.server if self.folder_for is not None and self.folder_for is self.server else None
+            if server is not None and server.is_running():
+                until_exit(server.pid, stop)
+            for wait in LOOKS:
+                if stop.wait(wait):
+                    return
+                if self.look() is not None:
+                    break
+            else:
+                while self.look() is None:
+                    if stop.wait(LOOK_MOST):
+                        return
+
 
     def given(self) -> Any:
         """The broadcaster named by ``pid``, if it is ours, runs the broadcaster and listens."""
@@ -143,6 +223,31 @@ class Locator:
         except psutil.Error:
             return None
         return proc if runs and listens_on(proc, self.port) else None
+
+
+def until_exit(pid: int, stop: threading.Event) -> None:
+    """Sleep until process ``pid`` exits (Linux: a pidfd, no polling), or ``stop``
+    (looked at every LOOK_MOST seconds where there is no pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        while not stop.wait(LOOK_MOST) and pid_runs(pid):
+            pass
+        return
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def pid_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
 
 
 def trigger(signame: str, argv: Iterable[str] | None = None) -> None:

@@ -5,34 +5,101 @@ A signal carries no data. Before it signals, the watcher ``post``s a message
 (JSON: the changed paths and the folder's id, or a failed build's output);
 when the signal arrives the broadcaster ``collect``s every message left since
 its last broadcast. A bare ``kill -USR1`` leaves none: every page reloads.
+
+The broadcaster makes the folder (``Mailbox``): a new one per run, made as
+``mkdtemp`` makes one (a name nobody can guess, 0700, never one that already
+exists), in ``XDG_RUNTIME_DIR`` when that is this user's, else in the
+temporary folder. It holds its MARK file open for its whole run: the others
+learn the folder from the broadcaster they found (``folder_of``, psutil), so
+a folder or a link that another user made is never used.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
+import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+MARK = "broadcaster.pid"  # the file a broadcaster holds open in its folder: how the others find it
 
-def runtime_dir(port: int) -> Path:
-    """This user's private folder for messages to the broadcaster on ``port``.
 
-    Created 0700; refused (OSError) when another user owns it or can write to
-    it: a planted message could only make pages skip a reload, never more.
+def private(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a folder (not a link) of this user that nobody else may enter."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def base() -> str:
+    """Where message folders are made: XDG_RUNTIME_DIR when it is this user's alone, else the temporary folder."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return runtime if runtime and private(runtime) else tempfile.gettempdir()
+
+
+def runtime_refused() -> str | None:
+    """Why XDG_RUNTIME_DIR is not used (another user's folder, a link, open to others), or None."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and not private(runtime):
+        return f"XDG_RUNTIME_DIR ({runtime}) is not a folder of this user closed to others: not used"
+    return None
+
+
+class Mailbox:
+    """The broadcaster's message folder for this run on ``port``; ``close`` removes it.
+
+    Folders that earlier broadcasters on this port left (killed: their PID
+    is gone) are removed first. Raises OSError when none can be made.
     """
-    temp = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
-    base = Path(temp) / f"sigreload-{os.getuid()}"
-    folder = base / str(port)
-    for f in (base, folder):
-        f.mkdir(mode=0o700, exist_ok=True)
-        st = f.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o077:
-            raise OSError(f"{f} is not private to this user")
-    return folder
+
+    def __init__(self, port: int) -> None:
+        prefix, where = f"sigreload-{port}-", base()
+        for name in os.listdir(where):
+            if name.startswith(prefix) and private(os.path.join(where, name)) and not alive(os.path.join(where, name)):
+                shutil.rmtree(os.path.join(where, name), ignore_errors=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+        self.mark = open(self.folder / MARK, "x")  # held open until the process ends
+        self.mark.write(str(os.getpid()))
+        self.mark.flush()
+
+    def close(self) -> None:
+        self.mark.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def alive(folder: str) -> bool:
+    """Whether the broadcaster that made ``folder`` still runs."""
+    try:
+        os.kill(int(Path(folder, MARK).read_text()), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError):
+        return True  # not sure: keep it
+
+
+def folder_of(proc: Any) -> Path | None:
+    """The message folder of the broadcaster ``proc`` (a psutil.Process of this
+    user): the folder of the MARK it holds open, if that folder is private."""
+    import psutil
+
+    try:
+        files = proc.open_files()
+    except (psutil.Error, OSError):
+        return None
+    for f in files:
+        path = Path(f.path)
+        if path.name == MARK and private(path.parent):
+            return path.parent
+    return None
 
 
 def root_id(root: str | os.PathLike[str]) -> str:
@@ -41,26 +108,36 @@ def root_id(root: str | os.PathLike[str]) -> str:
     return f"{st.st_dev:x}-{st.st_ino:x}"
 
 
-def post(port: int, message: dict[str, Any]) -> None:
-    """Leave ``message`` for the broadcaster on ``port``; send the signal after this.
+def post(folder: Path, message: dict[str, Any]) -> None:
+    """Leave ``message`` in the broadcaster's ``folder``; send the signal after this.
 
     One file per message, written atomically: two quick changes never lose
-    each other's paths. Raises OSError when the folder is not ours.
+    each other's paths. Raises OSError (a full disk), leaving nothing behind.
     """
-    folder = runtime_dir(port)
     name = f"{time.time_ns():020d}-{os.getpid()}"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps(message))
-    os.replace(tmp, folder / f"{name}.json")
+    write(folder, f"{name}.json", json.dumps(message).encode())
 
 
-def collect(port: int) -> list[dict[str, Any]]:
-    """Every message left for the broadcaster on ``port``, oldest first; consumed.
+def write(folder: Path, name: str, data: bytes) -> None:
+    """``folder``/``name`` holds ``data``, atomically (a temporary file renamed);
+    raises OSError and removes the temporary file when it cannot."""
+    tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, folder / name)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def collect(folder: Path | None) -> list[dict[str, Any]]:
+    """Every message left in ``folder``, oldest first; consumed.
 
     An unreadable message counts as ``{}`` (reload everything); never raises.
     """
     try:
-        files = sorted(runtime_dir(port).glob("*.json"))
+        files = sorted(folder.glob("*.json")) if folder else []
     except OSError:
         return []
     messages = []
@@ -73,14 +150,14 @@ def collect(port: int) -> list[dict[str, Any]]:
     return messages
 
 
-WATCHER = "watcher.ids"  # the folders the watcher of this port watches (not *.json: those are messages)
+WATCHER = "watcher.ids"  # the folders the watcher of this broadcaster watches (not *.json: those are messages)
 
 
-def watching(port: int, root: str, output: str | None = None, also: Iterable[str] = ()) -> list[str]:
-    """Say, for the broadcaster on ``port``, which folders this process watches:
-    ``root`` (a server of it or of any folder above it serves its pages), the
-    build's ``output`` as it is now (a build may make it anew), and ``also``
-    (ids said before); as ids. Returns them."""
+def watching(folder: Path | None, root: str, output: str | None = None, also: Iterable[str] = ()) -> list[str]:
+    """Say, for the broadcaster whose folder is ``folder``, which folders this
+    process watches: ``root`` (a server of it or of any folder above it serves
+    its pages), the build's ``output`` as it is now (a build may make it anew),
+    and ``also`` (ids said before); as ids. Returns them."""
     folders, parent = [root], os.path.dirname(root)
     while parent not in folders:
         folders.append(parent)
@@ -89,23 +166,48 @@ def watching(port: int, root: str, output: str | None = None, also: Iterable[str
     try:
         ids = list(dict.fromkeys(ids + [root_id(f) for f in folders + ([output] if output else [])
                                         if os.path.isdir(f)]))
-        folder = runtime_dir(port)
-        tmp = folder / f".{WATCHER}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"roots": ids, "pid": os.getpid()}))
-        os.replace(tmp, folder / WATCHER)
+        if folder:
+            write(folder, WATCHER, json.dumps({"roots": ids, "pid": os.getpid()}).encode())
     except OSError:
         pass  # only for a hint in the pages' consoles
     return ids
 
 
-def watched(port: int) -> list[str] | None:
+def watched(folder: Path | None) -> list[str] | None:
     """The ids ``watching`` left, while its watcher runs; None when none runs."""
+    said = watcher(folder)
+    return said[0] if said else None
+
+
+def watcher(folder: Path | None) -> tuple[list[str], int] | None:
+    """(the ids ``watching`` left, its watcher's PID) while that watcher runs; else None."""
     try:
-        said = json.loads((runtime_dir(port) / WATCHER).read_text())
-        os.kill(int(said["pid"]), 0)  # still running (ours: the folder is private)
-        return [str(i) for i in said["roots"]]
+        said = json.loads((folder / WATCHER).read_text()) if folder else {}
+        pid = int(said["pid"])
+        if not running(pid):  # ours: the folder is private
+            return None
+        return [str(i) for i in said["roots"]], pid
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """What changes when the file at ``path`` is written anew (a stat), or None."""
+    try:
+        st = os.stat(path)
+        return st.st_mtime_ns, st.st_ino
+    except OSError:
+        return None
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 USED_MAX = 256  # paths kept per source: what a hostile page can make the watcher look at first
@@ -115,20 +217,22 @@ class Used:
     """What open pages use, for the watcher to look at first (LiveServer.jl
     watches what it served). ``source`` names the list: "http" (files our HTTP
     server served, as paths) or "pages" (what the snippets reported, as URL
-    paths). Bounded to USED_MAX, newest last; written atomically, and only when
-    it changed. Thread-safe."""
+    paths). Bounded to USED_MAX, newest last; written atomically into the
+    folder ``where()`` names (None: no broadcaster yet, kept for when there
+    is one), only when it changed. Thread-safe."""
 
-    def __init__(self, port: int, source: str) -> None:
-        self.port, self.name = port, f"used-{source}.paths"
+    def __init__(self, where: Callable[[], Path | None], source: str) -> None:
+        self.where, self.name = where, f"used-{source}.paths"
         self.paths: dict[str, None] = {}
         self.lock = threading.Lock()
-        self._write()  # a list an earlier process left on this port (killed) is stale
+        self.written_to: Path | None = None
+        self._write()  # a list an earlier process left in this folder (killed) is stale
 
     def add(self, path: str) -> None:
         """Note one more path (a file just served)."""
         with self.lock:
-            if path in self.paths:
-                return
+            if path in self.paths and self.where() == self.written_to:
+                return  # nothing new (the folder too: a new broadcaster gets the whole list)
             self.paths[path] = None
             self._write()
 
@@ -136,17 +240,19 @@ class Used:
         """The whole list, as it is now."""
         with self.lock:
             new = dict.fromkeys(paths)
-            if list(new) != list(self.paths):
+            if list(new) != list(self.paths) or self.written_to is None:
                 self.paths = new
                 self._write()
 
     def _write(self) -> None:
         self.paths = dict.fromkeys(list(self.paths)[-USED_MAX:])
+        folder = self.where()
+        if folder is None:
+            return
+        lines = [p.encode("utf-8", "surrogateescape") for p in self.paths if "\n" not in p]
         try:
-            folder = runtime_dir(self.port)
-            tmp = folder / f".{self.name}.{threading.get_ident()}.tmp"
-            tmp.write_text("\n".join(self.paths))
-            os.replace(tmp, folder / self.name)
+            write(folder, self.name, b"\n".join(lines))
+            self.written_to = folder
         except OSError:
             pass  # only an optimisation: the sweep still finds every change
 
@@ -154,13 +260,9 @@ class Used:
 USED_SOURCES = ("http", "pages")
 
 
-def used_files(port: int) -> list[str]:
-    """The files that hold what open pages use, one per source (they may not exist)."""
-    try:
-        folder = runtime_dir(port)
-    except OSError:
-        return []
-    return [str(folder / f"used-{source}.paths") for source in USED_SOURCES]
+def used_files(folder: Path | None) -> list[str]:
+    """The files in ``folder`` that hold what open pages use, one per source (they may not exist)."""
+    return [str(folder / f"used-{source}.paths") for source in USED_SOURCES] if folder else []
 
 
 def used_stamp(files: list[str]) -> list[Any]:
@@ -180,7 +282,8 @@ def used(files: list[str]) -> tuple[list[Any], dict[str, list[str]]]:
     stamp, lists = used_stamp(files), {}
     for name, source in zip(files, USED_SOURCES, strict=False):
         try:
-            lists[source] = Path(name).read_text().splitlines()[-USED_MAX:]
+            text = Path(name).read_bytes().decode("utf-8", "surrogateescape")
+            lists[source] = [p for p in text.split("\n") if p][-USED_MAX:]
         except OSError:
             pass
     return stamp, lists

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from sigreload import listening
 
 log = logging.getLogger("sigreload.http")
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
@@ -68,11 +70,15 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     """A thread per connection, at most ``slots`` at once (None: no bound): past
-    that, the accept loop waits for one to end and the kernel holds the rest."""
+    that, the accept loop waits for one to end and the kernel holds the rest.
+
+    ``siblings``: the same server on the other addresses (``bind``: both
+    loopbacks), served, shut down and closed with this one."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
     slots: threading.BoundedSemaphore | None = None
+    siblings: list[Server] = []
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.slots is not None:
@@ -91,15 +97,43 @@ class Server(ThreadingHTTPServer):
             if self.slots is not None:
                 self.slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is one debug line, never a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("%s went away: %s", client_address[0], sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
-class Server6(Server):
-    address_family = socket.AF_INET6
+    def serve_forever(self, poll_interval: float | None = 0.5) -> None:
+        for sibling in self.siblings:
+            threading.Thread(target=sibling.serve_forever, args=(poll_interval,), name="http", daemon=True).start()
+        super().serve_forever(poll_interval)  # type: ignore[arg-type]  # None: no polling
+
+    def shutdown(self) -> None:
+        for sibling in self.siblings:
+            sibling.shutdown()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        for sibling in self.siblings:
+            sibling.server_close()
+        super().server_close()
 
 
 def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler],
-         most: int | None = None) -> ThreadingHTTPServer:
-    """A threading HTTP server for ``handler`` (IPv6 when ``host`` is), serving at
-    most ``most`` connections at once (None: any number); raises OSError."""
-    server = (Server6 if ":" in (host or "") else Server)((host or "", port), handler)
-    server.slots = threading.BoundedSemaphore(most) if most else None
-    return server
+         most: int | None = None) -> Server:
+    """A threading HTTP server for ``handler`` on every address ``host`` stands
+    for (``listening.bind``: both loopbacks), serving at most ``most``
+    connections at once (None: any number). Raises OSError, naming the
+    address (its ``filename``) when one of them is taken."""
+    servers = []
+    slots = threading.BoundedSemaphore(most) if most else None
+    for sock in listening.bind(host, port, BACKLOG):
+        server = Server(sock.getsockname()[:2], handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket, server.address_family, server.slots = sock, sock.family, slots
+        server.server_address = sock.getsockname()
+        server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
+        servers.append(server)
+    servers[0].siblings = servers[1:]
+    return servers[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import posixpath
 import re
 from functools import partial
 from http import HTTPStatus
@@ -21,7 +22,7 @@ from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line
-from sigreload.contract import messages
+from sigreload.contract import discovery, messages
 from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.http")
@@ -33,22 +34,6 @@ CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
     ".svg": "image/svg+xml", ".webp": "image/webp", ".avif": "image/avif",
     ".woff2": "font/woff2", ".map": "application/json",
 }
-
-
-class Slice:
-    """A file read only from its current position for ``length`` bytes (a Range)."""
-
-    def __init__(self, f: BinaryIO, length: int) -> None:
-        self.f, self.left = f, length
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n < 0 else min(n, self.left)
-        data = self.f.read(n)
-        self.left -= len(data)
-        return data
-
-    def close(self) -> None:
-        self.f.close()
 
 
 class Handler(common.Handler, SimpleHTTPRequestHandler):
@@ -67,7 +52,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
-    def send_head(self) -> BinaryIO | Slice | None:  # type: ignore[override]
+    def send_head(self) -> BinaryIO | injection.Spliced | None:  # type: ignore[override]
         if self.host_refused():
             return None
         if not self.inside_root():
@@ -85,48 +70,53 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             path = os.path.join(self.directory, "index.html")
         return self.send_file(path)
 
-    def list_directory(self, path: str | os.PathLike[str]) -> BinaryIO | Slice | None:  # type: ignore[override]
-        """A folder's listing, without what the server refuses to serve (dotfiles)."""
+    def list_directory(self, path: str | os.PathLike[str]) -> BinaryIO | injection.Spliced | None:  # type: ignore[override]
+        """A folder's listing, without what the server refuses to serve (dotfiles),
+        with the snippet: a build's output folder is one until the first good build."""
         try:
             names = sorted(n for n in os.listdir(path) if not n.startswith("."))
         except OSError:
             return self.not_found()
-        shown = html.escape(unquote(urlsplit(self.path).path))
-        links = "".join(f'<li><a href="{quote(n)}{"/" * os.path.isdir(os.path.join(path, n))}">'
-                        f'{html.escape(n)}{"/" * os.path.isdir(os.path.join(path, n))}</a></li>\n' for n in names)
-        page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{shown}</title></head>\n"
-                f"<body><h1>{shown}</h1>\n<ul>\n{links}</ul></body></html>\n")
-        self.reply(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
+        shown = html.escape(readable(url_path(self.path)))
+        links = []
+        for name in names:
+            slash = "/" * os.path.isdir(os.path.join(path, name))
+            href, text = quote(os.fsencode(name)), html.escape(readable(name))
+            links.append(f'<li><a href="{href}{slash}">{text}{slash}</a></li>\n')
+        self.page(HTTPStatus.OK, f"<title>{shown}</title></head>\n<body><h1>{shown}</h1>\n<ul>\n{''.join(links)}</ul>")
         return None
 
-    def send_file(self, path: str, status: int = HTTPStatus.OK) -> BinaryIO | Slice | None:
-        """Headers for ``path`` (a Range, an injected snippet), then its body as a file."""
+    def page(self, status: int, inside: str) -> None:
+        """A small page of ours (``inside``: from the title to the end of the
+        body's content), with the snippet when pages get it."""
+        page = f"<!doctype html>\n<html><head><meta charset=\"utf-8\">{inside}</body></html>\n".encode()
+        page = injection.inject(page, self.snippet_tag()) if self.ws_port else page
+        self.reply(status, "text/html; charset=utf-8", page)
+
+    def send_file(self, path: str, status: int = HTTPStatus.OK) -> BinaryIO | injection.Spliced | None:
+        """Headers for ``path`` (a Range, an injected snippet), then its body, streamed."""
         try:
             f = open(path, "rb")
+            if self.used is not None and status == HTTPStatus.OK:
+                self.used.add(os.path.abspath(path))
+            ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
+            at = injection.place(f) if self.ws_port and ctype.startswith("text/html") else None
         except OSError:
             return self.not_found()
-        if self.used is not None and status == HTTPStatus.OK:
-            self.used.add(os.path.abspath(path))
-        ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
-        if self.ws_port and ctype.startswith("text/html"):
-            with f:
-                page = injection.inject(f.read(), self.snippet_tag())
-            self.reply(status, ctype, page)
-            return None
-        first, last = self.byte_range(size) if status == HTTPStatus.OK else (None, None)
-        body: BinaryIO | Slice = f
+        tag = self.snippet_tag() if at is not None else b""
+        total = size + len(tag)
+        first, last = self.byte_range(total) if status == HTTPStatus.OK else (None, None)
         if first is not None and last is not None:
-            f.seek(first)
             self.send_response(HTTPStatus.PARTIAL_CONTENT)
-            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-            size, body = last - first + 1, Slice(f, last - first + 1)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{total}")
         else:
+            first, last = 0, total - 1
             self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(last - first + 1))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        return body
+        return injection.Spliced(f, size if at is None else at, tag, first, last - first + 1)
 
     def byte_range(self, size: int) -> tuple[int, int] | tuple[None, None]:
         """(first, last) of a single satisfiable ``Range: bytes=`` header, else (None, None)."""
@@ -144,17 +134,25 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         host = f"[{host}]" if ":" in host else host
         return snippet.tag(f"http://{host}:{self.ws_port}/reload.js")
 
-    def not_found(self) -> BinaryIO | Slice | None:
-        """The site's own 404.html when it has one, else a short clear page."""
+    def not_found(self) -> BinaryIO | injection.Spliced | None:
+        """The site's own 404.html when it has one, else a short clear page;
+        with the snippet: the page may exist after the next build or save."""
         custom = os.path.join(self.directory, "404.html")
         if os.path.isfile(custom):
             return self.send_file(custom, HTTPStatus.NOT_FOUND)
-        self.send_error(HTTPStatus.NOT_FOUND, "File not found", "Nothing at this address in the served folder")
+        self.page(HTTPStatus.NOT_FOUND, "<title>Not found</title></head>\n<body><h1>Not found</h1>\n"
+                  "<p>Nothing at this address in the served folder.</p>")
         return None
+
+    def translate_path(self, path: str) -> str:
+        """The file a URL path names under ROOT; any bytes in it, as the file system has them."""
+        parts = [p for p in posixpath.normpath(url_path(path)).split("/") if p and p not in (".", "..")]
+        local = os.path.join(self.directory, *parts)
+        return local + "/" if url_path(path).endswith("/") else local
 
     def inside_root(self) -> bool:
         """False for dotfiles, VCS folders and anything resolving outside ROOT."""
-        parts = unquote(urlsplit(self.path).path).split("/")
+        parts = url_path(self.path).split("/")
         if any(p.startswith(".") and p != ".well-known" for p in parts if p):
             return False
         real = os.path.realpath(self.translate_path(self.path))
@@ -163,15 +161,28 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
-        self.send_header("X-Sigreload-Root", self.root_id)  # lets the snippet map changed paths
+        # lets the snippet map changed paths (its page: Server-Timing; anything else: the header)
+        self.send_header("Server-Timing", f'sigreload;desc="{self.root_id}"')
+        self.send_header("X-Sigreload-Root", self.root_id)
         super().end_headers()
 
+
+
+def url_path(path: str) -> str:
+    """A request's path, decoded as the file system would (bytes that are not UTF-8 kept)."""
+    return unquote(urlsplit(path).path, errors="surrogateescape")
+
+
+def readable(name: str) -> str:
+    """A name as a page shows it (bytes that are not UTF-8 as U+FFFD)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
                 ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root),
-               "used": messages.Used(ws_port, "http") if ws_port else None, "timeout": idle_timeout}
+    used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
+    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
+               "timeout": idle_timeout}
     handler = type("Handler", (Handler,), options)
     return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS)

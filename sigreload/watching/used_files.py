@@ -1,7 +1,8 @@
 """What open pages use, as files under ROOT: the watcher looks at these first.
 
 Our HTTP server leaves the files it served, and the broadcaster the URL
-paths that the snippets said their pages loaded, in the message folder.
+paths that the snippets said their pages loaded, in the broadcaster's
+message folder (the watcher's ``Locator`` knows it).
 """
 
 from __future__ import annotations
@@ -11,17 +12,22 @@ from typing import Any
 from urllib.parse import unquote
 
 from sigreload.contract import messages
+from sigreload.contract.discovery import Locator
 
 
 class UsedFiles:
     """Called every tick: the files open pages use, or None while nothing
     changed (a glob and a stat)."""
 
-    def __init__(self, port: int, root: str) -> None:
-        self.files, self.root = messages.used_files(port), root
+    def __init__(self, locator: Locator, root: str) -> None:
+        self.locator, self.root = locator, root
+        self.files: list[str] = []
         self.stamp: list[Any] | None = None
 
     def __call__(self) -> list[str] | None:
+        files = messages.used_files(self.locator.folder())
+        if files != self.files:
+            self.files, self.stamp = files, None
         if messages.used_stamp(self.files) == self.stamp:
             return None
         self.stamp, lists = messages.used(self.files)

@@ -1,0 +1,95 @@
+"""Where sigreload's servers listen: every address a page's URL may reach.
+
+``localhost`` resolves to 127.0.0.1 and to ::1, and browsers try both. A
+server on 127.0.0.1 alone leaves [::1] at its port to anyone: another local
+user listening there would serve your pages, or their script in them. So a
+loopback server listens on both loopbacks (a LAN server on both families'
+wildcards), and a port that someone else holds on either is refused at start.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+LOOPBACKS = ("127.0.0.1", "::1", "localhost")
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (a container may have no IPv6 at all)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def hosts(host: str | None) -> list[str]:
+    """The addresses a server asked to listen on ``host`` binds, the asked one first."""
+    host = host or ""
+    if host in WILDCARDS:
+        return ["0.0.0.0", "::"] if has_ipv6_loopback() else ["0.0.0.0"]
+    if host in LOOPBACKS:
+        return ["127.0.0.1", "::1"] if has_ipv6_loopback() else ["127.0.0.1"]
+    return [host]
+
+
+def shown(host: str) -> str:
+    """An address as a URL shows it: [::1]."""
+    return f"[{host}]" if ":" in host else host
+
+
+def taken(exc: OSError, host: str) -> OSError:
+    """``exc`` (from binding ``host``), naming the address: the one line says which."""
+    return OSError(exc.errno, exc.strerror, host) if exc.errno == errno.EADDRINUSE else exc
+
+
+def bind(host: str | None, port: int, backlog: int = 128) -> list[socket.socket]:
+    """Listening sockets on ``port`` of every address ``host`` stands for
+    (port 0: one free port, the same on each). Raises OSError, naming the
+    address (its ``filename``) when one of them is taken."""
+    retries = 5 if port == 0 else 0  # a free port picked on one address may be taken on the other
+    while True:
+        sockets: list[socket.socket] = []
+        try:
+            for address in hosts(host):
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] beside 0.0.0.0
+                try:
+                    sock.bind((address, port))
+                except OSError as exc:
+                    raise taken(exc, address) from None
+                sock.listen(backlog)
+                port = port or sock.getsockname()[1]
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            if exc.errno != errno.EADDRINUSE or len(sockets) < 2 or retries == 0:
+                raise
+            retries, port = retries - 1, 0
+            continue
+        return sockets
+
+
+def held(hosts: list[str], port: int) -> str | None:
+    """The first of ``hosts`` whose ``port`` someone else holds (a bind fails), or None."""
+    for host in hosts:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return host
+    return None
