@@ -40,13 +40,13 @@ def restarts(path: str) -> bool:
 def parse_app(url: str) -> tuple[str, int]:
     """(host, port) of an app URL on this machine; ValueError with a reason otherwise."""
     parts = urlsplit(url if "//" in url else "http://" + url)
-    if parts.scheme != "http":
-        raise ValueError(f"{url}: only http:// app servers (on this machine)")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{url}: only http:// or https:// app servers (on this machine)")
     host = parts.hostname or ""
     if host not in ("localhost", "::1") and not host.startswith("127."):
         raise ValueError(f"{url}: not a loopback address (use 127.0.0.1 or localhost)")
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise ValueError(f"{url}: bad port") from None
     return host, port
@@ -130,11 +130,15 @@ def family(first: dict[int, float]) -> set[int]:
     return around
 
 
-def answers(host: str, port: int, timeout: float) -> bool:
-    """True once an HTTP request to the app gets any response (any status)."""
+def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
+    """True once an HTTP request to the app gets any response (any status); over
+    TLS for ``https`` (its certificate unverified: the app is on this machine)."""
     import http.client  # here: 5 MB that a watcher without --app never needs
+    import ssl
 
-    conn = http.client.HTTPConnection(host, port, timeout=max(timeout, 0.05))
+    timeout = max(timeout, 0.05)
+    conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl._create_unverified_context())
+            if scheme == "https" else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         conn.request("HEAD", "/", headers={"User-Agent": "sigreload (is the app up?)"})
         conn.getresponse().close()
@@ -148,7 +152,7 @@ def answers(host: str, port: int, timeout: float) -> bool:
 def wait_for_restart(host: str, port: int, saved_at: float,
                      superseded: Callable[[], bool] = lambda: False,
                      clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> str:
+                     sleep: Callable[[float], None] = time.sleep, scheme: str = "http") -> str:
     """Block until the app server runs code saved at ``saved_at`` (time.time()) and
     answers, until it is clear that it will not restart, or until ``superseded()``
     (a newer save). Says what happened, in words that follow "app server" in the log.
@@ -168,7 +172,7 @@ def wait_for_restart(host: str, port: int, saved_at: float,
             now, last_full = listeners(port), clock()
             fresh = sorted(pid for pid, t in now.items() if t >= saved_at - SLACK)
         if fresh:
-            while not answers(host, port, min(1.0, LIMIT)):
+            while not answers(host, port, min(1.0, LIMIT), scheme):
                 if clock() - start > LIMIT or superseded():
                     return f"restarted (PID {fresh[-1]}) but does not answer: reloading anyway"
                 sleep(TICK)
@@ -203,6 +207,7 @@ class Waiter:
 
     def __init__(self, url: str, send: Callable[[list[str], str], None]):
         self.host, self.port = parse_app(url)
+        self.scheme = "https" if url.startswith("https:") else "http"
         self.send = send
         self.cond = threading.Condition()
         self.paths: list[str] = []
@@ -233,7 +238,7 @@ class Waiter:
                 while self.saved is None:
                     self.cond.wait()
                 saved, generation = self.saved, self.generation
-            what = wait_for_restart(self.host, self.port, saved,
+            what = wait_for_restart(self.host, self.port, saved, scheme=self.scheme,
                                     superseded=partial(self._superseded, generation))
             with self.cond:
                 if self.generation != generation:

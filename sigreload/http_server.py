@@ -11,9 +11,9 @@ import logging
 import os
 import sys
 import threading
-from http.server import ThreadingHTTPServer
+from typing import Any
 
-from sigreload import command_line, process_life
+from sigreload import command_line, listening, process_life
 
 log = logging.getLogger("sigreload.http")
 
@@ -42,14 +42,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def bind(args: argparse.Namespace, host: str) -> ThreadingHTTPServer:
-    """The file server or the proxy, bound; exits with one line when it cannot listen."""
+def bind(args: argparse.Namespace, host: str) -> Any:
+    """The file server (a ThreadingHTTPServer) or the proxy (its AsyncServer,
+    alike where it matters here), bound; exits with one line when it cannot listen."""
     try:
         if args.proxy:
-            from sigreload import app_server
             from sigreload.serving import proxy
 
-            return proxy.make_server(app_server.parse_app(args.proxy), host, args.port, args.inject, args.lan)
+            return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout)
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
@@ -58,11 +58,12 @@ def bind(args: argparse.Namespace, host: str) -> ThreadingHTTPServer:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery
 
-            sys.exit(f"sigreload-http: {discovery.in_use(args.port, args.port_flag)}")
+            partly = exc.filename if exc.filename != listening.hosts(host)[0] else None
+            sys.exit(f"sigreload-http: {discovery.in_use(args.port, args.port_flag, partly)}")
         sys.exit(f"sigreload-http: cannot listen on {host}:{args.port}: {exc.strerror}")
 
 
-def say_ready(args: argparse.Namespace, server: ThreadingHTTPServer) -> str:
+def say_ready(args: argparse.Namespace, server: Any) -> str:
     """The one ready line (and LAN mode's warning); the URL a browser opens."""
     bound_host, bound_port = server.socket.getsockname()[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)

@@ -1,245 +1,492 @@
-"""The proxy: sigreload in front of your app server (``sigreload APP --proxy URL``).
+"""The proxy: sigreload in front of your app server (``sigreload APP --proxy URL``),
+on aiohttp: its server (strict llhttp parsing, keep-alive with timeouts) and
+its client (a pool of kept-alive connections to the app, streaming both ways).
 
 It forwards every request to the one app server it was given, on this
-machine, and never anywhere else. Method, body, headers, cookies and status
-pass through; a redirect to the app's own address comes back as one to the
-proxy's; the app's WebSocket upgrades are relayed byte for byte. HTML
-answers, error pages included, get the snippet before the last </body>:
-compressed ones are decoded (the app is asked for ``identity`` first),
-streamed ones pass as they come, and the length is right. The snippet and its
-socket are served on the proxy's own origin under /_sigreload/, so a page's
-``script-src 'self'`` allows them, and a CSP nonce of the answer is reused
-for the inserted script. While the app's port is closed (Django restarting),
-a request waits up to HOLD seconds; then a page from sigreload says so and
-comes back by itself once the app answers.
+machine, and never anywhere else. Method, body (streamed, chunked or not),
+headers, cookies and status pass through; ``X-Forwarded-*`` and
+``Forwarded`` from the client are replaced; informational answers (103) are
+dropped and ``Expect: 100-continue`` is the app's to answer; a redirect to
+the app's own address comes back as one to the proxy's; the app's WebSockets
+are relayed. Only documents get the snippet, before the last </body>: an
+HTML answer to a navigation (``Sec-Fetch-Dest: document`` or ``iframe``;
+without Sec-Fetch headers, an answer that is a whole document). Fragments,
+``fetch()`` answers and empty bodies pass byte for byte. A non-HTML error
+answer to a navigation is shown in a page that has the snippet. HEAD is
+answered as GET would be, without the body. A body the app cuts short cuts
+the client's answer at once. The snippet and its socket are served on the
+proxy's own origin under /_sigreload/, so a page's ``script-src 'self'``
+allows them, and a CSP nonce of the answer is reused for the inserted
+script. While the app's port is closed (Django restarting) a request waits
+up to HOLD seconds; when it is open but nothing accepts (uvicorn --reload
+after a syntax error) it waits STALL seconds; then a page from sigreload says
+so and comes back by itself once the app answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
-import http.client
 import logging
 import re
 import socket
+import ssl
 import threading
-import time
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
-from urllib.parse import SplitResult, urlsplit
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
+from aiohttp import web
+
+from sigreload import listening
 from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.proxy")
-Headers = list[tuple[str, str]]
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
 HOLD = 5.0  # seconds a request waits while the app's port is closed
-TIMEOUT = 300.0  # an app may think long (a debugger, a slow view)
+STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; others stream
+SNIFF = 1024  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
+ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
+CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
-NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "expect"}
+FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect"}
+DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
+WHOLE_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.I)
 DOWN_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="sigreload-down"><title>App not answering</title></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
 <h1>Your app does not answer</h1>
-<p>sigreload's proxy cannot reach <code>{app}</code>: it is restarting, or it stopped
-with an error (see its terminal). This page reloads by itself once it answers.</p>
+<p>sigreload's proxy cannot reach <code>{app}</code>: {why} (see its terminal).
+This page reloads by itself once it answers.</p>
 </body></html>
+"""
+ERROR_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{status} {reason}</title></head>
+<body><pre style="white-space: pre-wrap">{text}</pre></body></html>
 """
 
 
-class Handler(common.Handler):
-    """Every method of every request goes to ``upstream`` (set by make_server)."""
+class Down(Exception):
+    """The app does not answer; ``why`` says how."""
 
-    logger = log
-    upstream: tuple[str, int] = ("127.0.0.1", 5000)
-    broadcaster: tuple[str, int] | None = None  # None: no snippet inserted
-    protocol_version = "HTTP/1.1"  # keep-alive with the browser
-    disable_nagle_algorithm = True
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
-    def __getattr__(self, name: str) -> Callable[[], None]:
-        if name.startswith("do_"):  # do_GET, do_POST, do_PROPFIND...: all forwarded
-            return self.handle_any
-        raise AttributeError(name)
 
-    def handle_any(self) -> None:
-        if self.host_refused():
-            return
-        if not self.path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
-            return self.reply(400, "text/plain", b"sigreload's proxy forwards only to its app\n")
-        if self.path.startswith(PREFIX):
-            return self.own()
-        if self.headers.get("Upgrade", "").lower() == "websocket":
-            return self.tunnel(self.upstream, self.path)
-        self.forward()
+def accepting(port: int) -> bool:
+    """False when the app's listening socket on ``port`` has connections that
+    nothing accepts (Linux: its accept queue in /proc/net/tcp*); True otherwise."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
+                return False
+    return True
 
-    def own(self) -> None:
+
+class Proxy:
+    """The request handler: everything to ``app`` (scheme, host, port); the
+    snippet from ``broadcaster`` (host, port; None: none inserted)."""
+
+    def __init__(self, app: tuple[str, str, int], broadcaster: tuple[str, int] | None, lan: bool) -> None:
+        self.scheme, self.host, self.port = app
+        self.broadcaster, self.lan = broadcaster, lan
+        self.base = f"{self.scheme}://{listening.shown(self.host)}:{self.port}"
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, ssl=context, enable_cleanup_closed=True),
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=HOLD, sock_read=None),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
+
+    async def close(self) -> None:
+        if self.session:
+            await self.session.close()
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if not self.lan and not common.loopback_host(request.headers.get("Host")):
+            return web.Response(status=403, text="Host not allowed (use a loopback address)\n")
+        if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
+            return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
+        try:
+            if request.raw_path.startswith(PREFIX):
+                return await self.own(request)
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return await self.relay(request, self.base.replace("http", "ws", 1) + request.raw_path)
+            return await self.forward(request)
+        except Down as down:
+            log.debug("%s %s: %s", request.method, request.raw_path, down.why)
+            return self.down(down.why)
+        except (ConnectionError, asyncio.CancelledError) as gone:  # the client went away
+            log.debug("%s %s: the client went away (%s)", request.method, request.raw_path, gone)
+            raise asyncio.CancelledError from None
+
+    async def own(self, request: web.BaseRequest) -> web.StreamResponse:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
-        name = urlsplit(self.path).path[len(PREFIX):]
+        name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
-            return self.tunnel(self.broadcaster, "/sigreload")
+            host, port = self.broadcaster
+            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
         if name == "reload.js":
-            return self.reply(200, "text/javascript; charset=utf-8", snippet.source(), [("Cache-Control", "no-cache")])
-        self.reply(404, "text/plain", b"Nothing at this address\n")
+            return web.Response(body=snippet.source(), content_type="text/javascript", charset="utf-8",
+                                headers={"Cache-Control": "no-cache"})
+        return web.Response(status=404, text="Nothing at this address\n")
 
-    def connect(self, address: tuple[str, int]) -> socket.socket:
-        """A socket to ``address``; a closed port is tried again for HOLD seconds."""
-        end = time.monotonic() + HOLD
+    def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
+        """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        headers += [("Accept-Encoding", "identity"),  # nothing to decode, mostly
+                    ("X-Forwarded-For", peer[0] if peer else "127.0.0.1"),
+                    ("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", request.headers.get("Host", ""))]
+        return headers
+
+    async def body(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
+        """The client's body, streamed; a client that expects 100-continue gets
+        it when the app asked for the body (aiohttp sends it after the app's 100)."""
+        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        async for data in request.content.iter_chunked(CHUNK):
+            yield data
+
+    async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
+        """The app's answer (headers); Down when its port stays closed for
+        HOLD seconds, or when it accepts nothing for STALL seconds."""
+        assert self.session is not None
+        method = "GET" if request.method == "HEAD" else request.method  # HEAD answered as GET would be
+        expect = request.headers.get("Expect", "").lower() == "100-continue"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + HOLD
         while True:
+            data = self.body(request) if request.body_exists else None
+            sending = asyncio.ensure_future(self.session.request(
+                method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
+                allow_redirects=False, expect100=expect))
             try:
-                return socket.create_connection(address, timeout=TIMEOUT)
-            except ConnectionRefusedError:
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
+                while True:
+                    done, _ = await asyncio.wait({sending}, timeout=STALL)
+                    if done:
+                        return sending.result()
+                    if not accepting(self.port):
+                        raise Down("it accepts connections but does not answer (a syntax error?)")
+            except aiohttp.ClientConnectorError as exc:
+                if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end:
+                    raise Down("it is restarting, or it stopped with an error") from None
+                await asyncio.sleep(0.05)
+            except (aiohttp.ClientError, OSError) as exc:
+                raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
+            finally:
+                if not sending.done():
+                    sending.cancel()
 
-    def forward(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
-            return self.reply(411, "text/plain", b"sigreload's proxy needs a Content-Length on a body\n")
+    async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
+        upstream = await self.send(request)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return self.reply(400, "text/plain", b"bad Content-Length\n")
-        body = self.rfile.read(length) if length else None
-        try:
-            conn = http.client.HTTPConnection(*self.upstream, timeout=TIMEOUT)
-            conn.sock = self.connect(self.upstream)
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in self.headers.items():
-                if name.lower() not in NOT_FORWARDED:
-                    conn.putheader(name, value)
-            conn.putheader("Accept-Encoding", "identity")  # nothing to decode, mostly
-            conn.putheader("X-Forwarded-For", self.client_address[0])
-            conn.putheader("X-Forwarded-Proto", "http")
-            conn.putheader("Connection", "close")
-            conn.endheaders(body)
-            resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            log.debug("%s %s: the app did not answer (%s)", self.command, self.path, exc)
-            return self.down()
-        try:
-            self.respond(resp)
+            return await self.respond(request, upstream)
         finally:
-            conn.close()
+            upstream.release()
 
-    def respond(self, resp: http.client.HTTPResponse) -> None:
-        headers = [(k, self.rewrite(k, v)) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
-        encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
-        bodyless = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
-        html_answer = "html" in (resp.getheader("Content-Type") or "").lower() and not bodyless
-        if html_answer and self.broadcaster and encoding not in ("identity", "gzip", "x-gzip", "deflate"):
-            log.warning("%s: cannot insert the snippet into a %s-encoded page", self.path, encoding)
-        elif html_answer and self.broadcaster:
-            headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
-            inserter = injection.Inserter(self.tag(resp), encoding)
-            if resp.length is not None and resp.length <= BUFFER:  # whole: before the very last </body>
-                page = resp.read()
-                if encoding != "identity":
-                    unzip = injection.decoder(encoding, page)
-                    page = unzip.decompress(page) + unzip.flush()
-                return self.send(resp.status, resp.reason, headers, injection.inject(page, inserter.tag))
-            return self.stream(resp, headers, inserter)
-        if bodyless or resp.length is not None:
-            self.send(resp.status, resp.reason, headers, None)
-            while not bodyless and (data := resp.read1(65536)):
-                self.wfile.write(data)
-            return
-        self.stream(resp, headers, None)
+    async def respond(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        head = request.method == "HEAD"
+        headers = headers_of(upstream, request, self)
+        ctype = upstream.headers.get("Content-Type", "").lower()
+        encoding = upstream.headers.get("Content-Encoding", "identity").strip().lower()
+        dest = request.headers.get("Sec-Fetch-Dest")
+        bodyless = upstream.status in (204, 304) or upstream.status < 200
+        if head and not self.injects(request, ctype, encoding, bodyless):
+            upstream.close()  # its body is not needed: never read a download for a HEAD
+            return await self.start(request, upstream, headers, upstream.content_length)
+        if not bodyless and dest in DOCUMENTS and upstream.status >= 400 and "html" not in ctype and self.broadcaster:
+            return await self.error_page(request, upstream)
+        body = Body(upstream)
+        if not self.injects(request, ctype, encoding, bodyless):
+            return await self.pipe(request, upstream, headers, body)
+        changed = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
+        inserter = injection.Inserter(self.tag(upstream), encoding)
+        length = upstream.content_length
+        if length is not None and length <= BUFFER:  # whole: before the very last </body>
+            body.first = [d async for d in body.pieces()]
+            raw = b"".join(body.first)
+            page = decoded(raw, encoding)
+            if page is not None and not body.cut:
+                if not self.document(dest, page):
+                    return await self.whole(request, upstream, headers, raw)
+                return await self.whole(request, upstream, changed, injection.inject(page, inserter.tag))
+        return await self.stream(request, upstream, changed, inserter, dest, body, headers)
 
-    def stream(self, resp: http.client.HTTPResponse, headers: Headers, inserter: injection.Inserter | None) -> None:
-        """Pass a body of unknown length as it comes (chunked to an HTTP/1.1 browser)."""
-        chunked = self.request_version != "HTTP/1.0"
-        self.send(resp.status, resp.reason, headers + ([("Transfer-Encoding", "chunked")] if chunked else []), None)
-        self.close_connection = self.close_connection or not chunked
-        while True:
-            data = resp.read1(65536)
-            out = (inserter.feed(data) if data else inserter.end()) if inserter else data
-            if out:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(out), out) if chunked else out)
-                self.wfile.flush()
-            if not data:
-                break
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
+    def injects(self, request: web.BaseRequest, ctype: str, encoding: str, bodyless: bool) -> bool:
+        """Whether the answer may get the snippet: HTML, decodable, with a body, for a document."""
+        if not self.broadcaster or bodyless or "html" not in ctype:
+            return False
+        if request.headers.get("Sec-Fetch-Dest", "document") not in DOCUMENTS:
+            return False
+        if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+            log.warning("%s: cannot insert the snippet into a %s-encoded page", request.raw_path, encoding)
+            return False
+        return True
 
-    def send(self, status: int, reason: str | None, headers: Headers, body: bytes | None) -> None:
-        self.send_response_only(status, reason)
+    @staticmethod
+    def document(dest: str | None, start: bytes) -> bool:
+        """An answer to a navigation, or (no Sec-Fetch headers) one that starts a whole document."""
+        if not start:
+            return False
+        return dest in DOCUMENTS or bool(WHOLE_DOCUMENT.search(start[:SNIFF]))
+
+    async def start(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                    headers: list[tuple[str, str]], length: int | None) -> web.StreamResponse:
+        """The client's answer, headers sent: status, ``headers``, and ``length`` (None: chunked)."""
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in headers:
-            self.send_header(name, value)
-        if body is not None:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+            if name.lower() != "content-length":
+                response.headers.add(name, value)
+        if length is not None:
+            response.content_length = length
+        elif request.version >= (1, 1) and upstream.status not in (204, 304) and upstream.status >= 200:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        return response
 
-    def tag(self, resp: http.client.HTTPResponse | None = None) -> bytes:
+    async def whole(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                    headers: list[tuple[str, str]], body: bytes) -> web.StreamResponse:
+        response = await self.start(request, upstream, headers, len(body))
+        if request.method != "HEAD":
+            await response.write(body)
+        await response.write_eof()
+        return response
+
+    async def pipe(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                   headers: list[tuple[str, str]], body: Body) -> web.StreamResponse:
+        """The app's answer, byte for byte, as it comes (never cut for silence)."""
+        response = await self.start(request, upstream, headers, upstream.content_length)
+        async for data in body.pieces():
+            await response.write(data)
+        return await self.end(request, response, body)
+
+    async def end(self, request: web.BaseRequest, response: web.StreamResponse, body: Body) -> web.StreamResponse:
+        """The answer's end; a body the app cut short cuts the client's answer, at once."""
+        if body.cut:
+            log.debug("%s %s: the app's body was cut: so is the answer", request.method, request.raw_path)
+            if request.transport:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        await response.write_eof()
+        return response
+
+    async def stream(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                     headers: list[tuple[str, str]], inserter: injection.Inserter,
+                     dest: str | None, body: Body, unchanged: list[tuple[str, str]]) -> web.StreamResponse:
+        """An HTML answer of unknown (or too big a) length, the snippet inserted on
+        the way. Without Sec-Fetch headers its first bytes decide whether it is a
+        document; if not, it passes as it is (``unchanged`` headers)."""
+        if request.method == "HEAD":  # as GET would: chunked, no length
+            upstream.close()
+            return await self.start(request, upstream, headers, None)
+        if dest not in DOCUMENTS:
+            sniffer, sniffed, pieces = injection.Inserter(b"", inserter.encoding), b"", body.pieces()
+            async for data in pieces:
+                body.first.append(data)
+                sniffed += sniffer.feed(data)
+                if len(sniffed) >= SNIFF:
+                    break
+            if not self.document(dest, sniffed + sniffer.held):
+                return await self.pipe(request, upstream, unchanged, body)
+        response = await self.start(request, upstream, headers, None)
+        async for data in body.pieces():
+            for out in inserter.pieces(data):
+                if out:
+                    await response.write(out)
+        if not body.cut:
+            await response.write(inserter.end())
+        return await self.end(request, response, body)
+
+    async def error_page(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        """A non-HTML error answer to a navigation, shown in a page with live reload."""
+        body = await upstream.content.read(ERROR_SHOWN)
+        text = html.escape(body.decode(upstream.charset or "utf-8", "replace"))
+        page = ERROR_PAGE.format(status=upstream.status, reason=html.escape(upstream.reason or ""), text=text)
+        page_bytes = injection.inject(page.encode(), self.tag(upstream))
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+        return await self.whole(request, upstream, headers, page_bytes)
+
+    def tag(self, upstream: aiohttp.ClientResponse | None = None) -> bytes:
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
-        policy = (resp.getheader("Content-Security-Policy") or "") if resp else ""
+        policy = upstream.headers.get("Content-Security-Policy", "") if upstream else ""
         nonce = injection.NONCE.search(policy)
         return snippet.tag(f"{PREFIX}reload.js", nonce.group(1) if nonce else None)
 
-    def rewrite(self, name: str, value: str) -> str:
+    def rewrite(self, request: web.BaseRequest, name: str, value: str) -> str:
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""
         lower = name.lower()
         if lower == "location":
             parts = urlsplit(value)
-            if parts.scheme in ("http", "https") and self.is_app(parts):
-                return parts._replace(scheme="http", netloc=self.headers.get("Host") or "").geturl()
+            host = parts.hostname or ""
+            loopback = host in ("localhost", "::1") or host.startswith("127.")
+            if parts.scheme in ("http", "https") and loopback and (parts.port or 80) == self.port:
+                return parts._replace(scheme="http", netloc=request.headers.get("Host") or "").geturl()
         elif lower == "set-cookie":
             return re.sub(r";\s*domain=\s*\.?(localhost|127\.0\.0\.1|\[?::1\]?)\s*(?=;|$)", "", value, flags=re.I)
         return value
 
-    def is_app(self, parts: SplitResult) -> bool:
-        host = parts.hostname or ""
-        loopback = host in ("localhost", "::1") or host.startswith("127.")
-        return loopback and (parts.port or 80) == self.upstream[1]
-
-    def down(self) -> None:
+    def down(self, why: str) -> web.Response:
         """The app does not answer: a page that says so and comes back by itself."""
-        app = html.escape("http://{}:{}/".format(*self.upstream))
-        page = injection.inject(DOWN_PAGE.format(app=app).encode(), self.tag())
-        self.reply(502, "text/html; charset=utf-8", page, [("X-Sigreload-Down", "1"), ("Cache-Control", "no-store")])
+        page = DOWN_PAGE.format(app=html.escape(self.base + "/"), why=html.escape(why))
+        return web.Response(status=502, body=injection.inject(page.encode(), self.tag()),
+                            content_type="text/html", charset="utf-8",
+                            headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    def tunnel(self, address: tuple[str, int], path: str) -> None:
-        """Relay a WebSocket upgrade to ``address`` byte for byte, both ways, until either closes."""
+    async def relay(self, request: web.BaseRequest, url: str) -> web.StreamResponse:
+        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
+        assert self.session is not None
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
         try:
-            upstream = self.connect(address)
-        except OSError:
-            return self.down()
-        upstream.settimeout(None)
-        head = [f"{self.command} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in self.headers.items())]
-        upstream.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        self.close_connection = True
+            upstream = await self.session.ws_connect(url, protocols=offered, headers=headers, autoping=False,
+                                                     max_msg_size=0, compress=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            return web.Response(status=exc.status, text=f"{exc.message}\n")
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Down(f"its WebSocket does not answer ({exc.__class__.__name__})") from None
+        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
+                                       autoping=False, max_msg_size=0, compress=False)
+        await client.prepare(request)
 
-        def back() -> None:
-            try:
-                while data := upstream.recv(65536):
-                    self.connection.sendall(data)
-            except OSError:
-                pass
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)  # wakes the read below
-            except OSError:
-                pass
+        async def pump(source: Any, sink: Any) -> None:
+            async for message in source:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                elif message.type == aiohttp.WSMsgType.PING:
+                    await sink.ping(message.data)
+                elif message.type == aiohttp.WSMsgType.PONG:
+                    await sink.pong(message.data)
+            await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)
 
-        relay = threading.Thread(target=back, name="tunnel", daemon=True)
-        relay.start()
         try:
-            while data := self.rfile.read1(65536):
-                upstream.sendall(data)
-        except OSError:
+            await asyncio.gather(pump(client, upstream), pump(upstream, client))
+        except (ConnectionError, aiohttp.ClientError):
             pass
+        finally:
+            await upstream.close()
+            await client.close()
+        return client
+
+
+class Body:
+    """The app's body as it comes: ``pieces()`` gives what was read already
+    (``first``), then the rest; ``cut`` once it ended short (a closed
+    connection, fewer bytes than its Content-Length)."""
+
+    def __init__(self, upstream: aiohttp.ClientResponse) -> None:
+        self.upstream, self.cut, self.done = upstream, False, False
+        self.first: list[bytes] = []
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        while self.first:
+            yield self.first.pop(0)
+        if self.done:
+            return
         try:
-            upstream.shutdown(socket.SHUT_RDWR)  # wakes back()
-        except OSError:
-            pass
-        relay.join()
-        upstream.close()
+            async for data in self.upstream.content.iter_any():
+                yield data
+        except aiohttp.ClientPayloadError:
+            self.cut = True
+        else:
+            length = self.upstream.content_length
+            self.cut = length is not None and self.upstream.content.total_bytes < length
+        self.done = True
 
 
-def make_server(app: tuple[str, int], host: str, port: int, ws_port: int | None = None,
-                lan: bool = False) -> ThreadingHTTPServer:
-    """Bind the proxy to ``app`` (host, port); raises OSError like socketserver."""
+def decoded(raw: bytes, encoding: str) -> bytes | None:
+    """``raw`` decoded, or None when it inflates beyond BUFFER (it is streamed then)."""
+    if encoding == "identity":
+        return raw
+    unzip = injection.decoder(encoding, raw)
+    page = unzip.decompress(raw, BUFFER + 1)
+    if len(page) > BUFFER or unzip.unconsumed_tail:
+        return None
+    return bytes(page + unzip.flush())
+
+
+def headers_of(upstream: aiohttp.ClientResponse, request: web.BaseRequest, proxy: Proxy) -> list[tuple[str, str]]:
+    """The app's headers as they are (a fragment's answer: nothing added, nothing taken)."""
+    return [(k, proxy.rewrite(request, k, v)) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
+
+
+class AsyncServer:
+    """The proxy, bound (``sockets``: both loopbacks), as the HTTP server process
+    runs it: ``serve_forever`` (the event loop, in the calling thread),
+    ``server_close`` (from another thread: stops it)."""
+
+    def __init__(self, proxy: Proxy, sockets: list[socket.socket], idle_timeout: float) -> None:
+        self.proxy, self.sockets, self.idle_timeout = proxy, sockets, idle_timeout
+        self.socket = sockets[0]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopped = threading.Event()
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(self.run())
+        finally:
+            self.loop.close()
+
+    async def run(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.proxy.open()
+        server = web.Server(self.proxy, access_log=None, handler_cancellation=True,
+                            keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        for sock in self.sockets:
+            await web.SockSite(runner, sock, backlog=common.BACKLOG).start()
+        try:
+            await self.done
+        finally:
+            await runner.cleanup()
+            await self.proxy.close()
+
+    def server_close(self) -> None:
+        if self.loop and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.stop)
+        for sock in self.sockets:
+            sock.close()
+
+    def stop(self) -> None:
+        if hasattr(self, "done") and not self.done.done():
+            self.done.set_result(None)
+
+    def shutdown(self) -> None:
+        self.server_close()
+
+
+def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan: bool = False,
+                idle_timeout: float = 15.0) -> AsyncServer:
+    """Bind the proxy to the app at URL ``app`` (on this machine); raises OSError like socketserver."""
+    from sigreload import app_server
+
+    scheme = urlsplit(app if "//" in app else "http://" + app).scheme
+    app_host, app_port = app_server.parse_app(app)
+    if scheme == "https":
+        log.info("the app's https certificate is not verified (it is on this machine)")
     broadcaster = ("127.0.0.1" if lan or not host or ":" not in host else "::1", ws_port) if ws_port else None
-    handler = type("Handler", (Handler,), {"upstream": app, "broadcaster": broadcaster, "lan": lan})
-    return common.bind(host, port, handler)
+    quiet = logging.getLogger("aiohttp.server")  # a bad request is answered 400 and closed: no traceback
+    quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+    proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
+    return AsyncServer(proxy, listening.bind(host, port), idle_timeout)
+
