@@ -588,10 +588,17 @@ def main(argv=None):
     parser.add_argument("--apps-only", action="store_true", help="only the app servers")
     parser.add_argument("--engines-only", action="store_true", help="only the per-engine rows")
     parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
+    parser.add_argument("--proxy-only", action="store_true",
+                        help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        if args.proxy_only:
+            import proxies
+
+            proxies.rows(results, pw_browser, free_port, summary)
+            return report(args, results, woke)
         if args.poll_only:
             poll_mode(args, results, pw_browser)
             if args.huge:
@@ -611,9 +618,12 @@ def main(argv=None):
             build_site(Path(tmp) / "s", 10, 0)
             stack = Stack(Path(tmp) / "s")
             pid = next(p.pid for p in stack.processes() if "sigreload.broadcaster" in p.cmdline())
-            results["500 clients: signal -> all have it (ms)"] = summary(run_async(many_clients(stack.ws, pid)))
+            broadcaster_rows(results, stack.ws, pid)
             connection_burst(results, stack)
             stack.stop()
+        import proxies
+
+        proxies.rows(results, pw_browser, free_port, summary)
         if not args.quick:
             poll_mode(args, results, pw_browser)
             if args.huge:
@@ -623,6 +633,41 @@ def main(argv=None):
         pw.stop()
     r_startup(results)
     report(args, results, woke)
+
+
+@contextlib.contextmanager
+def seed_broadcaster():
+    """The blog post's broadcaster (bench/seed_broadcaster.py), running: (port, pid)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "seed_broadcaster.py")], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1"})
+    try:
+        proc.stdout.readline()  # Running websocket server
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def broadcaster_rows(results, port, pid, rounds=3):
+    """Fan-out to 500 plain clients, ours and the blog post's, in turns (ms; and
+    the ratio of the medians); then 4,000 clients joining and dropping at once:
+    the longest a ping waited meanwhile (how long each broadcaster was blocked)."""
+    from apps import crowd
+
+    ours, seeds = [], []
+    with seed_broadcaster() as (seed_port, seed_pid):
+        for _ in range(rounds):
+            ours += run_async(many_clients(port, pid))
+            seeds += run_async(many_clients(seed_port, seed_pid))
+        results["500 clients: signal -> all have it (ms)"] = summary(ours)
+        results["500 clients, the blog post's broadcaster (ms)"] = summary(seeds)
+        results["500 clients: ours / the blog post's (median ratio)"] = summary(
+            [statistics.median(ours) / statistics.median(seeds)])
+        for name, where, path in (("ours", port, "/sigreload"), ("the blog post's", seed_port, "/")):
+            joined, dropped = zip(*(run_async(crowd(where, 4000, path=path)) for _ in range(2)), strict=True)
+            results[f"4000 clients join at once, {name}: blocked (ms)"] = summary(joined)
+            results[f"4000 clients drop at once, {name}: blocked (ms)"] = summary(dropped)
 
 
 def connection_burst(results, stack, count=100):

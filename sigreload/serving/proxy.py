@@ -214,6 +214,11 @@ class Proxy:
             return await self.error_page(request, upstream)
         body = Body(upstream)
         if not self.injects(request, ctype, encoding, bodyless):
+            length = upstream.content_length
+            if length is not None and length <= CHUNK and not bodyless:  # small: one write (most assets)
+                body.first = [d async for d in body.pieces()]
+                if not body.cut:
+                    return await self.whole(request, upstream, headers, b"".join(body.first))
             return await self.pipe(request, upstream, headers, body)
         changed = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
         inserter = injection.Inserter(self.tag(upstream), encoding)

@@ -1,0 +1,205 @@
+"""The proxy rows of bench/run.py: one small app (a stock threaded http.server
+that also takes uploads), reached directly, through sigreload's proxy and
+through browser-sync's (bench/node: `npm ci --prefix bench/node`), in the
+same run: requests per second on kept-alive connections (a small file), 100
+connections at once, a 100-asset page load in Chromium, and the proxy's
+memory while a 400 MiB upload passes."""
+
+import http.client
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+UPLOAD = 400 << 20
+ASSETS = 100
+
+
+class App(SimpleHTTPRequestHandler):
+    """The app: files (kept alive), and POST bodies read and dropped."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        left = int(self.headers.get("Content-Length") or 0)
+        while left:
+            left -= len(self.rfile.read(min(left, 1 << 20)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+class AppServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # as sigreload's own servers (the stdlib's default: 5)
+
+    def handle_error(self, request, client_address):
+        pass  # a client that went away
+
+
+def site(root):
+    (root / "small.txt").write_text("x" * 512)
+    for i in range(ASSETS):
+        (root / f"a{i}.css").write_text(f".a{i} {{ color: red }}")
+    links = "".join(f'<link rel="stylesheet" href="a{i}.css">' for i in range(ASSETS))
+    (root / "page.html").write_text(f"<!doctype html><html><head>{links}</head><body><h1>assets</h1></body></html>")
+
+
+def requests_per_second(port, seconds=3.0, clients=4):
+    """GET /small.txt again and again on ``clients`` kept-alive connections."""
+    end = time.monotonic() + seconds
+
+    def one(_):
+        conn, done = http.client.HTTPConnection("127.0.0.1", port, timeout=10), 0
+        while time.monotonic() < end:
+            conn.request("GET", "/small.txt")
+            conn.getresponse().read()
+            done += 1
+        conn.close()
+        return done
+
+    with ThreadPoolExecutor(clients) as pool:
+        return sum(pool.map(one, range(clients))) / seconds
+
+
+def at_once(port, count=100):
+    """``count`` new connections at once, a GET each: (each one's ms, failures)."""
+    start = threading.Barrier(count)
+
+    def one(_):
+        start.wait()
+        began = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/small.txt")
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            return None
+        return 1000 * (time.monotonic() - began)
+
+    with ThreadPoolExecutor(count) as pool:
+        took = list(pool.map(one, range(count)))
+    return [t for t in took if t is not None], took.count(None)
+
+
+def page_load(pw_browser, port, loads=5):
+    """A page with ASSETS stylesheets: navigation start -> load event (ms), fresh each time."""
+    out = []
+    for _ in range(loads):
+        context = pw_browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/page.html", wait_until="load")
+        out.append(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventStart"))
+        context.close()
+    return out
+
+
+def upload_memory(port, pid):
+    """The proxy's peak RSS growth (MB) while a 400 MiB upload passes it."""
+    proc = psutil.Process(pid)
+    before, peak = proc.memory_info().rss, [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]))
+            time.sleep(0.02)
+
+    threading.Thread(target=watch, daemon=True).start()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.putrequest("POST", "/upload")
+    conn.putheader("Content-Length", str(UPLOAD))
+    conn.endheaders()
+    piece = bytes(1 << 20)
+    for _ in range(UPLOAD >> 20):
+        conn.send(piece)
+    conn.getresponse().read()
+    conn.close()
+    done.set()
+    return (peak[0] - before) / 2**20
+
+
+def start(argv, ready, env=None):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    for line in proc.stdout:
+        if ready in line.decode(errors="replace"):
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # never a full pipe
+            return proc
+    raise RuntimeError(f"{argv[0]} exited before {ready!r}")
+
+
+def stop(proc):
+    try:
+        os.killpg(proc.pid, 15)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def rows(results, pw_browser, free_port, summary):
+    """Every proxy row, for direct, sigreload's proxy and browser-sync's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        site(root)
+        upstream = free_port()
+        app = start([sys.executable, __file__, str(root), str(upstream)], "app ready")  # a process of its own
+        fronts = {"direct": (upstream, None)}
+        ours = free_port()
+        mine = start([sys.executable, "-m", "sigreload.http_server", "--proxy", f"http://127.0.0.1:{upstream}",
+                      "--port", str(ours), "--inject", str(free_port())], "proxying")
+        fronts["sigreload's proxy"] = (ours, mine)
+        bs = HERE / "node" / "node_modules" / ".bin" / "browser-sync"
+        theirs = None
+        if bs.exists():
+            port = free_port()
+            theirs = start([str(bs), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
+                            "--listen", "127.0.0.1", "--no-open", "--no-notify", "--no-ui", "--no-ghost-mode"],
+                           "Proxying")
+            fronts["browser-sync's proxy"] = (port, theirs)
+        else:
+            print("bench: no browser-sync (npm ci --prefix bench/node): its proxy rows are skipped")
+        try:
+            rates = {name: requests_per_second(port) for name, (port, _) in fronts.items()}
+            for name, rate in rates.items():
+                results[f"proxy, {name}: requests/s, kept alive, small file"] = summary([rate])
+            for name in fronts:
+                if name != "direct":
+                    results[f"proxy, {name}: requests/s, share of direct's"] = summary(
+                        [rates[name] / rates["direct"]])
+            for name, (port, _) in fronts.items():
+                took, failed = at_once(port)
+                results[f"proxy, {name}: 100 connections at once, each (ms)"] = summary(took)
+                results[f"proxy, {name}: 100 connections at once, failed"] = summary([float(failed)])
+            for name, (port, _) in fronts.items():
+                results[f"proxy, {name}: {ASSETS}-asset page load in Chromium (ms)"] = summary(
+                    page_load(pw_browser, port))
+            for name, (port, proc) in fronts.items():
+                if proc is not None:
+                    results[f"proxy, {name}: memory growth during a 400 MiB upload (MB)"] = summary(
+                        [upload_memory(port, proc.pid)])
+        finally:
+            for _, proc in fronts.values():
+                if proc is not None:
+                    stop(proc)
+            stop(app)
+
+
+if __name__ == "__main__":  # the app: python bench/proxies.py ROOT PORT
+    server = AppServer(("127.0.0.1", int(sys.argv[2])), lambda *a: App(*a, directory=sys.argv[1]))
+    print("app ready", flush=True)
+    server.serve_forever()
