@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
         from sigreload.contract import discovery
 
-        partly = listening.held(hosts[1:], args.port) if listening.held(hosts[:1], args.port) is None else None
+        partly = exc.filename if exc.filename != hosts[0] else None
         sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, args.port_flag, partly)}")
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ this (its options, its signals held from the first instruction) is
 from __future__ import annotations
 
 import asyncio
-import errno
+import gc
 import json
 import logging
 import os
 import re
 import secrets
 import signal
-import socket
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -38,7 +37,11 @@ IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have little to say: cap what they can send
 MAX_USING = 64  # paths one page may report using
+ACCEPTS_AT_ONCE = 16  # connections asyncio accepts in one pass of its loop (its backlog argument)
+BACKLOG = 1024  # connections the kernel holds until they are accepted
 HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them takes a few ms
+COLLECT_AFTER = 2.0  # seconds without a client joining or leaving before the old generation is collected
+COLLECT_MOST = 60.0  # ... or at most this long after the last time, while clients keep coming and going
 REPORT_GAP = 0.1  # seconds between two writes of what pages use
 # Page origins trusted by default: loopback pages (any port, http or https), and
 # clients that send no Origin at all (not browsers: browsers always send one).
@@ -95,6 +98,8 @@ class Broadcaster:
         self.counts: Counter[str] = Counter()  # path -> how many pages use it
         self.reported = messages.Used(lambda: self.folder, "pages")  # their paths, for the watcher
         self.report_due: asyncio.TimerHandle | None = None
+        self.collect_due: asyncio.TimerHandle | None = None
+        self.last_busy = self.last_collect = 0.0
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -109,6 +114,26 @@ class Broadcaster:
                 del self.counts[path]
         if self.report_due is None:  # the list, written at most every REPORT_GAP
             self.report_due = asyncio.get_running_loop().call_later(REPORT_GAP, self.report)
+
+    def busy(self) -> None:
+        """A client joined or left: collect the old generation once the comings
+        and goings settle (COLLECT_AFTER), or at least every COLLECT_MOST while
+        they go on; never in the middle of a crowd (``run`` keeps the automatic
+        collector to the young generations: with thousands of clients a full
+        pass takes hundreds of milliseconds, and no page hears a thing meanwhile)."""
+        loop = asyncio.get_running_loop()
+        self.last_busy = loop.time()
+        if self.collect_due is None:
+            self.collect_due = loop.call_later(COLLECT_AFTER, self.collect)
+
+    def collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        settled = self.last_busy + COLLECT_AFTER
+        if loop.time() < settled and loop.time() < self.last_collect + COLLECT_MOST:
+            self.collect_due = loop.call_at(settled, self.collect)  # still coming and going
+            return
+        self.collect_due, self.last_collect = None, loop.time()
+        gc.collect()
 
     def report(self) -> None:
         self.report_due = None
@@ -299,6 +324,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
+        broadcaster.busy()
         log.debug("client joined from %s", connection.remote_address)
         try:
             async for frame in connection:
@@ -309,6 +335,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
             pass  # a client that vanished, or sent a frame over MAX_FRAME
         if connection in broadcaster.using:
             broadcaster.uses(connection, None)
+        broadcaster.busy()
         log.debug("client left")
 
     return handler
@@ -326,15 +353,15 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
 
     for name in process_life.STOP_SIGNALS:
         loop.add_signal_handler(getattr(signal, name), stopping)
-    server: Server | None = None
-    broadcaster = Broadcaster(lambda: server.connections if server else ())
+    servers: list[Server] = []
+    broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
     # same signals (they merge anyway), so a full buffer is no reason to print.
     signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
-    server = await listen(make_handler(broadcaster), hosts, port, origins, ping_interval)
-    broadcaster.port = server.sockets[0].getsockname()[1]
+    servers += await listen(make_handler(broadcaster), hosts, port, origins, ping_interval)
+    broadcaster.port = servers[0].sockets[0].getsockname()[1]
     if refused := messages.runtime_refused():
         log.warning("%s; messages go to a private folder in %s", refused, messages.base())
     try:
@@ -346,6 +373,10 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     broadcaster.folder = mailbox.folder if mailbox else None
     # Handlers installed, port bound: signals held since our first line arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
+    gc.collect()
+    gc.freeze()  # what start-up made lives as long as the process: never looked at again
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1 << 30)  # the oldest generation: once joins and leaves settle (busy)
     pid = os.getpid()
     if "0.0.0.0" in hosts:
         log.warning("LAN mode: any device on your network can connect: %s",
@@ -355,37 +386,29 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
              "stylesheets%s", listening.shown(hosts[0]), broadcaster.port, pid, pid, pid, also)
     try:
         await stop
-        server.close()  # closes every connection with 1001 (going away)
-        await server.wait_closed()
+        for server in servers:
+            server.close()  # closes every connection with 1001 (going away)
+        for server in servers:
+            await server.wait_closed()
     finally:
         if mailbox:
             mailbox.close()
 
 
 async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: list[str], port: int,
-                 origins: Origins, ping_interval: float) -> Server:
+                 origins: Origins, ping_interval: float) -> list[Server]:
     """The WebSocket server on ``port`` of every one of ``hosts`` (port 0: one
-    free port, the same on each); raises OSError when one is taken."""
-    for retries in range(4, -1, -1):
-        chosen = port or free_port(hosts[0])
-        try:
-            # asyncio's create_server takes a list of hosts; websockets passes it on
-            gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE)})
-            return await serve(handler, hosts, chosen, process_request=snippet_response,  # type: ignore[arg-type,no-any-return]
-                               create_connection=gated,
-                               origins=origins, compression=None, max_size=MAX_FRAME, max_queue=4,
-                               ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
-        except OSError as exc:
-            if port or exc.errno != errno.EADDRINUSE or retries == 0:
-                raise
-    raise AssertionError("unreachable")
-
-
-def free_port(host: str) -> int:
-    """A port free on ``host`` right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    free port, the same on each), a server per socket; raises OSError, naming
+    the address (``filename``), when one is taken."""
+    gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE)})
+    sockets = listening.bind(hosts, port, BACKLOG)
+    servers = [await serve(handler, sock=sock, process_request=snippet_response, create_connection=gated,
+                           backlog=ACCEPTS_AT_ONCE, origins=origins, compression=None, max_size=MAX_FRAME,
+                           max_queue=4, ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
+               for sock in sockets]
+    for sock in sockets:  # asyncio accepts ``backlog`` connections in one pass; the kernel holds more
+        sock.listen(BACKLOG)
+    return servers
 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,

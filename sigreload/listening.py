@@ -48,15 +48,15 @@ def taken(exc: OSError, host: str) -> OSError:
     return OSError(exc.errno, exc.strerror, host) if exc.errno == errno.EADDRINUSE else exc
 
 
-def bind(host: str | None, port: int, backlog: int = 128) -> list[socket.socket]:
-    """Listening sockets on ``port`` of every address ``host`` stands for
-    (port 0: one free port, the same on each). Raises OSError, naming the
-    address (its ``filename``) when one of them is taken."""
+def bind(host: str | None | list[str], port: int, backlog: int = 128) -> list[socket.socket]:
+    """Listening sockets on ``port`` of every address ``host`` stands for (or
+    of each of a list of ``hosts``; port 0: one free port, the same on each).
+    Raises OSError, naming the address (its ``filename``) when one is taken."""
     retries = 5 if port == 0 else 0  # a free port picked on one address may be taken on the other
     while True:
         sockets: list[socket.socket] = []
         try:
-            for address in hosts(host):
+            for address in host if isinstance(host, list) else hosts(host):
                 family = socket.AF_INET6 if ":" in address else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sockets.append(sock)
@@ -77,19 +77,3 @@ def bind(host: str | None, port: int, backlog: int = 128) -> list[socket.socket]
             retries, port = retries - 1, 0
             continue
         return sockets
-
-
-def held(hosts: list[str], port: int) -> str | None:
-    """The first of ``hosts`` whose ``port`` someone else holds (a bind fails), or None."""
-    for host in hosts:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return host
-    return None
