@@ -68,6 +68,7 @@ class Notifier:
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
         self.fatal: str | None = None  # why this process must stop (said by main)
+        self.app_output: set[str] = set()  # files the app wrote while answering (said once)
         locator.found.append(self.met)
 
     def say_watching(self) -> None:
@@ -87,12 +88,34 @@ class Notifier:
         if self.builder:
             self.rebuild(paths, self.builder)
             return
+        if self.app:
+            paths = self.edits(paths)
+            if not paths:
+                return
         code = [p for p in paths if app_server.restarts(p)]
         if self.app and (code or self.app.pending):  # its reloader restarts it: wait
             log.info("%s changed: waiting for the app server to restart", self.describe(paths))
             self.app.submit(paths, app_server.saved_at(code) if code else None)
             return
         self.tell(paths)
+
+    def edits(self, paths: list[str]) -> list[str]:
+        """``paths`` without the files the app wrote while it answered requests
+        (its data, uploads, caches: by the proxy's windows), said once per file."""
+        folder = self.locator.folder()
+        kept = []
+        for path in paths:
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                kept.append(path)  # removed: an edit
+                continue
+            if app_server.restarts(path) or not messages.app_wrote(folder, mtime):
+                kept.append(path)
+            elif path not in self.app_output:
+                self.app_output.add(path)
+                log.info("%s: written by the app while it answered, not an edit (no reload)", self.describe([path]))
+        return kept
 
     def rebuild(self, paths: list[str], builder: building.Builder) -> None:
         """Build until no edit arrived during the build (what the build wrote itself

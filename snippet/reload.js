@@ -98,10 +98,16 @@
     }
   };
 
-  const reload = (why) => {
+  const reload = (why, paths) => {
     if (reloading) return;
     reloading = true;
     say(`reload (${why})`);
+    // Behind sigreload's proxy, after an edit that restarts nothing (a template):
+    // the app may answer from its cache until its reloader's next tick (Django),
+    // so the proxy asks again until the page is not the one it served before.
+    if (proxied && paths && paths.length && !paths.some((p) => p.endsWith(".py"))) {
+      document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
+    }
     // Firefox keeps a page's stylesheets and images across a reload, whatever
     // was refetched: its reload(true) bypasses the cache (others ignore it).
     const go = () => {
@@ -151,7 +157,7 @@
   const update = (m) => {
     if (!m.paths || !ours || m.root !== root) { // no paths, or a server it cannot map: everything
       if (m.type === "css") { say("stylesheets refreshed"); return css(); }
-      return reload(m.paths ? m.paths.join(", ") : "signal");
+      return reload(m.paths ? m.paths.join(", ") : "signal", m.paths);
     }
     const changed = new Set(m.paths), list = m.paths.join(", ");
     if (pagePaths().some((p) => changed.has(p))) return reload(list);

@@ -364,3 +364,89 @@ def test_one_page_load_is_one_request_to_the_app(front, broadcaster, page):
     page.wait_for_function(HELLO_SEEN)
     page.wait_for_timeout(500)  # what the snippet does once loaded, done
     assert [h.split(b" ")[:2] for h in upstream.heads if h.split(b" ")[1] == b"/doc"] == [[b"GET", b"/doc"]]
+
+
+DJANGO_TEMPLATES = {
+    "manage.py": "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
+                 "from django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+    "settings.py": "from pathlib import Path\nSECRET_KEY = 'only-for-a-test'\nDEBUG = True\nROOT_URLCONF = 'urls'\n"
+                   "INSTALLED_APPS = []\nMIDDLEWARE = []\nDATABASES = {}\nALLOWED_HOSTS = ['*']\n"
+                   "TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates',"
+                   " 'DIRS': [Path(__file__).parent / 'templates']}]\n",
+    "urls.py": "from django.shortcuts import render\nfrom django.urls import path\n\n"
+               "urlpatterns = [path('', lambda request: render(request, 'page.html'))]\n",
+}
+
+
+def test_a_django_template_edit_shows_the_new_template_on_the_first_load(procs, tmp_path, page):
+    """Django's cached template loader serves the old template until its reloader's
+    next tick (up to a second): the proxy asks again until the page changed."""
+    for name, text in DJANGO_TEMPLATES.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "templates").mkdir()
+    template = tmp_path / "templates" / "page.html"
+    save = lambda v: template.write_text(f"<!doctype html><html><body><h1 id='out'>{v}</h1></body></html>")  # noqa: E731
+    save("v0")
+    app_port = free_port()
+    procs([sys.executable, "-u", "manage.py", "runserver", f"127.0.0.1:{app_port}"], cwd=tmp_path,
+          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).wait_for("Quit the server with", 30)
+    main = procs(module("sigreload") + [tmp_path, "--proxy", f"http://127.0.0.1:{app_port}", "--port", free_port(),
+                                        "--ws-port", free_port()])
+    url = main.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
+    main.wait_seen("watching")
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+    shown = []
+    for n in range(1, 11):
+        with page.expect_event("load", timeout=15_000 * SCALE):
+            save(f"v{n}")
+        shown.append(page.locator("#out").inner_text())
+        page.wait_for_function(HELLO_SEEN)
+    assert shown == [f"v{n}" for n in range(1, 11)]
+
+
+WRITING_APP = '''import json, pathlib
+from flask import Flask
+
+app = Flask(__name__)
+DATA = pathlib.Path(__file__).with_name("data.json")
+
+
+@app.route("/")
+def index():
+    data = json.loads(DATA.read_text()) if DATA.exists() else {{"views": 0, "note": ""}}
+    data["views"] += 1
+    DATA.write_text(json.dumps(data))  # its own store, beside its code
+    return "<!doctype html><html><body><h1 id='out'>" + data["note"] + "</h1></body></html>"
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port={port}, debug=True, reloader_type="stat")
+'''
+
+
+def test_what_the_app_writes_while_answering_is_no_edit_but_a_persons_edit_is(procs, tmp_path, page):
+    app_port = free_port()
+    (tmp_path / "app.py").write_text(WRITING_APP.format(port=app_port))
+    (tmp_path / "data.json").write_text('{"views": 0, "note": "first"}')
+    procs([sys.executable, "-u", "app.py"], cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    deadline = time.monotonic() + 30 * SCALE
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", app_port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    main = procs(module("sigreload") + [tmp_path, "--proxy", f"http://127.0.0.1:{app_port}", "--port", free_port(),
+                                        "--ws-port", free_port()])
+    url = main.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
+    main.wait_seen("watching")
+    views = lambda: __import__("json").loads((tmp_path / "data.json").read_text())["views"]  # noqa: E731
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+    page.wait_for_timeout(3000)  # a loop would be dozens of views by now
+    assert views() <= 2, main.output()
+    main.wait_seen("written by the app while it answered, not an edit")
+    with page.expect_event("load", timeout=15_000 * SCALE):  # a person's edit of the same file reloads
+        (tmp_path / "data.json").write_text(f'{{"views": {views()}, "note": "edited"}}')
+    assert page.locator("#out").inner_text() == "edited"

@@ -210,6 +210,54 @@ def running(pid: int) -> bool:
         return False
 
 
+# When the app answered requests lately (the proxy's view), as wall-clock windows (not *.json: those are messages)
+ANSWERING = "app-answering.windows"
+WINDOWS_KEPT = 64
+
+
+class Answering:
+    """When the app was answering requests (the proxy's view), left for the
+    watcher: a file the app writes meanwhile (its data, uploads, a cache) is
+    its output, not an edit. The last WINDOWS_KEPT (start, end) windows, in
+    time.time() seconds, written when a request ends into the folder ``where()``
+    names, and the requests being answered now (no end yet), written when
+    one begins and when it ends. Single-threaded (the proxy's event loop)."""
+
+    def __init__(self, where: Callable[[], Path | None]) -> None:
+        self.where = where
+        self.windows: list[tuple[float, float | None]] = []
+        self.open: dict[int, float] = {}  # requests being answered: their start
+
+    def begin(self, request: int, start: float) -> None:
+        """A request is being answered (its window is open until ``end``)."""
+        self.open[request] = start
+        self._write()
+
+    def end(self, request: int, end: float) -> None:
+        self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
+        self._write()
+
+    def _write(self) -> None:
+        folder = self.where()
+        if folder is not None:
+            said = self.windows + [(start, None) for start in self.open.values()]
+            try:
+                write(folder, ANSWERING, json.dumps(said).encode())
+            except OSError:
+                pass  # only a hint: the file reloads the pages, as without a proxy
+
+
+def app_wrote(folder: Path | None, mtime: float, slack: float = 0.05) -> bool:
+    """Whether a file changed at ``mtime`` (time.time() seconds) while the app was
+    answering a request, by what the proxy left in ``folder``."""
+    try:
+        windows = json.loads((folder / ANSWERING).read_text()) if folder else []
+        return any(start - slack <= mtime <= (end if end is not None else float("inf")) + slack
+                   for start, end in windows)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 USED_MAX = 256  # paths kept per source: what a hostile page can make the watcher look at first
 
 

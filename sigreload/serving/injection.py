@@ -28,7 +28,7 @@ def inject(html: bytes, tag: bytes) -> bytes:
     return html + tag if at < 0 else html[:at] + tag + html[at:]
 
 
-SCAN_CHUNK = 1 << 20  # bytes of a page file looked at at once
+SCAN_CHUNK = 64 << 10  # bytes of a page file looked at at once
 SCAN_OVERLAP = 4096  # bytes carried over between two chunks: a tag cut in two is still found
 
 

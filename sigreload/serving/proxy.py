@@ -20,18 +20,23 @@ allows them, and a CSP nonce of the answer is reused for the inserted
 script. While the app's port is closed (Django restarting) a request waits
 up to HOLD seconds; when it is open but nothing accepts (uvicorn --reload
 after a syntax error) it waits STALL seconds; then a page from sigreload says
-so and comes back by itself once the app answers.
+so and comes back by itself once the app answers. After an edit that
+restarts nothing (the snippet says so with a cookie, never passed on), a
+page that is still the one served before is asked for again (AGAIN): Django
+serves a cached template until its reloader's next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import logging
 import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,7 @@ import aiohttp
 from aiohttp import web
 
 from sigreload import listening
+from sigreload.contract import discovery, messages
 from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.proxy")
@@ -55,6 +61,11 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticat
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect"}
+EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
+AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
+PAGES_KEPT = 256  # documents whose digest is kept
+# Static files: their requests are no windows in which the app writes its data (saying one costs two writes)
+STATIC = re.compile(r"\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf|txt)$", re.I)
 DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
 WHOLE_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.I)
 DOWN_PAGE = """<!doctype html>
@@ -69,6 +80,14 @@ ERROR_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{status} {reason}</title></head>
 <body><pre style="white-space: pre-wrap">{text}</pre></body></html>
 """
+
+
+class Stale(Exception):
+    """The app answered the page it answered before the edit: ask again after ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 class Down(Exception):
@@ -104,6 +123,8 @@ class Proxy:
         self.broadcaster, self.lan = broadcaster, lan
         self.base = f"{self.scheme}://{listening.shown(self.host)}:{self.port}"
         self.session: aiohttp.ClientSession | None = None
+        self.pages: dict[str, bytes] = {}  # path -> digest of the document served there last
+        self.answering: messages.Answering | None = None  # when the app answered, for the watcher
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -148,7 +169,10 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED | {"cookie"}]
+        if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
+                               for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
+            headers.append(("Cookie", cookie))
         peer = request.transport.get_extra_info("peername") if request.transport else None
         headers += [("Accept-Encoding", "identity"),  # nothing to decode, mostly
                     ("X-Forwarded-For", peer[0] if peer else "127.0.0.1"),
@@ -194,13 +218,32 @@ class Proxy:
                     sending.cancel()
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
-        upstream = await self.send(request)
+        answering = self.answering if not STATIC.search(urlsplit(request.raw_path).path) else None
+        if answering is not None:
+            answering.begin(id(request), time.time())
         try:
-            return await self.respond(request, upstream)
+            return await self.forward_once(request)
         finally:
-            upstream.release()
+            if answering is not None:
+                answering.end(id(request), time.time())
 
-    async def respond(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def forward_once(self, request: web.BaseRequest) -> web.StreamResponse:
+        edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
+        waits = iter(AGAIN if edited else ())
+        while True:
+            upstream = await self.send(request)
+            try:
+                return await self.respond(request, upstream, next(waits, None))
+            except Stale as stale:
+                log.debug("%s: the same page as before the edit: asking again in %.1f s", request.raw_path, stale.wait)
+                await asyncio.sleep(stale.wait)
+            finally:
+                upstream.release()
+
+    async def respond(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                      again: float | None = None) -> web.StreamResponse:
+        """The client's answer from ``upstream``; raises Stale (read, nothing sent)
+        when ``again`` is given and the page is the one served before."""
         head = request.method == "HEAD"
         headers = headers_of(upstream, request, self)
         ctype = upstream.headers.get("Content-Type", "").lower()
@@ -223,15 +266,30 @@ class Proxy:
         changed = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
         inserter = injection.Inserter(self.tag(upstream), encoding)
         length = upstream.content_length
-        if length is not None and length <= BUFFER:  # whole: before the very last </body>
+        if length is None and again is not None:  # after an edit: whole if small, to compare it
+            async for data in body.pieces():
+                body.first.append(data)
+                if sum(map(len, body.first)) > BUFFER:
+                    break
+        if (length is not None and length <= BUFFER) or body.done:  # whole: before the very last </body>
             body.first = [d async for d in body.pieces()]
             raw = b"".join(body.first)
             page = decoded(raw, encoding)
             if page is not None and not body.cut:
                 if not self.document(dest, page):
                     return await self.whole(request, upstream, headers, raw)
+                if self.remember(request.raw_path, digest(upstream.status, [raw])) and again is not None:
+                    raise Stale(again)
                 return await self.whole(request, upstream, changed, injection.inject(page, inserter.tag))
         return await self.stream(request, upstream, changed, inserter, dest, body, headers)
+
+    def remember(self, path: str, seen: bytes) -> bool:
+        """Whether the document served at ``path`` last time had the digest ``seen``; remembers it."""
+        same = self.pages.pop(path, None) == seen
+        self.pages[path] = seen
+        while len(self.pages) > PAGES_KEPT:
+            self.pages.pop(next(iter(self.pages)))
+        return same
 
     def injects(self, request: web.BaseRequest, ctype: str, encoding: str, bodyless: bool) -> bool:
         """Whether the answer may get the snippet: HTML, decodable, with a body, for a document."""
@@ -310,12 +368,15 @@ class Proxy:
             if not self.document(dest, sniffed + sniffer.held):
                 return await self.pipe(request, upstream, unchanged, body)
         response = await self.start(request, upstream, headers, None)
+        seen = hashlib.blake2b(b"%d " % upstream.status, digest_size=16)
         async for data in body.pieces():
+            seen.update(data)
             for out in inserter.pieces(data):
                 if out:
                     await response.write(out)
         if not body.cut:
             await response.write(inserter.end())
+            self.remember(request.raw_path, seen.digest())
         return await self.end(request, response, body)
 
     async def error_page(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -417,6 +478,14 @@ class Body:
         self.done = True
 
 
+def digest(status: int, pieces: list[bytes]) -> bytes:
+    """What tells two answers apart: their status and their bytes."""
+    seen = hashlib.blake2b(b"%d " % status, digest_size=16)
+    for piece in pieces:
+        seen.update(piece)
+    return seen.digest()
+
+
 def decoded(raw: bytes, encoding: str) -> bytes | None:
     """``raw`` decoded, or None when it inflates beyond BUFFER (it is streamed then)."""
     if encoding == "identity":
@@ -493,5 +562,7 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     quiet = logging.getLogger("aiohttp.server")  # a bad request is answered 400 and closed: no traceback
     quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
+    if ws_port:
+        proxy.answering = messages.Answering(discovery.Locator(ws_port).lookup)
     return AsyncServer(proxy, listening.bind(host, port), idle_timeout)
 
