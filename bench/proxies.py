@@ -75,8 +75,8 @@ def requests_per_second(port, seconds=3.0, clients=4):
         return sum(pool.map(one, range(clients))) / seconds
 
 
-def at_once(port, count=100):
-    """``count`` new connections at once, a GET each: (each one's ms, failures)."""
+def at_once(port, count=100, path="/small.txt"):
+    """``count`` new connections at once, a GET of ``path`` each: (each one's ms, failures)."""
     start = threading.Barrier(count)
 
     def one(_):
@@ -84,7 +84,7 @@ def at_once(port, count=100):
         began = time.monotonic()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/small.txt")
+            conn.request("GET", path)
             conn.getresponse().read()
             conn.close()
         except OSError:

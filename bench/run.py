@@ -673,26 +673,11 @@ def broadcaster_rows(results, port, pid, rounds=3):
 def connection_burst(results, stack, count=100):
     """``count`` new connections to the file server at once, each a GET of the page:
     each one's time (ms), and how many failed (refused, reset, or over 10 s)."""
-    import http.client
+    import proxies
 
-    start = threading.Barrier(count)
-
-    def one(_):
-        start.wait()
-        began = time.monotonic()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", stack.http, timeout=10)
-            conn.request("GET", "/index.html")
-            conn.getresponse().read()
-            conn.close()
-        except OSError:
-            return None
-        return 1000 * (time.monotonic() - began)
-
-    with ThreadPoolExecutor(count) as pool:
-        took = list(pool.map(one, range(count)))
-    results[f"file server: {count} connections at once, each (ms)"] = summary([t for t in took if t is not None])
-    results[f"file server: {count} connections at once, failed"] = summary([float(took.count(None))])
+    took, failed = proxies.at_once(stack.http, count, "/index.html")
+    results[f"file server: {count} connections at once, each (ms)"] = summary(took)
+    results[f"file server: {count} connections at once, failed"] = summary([float(failed)])
 
 
 def report(args, results, woke):
