@@ -41,6 +41,12 @@ class Upstream:
             threading.Thread(target=self.each, args=(conn,), daemon=True).start()
 
     def each(self, conn):
+        try:
+            self.exchange(conn)
+        except OSError:
+            pass  # the proxy went away mid-answer (what some tests make it do)
+
+    def exchange(self, conn):
         reader = conn.makefile("rb")
         with conn:
             while True:
@@ -131,8 +137,8 @@ FRAGMENTS = {"/frag": b"<li>one</li>", "/42": b"42", "/doc": DOC, "/empty": b""}
 
 def pages(head, body, conn):
     path = head.split(b" ")[1].decode()
-    status = "302 Found" if path == "/empty" else "200 OK"
-    data = FRAGMENTS[path]
+    status = "302 Found" if path == "/empty" else "200 OK" if path in FRAGMENTS else "404 Not Found"
+    data = FRAGMENTS.get(path, b"")  # a browser also asks for /favicon.ico
     reply(status, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", len(data))], data, conn)
 
 
