@@ -94,9 +94,11 @@ def main(argv: list[str] | None = None) -> None:
         command_line.folder_or_exit(args.root, "sigreload-http")
     stop = process_life.stop_event()
     server = bind(args, "0.0.0.0" if args.lan else args.host)
-    url = say_ready(args, server)
     # No polling for a shutdown request: the process ends with its main thread.
+    # Serving before the ready line: nothing of start-up happens after it.
     threading.Thread(target=server.serve_forever, args=(None,), name="http", daemon=True).start()
+    server.started.wait(5)
+    url = say_ready(args, server)
     if args.open:  # in a thread: a console browser (lynx) would hold it until it quits
         import webbrowser
 

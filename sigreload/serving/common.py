@@ -6,6 +6,7 @@ answers, and one log line per request at debug level.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import sys
@@ -21,6 +22,7 @@ log = logging.getLogger("sigreload.http")
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, of a few names
 def loopback_host(host_header: str | None) -> bool:
     """True for localhost, *.localhost and loopback addresses (any port)."""
     host = urlsplit("//" + (host_header or "")).hostname or ""
@@ -79,6 +81,7 @@ class Server(ThreadingHTTPServer):
     request_queue_size = BACKLOG
     slots: threading.BoundedSemaphore | None = None
     siblings: list[Server] = []
+    started: threading.Event  # set once it serves (bind makes it)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.slots is not None:
@@ -107,6 +110,7 @@ class Server(ThreadingHTTPServer):
     def serve_forever(self, poll_interval: float | None = 0.5) -> None:
         for sibling in self.siblings:
             threading.Thread(target=sibling.serve_forever, args=(poll_interval,), name="http", daemon=True).start()
+        self.started.set()  # every thread is up (the siblings' started before this)
         super().serve_forever(poll_interval)  # type: ignore[arg-type]  # None: no polling
 
     def shutdown(self) -> None:
@@ -136,4 +140,5 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)
     servers[0].siblings = servers[1:]
+    servers[0].started = threading.Event()
     return servers[0]

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from sigreload import listening
 from sigreload.contract import discovery, messages
@@ -195,18 +196,26 @@ class Proxy:
         expect = request.headers.get("Expect", "").lower() == "100-continue"
         loop = asyncio.get_running_loop()
         end = loop.time() + HOLD
+        task, stalled = asyncio.current_task(), list[bool]()
+
+        def stall() -> None:  # no answer yet: does the app accept connections at all?
+            if accepting(self.port):
+                watch[0] = loop.call_later(STALL, stall)
+            elif task is not None:
+                stalled.append(True)
+                task.cancel()
+
         while True:
             data = self.body(request) if request.body_exists else None
-            sending = asyncio.ensure_future(self.session.request(
-                method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
-                allow_redirects=False, expect100=expect))
+            watch = [loop.call_later(STALL, stall)]
             try:
-                while True:
-                    done, _ = await asyncio.wait({sending}, timeout=STALL)
-                    if done:
-                        return sending.result()
-                    if not accepting(self.port):
-                        raise Down("it accepts connections but does not answer (a syntax error?)")
+                return await self.session.request(
+                    method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
+                    allow_redirects=False, expect100=expect)
+            except asyncio.CancelledError:
+                if not stalled:
+                    raise
+                raise Down("it accepts connections but does not answer (a syntax error?)") from None
             except aiohttp.ClientConnectorError as exc:
                 if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end:
                     raise Down("it is restarting, or it stopped with an error") from None
@@ -214,8 +223,7 @@ class Proxy:
             except (aiohttp.ClientError, OSError) as exc:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:
-                if not sending.done():
-                    sending.cancel()
+                watch[0].cancel()
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         answering = self.answering if not STATIC.search(urlsplit(request.raw_path).path) else None
@@ -325,10 +333,9 @@ class Proxy:
 
     async def whole(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
                     headers: list[tuple[str, str]], body: bytes) -> web.StreamResponse:
-        response = await self.start(request, upstream, headers, len(body))
-        if request.method != "HEAD":
-            await response.write(body)
-        await response.write_eof()
+        """A whole answer: headers and body in one write (none to HEAD, its length kept)."""
+        response = web.Response(status=upstream.status, reason=upstream.reason, body=body,
+                                headers=CIMultiDict((k, v) for k, v in headers if k.lower() != "content-length"))
         return response
 
     async def pipe(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
@@ -511,7 +518,7 @@ class AsyncServer:
         self.proxy, self.sockets, self.idle_timeout = proxy, sockets, idle_timeout
         self.socket = sockets[0]
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.stopped = threading.Event()
+        self.started = threading.Event()  # set once it serves
 
     def serve_forever(self, poll_interval: float | None = None) -> None:
         self.loop = asyncio.new_event_loop()
@@ -529,6 +536,7 @@ class AsyncServer:
         await runner.setup()
         for sock in self.sockets:
             await web.SockSite(runner, sock, backlog=common.BACKLOG).start()
+        self.started.set()
         try:
             await self.done
         finally:
