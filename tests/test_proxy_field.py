@@ -435,14 +435,8 @@ def test_what_the_app_writes_while_answering_is_no_edit_but_a_persons_edit_is(pr
     app_port = free_port()
     (tmp_path / "app.py").write_text(WRITING_APP.format(port=app_port))
     (tmp_path / "data.json").write_text('{"views": 0, "note": "first"}')
-    procs([sys.executable, "-u", "app.py"], cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    deadline = time.monotonic() + 30 * SCALE
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", app_port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    procs([sys.executable, "-u", "app.py"], cwd=tmp_path,
+          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).wait_for("Debugger PIN", 30)  # Flask's last line
     main = procs(module("sigreload") + [tmp_path, "--proxy", f"http://127.0.0.1:{app_port}", "--port", free_port(),
                                         "--ws-port", free_port()])
     url = main.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
