@@ -84,14 +84,20 @@ def test_a_port_another_user_holds_on_the_other_loopback_is_refused_at_start(pro
 
 
 def test_once_running_no_other_user_can_listen_on_either_loopback_at_its_ports(procs, other_user, site):
-    http, ws = free_port(), free_port()
-    main = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws])
+    web, ws = free_port(), free_port()
+    main = procs(module("sigreload") + [site, "--port", web, "--ws-port", ws])
     main.wait_seen(r"serving .* at http://127\.0\.0\.1")
     main.wait_seen(r"ready on ws://127\.0\.0\.1:.*; also on \[::1\]")
-    addresses = [f"{host}:{port}" for host in ("127.0.0.1", "::1") for port in (http, ws)]
+    addresses = [f"{host}:{port}" for host in ("127.0.0.1", "::1") for port in (web, ws)]
     tried = subprocess.run(as_user(other_user, SYSTEM_PYTHON, "-c", TRY_BIND, *addresses),
                            capture_output=True, text=True, timeout=10 * SCALE)
     assert tried.stdout.split("\n")[:-1] == [f"{a} {errno.EADDRINUSE}" for a in addresses], tried
+    for host in ("127.0.0.1", "::1"):  # and both are served
+        conn = http.client.HTTPConnection(host, web, timeout=10 * SCALE)
+        conn.request("GET", "/", headers={"Host": f"localhost:{web}"})
+        assert conn.getresponse().status == 200
+        conn.close()
+    assert "Traceback" not in main.output()
 
 
 def test_the_message_folder_is_private_and_never_one_another_user_made(procs, other_user, shared_tmp, site):

@@ -139,6 +139,7 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
         server.server_address = sock.getsockname()
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)
+    for server in servers:
+        server.started = threading.Event()
     servers[0].siblings = servers[1:]
-    servers[0].started = threading.Event()
     return servers[0]
