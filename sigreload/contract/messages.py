@@ -173,12 +173,6 @@ def watching(folder: Path | None, root: str, output: str | None = None, also: It
     return ids
 
 
-def watched(folder: Path | None) -> list[str] | None:
-    """The ids ``watching`` left, while its watcher runs; None when none runs."""
-    said = watcher(folder)
-    return said[0] if said else None
-
-
 def watcher(folder: Path | None) -> tuple[list[str], int] | None:
     """(the ids ``watching`` left, its watcher's PID) while that watcher runs; else None."""
     try:
