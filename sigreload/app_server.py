@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from sigreload.contract import discovery
@@ -30,6 +31,10 @@ TICK = 0.01  # between two looks at the app server's processes (a look: about 1 
 FULL = 0.25  # between two looks at every process's sockets (a look: 10 ms or more)
 SLACK = 0.02  # process start times are counted in 10 ms clock ticks
 RESTARTS_ON = ("*.py",)  # what the dev servers' reloaders restart on
+ANSWER = 0.3  # seconds an app that restarted has to answer one request before we look whether it is stuck
+IDLE = 0.5  # a new app process that listens on nothing and has not run for this long is stuck
+BUSY = 0.05  # CPU seconds that count as having run (Django's idle reloader: a few ms a second)
+DOWN = "is down"  # how wait_for_restart's answer begins when the app will not answer by itself
 
 
 def restarts(path: str) -> bool:
@@ -149,22 +154,82 @@ def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
         conn.close()
 
 
+class Replacements:
+    """The processes that replace those of ``first`` that went away: a new
+    process with the command line of one that listened (``candidates``), or
+    one that listens but does not answer (``watch``). Says when one is stuck:
+    it exited (uvicorn's child after a syntax error), or it has not run for
+    IDLE seconds (Django's child, whose reloader waits for the fix, listens
+    on nothing)."""
+
+    def __init__(self, first: dict[int, float]) -> None:
+        import psutil
+
+        self.cmdlines = set()
+        for pid in first:
+            try:
+                self.cmdlines.add(tuple(psutil.Process(pid).cmdline()))
+            except psutil.Error:
+                pass
+        self.seen: dict[int, Any] = {}  # pid -> its psutil.Process
+        self.ran: dict[int, tuple[float, float]] = {}  # pid -> (its CPU time, when it last ran)
+
+    def candidates(self, new: list[int], port: int) -> None:
+        """Watch those of ``new`` that replace a process that listened, and do not listen."""
+        import psutil
+
+        for pid in new:
+            try:
+                if (pid not in self.seen and tuple(psutil.Process(pid).cmdline()) in self.cmdlines
+                        and not discovery.listens_on(pid, port)):
+                    self.watch(pid)
+            except psutil.Error:
+                pass
+
+    def watch(self, pid: int) -> None:
+        import psutil
+
+        try:
+            self.seen.setdefault(pid, psutil.Process(pid))
+        except psutil.Error:
+            pass
+
+    def stuck(self, now: float) -> str | None:
+        """Why one of the watched processes will not answer, or None."""
+        import psutil
+
+        for pid, proc in self.seen.items():
+            try:
+                cpu = sum(proc.cpu_times()[:2])
+            except psutil.Error:
+                return f"its new process (PID {pid}) exited (an error in your code?)"
+            last, since = self.ran.get(pid, (-BUSY, now))
+            if cpu - last >= BUSY:
+                self.ran[pid] = (cpu, now)
+            elif now - since >= IDLE:
+                return f"its new process (PID {pid}) does not answer and waits (an error in your code?)"
+        return None
+
+
 def wait_for_restart(host: str, port: int, saved_at: float,
                      superseded: Callable[[], bool] = lambda: False,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep, scheme: str = "http") -> str:
     """Block until the app server runs code saved at ``saved_at`` (time.time()) and
     answers, until it is clear that it will not restart, or until ``superseded()``
-    (a newer save). Says what happened, in words that follow "app server" in the log.
+    (a newer save). Says what happened, in words that follow "app server" in the
+    log (beginning with DOWN when pages cannot get an answer until a fix).
 
     A restart is a process listening on ``port`` that started after the save.
     Each tick looks only at the first listeners' family (cheap); a full look
     at every process runs every FULL seconds (a server restarted some other
-    way). Without a restart we wait QUIET seconds, or LIMIT while one of the
-    processes that listened at first has gone (a restart under way, or a crash).
+    way). Without a restart we wait QUIET seconds, or, while one of the
+    processes that listened at first has gone (a restart under way, or a
+    crash), until its replacement is stuck (Replacements) or LIMIT seconds.
     """
     start, first = clock(), listeners(port)
     around, now, last_full = family(first), first, clock()
+    replacements = Replacements(first)
     while not superseded():
         new = [p for c in around for p in children(c) if p not in first]
         fresh = sorted(p for p in new if (started_at(p) or 0) >= saved_at - SLACK and discovery.listens_on(p, port))
@@ -172,15 +237,24 @@ def wait_for_restart(host: str, port: int, saved_at: float,
             now, last_full = listeners(port), clock()
             fresh = sorted(pid for pid, t in now.items() if t >= saved_at - SLACK)
         if fresh:
-            while not answers(host, port, min(1.0, LIMIT), scheme):
+            replacements.watch(fresh[-1])
+            while not answers(host, port, ANSWER, scheme):
+                stuck = replacements.stuck(clock())
+                if stuck:
+                    return f"{DOWN}: {stuck}: pages say so until it is back"
                 if clock() - start > LIMIT or superseded():
                     return f"restarted (PID {fresh[-1]}) but does not answer: reloading anyway"
                 sleep(TICK)
             return f"restarted (PID {fresh[-1]}), answering after {clock() - start:.2f}s"
         gone = any(started_at(pid) is None for pid in first)
+        if gone:
+            replacements.candidates([p for p in new if (started_at(p) or 0) >= saved_at - SLACK], port)
+            stuck = replacements.stuck(clock())
+            if stuck:
+                return f"{DOWN}: {stuck}: pages say so until it is back"
         if clock() - start > (LIMIT if gone else QUIET):
             if not now:
-                return "is down (nothing listens on its port): pages say so until it is back"
+                return f"{DOWN} (nothing listens on its port): pages say so until it is back"
             return f"did not restart within {QUIET:.0f}s: reloading"
         sleep(TICK)
     return "superseded by a newer save"

@@ -136,6 +136,7 @@ class Notifier:
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
+        messages.app_down(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
         self.tell(paths)
 
     def describe(self, paths: list[str]) -> str:

@@ -252,6 +252,31 @@ def app_wrote(folder: Path | None, mtime: float, slack: float = 0.05) -> bool:
         return False
 
 
+# Why the app will not answer until a fix (the watcher's view, for the proxy): no file while it may
+APP_DOWN = "app-down.why"
+
+
+def app_down(folder: Path | None, why: str | None) -> None:
+    """Say that the app is down (``why``), or that it may answer again (None)."""
+    if folder is None:
+        return
+    try:
+        if why is None:
+            (folder / APP_DOWN).unlink(missing_ok=True)
+        else:
+            write(folder, APP_DOWN, why.encode())
+    except OSError:
+        pass  # only a hint: the proxy then waits for the app as it would without one
+
+
+def app_down_since(folder: Path | None) -> float | None:
+    """When the watcher said the app is down (time.time() seconds), or None."""
+    try:
+        return (folder / APP_DOWN).stat().st_mtime if folder else None
+    except OSError:
+        return None
+
+
 USED_MAX = 256  # paths kept per source: what a hostile page can make the watcher look at first
 
 

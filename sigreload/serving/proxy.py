@@ -37,7 +37,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +54,7 @@ log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
+STALL_DOWN = 0.2  # the same, once the watcher said the app is down
 BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; others stream
 SNIFF = 1024  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
 ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
@@ -126,6 +127,8 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         self.pages: dict[str, bytes] = {}  # path -> digest of the document served there last
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
+        self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
+        self.answered = 0.0  # when the app last answered (time.time())
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -190,7 +193,8 @@ class Proxy:
 
     async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
         """The app's answer (headers); Down when its port stays closed for
-        HOLD seconds, or when it accepts nothing for STALL seconds."""
+        HOLD seconds, or when it accepts nothing for STALL seconds; at once
+        (STALL_DOWN) when the watcher said it is down since it last answered."""
         assert self.session is not None
         method = "GET" if request.method == "HEAD" else request.method  # HEAD answered as GET would be
         expect = request.headers.get("Expect", "").lower() == "100-continue"
@@ -207,23 +211,30 @@ class Proxy:
 
         while True:
             data = self.body(request) if request.body_exists else None
-            watch = [loop.call_later(STALL, stall)]
+            watch = [loop.call_later(STALL_DOWN if self.said_down() else STALL, stall)]
             try:
-                return await self.session.request(
+                upstream = await self.session.request(
                     method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
                     allow_redirects=False, expect100=expect)
+                self.answered = time.time()
+                return upstream
             except asyncio.CancelledError:
                 if not stalled:
                     raise
                 raise Down("it accepts connections but does not answer (a syntax error?)") from None
             except aiohttp.ClientConnectorError as exc:
-                if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end:
+                if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end or self.said_down():
                     raise Down("it is restarting, or it stopped with an error") from None
                 await asyncio.sleep(0.05)
             except (aiohttp.ClientError, OSError) as exc:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:
                 watch[0].cancel()
+
+    def said_down(self) -> bool:
+        """Whether the watcher said the app is down since it last answered."""
+        since = messages.app_down_since(self.folder())
+        return since is not None and since > self.answered
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         answering = self.answering if not STATIC.search(urlsplit(request.raw_path).path) else None
@@ -571,6 +582,7 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
     if ws_port:
-        proxy.answering = messages.Answering(discovery.Locator(ws_port).lookup)
+        proxy.folder = discovery.Locator(ws_port).lookup
+        proxy.answering = messages.Answering(proxy.folder)
     return AsyncServer(proxy, listening.bind(host, port), idle_timeout)
 
