@@ -151,36 +151,48 @@ def stop(proc):
     proc.wait()
 
 
+def fronts_of(upstream, free_port):
+    """The ways to reach the app on port ``upstream``: {name: (port, process or None)},
+    sigreload's proxy and browser-sync's started here (stop them with ``stop``)."""
+    fronts = {"direct": (upstream, None)}
+    ours = free_port()
+    mine = start([sys.executable, "-m", "sigreload.http_server", "--proxy", f"http://127.0.0.1:{upstream}",
+                  "--port", str(ours), "--inject", str(free_port())], "proxying")
+    fronts["sigreload's proxy"] = (ours, mine)
+    bs = HERE / "node" / "node_modules" / ".bin" / "browser-sync"
+    if bs.exists():
+        port = free_port()
+        theirs = start([str(bs), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
+                        "--listen", "127.0.0.1", "--no-open", "--no-notify", "--no-ui", "--no-ghost-mode"],
+                       "Proxying")
+        fronts["browser-sync's proxy"] = (port, theirs)
+    return fronts
+
+
+def rate_rows(results, fronts, summary, app):
+    """Requests per second through each of ``fronts`` (to ``app``), and each proxy's share of direct's."""
+    rates = {name: requests_per_second(port) for name, (port, _) in fronts.items()}
+    for name, rate in rates.items():
+        results[f"proxy, {name}: requests/s, kept alive, small file ({app})"] = summary([rate])
+    for name in fronts:
+        if name != "direct":
+            results[f"proxy, {name}: requests/s, share of direct's ({app})"] = summary([rates[name] / rates["direct"]])
+
+
 def rows(results, pw_browser, free_port, summary):
-    """Every proxy row, for direct, sigreload's proxy and browser-sync's."""
+    """Every proxy row, for direct, sigreload's proxy and browser-sync's: the
+    app is a stock http.server (the cheapest there is: what the proxy costs
+    shows most), and for requests/s also Flask's dev server."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         site(root)
         upstream = free_port()
         app = start([sys.executable, __file__, str(root), str(upstream)], "app ready")  # a process of its own
-        fronts = {"direct": (upstream, None)}
-        ours = free_port()
-        mine = start([sys.executable, "-m", "sigreload.http_server", "--proxy", f"http://127.0.0.1:{upstream}",
-                      "--port", str(ours), "--inject", str(free_port())], "proxying")
-        fronts["sigreload's proxy"] = (ours, mine)
-        bs = HERE / "node" / "node_modules" / ".bin" / "browser-sync"
-        theirs = None
-        if bs.exists():
-            port = free_port()
-            theirs = start([str(bs), "start", "--proxy", f"127.0.0.1:{upstream}", "--port", str(port),
-                            "--listen", "127.0.0.1", "--no-open", "--no-notify", "--no-ui", "--no-ghost-mode"],
-                           "Proxying")
-            fronts["browser-sync's proxy"] = (port, theirs)
-        else:
+        fronts = fronts_of(upstream, free_port)
+        if "browser-sync's proxy" not in fronts:
             print("bench: no browser-sync (npm ci --prefix bench/node): its proxy rows are skipped")
         try:
-            rates = {name: requests_per_second(port) for name, (port, _) in fronts.items()}
-            for name, rate in rates.items():
-                results[f"proxy, {name}: requests/s, kept alive, small file"] = summary([rate])
-            for name in fronts:
-                if name != "direct":
-                    results[f"proxy, {name}: requests/s, share of direct's"] = summary(
-                        [rates[name] / rates["direct"]])
+            rate_rows(results, fronts, summary, "http.server")
             for name, (port, _) in fronts.items():
                 took, failed = at_once(port)
                 results[f"proxy, {name}: 100 connections at once, each (ms)"] = summary(took)
@@ -197,9 +209,25 @@ def rows(results, pw_browser, free_port, summary):
                 if proc is not None:
                     stop(proc)
             stop(app)
+        upstream = free_port()
+        app = start([sys.executable, __file__, str(root), str(upstream), "flask"], "app ready")
+        fronts = fronts_of(upstream, free_port)
+        try:
+            rate_rows(results, fronts, summary, "Flask")
+        finally:
+            for _, proc in [*fronts.values(), (None, app)]:
+                if proc is not None:
+                    stop(proc)
 
 
-if __name__ == "__main__":  # the app: python bench/proxies.py ROOT PORT
-    server = AppServer(("127.0.0.1", int(sys.argv[2])), lambda *a: App(*a, directory=sys.argv[1]))
-    print("app ready", flush=True)
-    server.serve_forever()
+if __name__ == "__main__":  # the app: python bench/proxies.py ROOT PORT [flask]
+    if sys.argv[3:] == ["flask"]:  # Flask's dev server (Werkzeug, threaded, kept alive), its static files
+        from flask import Flask
+
+        flask_app = Flask(__name__, static_folder=sys.argv[1], static_url_path="")
+        print("app ready", flush=True)
+        flask_app.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True)
+    else:
+        server = AppServer(("127.0.0.1", int(sys.argv[2])), lambda *a: App(*a, directory=sys.argv[1]))
+        print("app ready", flush=True)
+        server.serve_forever()

@@ -209,9 +209,15 @@ class Proxy:
                 stalled.append(True)
                 task.cancel()
 
+        def first_look() -> None:
+            if self.said_down():
+                stall()
+            else:
+                watch[0] = loop.call_later(STALL - STALL_DOWN, stall)
+
         while True:
             data = self.body(request) if request.body_exists else None
-            watch = [loop.call_later(STALL_DOWN if self.said_down() else STALL, stall)]
+            watch = [loop.call_later(STALL_DOWN, first_look)]
             try:
                 upstream = await self.session.request(
                     method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
