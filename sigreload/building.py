@@ -10,6 +10,7 @@ build. Nothing here watches or signals: ``watcher.Notifier`` does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -24,6 +25,9 @@ ERRORS_MAX = 40  # error lines shown above the log
 # "index.rst:5: ERROR: Unknown directive", "ERROR    -  Config value", "x.c:1:2: error: ..."
 # (not "0 errors", not "KeyError: ..." inside a traceback's last line: that fails the build anyway)
 ERROR_LINE = re.compile(r"(?:^|[\s:(\[])(?:ERROR|Error|error)\b\s*[:\]-]")
+
+OUTPUT_FILES_MAX = 20_000  # an output larger than this (files or bytes) is not compared: every page reloads
+OUTPUT_BYTES_MAX = 512 << 20
 
 log = logging.getLogger("sigreload.watch")
 
@@ -104,6 +108,51 @@ class Products:
         return edits
 
 
+class Output:
+    """The build's output folder, compared before and after a build: what the
+    build changed (its pages, its stylesheets) decides what the pages do.
+    Files are compared by content (builders rewrite what did not change); a
+    file's digest is kept while its size, mtime and inode stay."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.digests: dict[str, tuple[tuple[int, int, int], bytes]] = {}  # path -> (stat key, digest)
+
+    def snapshot(self) -> dict[str, bytes] | None:
+        """{path: digest} of every file, or None when it is too large to compare."""
+        found: dict[str, bytes] = {}
+        total = 0
+        for top, _, files in os.walk(self.folder):
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    st = os.stat(path)
+                    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+                    known = self.digests.get(path)
+                    if known is None or known[0] != key:
+                        digest = hashlib.blake2b()
+                        with open(path, "rb") as f:
+                            while block := f.read(1 << 20):
+                                digest.update(block)
+                        known = (key, digest.digest())
+                        self.digests[path] = known
+                except OSError:
+                    continue  # gone meanwhile
+                found[path] = known[1]
+                total += key[0]
+                if len(found) > OUTPUT_FILES_MAX or total > OUTPUT_BYTES_MAX:
+                    return None
+        self.digests = {p: d for p, d in self.digests.items() if p in found}
+        return found
+
+    @staticmethod
+    def changed(before: dict[str, bytes] | None, after: dict[str, bytes] | None) -> list[str] | None:
+        """The files a build added, removed or changed; None when unknown."""
+        if before is None or after is None:
+            return None
+        return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
 class Builder:
     """The build a watcher runs (``argv`` in ``root``): each run said in the
     terminal, what it writes learned (``products``), and what the pages are told."""
@@ -111,6 +160,7 @@ class Builder:
     def __init__(self, argv: list[str], root: str, output: str | None = None) -> None:
         self.argv, self.root, self.output = argv, root, output
         self.products = Products()
+        self.compared = Output(output) if output else None  # what a build changes in its output
         self.empty_said = False
 
     def run(self) -> Result:

@@ -39,6 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
     http.add_argument("--port", type=int, default=command_line.HTTP_PORT,
                       help="HTTP port (default: %(default)s)")
     http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
+    command_line.add_allow_host(http)
     http.add_argument("--spa", action="store_true",
                       help="single-page app: unknown paths without an extension serve /index.html")
     http.add_argument("--no-inject", action="store_true",
@@ -77,7 +78,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     common = (["--lan"] if args.lan else ["--host", args.host]) + (["-v"] if args.verbose else [])
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
-    serve += ["--spa"] * args.spa + ["--open"] * args.open
+    serve += ["--spa"] * args.spa + ["--open"] * args.open + [f"--allow-host={name}" for name in args.allow_host]
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
     origins += ["--allow-file-pages"] * args.allow_file_pages
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll

@@ -42,6 +42,13 @@ def add_port_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-flag", default="--port", help=argparse.SUPPRESS)
 
 
+def add_allow_host(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--allow-host NAME``: a host name the HTTP server answers besides loopback ones."""
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests for the host NAME (a forwarder's: Codespaces, Gitpod, "
+                             "a tunnel; .example.com: its subdomains too); repeatable")
+
+
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

@@ -27,6 +27,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=command_line.HTTP_PORT,
                         help="port (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
+    command_line.add_allow_host(parser)
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
     parser.add_argument("--inject", type=int, metavar="WS_PORT",
@@ -49,11 +50,12 @@ def bind(args: argparse.Namespace, host: str) -> Any:
         if args.proxy:
             from sigreload.serving import proxy
 
-            return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout)
+            return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
+                                     tuple(args.allow_host))
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout)
+                                       args.idle_timeout, tuple(args.allow_host))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

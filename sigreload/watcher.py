@@ -55,8 +55,10 @@ class Notifier:
     """The watcher's callback: what a settled burst of changes becomes.
 
     Straight away a message and a signal to the broadcaster (``tell``); with
-    a ``builder``, a build first (a good one reloads every page, a failed one
-    shows its output in them); with an ``app`` URL, a wait for its restart.
+    a ``builder``, a build first (a failed one shows its output in the pages;
+    after a good one, what it changed in --output is told as an edit would
+    be: stylesheets swap, the pages that use a changed file reload, and every
+    page when that is unknown); with an ``app`` URL, a wait for its restart.
     """
 
     def __init__(self, root: str, locator: discovery.Locator, builder: building.Builder | None = None,
@@ -122,6 +124,7 @@ class Notifier:
         is no trigger), then reload the pages, or show them why not."""
         builder.products.edited(paths)
         changed = paths
+        before = builder.compared.snapshot() if builder.compared else None
         while True:
             log.info("%s changed: building", self.describe(changed))
             result = builder.run()
@@ -130,21 +133,29 @@ class Notifier:
             if not edits:
                 break
             changed = edits
-        message = builder.message(result)
-        self.failed = message if "error" in message else None
-        self.tell(changed, signal.SIGUSR1, message)
+        message: dict[str, Any] = dict(builder.message(result))
+        was_failed, self.failed = self.failed, message if "error" in message else None
+        made = building.Output.changed(before, builder.compared.snapshot()) if builder.compared else None
+        if self.failed or was_failed or made is None or "notice" in message or not self.output:
+            self.tell(changed, signal.SIGUSR1, message)  # every page: the error, or what changed is unknown
+        elif not made:
+            log.info("%s changed: the build's output is the same: nothing to reload", self.describe(changed))
+        else:  # as an edit of the output: only the pages that use what changed, stylesheets swapped
+            output = os.path.abspath(self.output)
+            message = {"paths": [url_path(p, output) for p in made], "root": messages.root_id(output)}
+            self.tell(made, pick_signal(made, {p for p in made if os.path.exists(p)}), message, output)
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
         messages.app_down(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
         self.tell(paths)
 
-    def describe(self, paths: list[str]) -> str:
-        names = [ascii(os.path.relpath(p, self.root))[1:-1] for p in paths]
+    def describe(self, paths: list[str], root: str | None = None) -> str:
+        names = [ascii(os.path.relpath(p, root or self.root))[1:-1] for p in paths]
         return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
     def tell(self, paths: list[str], signum: signal.Signals | None = None,
-             message: dict[str, Any] | None = None) -> None:
+             message: dict[str, Any] | None = None, root: str | None = None) -> None:
         """Leave the broadcaster a message (what changed), then signal it."""
         if signum is None or message is None:
             signum = pick_signal(paths, {p for p in paths if os.path.exists(p)})
@@ -167,7 +178,7 @@ class Notifier:
             log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
         if discovery.signal_server(server, signum):
             kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
-            what = f"{self.describe(paths)} changed: " if paths else ""
+            what = f"{self.describe(paths, root)} changed: " if paths else ""
             log.info("%s%s sent to broadcaster PID %d", what, kind, server.pid)
 
 

@@ -6,7 +6,8 @@
   if (window[ONCE]) return;
   window[ONCE] = true;
   // Included from the broadcaster (another origin): talk to where it came from.
-  // From /_sigreload/ on this page's origin (sigreload's proxy): its socket is there.
+  // From /_sigreload/ on this page's origin (sigreload's proxy or file server,
+  // maybe through a forwarded port): its socket is there.
   const me = document.currentScript, at = me && me.src ? new URL(me.src) : null;
   const proxied = Boolean(at && at.origin === location.origin && at.pathname.startsWith("/_sigreload/"));
   const src = at && at.origin !== location.origin ? at : null;
@@ -105,7 +106,7 @@
     // Behind sigreload's proxy, after an edit that restarts nothing (a template):
     // the app may answer from its cache until its reloader's next tick (Django),
     // so the proxy asks again until the page is not the one it served before.
-    if (proxied && paths && paths.length && !paths.some((p) => p.endsWith(".py"))) {
+    if (proxied && !ours && paths && paths.length && !paths.some((p) => p.endsWith(".py"))) {
       document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
     }
     // Firefox keeps a page's stylesheets and images across a reload, whatever

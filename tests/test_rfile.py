@@ -1,5 +1,6 @@
 """`r` itself (rfilerunner) starts all three processes and leaves nothing behind."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import socket
 
 import psutil
 import pytest
+from websockets.sync.client import connect
 
 from conftest import client, free_port, recv, running, until, write
 
@@ -113,6 +115,8 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
         proc.wait_seen(ready)
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/") as page:
         body = page.read()
-        assert b"It works" in body and f":{ws}/reload.js".encode() in body
+        assert b"It works" in body and b"/_sigreload/reload.js" in body
+    with connect(f"ws://127.0.0.1:{http}/_sigreload/socket", origin=f"http://127.0.0.1:{http}") as ws_client:
+        assert json.loads(ws_client.recv(timeout=10))["type"] == "hello"  # from the broadcaster on WS_PORT
     forced = subprocess.run(init + ["--force"], cwd=tmp_path, capture_output=True, text=True)
     assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")

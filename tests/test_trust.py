@@ -186,7 +186,7 @@ def test_a_huge_page_is_streamed_with_the_snippet_and_range_works_on_it(procs, t
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30 * SCALE)
     conn.request("GET", "/big.html")
     response = conn.getresponse()
-    tag = b'<script src="http://127.0.0.1:5678/reload.js"></script>'
+    tag = b'<script src="/_sigreload/reload.js"></script>'
     assert int(response.headers["Content-Length"]) == size + len(tag)
     head = response.read(64 + len(tag))
     assert head.startswith(b"<!doctype html><body><h1>big</h1>" + tag + b"</body>")

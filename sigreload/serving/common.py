@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sigreload import listening
 
 log = logging.getLogger("sigreload.http")
+HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in with --allow-host NAME)\n"
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
@@ -34,16 +35,29 @@ def loopback_host(host_header: str | None) -> bool:
         return False
 
 
+def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> bool:
+    """Whether a request for ``host_header`` is served: a loopback name, any with
+    ``lan``, or a name in ``allowed`` (--allow-host; ".example.com" also allows
+    its subdomains, as Vite's server.allowedHosts)."""
+    if lan or loopback_host(host_header):
+        return True
+    host = (urlsplit("//" + (host_header or "")).hostname or "").rstrip(".")
+    return bool(host) and any(host == name.lstrip(".") or (name.startswith(".") and host.endswith(name))
+                              for name in allowed)
+
+
 class Handler(BaseHTTPRequestHandler):
     """The request handler both servers build on.
 
-    ``lan`` (set per server) accepts any Host header. Request lines go to
+    ``lan`` (set per server) accepts any Host header, ``allowed_hosts`` the
+    names given with --allow-host. Request lines go to
     ``logger`` at debug level (-v), control characters escaped: a request
     line is anybody's text.
     """
 
     logger = log
     lan = False
+    allowed_hosts: tuple[str, ...] = ()
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -52,10 +66,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def host_refused(self) -> bool:
         """Answer 403 and return True unless the Host header names this machine
-        by a loopback name (DNS rebinding: a site's name that resolves to 127.0.0.1)."""
-        if self.lan or loopback_host(self.headers.get("Host")):
+        by a loopback name (DNS rebinding: a site's name that resolves to
+        127.0.0.1) or by a name given with --allow-host."""
+        if host_allowed(self.headers.get("Host"), self.lan, self.allowed_hosts):
             return False
-        self.reply(403, "text/plain; charset=utf-8", b"Host not allowed (use a loopback address)\n")
+        self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
         return True
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -82,6 +97,7 @@ class Server(ThreadingHTTPServer):
     slots: threading.BoundedSemaphore | None = None
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
+    handed: set[Any]  # connections handed over (bind makes it)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.slots is not None:
@@ -99,6 +115,16 @@ class Server(ThreadingHTTPServer):
         finally:
             if self.slots is not None:
                 self.slots.release()
+
+    def hand_over(self, request: Any) -> None:
+        """``request`` (a connection) belongs elsewhere now: it is neither shut down nor closed here."""
+        self.handed.add(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        if request in self.handed:
+            self.handed.discard(request)
+        else:
+            super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is one debug line, never a traceback."""
@@ -140,6 +166,6 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)
     for server in servers:
-        server.started = threading.Event()
+        server.started, server.handed = threading.Event(), set()
     servers[0].siblings = servers[1:]
     return servers[0]

@@ -23,9 +23,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, snippet
+from sigreload.serving import common, injection, relay, snippet
 
 log = logging.getLogger("sigreload.http")
+OWN = "/_sigreload/"  # the snippet and its socket, on the page's own origin
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
 MOST_CONNECTIONS = 128  # served at once (a thread each); more wait in the listen backlog
 CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
@@ -55,6 +56,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     def send_head(self) -> BinaryIO | injection.Spliced | None:  # type: ignore[override]
         if self.host_refused():
             return None
+        if self.path.startswith(OWN) and self.ws_port:
+            return self.own(self.path.split("?")[0][len(OWN):])
         if not self.inside_root():
             return self.not_found()
         path = self.translate_path(self.path)
@@ -129,10 +132,31 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         return (first, last) if first <= last else (None, None)
 
     def snippet_tag(self) -> bytes:
-        """The snippet from the broadcaster, on the host the page was asked for."""
-        host = urlsplit("//" + (self.headers.get("Host") or "127.0.0.1")).hostname or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        return snippet.tag(f"http://{host}:{self.ws_port}/reload.js")
+        """The snippet, on the page's own origin: its socket is there too (one port)."""
+        return snippet.tag(OWN + "reload.js")
+
+    def own(self, name: str) -> None:
+        """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's
+        socket, relayed for a page of this origin."""
+        if name == "reload.js":
+            self.reply(200, "text/javascript; charset=utf-8", snippet.source())
+        elif name != "socket":
+            self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
+        elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":
+            self.reply(426, "text/plain; charset=utf-8", b"A WebSocket, for sigreload's snippet\n",
+                       [("Upgrade", "websocket")])
+        elif not relay.same_origin(self.headers.get("Origin"), self.headers.get("Host")):
+            self.reply(403, "text/plain; charset=utf-8", b"Only this origin's pages get its socket\n")
+        else:
+            assert self.ws_port is not None
+            self.wfile.flush()
+            why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port)
+            if why is None:
+                self.server.hand_over(self.connection)
+            else:
+                self.reply(502, "text/plain; charset=utf-8", f"sigreload: {why}\n".encode())
+            self.close_connection = True
+        return None
 
     def not_found(self) -> BinaryIO | injection.Spliced | None:
         """The site's own 404.html when it has one, else a short clear page;
@@ -179,10 +203,11 @@ def readable(name: str) -> str:
 
 
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
-                ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT) -> ThreadingHTTPServer:
+                ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT,
+                allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
-               "timeout": idle_timeout}
+               "timeout": idle_timeout, "allowed_hosts": allowed_hosts}
     handler = type("Handler", (Handler,), options)
     return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS)

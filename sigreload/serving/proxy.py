@@ -123,6 +123,7 @@ class Proxy:
     def __init__(self, app: tuple[str, str, int], broadcaster: tuple[str, int] | None, lan: bool) -> None:
         self.scheme, self.host, self.port = app
         self.broadcaster, self.lan = broadcaster, lan
+        self.allowed_hosts: tuple[str, ...] = ()  # --allow-host
         self.base = f"{self.scheme}://{listening.shown(self.host)}:{self.port}"
         self.session: aiohttp.ClientSession | None = None
         self.pages: dict[str, bytes] = {}  # path -> digest of the document served there last
@@ -143,8 +144,8 @@ class Proxy:
             await self.session.close()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        if not self.lan and not common.loopback_host(request.headers.get("Host")):
-            return web.Response(status=403, text="Host not allowed (use a loopback address)\n")
+        if not common.host_allowed(request.headers.get("Host"), self.lan, self.allowed_hosts):
+            return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
         try:
@@ -575,7 +576,7 @@ class AsyncServer:
 
 
 def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan: bool = False,
-                idle_timeout: float = 15.0) -> AsyncServer:
+                idle_timeout: float = 15.0, allowed_hosts: tuple[str, ...] = ()) -> AsyncServer:
     """Bind the proxy to the app at URL ``app`` (on this machine); raises OSError like socketserver."""
     from sigreload import app_server
 
@@ -587,6 +588,7 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     quiet = logging.getLogger("aiohttp.server")  # a bad request is answered 400 and closed: no traceback
     quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
+    proxy.allowed_hosts = allowed_hosts
     if ws_port:
         proxy.folder = discovery.Locator(ws_port).lookup
         proxy.answering = messages.Answering(proxy.folder)

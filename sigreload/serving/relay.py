@@ -1,0 +1,107 @@
+"""The page's socket on the page's own origin (``/_sigreload/socket``), for the
+file server: one port is all a forwarder (SSH -L, docker -p, Codespaces) has
+to carry. The WebSocket handshake is checked here (the Host header and a
+same-origin Origin), then passed to the broadcaster on loopback, and from
+there on bytes go both ways unchanged; one thread relays every page's socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+from urllib.parse import urlsplit
+
+log = logging.getLogger("sigreload.http")
+PIECE = 64 << 10
+SEND_TIMEOUT = 5.0  # a side that takes nothing for this long (a frozen tab) loses its socket
+KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
+        "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether a page at ``origin`` asks for its own host's socket (a foreign site's page may not)."""
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int) -> bytes:
+    """The request that opens the broadcaster's socket for a checked client:
+    the client's WebSocket headers, a loopback Host and Origin (ours)."""
+    lines = ["GET /sigreload HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
+             "Connection: Upgrade", f"Origin: http://127.0.0.1:{own_port}"]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() in KEPT]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class Relays:
+    """Every relayed socket pair, pumped by one thread (started on first use)."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.waker_r, self.waker_w = socket.socketpair()
+        self.selector.register(self.waker_r, selectors.EVENT_READ, None)
+        self.thread: threading.Thread | None = None
+
+    def add(self, client: socket.socket, broadcaster: socket.socket) -> None:
+        """Pump bytes between ``client`` and ``broadcaster`` until one side closes."""
+        for sock in (client, broadcaster):
+            sock.settimeout(SEND_TIMEOUT)  # reads wait for the selector; a send may block this long
+        with self.lock:
+            self.selector.register(client, selectors.EVENT_READ, broadcaster)
+            self.selector.register(broadcaster, selectors.EVENT_READ, client)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="relay", daemon=True)
+                self.thread.start()
+        self.waker_w.send(b"\0")  # the selector sees the new pair at once
+
+    def run(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    self.waker_r.recv(PIECE)
+                    continue
+                source, sink = key.fileobj, key.data
+                assert isinstance(source, socket.socket)
+                try:
+                    data = source.recv(PIECE)
+                    if data:
+                        sink.sendall(data)
+                        continue
+                except OSError as exc:  # reset, or a side that takes nothing
+                    log.debug("relayed socket closed: %s", exc)
+                self.close(source, sink)
+
+    def close(self, *socks: socket.socket) -> None:
+        with self.lock:
+            for sock in socks:
+                try:
+                    self.selector.unregister(sock)
+                except (KeyError, ValueError):
+                    pass
+                sock.close()
+
+
+RELAYS = Relays()
+
+
+def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, own_port: int) -> str | None:
+    """Open the broadcaster's socket for ``client`` (a checked WebSocket
+    handshake) and relay it: ``client`` is the relay's then (the HTTP server
+    must hand it over). Returns why not (nothing sent to the client) or None."""
+    try:
+        upstream = socket.create_connection(("127.0.0.1", ws_port), timeout=SEND_TIMEOUT)
+    except OSError as exc:
+        return f"the broadcaster on port {ws_port} does not answer ({exc.strerror or exc})"
+    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        upstream.sendall(handshake(headers, ws_port, own_port))
+    except OSError as exc:
+        upstream.close()
+        return f"the broadcaster on port {ws_port} went away ({exc.strerror or exc})"
+    RELAYS.add(client, upstream)
+    return None

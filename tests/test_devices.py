@@ -1,0 +1,190 @@
+"""Pages reached some other way than http://127.0.0.1:PORT/ on this desktop:
+through a forwarder of the HTTP port alone (SSH -L, docker -p, Codespaces;
+another port, another host name, TLS in front), in Chromium."""
+
+import base64
+import hashlib
+import http.client
+import re
+import socket
+import ssl
+import sys
+import threading
+
+import pytest
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, free_port, module, write
+
+FORWARDED_NAME = "devbox.test"  # the forwarder's host name (Chromium maps it to loopback)
+BUILD = """import pathlib, shutil, sys
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for f in src.iterdir():
+    if "FAIL" in f.read_text():
+        sys.exit(f"{f.name}:1: error: bad input")
+    shutil.copy(f, out / f.name)
+"""
+PAGE = ("<!doctype html><html><head><link rel='stylesheet' href='style.css'></head>"
+        "<body><h1 id='title'>{text}</h1></body></html>")
+
+
+class Forwarder:
+    """A port forwarder, as SSH -L or docker -p: connections to its own
+    loopback port go to ``target``, byte for byte; with ``tls``, TLS ends here
+    (as Codespaces' and Gitpod's HTTPS fronts)."""
+
+    def __init__(self, target, tls=None):
+        self.target, self.tls = target, tls
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self.forward, args=(conn,), daemon=True).start()
+
+    def forward(self, conn):
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            conn.close()
+            return
+        self.conns += [conn, upstream]
+        threading.Thread(target=self.pump, args=(upstream, conn), daemon=True).start()
+        self.pump(conn, upstream)
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.server.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A certificate for FORWARDED_NAME from a throwaway CA (trustme), and its
+    key's SPKI hash (Chromium trusts it by --ignore-certificate-errors-spki-list)."""
+    trustme = pytest.importorskip("trustme")
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    leaf = trustme.CA().issue_cert(FORWARDED_NAME)
+    cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    folder = tmp_path_factory.mktemp("tls")
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(folder / "both.pem"))
+    return folder / "both.pem", base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def far_browser(certificate):
+    """Chromium that resolves FORWARDED_NAME (and other.test) to loopback and trusts the certificate."""
+    if not CHROMIUM:
+        pytest.skip("no chromium on PATH")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
+            f"--host-resolver-rules=MAP {FORWARDED_NAME} 127.0.0.1, MAP other.test 127.0.0.1",
+            f"--ignore-certificate-errors-spki-list={certificate[1]}"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def built_site(procs, tmp_path):
+    """sigreload building src/ into out/ (a failed build shows its error), one name let in."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    write(src / "index.html", PAGE.format(text="one"))
+    write(src / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    (tmp_path / "build.py").write_text(BUILD)
+    ws_port = free_port()
+    main = procs(module("sigreload") + [src, "--port", "0", "--ws-port", ws_port, "--allow-host", FORWARDED_NAME,
+                                        "--exec", f"{sys.executable} {tmp_path / 'build.py'} {src} {out}",
+                                        "--output", out])
+    port = int(main.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1))
+    for ready in ("ready on", "watching"):
+        main.wait_seen(ready)
+    return src, port, ws_port
+
+
+def host_status(port, host):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/", headers={"Host": host})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+@pytest.mark.parametrize("front", ["plain", "tls"])
+def test_a_page_through_a_forwarded_http_port_alone_reloads_swaps_and_sees_build_errors(
+        front, built_site, far_browser, certificate):
+    src, port, ws_port = built_site
+    tls = None
+    if front == "tls":
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(certificate[0])
+    forwarder = Forwarder(port, tls)
+    context = far_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000 * SCALE)
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.route_web_socket(re.compile(rf":{ws_port}/"), lambda ws: ws.close())  # the broadcaster's own port: shut
+    try:
+        scheme = "https" if tls else "http"
+        origin = f"{scheme}://{FORWARDED_NAME}:{forwarder.port}"
+        page.goto(origin + "/")
+        page.wait_for_function(HELLO_SEEN)
+        assert sockets == [f"{'wss' if tls else 'ws'}://{FORWARDED_NAME}:{forwarder.port}/_sigreload/socket"]
+        assert page.evaluate("window.isSecureContext") == bool(tls)
+        with page.expect_event("load"):
+            write(src / "index.html", PAGE.format(text="two"))
+        assert page.locator("#title").inner_text() == "two"
+        page.evaluate("window.marker = 'kept'")
+        write(src / "style.css", "h1 { color: rgb(255, 0, 0); }")
+        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
+        assert page.evaluate("window.marker") == "kept"  # swapped in place, not reloaded
+        write(src / "index.html", PAGE.format(text="FAIL"))
+        page.locator("sigreload-error pre").get_by_text("error: bad input").wait_for()
+        assert page.evaluate("window.marker") == "kept"
+    finally:
+        context.close()
+        forwarder.close()
+    assert host_status(port, f"{FORWARDED_NAME}:{port}") == 200
+    assert host_status(port, f"other.test:{port}") == 403  # every other name: still refused
+
+
+def test_the_pages_socket_is_only_for_its_own_origin(built_site):
+    """A page of another site cannot open the socket on a page's origin (a WebSocket has no CORS)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    _, port, _ = built_site
+    url = f"ws://127.0.0.1:{port}/_sigreload/socket"
+    with connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=10 * SCALE) as ws:
+        assert '"hello"' in ws.recv(timeout=10 * SCALE)
+    for origin in ("https://evil.example", "null", f"http://127.0.0.1:{port + 1}"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin=origin, open_timeout=10 * SCALE)
+        assert refused.value.response.status_code == 403, origin
