@@ -30,6 +30,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
     parser.add_argument("--ping-interval", type=float, default=10.0,
                         help="keepalive: a client silent for twice this is dropped (s)")
+    command_line.add_livereload(parser)
+    command_line.add_no_console(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
     command_line.add_port_flag(parser)
     return parser
@@ -51,14 +53,16 @@ def main(argv: list[str] | None = None) -> None:
     hosts = listening.hosts(args.host)
     process_life.lifeline()
     try:
-        broadcasting.serve_until_stopped(hosts, args.port, origins, args.ping_interval)
+        broadcasting.serve_until_stopped(hosts, args.port, origins, args.ping_interval, args.livereload,
+                                         not args.no_console)
     except OSError as exc:
+        port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.port, args.port_flag)
         if exc.errno != errno.EADDRINUSE:
-            sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+            sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{port}: {exc.strerror}")
         from sigreload.contract import discovery
 
         partly = exc.filename if exc.filename != hosts[0] else None
-        sys.exit(f"sigreload-broadcast: {discovery.in_use(args.port, args.port_flag, partly)}")
+        sys.exit(f"sigreload-broadcast: {discovery.in_use(port, flag, partly)}")
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
-from sigreload import command_line, listening, process_life
+from sigreload import command_line, consoles, listening, livereload, process_life
 from sigreload.contract import messages
 from sigreload.serving import snippet
 
@@ -100,6 +100,8 @@ class Broadcaster:
         self.report_due: asyncio.TimerHandle | None = None
         self.collect_due: asyncio.TimerHandle | None = None
         self.last_busy = self.last_collect = 0.0
+        self.livereload: set[ServerConnection] = set()  # LiveReload clients that said hello (--livereload)
+        self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -180,7 +182,8 @@ class Broadcaster:
         """The first message to a snippet; ``root``: ids of the folders a watcher watches (None: none runs)."""
         if look:
             self.look_at_watcher()
-        hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched}
+        hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
+                 "console": self.console is not None}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
@@ -212,7 +215,10 @@ class Broadcaster:
         plain: list[ServerConnection] = []
         identified: list[ServerConnection] = []
         for connection in self.connections():
-            (identified if is_identified(connection) else plain).append(connection)
+            if is_identified(connection):
+                identified.append(connection)
+            elif connection not in self.livereload and not is_livereload_port(connection):
+                plain.append(connection)
         event: dict[str, Any] = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
         if error:
             event["text"] = error  # only snippets draw it: plain clients would reload
@@ -224,9 +230,11 @@ class Broadcaster:
         broadcast(identified, json.dumps(event))
         if not error:
             broadcast(plain, "reload")
+            for command in livereload.commands(kind, paths) if self.livereload else ():
+                broadcast(self.livereload, command)
         what = "every file" if paths is None else ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
-        log.info("%s sent to %d page(s) (%s)", event["type"], len(identified) + (0 if error else len(plain)),
-                 "build failed" if error else what)
+        told = len(identified) + (0 if error else len(plain) + len(self.livereload))
+        log.info("%s sent to %d page(s) (%s)", event["type"], told, "build failed" if error else what)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
@@ -285,6 +293,11 @@ def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | r
     return LOOPBACK_ORIGINS + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
 
 
+def is_livereload_port(connection: ServerConnection) -> bool:
+    """Whether a client came to the LiveReload port (it gets only that protocol's commands)."""
+    return connection.request is not None and connection.request.path.split("?")[0] == livereload.PATH
+
+
 def is_identified(connection: ServerConnection) -> bool:
     """Whether a client is a sigreload snippet (it connected to IDENTIFIED_PATH)."""
     return connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
@@ -301,15 +314,20 @@ def snippet_response(connection: ServerConnection, request: Request) -> Response
     return response
 
 
-def reported(frame: str | bytes) -> list[str] | None:
-    """The URL paths a snippet's frame says its page uses, or None for anything
-    else: at most MAX_USING, each absolute, short and printable. Nothing else a
-    client says is acted on; this only changes what the watcher looks at first."""
+def parsed(frame: str | bytes) -> dict[str, Any] | None:
+    """A snippet's frame: a JSON object, or None."""
     try:
         message = json.loads(frame)
     except (TypeError, ValueError):
         return None
-    paths = message.get("paths") if isinstance(message, dict) and message.get("type") == "using" else None
+    return message if isinstance(message, dict) else None
+
+
+def reported(message: dict[str, Any]) -> list[str] | None:
+    """The URL paths a snippet's message says its page uses, or None for anything
+    else: at most MAX_USING, each absolute, short and printable. This only
+    changes what the watcher looks at first."""
+    paths = message.get("paths") if message.get("type") == "using" else None
     if not isinstance(paths, list) or len(paths) > MAX_USING:
         return None
     ok = all(isinstance(p, str) and p.startswith("/") and len(p) < 1024 and p.isprintable() for p in paths)
@@ -328,13 +346,20 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
         log.debug("client joined from %s", connection.remote_address)
         try:
             async for frame in connection:
-                paths = reported(frame) if identified else None
+                message = parsed(frame) if identified else None
+                if message is None:
+                    continue
+                paths = reported(message)
                 if paths is not None:
                     broadcaster.uses(connection, paths)
+                elif message.get("type") == "console" and broadcaster.console:
+                    broadcaster.console.said(connection, message)
         except ConnectionClosed:
             pass  # a client that vanished, or sent a frame over MAX_FRAME
         if connection in broadcaster.using:
             broadcaster.uses(connection, None)
+        if broadcaster.console:
+            broadcaster.console.left(connection)
         broadcaster.busy()
         log.debug("client left")
 
@@ -342,7 +367,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
-              ping_interval: float = 10.0) -> None:
+              ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -355,6 +380,8 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
         loop.add_signal_handler(getattr(signal, name), stopping)
     servers: list[Server] = []
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
+    if not console:
+        broadcaster.console = None
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
@@ -362,6 +389,14 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
     servers += await listen(make_handler(broadcaster), hosts, port, origins, ping_interval)
     broadcaster.port = servers[0].sockets[0].getsockname()[1]
+    if livereload_port is not None:
+        try:
+            servers += await listen(livereload.make_handler(broadcaster.livereload, broadcaster.busy), hosts,
+                                    livereload_port, origins, ping_interval, livereload.respond)
+        except OSError as exc:
+            exc.port = livereload_port  # type: ignore[attr-defined]  # main names the port that is taken
+            raise
+        livereload_port = servers[-1].sockets[0].getsockname()[1]
     if refused := messages.runtime_refused():
         log.warning("%s; messages go to a private folder in %s", refused, messages.base())
     try:
@@ -382,6 +417,8 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
         log.warning("LAN mode: any device on your network can connect: %s",
                     ", ".join(f"ws://{a}:{port}" for a in command_line.lan_addresses()))
     also = "".join(f"; also on {listening.shown(h)}" for h in hosts[1:])
+    if livereload_port is not None:
+        also += f"; LiveReload protocol on port {livereload_port} (/livereload.js)"
     log.info("ready on ws://%s:%d (pid %d): kill -USR1 %d reloads every page, kill -USR2 %d refreshes "
              "stylesheets%s", listening.shown(hosts[0]), broadcaster.port, pid, pid, pid, also)
     try:
@@ -396,13 +433,14 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
 
 
 async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: list[str], port: int,
-                 origins: Origins, ping_interval: float) -> list[Server]:
+                 origins: Origins, ping_interval: float,
+                 respond: Callable[[ServerConnection, Request], Response | None] | None = None) -> list[Server]:
     """The WebSocket server on ``port`` of every one of ``hosts`` (port 0: one
     free port, the same on each), a server per socket; raises OSError, naming
     the address (``filename``), when one is taken."""
     gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE)})
     sockets = listening.bind(hosts, port, BACKLOG)
-    servers = [await serve(handler, sock=sock, process_request=snippet_response, create_connection=gated,
+    servers = [await serve(handler, sock=sock, process_request=respond or snippet_response, create_connection=gated,
                            backlog=ACCEPTS_AT_ONCE, origins=origins, compression=None, max_size=MAX_FRAME,
                            max_queue=4, ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
                for sock in sockets]
@@ -412,6 +450,7 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
-                        ping_interval: float = 10.0) -> None:
+                        ping_interval: float = 10.0, livereload_port: int | None = None,
+                        console: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console))

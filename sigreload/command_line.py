@@ -49,6 +49,20 @@ def add_allow_host(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                              "a tunnel; .example.com: its subdomains too); repeatable")
 
 
+def add_livereload(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--livereload [PORT]``: the LiveReload protocol too, for the clients that exist."""
+    parser.add_argument("--livereload", type=int, nargs="?", const=35729, metavar="PORT",
+                        help="also speak the LiveReload protocol on PORT (default: 35729, the browser "
+                             "extensions' port) and serve /livereload.js there")
+
+
+def add_no_console(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--no-console``: the pages' errors stay in their browsers."""
+    parser.add_argument("--no-console", action="store_true",
+                        help="do not print the pages' errors (uncaught, unhandled rejections, "
+                             "console.error) in this terminal")
+
+
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

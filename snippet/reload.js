@@ -226,6 +226,7 @@
     const s = load(), known = s.boot === m.boot;
     save({ ...s, boot: m.boot, generation: m.generation });
     if (m.type === "hello") {
+      forwarded = m.console !== false;
       // Missed a reload while away (same run, newer generation), or the
       // broadcaster restarted while this page was open: reload once.
       const missed = known ? m.generation > (s.generation || 0) : !first && Boolean(s.boot);
@@ -248,10 +249,42 @@
     ws.send(JSON.stringify({ type: "using", paths: [...new Set(paths)].filter((p) => p.length < 200).slice(0, 16) }));
   };
 
+  // The page's errors, for the terminal that runs sigreload (a phone has no
+  // devtools): uncaught errors, unhandled rejections and console.error, from
+  // when this script runs (after classic scripts above it in the page; before
+  // deferred and module scripts), kept until the socket is open; at most
+  // CONSOLE_MOST a second.
+  const CONSOLE_MOST = 20, queued = [];
+  let live = null, second = 0, inSecond = 0, forwarded = true; // the hello says whether it is wanted
+  const text = (x) => {
+    if (x instanceof Error) return x.stack && x.stack.includes(x.message) ? x.stack : `${x.name}: ${x.message}\n${x.stack || ""}`;
+    if (typeof x === "string") return x;
+    try { return JSON.stringify(x); } catch { return String(x); }
+  };
+  const tell = (kind, parts) => {
+    if (!forwarded) return;
+    const now = Math.floor(Date.now() / 1000);
+    if (now !== second) { second = now; inSecond = 0; }
+    if (++inSecond > CONSOLE_MOST) return;
+    const m = JSON.stringify({ type: "console", kind, path: location.pathname.slice(0, 200),
+      text: parts.map(text).join(" ").slice(0, 1000) });
+    if (live && live.readyState === 1) live.send(m); else if (queued.length < CONSOLE_MOST) queued.push(m);
+  };
+  addEventListener("error", (e) => {
+    if (e.error !== undefined || e.message) tell("error", [e.error || `${e.message} (${e.filename}:${e.lineno})`]);
+  });
+  addEventListener("unhandledrejection", (e) => tell("unhandled rejection", [e.reason]));
+  const consoleError = console.error;
+  console.error = function (...args) {
+    try { tell("console.error", args); } catch {}
+    return consoleError.apply(this, args);
+  };
+
   const connect = () => {
     const ws = new WebSocket(url);
     ws.onopen = () => {
-      delay = 200; warned = false;
+      delay = 200; warned = false; live = ws;
+      queued.splice(0).forEach((m) => ws.send(m));
       if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
     };
     ws.onmessage = onmessage;

@@ -188,3 +188,49 @@ def test_the_pages_socket_is_only_for_its_own_origin(built_site):
         with pytest.raises(InvalidStatus) as refused:
             connect(url, origin=origin, open_timeout=10 * SCALE)
         assert refused.value.response.status_code == 403, origin
+
+
+CONSOLE_PAGE = """<!doctype html><html><body><h1>console</h1><script type="module">
+console.error("bad \\u001b[31mred\\u001b[0m\\nsigreload.watch: forged line");
+for (let i = 0; i < 30; i++) console.error("flood", i);
+setTimeout(() => { Promise.reject(new TypeError("nobody caught me")); undefinedFunction(); }, 1100);
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-console"]])
+def test_a_pages_errors_are_printed_in_the_terminal_bounded_and_escaped(flag, procs, tmp_path, page):
+    write(tmp_path / "errors.html", CONSOLE_PAGE)
+    main = procs(module("sigreload") + [tmp_path, "--port", "0", "--ws-port", free_port(), *flag])
+    url = main.wait_seen(r"at (http://\S+/)").group(1)
+    main.wait_seen("watching")
+    page.goto(url + "errors.html")
+    page.wait_for_function(HELLO_SEEN)
+    if flag:
+        page.wait_for_timeout(500)  # what would have been printed by now is not
+        assert "sigreload.page" not in main.output()
+        return
+    main.wait_seen(r"\[Chrome /errors.html\] ReferenceError: undefinedFunction is not defined \(at ")
+    main.wait_seen(r"\[Chrome /errors.html\] unhandled rejection: TypeError: nobody caught me")
+    lines = [line for line in main.output().splitlines() if line.startswith("sigreload.page:")]
+    assert r"[Chrome /errors.html] console.error: bad \x1b[31mred\x1b[0m (sigreload.watch: forged line)" in lines[0]
+    assert sum("flood" in line for line in lines) == 9  # at most 10 lines a second from a page
+    assert any(re.search(r"\(\d+ more line\(s\) from that page within a second, not shown\)", line) for line in lines)
+    assert not any("\x1b" in line for line in main.output().splitlines())  # escaped: no terminal control
+
+
+@pytest.mark.parametrize("agent, name", [
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.4 Mobile/15E148 Safari/604.1", "Mobile Safari"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+     "Mobile Safari/537.36", "Mobile Chrome"),
+    ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+     "Safari/537.36 Edg/124.0.0.0", "Edge"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+     "Safari"),
+    ("curl/8.5.0", "a browser"),
+])
+def test_the_terminal_names_the_browser(agent, name):
+    from sigreload import consoles
+
+    assert consoles.browser(agent) == name

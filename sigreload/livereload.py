@@ -1,0 +1,86 @@
+"""The LiveReload protocol (version 7), for the clients that already exist:
+sites whose templates include ``livereload.js`` (Jekyll, Hugo, Zola,
+python-livereload, guard) and the LiveReload browser extensions, which
+inject ``http://127.0.0.1:35729/livereload.js``. With ``--livereload`` the
+broadcaster also listens on that port: ``GET /livereload.js`` is the real
+client (livereload-js, shipped pinned in ``snippet/`` with its licence) and
+``/livereload`` its socket, where each of our events becomes ``reload``
+commands: a stylesheet or an image is swapped in place by the client, any
+other path reloads the page. A failed build is not sent (the protocol's
+only way to show it is a blocking ``alert``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from sigreload.serving import snippet
+
+PORT = 35729  # the extensions' fixed port
+PATH = "/livereload"
+CLIENT = "livereload.js"  # livereload-js 4.0.2, dist/livereload.min.js (MIT: snippet/LICENSE.livereload-js)
+PROTOCOL_7 = "http://livereload.com/protocols/official-7"
+HANDSHAKE_TIMEOUT = 5.0  # the client closes when the server's hello takes longer
+LIVE = (".css", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico")  # swapped in place
+COMMANDS_MAX = 32  # reload commands for one event: more paths reload the page instead
+EVERY_STYLESHEET = "sigreload-every-stylesheet.css"  # a .css path that matches no link: all are reloaded
+
+log = logging.getLogger("sigreload.broadcast")
+
+
+def respond(connection: ServerConnection, request: Request) -> Response | None:
+    """process_request on the LiveReload port: the client at /livereload.js,
+    the handshake at /livereload, 404 for anything else."""
+    path = request.path.split("?")[0]
+    if path == PATH:
+        return None
+    if path != "/" + CLIENT:
+        return connection.respond(404, "Nothing at this address\n")
+    response = connection.respond(200, (snippet.folder() / CLIENT).read_text())
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return response
+
+
+def commands(kind: str, paths: list[str] | None) -> list[str]:
+    """The LiveReload commands for one of our events: ``kind`` ("reload" or
+    "css") with the URL paths that changed (None: unknown, every page)."""
+    if paths is None:
+        paths = [EVERY_STYLESHEET if kind == "css" else "/"]
+    page = [p for p in paths if not p.lower().endswith(LIVE)]
+    chosen = page[:1] if page or len(paths) > COMMANDS_MAX else paths  # one page path reloads the page
+    chosen = chosen or ["/"]
+    return [json.dumps({"command": "reload", "path": p, "liveCSS": True, "liveImg": True}) for p in chosen]
+
+
+def make_handler(clients: set[ServerConnection],
+                 busy: Callable[[], None]) -> Callable[[ServerConnection], Awaitable[None]]:
+    async def handler(connection: ServerConnection) -> None:
+        """The hello answered (protocol 7, or the socket is closed); the client is
+        in ``clients`` from then until it leaves; what it says next is ignored."""
+        busy()
+        try:
+            first = json.loads(await connection.recv())
+            if not (isinstance(first, dict) and first.get("command") == "hello"
+                    and PROTOCOL_7 in (first.get("protocols") or [])):
+                await connection.close(1002, "LiveReload protocol 7 only")
+                return
+            await connection.send(json.dumps({"command": "hello", "protocols": [PROTOCOL_7],
+                                               "serverName": "sigreload"}))
+            clients.add(connection)
+            log.debug("LiveReload client joined from %s", connection.remote_address)
+            async for _ in connection:
+                pass  # "info", "url": nothing to act on
+        except (ConnectionClosed, ValueError):
+            pass
+        finally:
+            clients.discard(connection)
+            busy()
+
+    return handler
