@@ -86,8 +86,26 @@ def folder_or_exit(path: str, prog: str) -> None:
         sys.exit(f"{prog}: {path}: {what}")
 
 
+def qr_code(text: str) -> str | None:
+    """``text`` as a QR code drawn with block characters (segno), for a terminal
+    with a dark background; None where the terminal cannot show them."""
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(text, error="m").terminal(out=out, compact=True, border=2)
+    drawn = out.getvalue().rstrip("\n")
+    try:
+        drawn.encode(sys.stderr.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return None
+    return drawn
+
+
 def lan_addresses() -> list[str]:
-    """This machine's non-loopback addresses, as a URL would show them."""
+    """This machine's non-loopback addresses, as a URL would show them: IPv4
+    first (what a phone on the same Wi-Fi reaches), then IPv6."""
     import psutil
 
     found = []
@@ -98,4 +116,5 @@ def lan_addresses() -> list[str]:
                 found.append(ip)
             elif a.family == socket.AF_INET6 and ip != "::1" and not ip.startswith("fe80"):
                 found.append(f"[{ip}]")
+    found.sort(key=lambda a: a.startswith("["))  # stable: each family in the system's order
     return found or ["(no network address)"]

@@ -70,8 +70,10 @@ def say_ready(args: argparse.Namespace, server: Any) -> str:
     bound_host, bound_port = server.socket.getsockname()[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
     if args.lan:
-        log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root,
-                    ", ".join(f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()))
+        urls = [f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()]
+        log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root, ", ".join(urls))
+        if "(" not in urls[0] and (qr := command_line.qr_code(urls[0])):  # "(no network address)": no code
+            log.info("scan it on your phone to open %s:\n%s", urls[0], qr)
     if args.proxy:
         how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
         log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)

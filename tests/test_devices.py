@@ -5,9 +5,12 @@ another port, another host name, TLS in front), in Chromium."""
 import base64
 import hashlib
 import http.client
+import os
 import re
+import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 
@@ -234,3 +237,106 @@ def test_the_terminal_names_the_browser(agent, name):
     from sigreload import consoles
 
     assert consoles.browser(agent) == name
+
+
+class NetworkHost:
+    """A second host for the test: a network namespace of its own, joined to
+    this machine by a veth pair (root only). ``here`` is this machine's address
+    on that link, ``there`` the host's; ``run`` runs a command on the host."""
+
+    def __init__(self, tag):
+        self.name, self.link = f"sigreload-{tag}", f"srh{tag}"
+        net = 16 + tag % 200
+        self.here, self.there = f"10.213.{net}.1", f"10.213.{net}.2"
+        self.made = False
+
+    def ip(self, *args, inside=False):
+        argv = ["ip", "netns", "exec", self.name, "ip", *args] if inside else ["ip", *args]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+
+    def make(self):
+        self.ip("netns", "add", self.name)
+        self.made = True
+        self.ip("link", "add", self.link, "type", "veth", "peer", "name", "eth9", "netns", self.name)
+        self.ip("addr", "add", f"{self.here}/24", "dev", self.link)
+        self.ip("link", "set", self.link, "up")
+        self.ip("addr", "add", f"{self.there}/24", "dev", "eth9", inside=True)
+        self.ip("link", "set", "eth9", "up", inside=True)
+        self.ip("link", "set", "lo", "up", inside=True)
+
+    def run(self, argv, **kwargs):
+        return subprocess.run(["ip", "netns", "exec", self.name, *map(str, argv)], **kwargs)
+
+    def delete(self):
+        if self.made:
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)  # its end of the pair too
+            subprocess.run(["ip", "link", "del", self.link], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def lan_host():
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        if os.environ.get("CI"):
+            pytest.fail("the LAN tests need root and iproute2 in CI")
+        pytest.skip("a network namespace needs root and iproute2 (ip)")
+    host = NetworkHost(os.getpid() % 10000)
+    try:
+        host.make()
+        yield host
+    finally:
+        host.delete()
+
+
+@pytest.fixture(scope="module")
+def lan_browser(lan_host, tmp_path_factory):
+    """Chromium running on the namespace's host (another machine, as the network sees it)."""
+    if not CHROMIUM:
+        pytest.skip("no chromium on PATH")
+    from playwright.sync_api import sync_playwright
+
+    wrapper = tmp_path_factory.mktemp("lan") / "chromium-there"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {lan_host.name} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def reaches(host, address, port):
+    """Whether a TCP connection from ``host`` to ``address``:``port`` is accepted."""
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=5)"
+    return host.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(procs, tmp_path, lan_host, lan_browser):
+    from sigreload import command_line
+
+    write(tmp_path / "index.html", PAGE.format(text="one"))
+    write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    quiet = procs(module("sigreload") + [tmp_path, "--port", "0", "--ws-port", free_port()])
+    local_only = int(quiet.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1))
+    assert not reaches(lan_host, lan_host.here, local_only)  # without --lan: nothing answers there
+    main = procs(module("sigreload") + [tmp_path, "--lan", "--port", "0", "--ws-port", free_port()])
+    urls = main.wait_seen(r"any device on your network can read \S+: (.*)").group(1).split(", ")
+    port = urls[0].rsplit(":", 1)[1].strip("/")
+    url = f"http://{lan_host.here}:{port}/"
+    assert url in urls  # every address another device can open
+    main.wait_seen("watching")
+    output = main.output()
+    assert command_line.qr_code(urls[0]) in output  # the first one, to scan
+    context = lan_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000 * SCALE)
+    try:
+        page.goto(url)
+        page.wait_for_function(HELLO_SEEN)
+        with page.expect_event("load"):
+            write(tmp_path / "index.html", PAGE.format(text="two"))
+        assert page.locator("#title").inner_text() == "two"
+        page.evaluate("window.marker = 'kept'")
+        write(tmp_path / "style.css", "h1 { color: rgb(255, 0, 0); }")
+        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
+        assert page.evaluate("window.marker") == "kept"
+    finally:
+        context.close()
