@@ -40,6 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
                       help="HTTP port (default: %(default)s)")
     http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
     command_line.add_allow_host(http)
+    command_line.add_https(http)
     http.add_argument("--spa", action="store_true",
                       help="single-page app: unknown paths without an extension serve /index.html")
     http.add_argument("--no-inject", action="store_true",
@@ -81,6 +82,8 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
     serve += ["--spa"] * args.spa + ["--open"] * args.open + [f"--allow-host={name}" for name in args.allow_host]
+    serve += ["--https"] * args.https
+    serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
     origins += ["--allow-file-pages"] * args.allow_file_pages
     origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []

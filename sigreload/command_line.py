@@ -63,6 +63,15 @@ def add_no_console(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                              "console.error) in this terminal")
 
 
+def add_https(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--https``, ``--cert FILE``, ``--key FILE``: the HTTP server over TLS."""
+    parser.add_argument("--https", action="store_true",
+                        help="serve over HTTPS (pages, their socket, the proxy): with --cert and --key, or a "
+                             "self-signed certificate made on first use and kept in ~/.cache/sigreload")
+    parser.add_argument("--cert", metavar="FILE", help="with --https: your certificate (PEM; mkcert's)")
+    parser.add_argument("--key", metavar="FILE", help="with --https: its private key (PEM)")
+
+
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

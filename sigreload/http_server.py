@@ -28,6 +28,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="port (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
     command_line.add_allow_host(parser)
+    command_line.add_https(parser)
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
     parser.add_argument("--inject", type=int, metavar="WS_PORT",
@@ -43,19 +44,54 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tls_context(args: argparse.Namespace) -> Any:
+    """With --https (or --cert and --key): the TLS context, its certificate said
+    in one line (a made one: where it is kept, its fingerprint); exits with one
+    line when it cannot be loaded or made. None without."""
+    if not (args.https or args.cert or args.key):
+        return None
+    import ssl
+
+    from sigreload import certificates
+
+    if bool(args.cert) != bool(args.key):
+        sys.exit("sigreload-http: --cert and --key go together (mkcert's two files)")
+    made = False
+    try:
+        if args.cert:
+            cert, key = args.cert, args.key
+        else:
+            names = [args.host] + [a.strip("[]") for a in command_line.lan_addresses() if "(" not in a] * args.lan
+            cert, key, made = certificates.kept([n for n in names if n] + list(args.allow_host))
+        context = certificates.server_context(cert, key)
+        with open(cert, "rb") as f:
+            print_ = certificates.fingerprint(f.read())
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        sys.exit(f"sigreload-http: cannot use the certificate {args.cert or ''} ({why})".replace(" ()", ""))
+    if args.cert:
+        log.info("HTTPS with %s (SHA-256 fingerprint %s)", args.cert, print_)
+    else:
+        log.info("HTTPS with a self-signed certificate %s %s (SHA-256 fingerprint %s): your browser asks once; "
+                 "or pass your own with --cert and --key (mkcert)", "made and kept in" if made else "kept in",
+                 os.path.dirname(cert), print_)
+    return context
+
+
 def bind(args: argparse.Namespace, host: str) -> Any:
     """The file server (a ThreadingHTTPServer) or the proxy (its AsyncServer,
     alike where it matters here), bound; exits with one line when it cannot listen."""
+    tls = tls_context(args)
     try:
         if args.proxy:
             from sigreload.serving import proxy
 
             return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
-                                     tuple(args.allow_host))
+                                     tuple(args.allow_host), tls)
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host))
+                                       args.idle_timeout, tuple(args.allow_host), tls)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery
@@ -69,20 +105,21 @@ def say_ready(args: argparse.Namespace, server: Any) -> str:
     """The one ready line (and LAN mode's warning); the URL a browser opens."""
     bound_host, bound_port = server.socket.getsockname()[:2]
     shown = "127.0.0.1" if args.lan else (f"[{bound_host}]" if ":" in bound_host else bound_host)
+    scheme = "https" if args.https or args.cert else "http"
     if args.lan:
-        urls = [f"http://{a}:{bound_port}/" for a in command_line.lan_addresses()]
+        urls = [f"{scheme}://{a}:{bound_port}/" for a in command_line.lan_addresses()]
         log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root, ", ".join(urls))
         if "(" not in urls[0] and (qr := command_line.qr_code(urls[0])):  # "(no network address)": no code
             log.info("scan it on your phone to open %s:\n%s", urls[0], qr)
     if args.proxy:
         how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
-        log.info("proxying %s at http://%s:%d/ (pid %d); %s", args.proxy, shown, bound_port, os.getpid(), how)
+        log.info("proxying %s at %s://%s:%d/ (pid %d); %s", args.proxy, scheme, shown, bound_port, os.getpid(), how)
     else:
         how = ("live reload: the snippet is inserted into HTML pages" if args.inject else
                "pages get live reload where they include the snippet (--inject WS_PORT inserts it)")
-        log.info("serving %s at http://%s:%d/ (pid %d); %s", os.path.abspath(args.root), shown, bound_port,
+        log.info("serving %s at %s://%s:%d/ (pid %d); %s", os.path.abspath(args.root), scheme, shown, bound_port,
                  os.getpid(), how)
-    return f"http://{shown}:{bound_port}/"
+    return f"{scheme}://{shown}:{bound_port}/"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -224,8 +224,8 @@ def open_page(page, url):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium through Playwright; never downloads a browser."""
+def playwright():
+    """Playwright, once per session (its sync API runs one instance at a time)."""
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("Chromium is required in CI (apt-get install chromium)")
@@ -233,9 +233,15 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Headless Debian Chromium through Playwright; never downloads a browser."""
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

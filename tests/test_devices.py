@@ -13,12 +13,14 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, free_port, module, write
 
 FORWARDED_NAME = "devbox.test"  # the forwarder's host name (Chromium maps it to loopback)
+LAN_TAG = os.getpid() % 10000  # names this run's network namespace and its addresses
 BUILD = """import pathlib, shutil, sys
 src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for f in src.iterdir():
@@ -33,22 +35,28 @@ PAGE = ("<!doctype html><html><head><link rel='stylesheet' href='style.css'></he
 class Forwarder:
     """A port forwarder, as SSH -L or docker -p: connections to its own
     loopback port go to ``target``, byte for byte; with ``tls``, TLS ends here
-    (as Codespaces' and Gitpod's HTTPS fronts)."""
+    (as Codespaces' and Gitpod's HTTPS fronts). Each socket is closed by the
+    thread that uses it, once done (a socket closed under a thread that still
+    reads it frees its number for the next file opened: a child's lifeline)."""
 
     def __init__(self, target, tls=None):
         self.target, self.tls = target, tls
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.open = []
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.threads[0].start()
 
     def accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self.forward, args=(conn,), daemon=True).start()
+        with self.server:
+            while True:
+                try:
+                    conn, _ = self.server.accept()
+                except OSError:
+                    return  # shut down
+                thread = threading.Thread(target=self.forward, args=(conn,), daemon=True)
+                self.threads.append(thread)
+                thread.start()
 
     def forward(self, conn):
         try:
@@ -58,9 +66,13 @@ class Forwarder:
         except OSError:
             conn.close()
             return
-        self.conns += [conn, upstream]
-        threading.Thread(target=self.pump, args=(upstream, conn), daemon=True).start()
+        self.open += [conn, upstream]
+        back = threading.Thread(target=self.pump, args=(upstream, conn), daemon=True)
+        back.start()
         self.pump(conn, upstream)
+        back.join()
+        conn.close()
+        upstream.close()
 
     @staticmethod
     def pump(source, sink):
@@ -76,9 +88,13 @@ class Forwarder:
                 pass
 
     def close(self):
-        self.server.close()
-        for conn in self.conns:
-            conn.close()
+        for sock in [self.server, *self.open]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its thread, which closes it
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +105,7 @@ def certificate(tmp_path_factory):
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    leaf = trustme.CA().issue_cert(FORWARDED_NAME)
+    leaf = trustme.CA().issue_cert(FORWARDED_NAME, "localhost", "127.0.0.1", NetworkHost(LAN_TAG).here)
     cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
     spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     folder = tmp_path_factory.mktemp("tls")
@@ -98,18 +114,13 @@ def certificate(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def far_browser(certificate):
+def far_browser(playwright, certificate):
     """Chromium that resolves FORWARDED_NAME (and other.test) to loopback and trusts the certificate."""
-    if not CHROMIUM:
-        pytest.skip("no chromium on PATH")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
-            f"--host-resolver-rules=MAP {FORWARDED_NAME} 127.0.0.1, MAP other.test 127.0.0.1",
-            f"--ignore-certificate-errors-spki-list={certificate[1]}"])
-        yield chromium
-        chromium.close()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
+        f"--host-resolver-rules=MAP {FORWARDED_NAME} 127.0.0.1, MAP other.test 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={certificate[1]}"])
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -129,6 +140,24 @@ def built_site(procs, tmp_path):
     for ready in ("ready on", "watching"):
         main.wait_seen(ready)
     return src, port, ws_port
+
+
+class Hellos:
+    """The hellos a page's snippet received, one per socket it opened: after a
+    reload, the new page is live once its count went up."""
+
+    def __init__(self, page):
+        self.page, self.count = page, 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self.received))
+
+    def received(self, payload):
+        self.count += '"type": "hello"' in str(payload)
+
+    def wait(self, count):
+        end = time.monotonic() + 10 * SCALE
+        while self.count < count:  # events arrive while Playwright waits
+            assert time.monotonic() < end, f"{self.count} hello(s), not {count}"
+            self.page.wait_for_timeout(20)
 
 
 def host_status(port, host):
@@ -157,13 +186,15 @@ def test_a_page_through_a_forwarded_http_port_alone_reloads_swaps_and_sees_build
     try:
         scheme = "https" if tls else "http"
         origin = f"{scheme}://{FORWARDED_NAME}:{forwarder.port}"
+        hellos = Hellos(page)
         page.goto(origin + "/")
-        page.wait_for_function(HELLO_SEEN)
+        hellos.wait(1)
         assert sockets == [f"{'wss' if tls else 'ws'}://{FORWARDED_NAME}:{forwarder.port}/_sigreload/socket"]
         assert page.evaluate("window.isSecureContext") == bool(tls)
         with page.expect_event("load"):
             write(src / "index.html", PAGE.format(text="two"))
         assert page.locator("#title").inner_text() == "two"
+        hellos.wait(2)  # the reloaded page is live
         page.evaluate("window.marker = 'kept'")
         write(src / "style.css", "h1 { color: rgb(255, 0, 0); }")
         page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
@@ -279,7 +310,7 @@ def lan_host():
         if os.environ.get("CI"):
             pytest.fail("the LAN tests need root and iproute2 in CI")
         pytest.skip("a network namespace needs root and iproute2 (ip)")
-    host = NetworkHost(os.getpid() % 10000)
+    host = NetworkHost(LAN_TAG)
     try:
         host.make()
         yield host
@@ -288,19 +319,16 @@ def lan_host():
 
 
 @pytest.fixture(scope="module")
-def lan_browser(lan_host, tmp_path_factory):
-    """Chromium running on the namespace's host (another machine, as the network sees it)."""
-    if not CHROMIUM:
-        pytest.skip("no chromium on PATH")
-    from playwright.sync_api import sync_playwright
-
+def lan_browser(playwright, lan_host, tmp_path_factory, certificate):
+    """Chromium running on the namespace's host (another machine, as the network
+    sees it), trusting the test's certificate."""
     wrapper = tmp_path_factory.mktemp("lan") / "chromium-there"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {lan_host.name} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    chromium = playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS + [
+        f"--ignore-certificate-errors-spki-list={certificate[1]}"])
+    yield chromium
+    chromium.close()
 
 
 def reaches(host, address, port):
@@ -309,19 +337,25 @@ def reaches(host, address, port):
     return host.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
 
 
-def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(procs, tmp_path, lan_host, lan_browser):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(
+        scheme, procs, tmp_path, lan_host, lan_browser, certificate):
     from sigreload import command_line
 
     write(tmp_path / "index.html", PAGE.format(text="one"))
     write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
-    quiet = procs(module("sigreload") + [tmp_path, "--port", "0", "--ws-port", free_port()])
-    local_only = int(quiet.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1))
-    assert not reaches(lan_host, lan_host.here, local_only)  # without --lan: nothing answers there
-    main = procs(module("sigreload") + [tmp_path, "--lan", "--port", "0", "--ws-port", free_port()])
+    tls = ["--cert", certificate[0], "--key", certificate[0]] if scheme == "https" else []
+    if scheme == "http":
+        quiet = procs(module("sigreload") + [tmp_path, "--port", "0", "--ws-port", free_port()])
+        local_only = int(quiet.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1))
+        assert not reaches(lan_host, lan_host.here, local_only)  # without --lan: nothing answers there
+    main = procs(module("sigreload") + [tmp_path, "--lan", "--port", "0", "--ws-port", free_port(), *tls])
     urls = main.wait_seen(r"any device on your network can read \S+: (.*)").group(1).split(", ")
     port = urls[0].rsplit(":", 1)[1].strip("/")
-    url = f"http://{lan_host.here}:{port}/"
+    url = f"{scheme}://{lan_host.here}:{port}/"
     assert url in urls  # every address another device can open
+    main.wait_seen("scan it on your phone")
+    main.wait_seen("serving")  # the HTTP server's next line: the code is all there
     main.wait_seen("watching")
     output = main.output()
     assert command_line.qr_code(urls[0]) in output  # the first one, to scan
@@ -329,14 +363,102 @@ def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(procs,
     page = context.new_page()
     page.set_default_timeout(10_000 * SCALE)
     try:
+        hellos = Hellos(page)
         page.goto(url)
-        page.wait_for_function(HELLO_SEEN)
+        hellos.wait(1)
+        assert page.evaluate("window.isSecureContext") == (scheme == "https")
         with page.expect_event("load"):
             write(tmp_path / "index.html", PAGE.format(text="two"))
         assert page.locator("#title").inner_text() == "two"
+        hellos.wait(2)
         page.evaluate("window.marker = 'kept'")
         write(tmp_path / "style.css", "h1 { color: rgb(255, 0, 0); }")
         page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
         assert page.evaluate("window.marker") == "kept"
     finally:
         context.close()
+
+
+def test_https_with_your_certificate_makes_the_page_a_secure_context_with_live_reload(
+        procs, tmp_path, far_browser, certificate):
+    write(tmp_path / "index.html", PAGE.format(text="one"))
+    write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    main = procs(module("sigreload") + [tmp_path, "--port", "0", "--ws-port", free_port(),
+                                        "--cert", certificate[0], "--key", certificate[0]])
+    main.wait_seen(r"HTTPS with \S+ \(SHA-256 fingerprint [0-9A-F:]{95}\)")
+    url = main.wait_seen(r"at (https://127\.0\.0\.1:\d+/)").group(1)
+    main.wait_seen("watching")
+    context = far_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000 * SCALE)
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    try:
+        hellos = Hellos(page)
+        page.goto(url)
+        hellos.wait(1)
+        assert page.evaluate("window.isSecureContext") and sockets[0].startswith("wss://127.0.0.1:")
+        with page.expect_event("load"):
+            write(tmp_path / "index.html", PAGE.format(text="two"))
+        assert page.locator("#title").inner_text() == "two"
+        hellos.wait(2)
+        page.evaluate("window.marker = 'kept'")
+        write(tmp_path / "style.css", "h1 { color: rgb(255, 0, 0); }")
+        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
+        assert page.evaluate("window.marker") == "kept"
+    finally:
+        context.close()
+
+
+def verified_get(port, cert, path="/"):
+    """GET over TLS, trusting exactly ``cert`` (self-signed: a trust anchor of its own)."""
+    context = ssl.create_default_context(cafile=str(cert))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_https_without_a_certificate_makes_one_keeps_it_and_says_its_fingerprint(procs, tmp_path):
+    from sigreload import certificates
+
+    (tmp_path / "site").mkdir()
+    write(tmp_path / "site" / "index.html", "<body>secure</body>")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    said = []
+    for run in ("made and kept in", "kept in"):
+        main = procs(module("sigreload") + [tmp_path / "site", "--https", "--port", "0", "--ws-port", free_port()],
+                     env=env)
+        line = main.wait_seen(rf"self-signed certificate {run} (\S+) \(SHA-256 fingerprint ([0-9A-F:]+)\)")
+        port = int(main.wait_seen(r"at https://127\.0\.0\.1:(\d+)/").group(1))
+        cert = cache / "sigreload" / "cert.pem"
+        assert line.group(1) == str(cert.parent) and line.group(2) == certificates.fingerprint(cert.read_bytes())
+        assert oct((cache / "sigreload" / "key.pem").stat().st_mode & 0o777) == "0o600"
+        status, body = verified_get(port, cert)
+        assert status == 200 and b"secure" in body and b"/_sigreload/reload.js" in body
+        said.append(line.group(2))
+        main.kill()
+    assert said[0] == said[1]  # the same certificate, kept
+
+
+def test_https_through_the_proxy(procs, tmp_path, certificate):
+    from websockets.sync.client import connect
+
+    app = procs([sys.executable, "-m", "http.server", str(free_port_for_app := free_port()), "--bind", "127.0.0.1",
+                 "-d", tmp_path])
+    app.wait_for("Serving HTTP")
+    write(tmp_path / "index.html", "<!doctype html><body>app</body>")
+    main = procs(module("sigreload") + [tmp_path, "--proxy", f"http://127.0.0.1:{free_port_for_app}", "--port", "0",
+                                        "--ws-port", free_port(), "--cert", certificate[0], "--key", certificate[0]])
+    port = int(main.wait_seen(r"at https://127\.0\.0\.1:(\d+)/").group(1))
+    main.wait_seen("ready on")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the test CA: trusted by Chromium above
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn.request("GET", "/", headers={"Sec-Fetch-Dest": "document"})
+    response = conn.getresponse()
+    assert response.status == 200 and b"/_sigreload/reload.js" in response.read()
+    with connect(f"wss://127.0.0.1:{port}/_sigreload/socket", origin=f"https://127.0.0.1:{port}", ssl=context) as ws:
+        assert '"hello"' in ws.recv(timeout=10 * SCALE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -73,6 +74,11 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
         return True
 
+    def setup(self) -> None:
+        super().setup()  # StreamRequestHandler's: the timeout, the files
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # here, in the connection's thread, within its timeout
+
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
         self.send_response(status)
@@ -98,6 +104,7 @@ class Server(ThreadingHTTPServer):
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
     handed: set[Any]  # connections handed over (bind makes it)
+    tls: ssl.SSLContext | None = None  # HTTPS (--https)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.slots is not None:
@@ -116,6 +123,12 @@ class Server(ThreadingHTTPServer):
             if self.slots is not None:
                 self.slots.release()
 
+    def get_request(self) -> tuple[Any, Any]:
+        request, address = super().get_request()
+        if self.tls is not None:  # the handshake happens in the connection's thread (Handler.setup)
+            request = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        return request, address
+
     def hand_over(self, request: Any) -> None:
         """``request`` (a connection) belongs elsewhere now: it is neither shut down nor closed here."""
         self.handed.add(request)
@@ -128,8 +141,8 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is one debug line, never a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            log.debug("%s went away: %s", client_address[0], sys.exc_info()[1])
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
+            log.debug("%s went away, or spoke no TLS: %s", client_address[0], sys.exc_info()[1])
             return
         super().handle_error(request, client_address)
 
@@ -151,7 +164,7 @@ class Server(ThreadingHTTPServer):
 
 
 def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHandler],
-         most: int | None = None) -> Server:
+         most: int | None = None, tls: ssl.SSLContext | None = None) -> Server:
     """A threading HTTP server for ``handler`` on every address ``host`` stands
     for (``listening.bind``: both loopbacks), serving at most ``most``
     connections at once (None: any number). Raises OSError, naming the
@@ -166,6 +179,6 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)
     for server in servers:
-        server.started, server.handed = threading.Event(), set()
+        server.started, server.handed, server.tls = threading.Event(), set(), tls
     servers[0].siblings = servers[1:]
     return servers[0]

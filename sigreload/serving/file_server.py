@@ -15,6 +15,7 @@ import logging
 import os
 import posixpath
 import re
+import ssl
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -204,10 +205,10 @@ def readable(name: str) -> str:
 
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
                 ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT,
-                allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
+                allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
                "timeout": idle_timeout, "allowed_hosts": allowed_hosts}
     handler = type("Handler", (Handler,), options)
-    return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS)
+    return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS, tls)

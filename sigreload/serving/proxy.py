@@ -181,7 +181,7 @@ class Proxy:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         headers += [("Accept-Encoding", "identity"),  # nothing to decode, mostly
                     ("X-Forwarded-For", peer[0] if peer else "127.0.0.1"),
-                    ("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", request.headers.get("Host", ""))]
+                    ("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Host", request.headers.get("Host", ""))]
         return headers
 
     async def body(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
@@ -427,7 +427,7 @@ class Proxy:
             host = parts.hostname or ""
             loopback = host in ("localhost", "::1") or host.startswith("127.")
             if parts.scheme in ("http", "https") and loopback and (parts.port or 80) == self.port:
-                return parts._replace(scheme="http", netloc=request.headers.get("Host") or "").geturl()
+                return parts._replace(scheme=request.scheme, netloc=request.headers.get("Host") or "").geturl()
         elif lower == "set-cookie":
             return re.sub(r";\s*domain=\s*\.?(localhost|127\.0\.0\.1|\[?::1\]?)\s*(?=;|$)", "", value, flags=re.I)
         return value
@@ -532,8 +532,9 @@ class AsyncServer:
     runs it: ``serve_forever`` (the event loop, in the calling thread),
     ``server_close`` (from another thread: stops it)."""
 
-    def __init__(self, proxy: Proxy, sockets: list[socket.socket], idle_timeout: float) -> None:
-        self.proxy, self.sockets, self.idle_timeout = proxy, sockets, idle_timeout
+    def __init__(self, proxy: Proxy, sockets: list[socket.socket], idle_timeout: float,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.proxy, self.sockets, self.idle_timeout, self.tls = proxy, sockets, idle_timeout, tls
         self.socket = sockets[0]
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()  # set once it serves
@@ -553,7 +554,7 @@ class AsyncServer:
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         for sock in self.sockets:
-            await web.SockSite(runner, sock, backlog=common.BACKLOG).start()
+            await web.SockSite(runner, sock, backlog=common.BACKLOG, ssl_context=self.tls).start()
         self.started.set()
         try:
             await self.done
@@ -576,7 +577,8 @@ class AsyncServer:
 
 
 def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan: bool = False,
-                idle_timeout: float = 15.0, allowed_hosts: tuple[str, ...] = ()) -> AsyncServer:
+                idle_timeout: float = 15.0, allowed_hosts: tuple[str, ...] = (),
+                tls: ssl.SSLContext | None = None) -> AsyncServer:
     """Bind the proxy to the app at URL ``app`` (on this machine); raises OSError like socketserver."""
     from sigreload import app_server
 
@@ -592,5 +594,5 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     if ws_port:
         proxy.folder = discovery.Locator(ws_port).lookup
         proxy.answering = messages.Answering(proxy.folder)
-    return AsyncServer(proxy, listening.bind(host, port), idle_timeout)
+    return AsyncServer(proxy, listening.bind(host, port), idle_timeout, tls)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
+import ssl
 import threading
 from urllib.parse import urlsplit
 
@@ -69,6 +70,8 @@ class Relays:
                 assert isinstance(source, socket.socket)
                 try:
                     data = source.recv(PIECE)
+                    while isinstance(source, ssl.SSLSocket) and source.pending():  # decrypted, unseen by select
+                        data += source.recv(PIECE)
                     if data:
                         sink.sendall(data)
                         continue

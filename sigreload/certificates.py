@@ -1,0 +1,108 @@
+"""HTTPS for the HTTP server (``--https``): your certificate (``--cert`` and
+``--key``, mkcert's files for instance), or one made on first use and kept
+in your cache folder, for this machine's names and addresses. A made one is
+self-signed: the browser asks once (compare the fingerprint we print), or
+you trust it like any other. Made with ``cryptography``; used by ``ssl``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import socket
+import ssl
+from pathlib import Path
+
+DAYS = 825  # what browsers accept for a certificate's lifetime
+NAMES = ["localhost", "127.0.0.1", "::1"]  # always in a made certificate
+
+
+def cache_folder() -> Path:
+    """Where a made certificate is kept: $XDG_CACHE_HOME/sigreload (~/.cache/sigreload)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sigreload"
+
+
+def fingerprint(cert_pem: bytes) -> str:
+    """The certificate's SHA-256 fingerprint, as browsers show it (AB:CD:...)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    digest = x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256())
+    return ":".join(f"{b:02X}" for b in digest)
+
+
+def covers(cert_pem: bytes, names: list[str]) -> bool:
+    """Whether the certificate names every one of ``names`` and is valid for a while yet."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7):
+        return False
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+    return all(str(ipaddress.ip_address(n)) in have if is_address(n) else n in have for n in names)
+
+
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def make(names: list[str]) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``names`` (host names and addresses) and its key, as PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"sigreload on {socket.gethostname()}")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt = [x509.IPAddress(ipaddress.ip_address(n)) if is_address(n) else x509.DNSName(n) for n in names]
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=DAYS))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def kept(names: list[str], folder: Path | None = None) -> tuple[Path, Path, bool]:
+    """The made certificate and key for ``names`` in ``folder`` (the cache
+    folder): made anew when missing or when it does not cover them. Returns
+    (cert, key, whether it was made now). Raises OSError."""
+    folder = folder or cache_folder()
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        if covers(cert.read_bytes(), names) and key.exists():
+            return cert, key, False
+    except (OSError, ValueError):
+        pass
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_pem, key_pem = make(list(dict.fromkeys(NAMES + names)))
+    fd = os.open(key.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    os.replace(key.with_suffix(".tmp"), key)
+    cert.write_bytes(cert_pem)
+    return cert, key, True
+
+
+def server_context(cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:
+    """A TLS server context for ``cert`` and ``key``; raises OSError or ssl.SSLError when they do not load."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
