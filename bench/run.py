@@ -44,10 +44,11 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8">
 SHOWN = "addEventListener('DOMContentLoaded', () => { window.shownAt = Date.now(); });"
 
 
-def build_site(root, files, ws_port, page=PAGE):
-    """index.html, style.css, app.js, and ``files`` more in folders of 100."""
+def build_site(root, files, ws_port, page=PAGE, snippet=SNIPPET):
+    """index.html, style.css, app.js, and ``files`` more in folders of 100; the
+    page has ``snippet`` pasted (empty: our server inserts it)."""
     root.mkdir(parents=True)
-    write(root / "index.html", page.format(title="v0", port=ws_port, snippet=SNIPPET))
+    write(root / "index.html", page.format(title="v0", port=ws_port, snippet=snippet))
     write(root / "style.css", "h1 { color: rgb(0, 0, 0); }")
     write(root / "app.js", "window.appVersion = 0;")
     old = time.time() - 86400  # a tree nobody touched today, like a real one
@@ -59,24 +60,24 @@ def build_site(root, files, ws_port, page=PAGE):
 
 
 @contextlib.contextmanager
-def built_site(files, page=PAGE):
+def built_site(files, page=PAGE, snippet=SNIPPET):
     """(site, the WebSocket port its pages name): ``build_site`` in a folder removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         site, ws_port = Path(tmp) / "site", free_port()
-        build_site(site, files, ws_port, page)  # the page's snippet talks to this port
+        build_site(site, files, ws_port, page, snippet)  # the page's snippet talks to this port
         yield site, ws_port
 
 
 class Stack:
     """python -m sigreload (as `r` runs it) on free ports, and its three children."""
 
-    def __init__(self, root, extra=(), ws_port=None):
+    def __init__(self, root, extra=(), ws_port=None, env=None):
         self.http, self.ws = free_port(), ws_port or free_port()
         self.started = time.monotonic()
         argv = [*process_life.module_argv("sigreload"), str(root),
                 "--port", str(self.http), "--ws-port", str(self.ws), *extra]
         self.proc = process_life.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         self.log = []
         ready = (("serving", "proxying"), ("ready on",), ("watching",))
         for line in self.proc.stdout:
@@ -165,10 +166,11 @@ def page_edits(stack, site, count, tag="ws"):
             for i in range(count)]
 
 
-def page_latency(page, stack, site, kind, edits):
-    """Write -> the page shows it (ms): a full reload for html/js, a swap for css."""
+def page_latency(page, stack, site, kind, edits, url=None, snippet=SNIPPET):
+    """Write -> the page shows it (ms): a full reload for html/js, a swap for css;
+    the page at ``url`` (the stack's own by default), with ``snippet`` pasted."""
     out = []
-    page.goto(stack.url)
+    page.goto(url or stack.url)
     page.wait_for_function("window.shownAt")
     page.wait_for_timeout(300)
     for i in range(1, edits + 1):
@@ -186,7 +188,7 @@ def page_latency(page, stack, site, kind, edits):
             start = time.time()
             with page.expect_event("load"):
                 if kind == "html":
-                    write(site / "index.html", PAGE.format(title=f"v{i}", port=stack.ws, snippet=SNIPPET))
+                    write(site / "index.html", PAGE.format(title=f"v{i}", port=stack.ws, snippet=snippet))
                 else:
                     write(site / "app.js", f"window.appVersion = {i};")
             shown = page.evaluate("window.shownAt")
@@ -452,6 +454,57 @@ def run_tree(name, files, args, results, pw_browser, watcher_args=()):
             stack.stop()
 
 
+def device_rows(results, pw, pw_browser, edits):
+    """An edit seen by a page reached other ways than http://127.0.0.1 (the
+    snippet inserted by our server, its socket on the page's origin): over
+    --https, through a one-port forwarder (as SSH -L), and on a second host
+    (a network namespace: root only), beside the same page on loopback."""
+    from apps import Forwarder, NetworkHost
+
+    def rows(name, stack, url, browser=pw_browser, **context):
+        context = browser.new_context(**context)
+        page = context.new_page()
+        page.add_init_script(SHOWN)
+        for kind in ("html", "css"):
+            results[f"10 files, {name}: write -> page, {kind} (ms)"] = summary(
+                page_latency(page, stack, site, kind, edits, url, snippet=""))
+        context.close()
+
+    with built_site(10, snippet="") as (site, _), tempfile.TemporaryDirectory() as cache:
+        stack = Stack(site)
+        try:
+            rows("snippet inserted, loopback", stack, stack.url)
+            forwarder = Forwarder(stack.http)
+            try:
+                rows("through a one-port forwarder", stack, f"http://127.0.0.1:{forwarder.port}/")
+            finally:
+                forwarder.close()
+        finally:
+            stack.stop()
+        stack = Stack(site, ["--https"], env={**os.environ, "XDG_CACHE_HOME": cache})
+        try:
+            rows("--https", stack, f"https://127.0.0.1:{stack.http}/", ignore_https_errors=True)
+        finally:
+            stack.stop()
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            print("bench: not root, or no ip (iproute2): the LAN host rows are skipped")
+            return
+        host, wrapper = NetworkHost(os.getpid() % 10000), Path(cache) / "chromium-there"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host.name} {shutil.which("chromium")} "$@"\n')
+        wrapper.chmod(0o755)
+        try:
+            host.make()
+            there = pw.chromium.launch(executable_path=str(wrapper), args=["--no-sandbox", "--disable-gpu"])
+            stack = Stack(site, ["--lan"])
+            try:
+                rows("a phone on the LAN (a second host)", stack, f"http://{host.here}:{stack.http}/", there)
+            finally:
+                stack.stop()
+                there.close()
+        finally:
+            host.delete()
+
+
 def listening(port):
     """Whether something accepts connections on loopback ``port``."""
     with socket.socket() as s:
@@ -588,12 +641,17 @@ def main(argv=None):
     parser.add_argument("--apps-only", action="store_true", help="only the app servers")
     parser.add_argument("--engines-only", action="store_true", help="only the per-engine rows")
     parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
+    parser.add_argument("--devices-only", action="store_true",
+                        help="only the pages reached other ways: --https, a forwarder, a second host")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        if args.devices_only:
+            device_rows(results, pw, pw_browser, args.edits)
+            return report(args, results, woke)
         if args.proxy_only:
             import proxies
 
@@ -612,6 +670,7 @@ def main(argv=None):
         if args.apps_only:
             return report(args, results, woke)
         run_tree("10 files", 10, args, results, pw_browser)
+        device_rows(results, pw, pw_browser, args.edits)
         if not args.quick:
             run_tree(f"{args.big} files", args.big, args, results, pw_browser)
         with tempfile.TemporaryDirectory() as tmp:

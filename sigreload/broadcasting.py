@@ -102,6 +102,7 @@ class Broadcaster:
         self.last_busy = self.last_collect = 0.0
         self.livereload: set[ServerConnection] = set()  # LiveReload clients that said hello (--livereload)
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
+        self.morph = False  # --morph: pages apply HTML edits in place
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -183,7 +184,7 @@ class Broadcaster:
         if look:
             self.look_at_watcher()
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
-                 "console": self.console is not None}
+                 "console": self.console is not None, "morph": self.morph}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
@@ -304,10 +305,12 @@ def is_identified(connection: ServerConnection) -> bool:
 
 
 def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
-    """process_request: serve GET /reload.js; let WebSocket handshakes through."""
-    if request.path.split("?")[0] != "/reload.js":
+    """process_request: serve GET /reload.js (and /idiomorph.js, for --morph);
+    let WebSocket handshakes through."""
+    name = request.path.split("?")[0][1:]
+    if name not in snippet.SERVED:
         return None
-    response = connection.respond(200, snippet.source().decode())
+    response = connection.respond(200, snippet.served(name).decode())
     del response.headers["Content-Type"]  # headers is a multidict: replace, not add
     response.headers["Content-Type"] = "text/javascript; charset=utf-8"
     response.headers["Cache-Control"] = "no-cache"
@@ -367,7 +370,8 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
-              ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True) -> None:
+              ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True,
+              morph: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -382,6 +386,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:
         broadcaster.console = None
+    broadcaster.morph = morph
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
@@ -451,6 +456,6 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0, livereload_port: int | None = None,
-                        console: bool = True) -> None:
+                        console: bool = True, morph: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph))

@@ -57,6 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     ws.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
     command_line.add_livereload(ws)
     command_line.add_no_console(ws)
+    command_line.add_morph(ws)
     watch = parser.add_argument_group("watcher")
     watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
@@ -87,7 +88,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
     origins += ["--allow-file-pages"] * args.allow_file_pages
     origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []
-    origins += ["--no-console"] * args.no_console
+    origins += ["--no-console"] * args.no_console + ["--morph"] * args.morph
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
     watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []

@@ -72,6 +72,13 @@ def add_https(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None
     parser.add_argument("--key", metavar="FILE", help="with --https: its private key (PEM)")
 
 
+def add_morph(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--morph``: HTML edits applied in place."""
+    parser.add_argument("--morph", action="store_true",
+                        help="apply a page's HTML edits in place (idiomorph) instead of reloading it: "
+                             "typed input, focus, scroll and JavaScript state stay")
+
+
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

@@ -21,11 +21,91 @@
   const save = (s) => { try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch {} };
   let first = true, delay = 200, reloading = false, warned = false, overlay = null;
 
-  // A full reload keeps the scroll position.
+  // A full reload keeps the scroll position, and what the person was doing:
+  // typed and chosen values, the focused field with its caret, open <details>,
+  // the scroll of inner panels. Only after a reload sigreload caused (saved
+  // just before it, used once), only where the same field still exists (same
+  // id, or same name in the same form, same type); never passwords, files,
+  // hidden or one-time fields, or autocomplete="off"; data-sigreload-keep="off"
+  // on an element (or <html>) opts it out.
+  const OFF = '[data-sigreload-keep="off"]';
+  const SKIPPED = /^(password|file|hidden|submit|button|reset|image)$/;
   const kept = load().scroll;
+  const keyOf = (el) => {
+    if (el.id) return `#${el.id}`;
+    const form = el.form || el.closest("form");
+    const where = form ? (form.id ? `form#${form.id}` : `form${[...document.forms].indexOf(form)}`) : "";
+    if (el.name) return `${where} ${el.localName}[name=${el.name}]${el.type === "radio" ? `=${el.value}` : ""}`;
+    const same = [...document.querySelectorAll(el.localName)].filter((x) => !x.id && !x.name);
+    return `${el.localName}@${same.indexOf(el)}`;
+  };
+  const kinds = (el) => el.isContentEditable && el.hasAttribute("contenteditable") ? "editable" : el.type || el.localName;
+  const fields = () => [...document.querySelectorAll("input, textarea, select, [contenteditable]")].filter((el) => {
+    const auto = (el.getAttribute("autocomplete") || (el.form && el.form.getAttribute("autocomplete")) || "").toLowerCase();
+    return !el.closest(OFF) && !SKIPPED.test(el.type || "") && auto !== "off" && auto !== "one-time-code"
+      && (!el.isContentEditable || el.hasAttribute("contenteditable"));
+  });
+  const capture = () => {
+    if (document.documentElement.matches(OFF)) return null;
+    const state = { url: location.href, fields: {}, details: {}, scrolls: {} };
+    for (const el of fields()) {
+      const kind = kinds(el), value = kind === "editable" ? el.innerHTML
+        : el.localName === "select" ? [...el.options].filter((o) => o.selected).map((o) => o.value)
+          : /^(checkbox|radio)$/.test(kind) ? el.checked : el.value;
+      state.fields[keyOf(el)] = { kind, value };
+    }
+    const active = document.activeElement;
+    if (active && active !== document.body && state.fields[keyOf(active)]) {
+      let range = null;
+      try { range = [active.selectionStart, active.selectionEnd, active.selectionDirection]; } catch {}
+      state.focus = { key: keyOf(active), range };
+    }
+    document.querySelectorAll("details").forEach((d, i) => { if (!d.closest(OFF)) state.details[d.id || i] = d.open; });
+    for (const el of document.querySelectorAll("body *")) {
+      if ((el.scrollTop || el.scrollLeft) && !el.closest(OFF)) state.scrolls[keyOf(el)] = [el.scrollLeft, el.scrollTop];
+    }
+    return state;
+  };
+  const setValue = (el, value) => { // as typing would: frameworks (React, Vue) see an input event
+    const proto = Object.getPrototypeOf(el), setter = Object.getOwnPropertyDescriptor(proto, "value");
+    if (setter && setter.set) setter.set.call(el, value); else el.value = value;
+  };
+  const restore = (state) => {
+    if (document.documentElement.matches(OFF)) return;
+    const byKey = new Map(fields().map((el) => [keyOf(el), el]));
+    for (const [key, { kind, value }] of Object.entries(state.fields || {})) {
+      const el = byKey.get(key);
+      if (!el || kinds(el) !== kind) continue; // removed, renamed or another type now: as the page has it
+      if (kind === "editable") { if (el.innerHTML !== value) el.innerHTML = value; continue; }
+      if (el.localName === "select") [...el.options].forEach((o) => { o.selected = value.includes(o.value); });
+      else if (/^(checkbox|radio)$/.test(kind)) el.checked = value;
+      else if (el.value !== value) setValue(el, value);
+      else continue;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+      el.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    document.querySelectorAll("details").forEach((d, i) => {
+      const open = (state.details || {})[d.id || i];
+      if (open !== undefined && !d.closest(OFF)) d.open = open;
+    });
+    for (const [key, [x, y]] of Object.entries(state.scrolls || {})) {
+      const el = key.startsWith("#") ? document.getElementById(key.slice(1))
+        : [...document.querySelectorAll("body *")].find((e) => keyOf(e) === key);
+      if (el && !el.closest(OFF)) { el.scrollLeft = x; el.scrollTop = y; }
+    }
+    const focus = state.focus && byKey.get(state.focus.key);
+    if (focus) {
+      focus.focus({ preventScroll: true });
+      const range = state.focus.range;
+      try { if (range && range[0] !== null) focus.setSelectionRange(...range); } catch {} // not every type has a caret
+    }
+  };
   if (kept && kept.url === location.href) {
     const s = load(); delete s.scroll; save(s);
-    addEventListener("load", () => scrollTo(kept.x, kept.y));
+    addEventListener("load", () => {
+      scrollTo(kept.x, kept.y);
+      if (kept.state) restore(kept.state);
+    });
   }
 
   // Served by sigreload's own server? It marks every response no-cache (no
@@ -110,10 +190,14 @@
       document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
     }
     // Firefox keeps a page's stylesheets and images across a reload, whatever
-    // was refetched: its reload(true) bypasses the cache (others ignore it).
+    // was refetched: its reload(true) bypasses the cache (others ignore it). It
+    // also keeps Firefox from restoring fields itself (one-time codes, hidden
+    // inputs): what comes back is what capture() kept, in every engine.
     const go = () => {
-      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY } });
-      location.reload(!ours);
+      let state = null;
+      try { state = capture(); } catch {}
+      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state } });
+      location.reload(true);
     };
     if (ours) return go();
     // Behind sigreload's proxy (it holds requests while the app restarts), or
@@ -155,13 +239,78 @@
     const p = decodeURIComponent(location.pathname);
     return p.endsWith("/") ? [p, `${p}index.html`] : /\.[^/]*$/.test(p) ? [p] : [p, `${p}/index.html`, "/index.html"];
   };
+  // --morph: a change to the page's HTML is applied in place (idiomorph, loaded
+  // only then): the new page is fetched and the open one morphed into it, its
+  // JavaScript state, typed input, focus and scroll kept. Its scripts do not
+  // run again: a changed script element, an error answer, a morph that throws
+  // and a page with data-sigreload-morph="off" reload instead.
+  let morphing = false, source = null; // source: the page's HTML as served, parsed (the last morph's)
+  const served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
+  const SCRIPTS = /\.(m?js|cjs|jsx?|tsx?)$/;
+  const parse = (text) => new DOMParser().parseFromString(text, "text/html");
+  const own = (el) => /(^|\/)reload\.js(\?|$)|\/_sigreload\//.test(el.getAttribute("src") || "")
+    || el.textContent.includes('Symbol.for("sigreload")');
+  const scripts = (doc) => [...doc.querySelectorAll("script")].filter((el) => !own(el))
+    .map((el) => el.hasAttribute("src") ? `src ${el.getAttribute("src")} ${el.type}` : `${el.type} ${el.textContent}`).join("\n");
+  const startMorphing = () => {
+    if (morphing) return;
+    morphing = true;
+    if (!source) source = parse(served || document.documentElement.outerHTML); // as before deferred scripts ran
+    if (window.Idiomorph) return;
+    const lib = document.createElement("script");
+    lib.src = proxied ? "/_sigreload/idiomorph.js" : `${secure ? "https" : "http"}://${host}:${port}/idiomorph.js`;
+    document.head.append(lib);
+  };
+  const morph = async (why, paths) => {
+    if (reloading) return;
+    if (document.documentElement.matches('[data-sigreload-morph="off"]') || !window.Idiomorph) return reload(why, paths);
+    reloading = true;
+    let fallback = "";
+    try {
+      if (proxied && !ours && paths && paths.length) {
+        document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
+      }
+      const r = await fetch(location.href, { cache: "reload", headers: { Accept: "text/html" } });
+      if (!r.ok || r.headers.get("x-sigreload-down")) fallback = `the new answer is ${r.status}`;
+      const doc = fallback ? null : parse(await r.text());
+      if (doc && scripts(doc) !== scripts(source)) fallback = "a script element changed";
+      if (!fallback) {
+        const before = source;
+        const unchanged = (el) => el.id && before.getElementById(el.id) && doc.getElementById(el.id)
+          && before.getElementById(el.id).outerHTML === doc.getElementById(el.id).outerHTML;
+        await Idiomorph.morph(document.documentElement, doc.documentElement, {
+          head: { style: "merge" },
+          callbacks: {
+            beforeNodeMorphed: (old) => !(old.nodeType === 1 && unchanged(old)), // a widget's container: left as it is
+            beforeAttributeUpdated: (attr, el) => !(/^(value|checked|selected)$/.test(attr)
+              && /^(input|textarea|option|select)$/.test(el.localName)), // what was typed stays
+            beforeNodeRemoved: (node) => node.localName !== "sigreload-error" && node.localName !== "sigreload-notice",
+          },
+        });
+        source = doc;
+        say(`morphed (${why})`);
+      }
+    } catch (e) {
+      fallback = `the morph failed: ${e}`;
+    }
+    reloading = false;
+    if (fallback) { say(`reload instead of a morph: ${fallback}`); reload(why, paths); }
+  };
+
   const update = (m) => {
+    const html = m.paths && !m.paths.some((p) => SCRIPTS.test(p));
     if (!m.paths || !ours || m.root !== root) { // no paths, or a server it cannot map: everything
       if (m.type === "css") { say("stylesheets refreshed"); return css(); }
+      if (morphing && html && !ours) return morph(m.paths.join(", "), m.paths); // behind the proxy: the app's new answer
       return reload(m.paths ? m.paths.join(", ") : "signal", m.paths);
     }
     const changed = new Set(m.paths), list = m.paths.join(", ");
-    if (pagePaths().some((p) => changed.has(p))) return reload(list);
+    if (pagePaths().some((p) => changed.has(p))) {
+      if (!morphing || !html) return reload(list);
+      morph(list, m.paths);
+      changed.forEach((p) => { if (pagePaths().includes(p)) changed.delete(p); });
+      if (!changed.size) return;
+    }
     const sheets = [...document.querySelectorAll('link[rel~="stylesheet"][href]')].filter((l) => changed.has(pathOf(l.href)));
     const images = [...document.images].filter((i) => changed.has(pathOf(i.currentSrc || i.src)));
     const handled = new Set([...sheets.map((l) => pathOf(l.href)), ...images.map((i) => pathOf(i.currentSrc || i.src))]);
@@ -227,6 +376,7 @@
     save({ ...s, boot: m.boot, generation: m.generation });
     if (m.type === "hello") {
       forwarded = m.console !== false;
+      if (m.morph) startMorphing();
       // Missed a reload while away (same run, newer generation), or the
       // broadcaster restarted while this page was open: reload once.
       const missed = known ? m.generation > (s.generation || 0) : !first && Boolean(s.boot);

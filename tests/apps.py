@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -225,3 +226,102 @@ async def crowd(port, count=4000, settle=1.5, path="/sigreload"):
         return probe.longest(began, dropped_at), probe.longest(dropped_at)
     finally:
         probe.close()
+
+
+class Forwarder:
+    """A port forwarder, as SSH -L or docker -p: connections to its own
+    loopback port go to ``target``, byte for byte; with ``tls``, TLS ends here
+    (as Codespaces' and Gitpod's HTTPS fronts). Each socket is closed by the
+    thread that uses it, once done (a socket closed under a thread that still
+    reads it frees its number for the next file opened: a child's lifeline)."""
+
+    def __init__(self, target, tls=None):
+        self.target, self.tls = target, tls
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.open = []
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.threads[0].start()
+
+    def accept(self):
+        with self.server:
+            while True:
+                try:
+                    conn, _ = self.server.accept()
+                except OSError:
+                    return  # shut down
+                thread = threading.Thread(target=self.forward, args=(conn,), daemon=True)
+                self.threads.append(thread)
+                thread.start()
+
+    def forward(self, conn):
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            conn.close()
+            return
+        self.open += [conn, upstream]
+        back = threading.Thread(target=self.pump, args=(upstream, conn), daemon=True)
+        back.start()
+        self.pump(conn, upstream)
+        back.join()
+        conn.close()
+        upstream.close()
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        for sock in [self.server, *self.open]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its thread, which closes it
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(10)
+
+
+class NetworkHost:
+    """A second host for the test: a network namespace of its own, joined to
+    this machine by a veth pair (root only). ``here`` is this machine's address
+    on that link, ``there`` the host's; ``run`` runs a command on the host."""
+
+    def __init__(self, tag):
+        self.name, self.link = f"sigreload-{tag}", f"srh{tag}"
+        net = 16 + tag % 200
+        self.here, self.there = f"10.213.{net}.1", f"10.213.{net}.2"
+        self.made = False
+
+    def ip(self, *args, inside=False):
+        argv = ["ip", "netns", "exec", self.name, "ip", *args] if inside else ["ip", *args]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+
+    def make(self):
+        self.ip("netns", "add", self.name)
+        self.made = True
+        self.ip("link", "add", self.link, "type", "veth", "peer", "name", "eth9", "netns", self.name)
+        self.ip("addr", "add", f"{self.here}/24", "dev", self.link)
+        self.ip("link", "set", self.link, "up")
+        self.ip("addr", "add", f"{self.there}/24", "dev", "eth9", inside=True)
+        self.ip("link", "set", "eth9", "up", inside=True)
+        self.ip("link", "set", "lo", "up", inside=True)
+
+    def run(self, argv, **kwargs):
+        return subprocess.run(["ip", "netns", "exec", self.name, *map(str, argv)], **kwargs)
+
+    def delete(self):
+        if self.made:
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)  # its end of the pair too
+            subprocess.run(["ip", "link", "del", self.link], capture_output=True)

@@ -3,7 +3,9 @@ pinned in tests/node): a page served by a server that is not ours includes
 livereload.js from sigreload's LiveReload port, as the browser extensions
 and Jekyll's or Hugo's templates do, in Chromium."""
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,9 @@ def livereload_site(procs, tmp_path):
     lr_port = free_port()
     write(tmp_path / "index.html", PAGE.format(text="one", port=lr_port))
     write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    old = time.time() - 60  # the stock http.server answers If-Modified-Since in whole seconds: no same-second 304
+    for name in ("index.html", "style.css"):
+        os.utime(tmp_path / name, (old, old))
     main = procs(module("sigreload") + [tmp_path, "--no-http", "--ws-port", free_port(), "--livereload", lr_port])
     main.wait_seen(rf"LiveReload protocol on port {lr_port}")
     main.wait_seen("watching")

@@ -74,8 +74,9 @@ def inline(port):
 class Live:
     """A site, the broadcaster, the watcher and an HTTP server: all real processes."""
 
-    def __init__(self, procs, tmp_path, server, include="inline", watch=True, age="old", file_pages=False):
-        self.procs, self.server, self.age, self.file_pages = procs, server, age, file_pages
+    def __init__(self, procs, tmp_path, server, include="inline", watch=True, age="old", file_pages=False,
+                 morph=False, files=None):
+        self.procs, self.server, self.age, self.file_pages, self.morph = procs, server, age, file_pages, morph
         self.root = tmp_path / "site"
         self.ws_port = free_port()
         self.broadcaster = self.start_broadcaster()
@@ -83,6 +84,8 @@ class Live:
                         "src": f'<script src="http://127.0.0.1:{self.ws_port}/reload.js"></script>',
                         "blog": BLOG_SNIPPET.replace("5678", str(self.ws_port))}[include]  # same code, free port
         make_site(self.root, self.snippet, age)  # before the watcher starts: setup is no edit
+        for name, text in (files or {}).items():  # ``files(snippet)``: more of the site, as {name: text}
+            (self.root / name).write_text(text(self.snippet) if callable(text) else text)
         if watch:
             watcher = procs(module("watcher") + [self.root, "--ws-port", self.ws_port, "--interval", "0.05"])
             watcher.wait_for("watching")
@@ -96,7 +99,8 @@ class Live:
             self.url = f"http://127.0.0.1:{port}/"
 
     def start_broadcaster(self):
-        proc = self.procs(module("broadcaster") + ["--port", self.ws_port] + ["--allow-file-pages"] * self.file_pages)
+        proc = self.procs(module("broadcaster") + ["--port", self.ws_port] + ["--allow-file-pages"] * self.file_pages
+                          + ["--morph"] * self.morph)
         proc.wait_for("ready on")
         return proc
 
@@ -398,3 +402,124 @@ def test_a_failed_build_shows_its_output_until_a_good_one(procs, tmp_path, tab):
     write(src / "page.txt", "good 3")
     tab.wait_for("document.getElementById('title').textContent === 'good 3' "
                  "&& !document.querySelector('sigreload-error')", 10 * SCALE)
+
+
+ESCAPED_COUNTER = COUNTER.replace("{", "{{").replace("}", "}}")  # inside a str.format template
+FORM_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>form</title>""" + ESCAPED_COUNTER + """</head>
+<body><h1 id="title">{title}</h1>
+<form id="f">
+<input id="name"><input name="email" type="email"><textarea name="note"></textarea>
+<select name="one"><option>a</option><option>b</option></select>
+<select name="many" multiple><option>x</option><option>y</option><option>z</option></select>
+<input type="checkbox" name="agree"><input type="radio" name="size" value="s"><input type="radio" name="size" value="l">
+<input type="password" name="pw"><input type="hidden" name="secret" value="orig">
+<input name="otp" autocomplete="one-time-code"><input name="nope" autocomplete="off">
+{changing}
+</form>
+<div contenteditable="true" id="editor">start</div>
+<details id="more"><summary>more</summary>inside</details>
+<div id="panel" style="height: 100px; overflow: auto"><div style="height: 1000px">tall</div></div>
+<div data-sigreload-keep="off"><input name="optout"></div>
+{snippet}
+</body></html>
+"""
+TYPED = """(() => {
+  const f = document.forms.f, set = (el, v) => { el.value = v; };
+  set(document.getElementById("name"), "Ada Lovelace"); set(f.email, "ada@example.com"); set(f.note, "line 1\\nline 2");
+  f.one.value = "b"; [...f.many.options].forEach((o) => { o.selected = o.value !== "y"; });
+  f.agree.checked = true; f.size[1].checked = true;
+  set(f.pw, "hunter2"); f.secret.value = "changed"; set(f.otp, "123456"); set(f.nope, "private");
+  set(f.gone, "lost"); set(f.kind, "42");
+  document.querySelector("[name=optout]").value = "mine";
+  document.getElementById("editor").innerHTML = "typed <b>here</b>";
+  document.getElementById("more").open = true;
+  document.getElementById("panel").scrollTop = 300;
+  const name = document.getElementById("name"); name.focus(); name.setSelectionRange(2, 6);
+})()"""
+STATE = """(() => {
+  const f = document.forms.f;
+  return {
+    name: document.getElementById("name").value, email: f.email.value, note: f.note.value, one: f.one.value,
+    many: [...f.many.options].filter((o) => o.selected).map((o) => o.value), agree: f.agree.checked,
+    size: f.size.value, pw: f.pw.value, secret: f.secret.value, otp: f.otp.value, nope: f.nope.value,
+    gone: f.gone ? f.gone.value : null, kind: f.kind ? f.kind.value : null,
+    optout: document.querySelector("[name=optout]").value,
+    editor: document.getElementById("editor").innerHTML, more: document.getElementById("more").open,
+    panel: document.getElementById("panel").scrollTop,
+    focus: document.activeElement.id,
+    range: [document.activeElement.selectionStart, document.activeElement.selectionEnd],
+  };
+})()"""
+
+
+@pytest.mark.parametrize("server", ["ours", "stock"])
+def test_a_reload_sigreload_causes_gives_back_what_the_person_typed(procs, tmp_path, tab, server):
+    before = '<input name="gone"><input name="kind" type="text">'
+    live = Live(procs, tmp_path, server,
+                files={"form.html": lambda snippet: FORM_PAGE.format(title="v1", changing=before, snippet=snippet)})
+    open_page(tab, live.url + "form.html")
+    tab.evaluate(TYPED)
+    after = '<input name="kind" type="number">'  # "gone" removed, "kind" another type now
+    with reloaded(tab):
+        live.edit("form.html", FORM_PAGE.format(title="v2", changing=after, snippet=live.snippet))
+    tab.wait_for("document.getElementById('title').textContent === 'v2' && document.getElementById('more').open",
+                 5 * SCALE)
+    assert tab.evaluate(STATE) == {
+        "name": "Ada Lovelace", "email": "ada@example.com", "note": "line 1\nline 2", "one": "b",
+        "many": ["x", "z"], "agree": True, "size": "l",
+        "pw": "", "secret": "orig", "otp": "", "nope": "", "gone": None, "kind": "", "optout": "",
+        "editor": "typed <b>here</b>", "more": True, "panel": 300, "focus": "name", "range": [2, 6]}
+    tab.evaluate("location.reload()")  # a reload the person makes: sigreload gives back nothing
+    tab.wait_for(f"{LOADS} >= 3 && document.readyState === 'complete' && {CONNECTED}", 10 * SCALE)
+    state = tab.evaluate(STATE)
+    assert (state["editor"], state["more"]) == ("start", False)  # no browser keeps these by itself
+
+
+MORPH_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>""" + ESCAPED_COUNTER + """{head}</head>
+<body><h1 id="title">{title}</h1>
+<input id="typed">
+<div id="widget"></div>
+{body}
+<script defer src="widget.js"></script>
+{snippet}
+</body></html>
+"""
+WIDGET = """// a third-party-style widget: DOM built at load, state in JavaScript
+window.widget = { clicks: 0 };
+const button = document.createElement("button");
+button.id = "clicker";
+button.onclick = () => { widget.clicks++; button.textContent = String(widget.clicks); };
+document.getElementById("widget").append(button);
+"""
+MORPHED = """(() => ({
+  title: document.title, h1: document.getElementById("title").textContent, marker: window.marker,
+  typed: document.getElementById("typed").value, focus: document.activeElement.id,
+  added: !!document.getElementById("added"), color: getComputedStyle(document.getElementById("title")).color,
+  clicks: (document.getElementById("clicker").click(), widget.clicks),
+}))()"""
+
+
+@pytest.mark.parametrize("server", ["ours", "stock"])
+def test_morph_applies_an_html_edit_in_place_and_reloads_when_a_script_changed(procs, tmp_path, tab, server):
+    def first(snippet):
+        return MORPH_PAGE.format(title="v1", head="", body="", snippet=snippet)
+
+    live = Live(procs, tmp_path, server, morph=True,
+                files={"widget.js": WIDGET, "extra.css": "h1 { color: rgb(0, 128, 0); }", "morph.html": first})
+    page = MORPH_PAGE.replace("{snippet}", live.snippet.replace("{", "{{").replace("}", "}}"))
+    open_page(tab, live.url + "morph.html")
+    tab.wait_for("!!window.Idiomorph && !!document.getElementById('clicker')", 10 * SCALE)
+    tab.evaluate("""(() => { window.marker = "kept"; document.getElementById("clicker").click();
+        const t = document.getElementById("typed"); t.value = "typing"; t.focus(); })()""")
+    live.edit("morph.html", page.format(title="v2", head='<link rel="stylesheet" href="extra.css">',
+                                        body='<p id="added">new</p>'))
+    tab.wait_for("document.getElementById('title').textContent === 'v2' && !!document.getElementById('added')"
+                 " && getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)'", 10 * SCALE)
+    assert tab.evaluate(MORPHED) == {"title": "v2", "h1": "v2", "marker": "kept", "typed": "typing", "focus": "typed",
+                                     "added": True, "color": "rgb(0, 128, 0)", "clicks": 2}
+    assert tab.evaluate(LOADS) == 1  # no reload
+    with reloaded(tab):  # a script element changed: its new code must run, so the page reloads
+        live.edit("morph.html", page.format(title="v3", head="", body="<script>window.fresh = 1;</script>"))
+    tab.wait_for("window.fresh === 1 && document.getElementById('title').textContent === 'v3'", 10 * SCALE)

@@ -141,8 +141,10 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is one debug line, never a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
-            log.debug("%s went away, or spoke no TLS: %s", client_address[0], sys.exc_info()[1])
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
+            how = "spoke no TLS, or refused our certificate" if isinstance(error, ssl.SSLError) else "went away"
+            log.debug("%s %s: %s", client_address[0], how, error)
             return
         super().handle_error(request, client_address)
 

@@ -137,10 +137,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         return snippet.tag(OWN + "reload.js")
 
     def own(self, name: str) -> None:
-        """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's
-        socket, relayed for a page of this origin."""
-        if name == "reload.js":
-            self.reply(200, "text/javascript; charset=utf-8", snippet.source())
+        """/_sigreload/reload.js is the snippet (idiomorph.js, its morphing library);
+        /_sigreload/socket, the broadcaster's socket, relayed for a page of this origin."""
+        if name in snippet.SERVED:
+            self.reply(200, "text/javascript; charset=utf-8", snippet.served(name))
         elif name != "socket":
             self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
         elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":

@@ -167,8 +167,8 @@ class Proxy:
         if name == "socket" and self.broadcaster:
             host, port = self.broadcaster
             return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
-        if name == "reload.js":
-            return web.Response(body=snippet.source(), content_type="text/javascript", charset="utf-8",
+        if name in snippet.SERVED:
+            return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
         return web.Response(status=404, text="Nothing at this address\n")
 

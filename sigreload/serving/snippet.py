@@ -16,9 +16,18 @@ def folder() -> Path:
     return inside if inside.is_dir() else PACKAGE.parent / "snippet"
 
 
+SERVED = ("reload.js", "idiomorph.js")  # what the servers hand out (idiomorph: for --morph)
+
+
 def source() -> bytes:
     """reload.js, read anew each time (an edit of it shows on the next page load)."""
-    return (folder() / "reload.js").read_bytes()
+    return served("reload.js")
+
+
+def served(name: str) -> bytes:
+    """One of SERVED: reload.js, or idiomorph.js (idiomorph 0.8.0, pinned: 0BSD, snippet/LICENSE.idiomorph)."""
+    assert name in SERVED
+    return (folder() / name).read_bytes()
 
 
 def tag(src: str, nonce: str | None = None) -> bytes:
