@@ -525,16 +525,19 @@ def engine_rows(results, pw_browser, edits):
             for server in ("ours", "stock"):
                 for kind, ms in engine_latency(driver, server, edits).items():
                     results[f"{name}, {server} server: write -> page, {kind} (ms)"] = summary(ms)
+            for kind, ms in engine_latency(driver, "ours", edits, morph=True).items():
+                results[f"{name}, ours server, --morph: write -> page, {kind} in place (ms)"] = summary(ms)
         finally:
             driver.close()
 
 
-def engine_latency(driver, server, edits):
-    """{kind: [ms]} for ``edits`` edits of each kind in one tab of ``driver``."""
+def engine_latency(driver, server, edits, morph=False):
+    """{kind: [ms]} for ``edits`` edits of each kind in one tab of ``driver``;
+    with ``morph``, HTML edits only, applied in place (--morph)."""
     shown = SHOWN.replace("{", "{{").replace("}", "}}")  # the page is a format string
     page = PAGE.replace("<head>", f"<head><script>{shown}</script>")
     with built_site(10, page) as (site, ws_port):
-        stack, stock = Stack(site, (), ws_port), None
+        stack, stock = Stack(site, ("--morph",) * morph, ws_port), None
         url = stack.url
         if server == "stock":
             port = free_port()
@@ -544,14 +547,22 @@ def engine_latency(driver, server, edits):
             while not listening(port):
                 threading.Event().wait(0.02)
         tab = driver.tab()
-        out = {"html": [], "js": [], "css": []}
+        out = {"html": []} if morph else {"html": [], "js": [], "css": []}
         try:
             tab.goto(url)
-            tab.wait_for("window.shownAt", 10)
+            tab.wait_for("window.shownAt" + " && !!window.Idiomorph" * morph, 10)
             for kind in out:
                 for i in range(1, edits + 1):
                     threading.Event().wait(0.15)
-                    if kind == "css":
+                    if morph:  # the same element gets the new text: no load
+                        tab.evaluate("""(() => { window.seenAt = 0; const title = document.getElementById('title');
+                            const tick = () => title.textContent === 'TEXT' ? (window.seenAt = Date.now())
+                                               : setTimeout(tick, 1); tick(); })()""".replace("TEXT", f"v{i}"))
+                        start = time.time()
+                        write(site / "index.html", page.format(title=f"v{i}", port=ws_port, snippet=SNIPPET))
+                        tab.wait_for("window.seenAt", 10)
+                        at = tab.evaluate("window.seenAt")
+                    elif kind == "css":
                         color = f"rgb({i}, 0, 0)"
                         tab.evaluate("""(() => { window.swappedAt = 0; const h1 = document.querySelector('h1');
                             const tick = () => getComputedStyle(h1).color === 'COLOR' ? (window.swappedAt = Date.now())

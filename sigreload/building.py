@@ -108,11 +108,28 @@ class Products:
         return edits
 
 
+HTML_COMMENT = re.compile(rb"<!--.*?-->", re.S)
+
+
+def digest_of(path: str) -> bytes:
+    """A file's content digest; for a page, its HTML comments aside (mkdocs stamps
+    its build time into the home page: no change a reader sees)."""
+    digest = hashlib.blake2b()
+    with open(path, "rb") as f:
+        if path.endswith((".html", ".htm")):
+            digest.update(HTML_COMMENT.sub(b"", f.read()))
+        else:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.digest()
+
+
 class Output:
     """The build's output folder, compared before and after a build: what the
     build changed (its pages, its stylesheets) decides what the pages do.
-    Files are compared by content (builders rewrite what did not change); a
-    file's digest is kept while its size, mtime and inode stay."""
+    Files are compared by content (builders rewrite what did not change),
+    pages without their HTML comments; a file's digest is kept while its
+    size, mtime and inode stay."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -130,11 +147,7 @@ class Output:
                     key = (st.st_size, st.st_mtime_ns, st.st_ino)
                     known = self.digests.get(path)
                     if known is None or known[0] != key:
-                        digest = hashlib.blake2b()
-                        with open(path, "rb") as f:
-                            while block := f.read(1 << 20):
-                                digest.update(block)
-                        known = (key, digest.digest())
+                        known = (key, digest_of(path))
                         self.digests[path] = known
                 except OSError:
                     continue  # gone meanwhile

@@ -146,3 +146,31 @@ def test_template_and_stylesheet_edits_go_out_at_once(procs, tmp_path, page):
     assert loads == [url] * 2  # the stylesheet was swapped in place
     proxy.wait_seen(r"style\.css changed: css sent")
     assert "waiting for the app server" not in proxy.output()
+
+
+MORPH_TEMPLATE = ("<!doctype html><html><head><title>{text}</title></head>"
+                  "<body><h1 id='out'>{text}</h1><input id='typed'></body></html>")
+
+
+def test_morph_behind_the_proxy_applies_a_template_edit_from_the_apps_new_answer(procs, tmp_path, page):
+    folder = tmp_path / "app"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "app.py").write_text(TEMPLATED)
+    (folder / "templates" / "index.html").write_text(MORPH_TEMPLATE.format(text="t1"))
+    port = free_port()
+    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
+    app.wait_for("Debugger PIN")
+    proxy = procs(module("sigreload") + [folder, "--proxy", f"http://127.0.0.1:{port}", "--morph",
+                                         "--port", free_port(), "--ws-port", free_port()])
+    url = proxy.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
+    proxy.wait_seen("watching")
+    loads = loads_of(page)
+    open_page(page, url)
+    page.wait_for_function("!!window.Idiomorph")
+    page.fill("#typed", "kept")
+    save(folder / "templates" / "index.html", MORPH_TEMPLATE.format(text="t2"))
+    page.wait_for_function("document.getElementById('out').textContent === 't2' && document.title === 't2'")
+    assert page.input_value("#typed") == "kept" and loads == [url]  # in place: no reload
+    with page.expect_event("load", timeout=10_000 * SCALE):  # an error answer: the page reloads to show it
+        save(folder / "templates" / "index.html", "{% broken %}")
+    assert "TemplateSyntaxError" in page.content()

@@ -146,3 +146,34 @@ def test_mkdocs(recipe, procs, tmp_path):
     for n in (1, 2):
         run.edit(page, page.read_text() + f"\nLive edit number {n}.\n", f"Live edit number {n}.")
 
+
+
+def test_after_a_mkdocs_build_what_it_changed_decides(procs, tmp_path, page):
+    """The build rewrites every page; what differs in its output decides: a
+    stylesheet swaps in place, a changed page reloads, an unchanged one stays."""
+    mkdocs = tool("mkdocs")
+    write(tmp_path / "mkdocs.yml", "site_name: Kept\nextra_css: [extra.css]\nnav: [index.md, other.md]\n")
+    (tmp_path / "docs").mkdir()
+    write(tmp_path / "docs" / "index.md", "# Home\n\nThe home page.\n")
+    write(tmp_path / "docs" / "other.md", "# Other\n\nFirst text.\n")
+    write(tmp_path / "docs" / "extra.css", "h1 { color: rgb(0, 0, 255); }\n")
+    main = procs([sys.executable, "-m", "sigreload", ".", "--exec", f"{mkdocs} build", "--output", "site",
+                  "--port", "0", "--ws-port", free_port()], cwd=tmp_path)
+    url = main.wait_seen(r"at (http://\S+/)", 120).group(1)
+    main.wait_seen("watching", 120)
+    other = page.context.new_page()
+    open_page(page, url)
+    open_page(other, url + "other/")
+    for tab in (page, other):
+        tab.evaluate("window.marker = 'kept'")
+    write(tmp_path / "docs" / "extra.css", "h1 { color: rgb(255, 0, 0); }\n")
+    for tab in (page, other):
+        tab.wait_for_function("getComputedStyle(document.querySelector('h1')).color === 'rgb(255, 0, 0)'",
+                              timeout=60_000 * SCALE)
+        assert tab.evaluate("window.marker") == "kept"  # swapped, not reloaded
+    with other.expect_event("load", timeout=60_000 * SCALE):
+        write(tmp_path / "docs" / "other.md", "# Other\n\nSecond text.\n")
+    assert "Second text." in other.content()
+    main.wait_seen(r"other/index\.html.* sent to broadcaster")
+    page.wait_for_timeout(500)  # what must not happen: the home page reloading
+    assert page.evaluate("window.marker") == "kept"

@@ -241,12 +241,16 @@ class Answering:
                 pass  # only a hint: the file reloads the pages, as without a proxy
 
 
-def app_wrote(folder: Path | None, mtime: float, slack: float = 0.05) -> bool:
+def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: float = 0.005) -> bool:
     """Whether a file changed at ``mtime`` (time.time() seconds) while the app was
-    answering a request, by what the proxy left in ``folder``."""
+    answering a request, by what the proxy left in ``folder``. A file's mtime
+    comes from the kernel's coarse clock, up to a tick (4 or 10 ms) behind
+    time.time(): a write just after a request began may show ``before`` it;
+    never after it ended (``after``: rounding only), so an edit saved right
+    after a page load is still an edit."""
     try:
         windows = json.loads((folder / ANSWERING).read_text()) if folder else []
-        return any(start - slack <= mtime <= (end if end is not None else float("inf")) + slack
+        return any(start - before <= mtime <= (end if end is not None else float("inf")) + after
                    for start, end in windows)
     except (OSError, ValueError, TypeError):
         return False
