@@ -93,6 +93,23 @@ class Hellos:
             self.page.wait_for_timeout(20)
 
 
+def reloads_and_swaps(page, url, folder, secure):
+    """Open ``url`` (a secure context or not): an HTML edit in ``folder`` reloads
+    it, then a stylesheet edit is swapped in place (its JavaScript state kept)."""
+    hellos = Hellos(page)
+    page.goto(url)
+    hellos.wait(1)
+    assert page.evaluate("window.isSecureContext") == secure
+    with page.expect_event("load"):
+        write(folder / "index.html", PAGE.format(text="two"))
+    assert page.locator("#title").inner_text() == "two"
+    hellos.wait(2)  # the reloaded page is live
+    page.evaluate("window.marker = 'kept'")
+    write(folder / "style.css", "h1 { color: rgb(255, 0, 0); }")
+    page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
+    assert page.evaluate("window.marker") == "kept"
+
+
 def host_status(port, host):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/", headers={"Host": host})
@@ -119,19 +136,8 @@ def test_a_page_through_a_forwarded_http_port_alone_reloads_swaps_and_sees_build
     try:
         scheme = "https" if tls else "http"
         origin = f"{scheme}://{FORWARDED_NAME}:{forwarder.port}"
-        hellos = Hellos(page)
-        page.goto(origin + "/")
-        hellos.wait(1)
-        assert sockets == [f"{'wss' if tls else 'ws'}://{FORWARDED_NAME}:{forwarder.port}/_sigreload/socket"]
-        assert page.evaluate("window.isSecureContext") == bool(tls)
-        with page.expect_event("load"):
-            write(src / "index.html", PAGE.format(text="two"))
-        assert page.locator("#title").inner_text() == "two"
-        hellos.wait(2)  # the reloaded page is live
-        page.evaluate("window.marker = 'kept'")
-        write(src / "style.css", "h1 { color: rgb(255, 0, 0); }")
-        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
-        assert page.evaluate("window.marker") == "kept"  # swapped in place, not reloaded
+        reloads_and_swaps(page, origin + "/", src, secure=bool(tls))
+        assert set(sockets) == {f"{'wss' if tls else 'ws'}://{FORWARDED_NAME}:{forwarder.port}/_sigreload/socket"}
         write(src / "index.html", PAGE.format(text="FAIL"))
         page.locator("sigreload-error pre").get_by_text("error: bad input").wait_for()
         assert page.evaluate("window.marker") == "kept"
@@ -262,18 +268,7 @@ def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(
     page = context.new_page()
     page.set_default_timeout(10_000 * SCALE)
     try:
-        hellos = Hellos(page)
-        page.goto(url)
-        hellos.wait(1)
-        assert page.evaluate("window.isSecureContext") == (scheme == "https")
-        with page.expect_event("load"):
-            write(tmp_path / "index.html", PAGE.format(text="two"))
-        assert page.locator("#title").inner_text() == "two"
-        hellos.wait(2)
-        page.evaluate("window.marker = 'kept'")
-        write(tmp_path / "style.css", "h1 { color: rgb(255, 0, 0); }")
-        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
-        assert page.evaluate("window.marker") == "kept"
+        reloads_and_swaps(page, url, tmp_path, scheme == "https")
     finally:
         context.close()
 
@@ -293,18 +288,8 @@ def test_https_with_your_certificate_makes_the_page_a_secure_context_with_live_r
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     try:
-        hellos = Hellos(page)
-        page.goto(url)
-        hellos.wait(1)
-        assert page.evaluate("window.isSecureContext") and sockets[0].startswith("wss://127.0.0.1:")
-        with page.expect_event("load"):
-            write(tmp_path / "index.html", PAGE.format(text="two"))
-        assert page.locator("#title").inner_text() == "two"
-        hellos.wait(2)
-        page.evaluate("window.marker = 'kept'")
-        write(tmp_path / "style.css", "h1 { color: rgb(255, 0, 0); }")
-        page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
-        assert page.evaluate("window.marker") == "kept"
+        reloads_and_swaps(page, url, tmp_path, secure=True)
+        assert sockets and all(u.startswith("wss://127.0.0.1:") for u in sockets)
     finally:
         context.close()
 
