@@ -278,8 +278,12 @@
         const before = source;
         const unchanged = (el) => el.id && before.getElementById(el.id) && doc.getElementById(el.id)
           && before.getElementById(el.id).outerHTML === doc.getElementById(el.id).outerHTML;
+        const active = document.activeElement, focusId = active && active.id;
+        let range = null;
+        try { range = [active.selectionStart, active.selectionEnd, active.selectionDirection]; } catch {}
         await Idiomorph.morph(document.documentElement, doc.documentElement, {
           head: { style: "merge" },
+          restoreFocus: false, // below, without scrolling the field into view
           callbacks: {
             beforeNodeMorphed: (old) => !(old.nodeType === 1 && unchanged(old)), // a widget's container: left as it is
             beforeAttributeUpdated: (attr, el) => !(/^(value|checked|selected)$/.test(attr)
@@ -287,6 +291,11 @@
             beforeNodeRemoved: (node) => node.localName !== "sigreload-error" && node.localName !== "sigreload-notice",
           },
         });
+        const again = active && active.isConnected ? active : focusId && document.getElementById(focusId);
+        if (again && again !== document.body && document.activeElement !== again) {
+          again.focus({ preventScroll: true });
+          try { if (range && range[0] !== null) again.setSelectionRange(...range); } catch {}
+        }
         source = doc;
         say(`morphed (${why})`);
       }

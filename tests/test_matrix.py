@@ -477,11 +477,12 @@ def test_a_reload_sigreload_causes_gives_back_what_the_person_typed(procs, tmp_p
 
 
 MORPH_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>""" + ESCAPED_COUNTER + """{head}</head>
+<html{html}><head><meta charset="utf-8"><title>{title}</title>""" + ESCAPED_COUNTER + """{head}</head>
 <body><h1 id="title">{title}</h1>
 <input id="typed">
 <div id="widget"></div>
 {body}
+<div style="height: 3000px">tall</div>
 <script defer src="widget.js"></script>
 {snippet}
 </body></html>
@@ -504,22 +505,36 @@ MORPHED = """(() => ({
 @pytest.mark.parametrize("server", ["ours", "stock"])
 def test_morph_applies_an_html_edit_in_place_and_reloads_when_a_script_changed(procs, tmp_path, tab, server):
     def first(snippet):
-        return MORPH_PAGE.format(title="v1", head="", body="", snippet=snippet)
+        return MORPH_PAGE.format(html="", title="v1", head="", body="", snippet=snippet)
 
     live = Live(procs, tmp_path, server, morph=True,
                 files={"widget.js": WIDGET, "extra.css": "h1 { color: rgb(0, 128, 0); }", "morph.html": first})
     page = MORPH_PAGE.replace("{snippet}", live.snippet.replace("{", "{{").replace("}", "}}"))
     open_page(tab, live.url + "morph.html")
     tab.wait_for("!!window.Idiomorph && !!document.getElementById('clicker')", 10 * SCALE)
-    tab.evaluate("""(() => { window.marker = "kept"; document.getElementById("clicker").click();
-        const t = document.getElementById("typed"); t.value = "typing"; t.focus(); })()""")
-    live.edit("morph.html", page.format(title="v2", head='<link rel="stylesheet" href="extra.css">',
+    tab.evaluate("""(() => { window.marker = "kept"; document.getElementById("clicker").click(); scrollTo(0, 500);
+        const t = document.getElementById("typed"); t.value = "typing"; t.focus({ preventScroll: true }); })()""")
+    live.edit("morph.html", page.format(html="", title="v2", head='<link rel="stylesheet" href="extra.css">',
                                         body='<p id="added">new</p>'))
     tab.wait_for("document.getElementById('title').textContent === 'v2' && !!document.getElementById('added')"
                  " && getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)'", 10 * SCALE)
     assert tab.evaluate(MORPHED) == {"title": "v2", "h1": "v2", "marker": "kept", "typed": "typing", "focus": "typed",
                                      "added": True, "color": "rgb(0, 128, 0)", "clicks": 2}
-    assert tab.evaluate(LOADS) == 1  # no reload
+    # <head> again: a stylesheet removed, a meta tag added; the scroll stays
+    live.edit("morph.html", page.format(html="", title="v2b", head='<meta name="description" content="new">',
+                                        body='<p id="added">new</p>'))
+    tab.wait_for("document.title === 'v2b'", 10 * SCALE)
+    assert tab.evaluate("""[getComputedStyle(document.getElementById('title')).color,
+        document.querySelector('meta[name=description]').content, scrollY, window.marker]""") == [
+        "rgb(0, 0, 0)", "new", 500, "kept"]
+    assert tab.evaluate(LOADS) == 1  # no reload so far
     with reloaded(tab):  # a script element changed: its new code must run, so the page reloads
-        live.edit("morph.html", page.format(title="v3", head="", body="<script>window.fresh = 1;</script>"))
+        live.edit("morph.html", page.format(html="", title="v3", head="", body="<script>window.fresh = 1;</script>"))
     tab.wait_for("window.fresh === 1 && document.getElementById('title').textContent === 'v3'", 10 * SCALE)
+    opted_out = ' data-sigreload-morph="off"'  # morphed in, then the page's next edit reloads it
+    live.edit("morph.html", page.format(html=opted_out, title="v4", head="", body="<script>window.fresh = 1;</script>"))
+    tab.wait_for("document.documentElement.dataset.sigreloadMorph === 'off'", 10 * SCALE)
+    with reloaded(tab):
+        live.edit("morph.html", page.format(html=opted_out, title="v5", head="",
+                                            body="<script>window.fresh = 1;</script>"))
+    tab.wait_for("document.getElementById('title').textContent === 'v5'", 10 * SCALE)
