@@ -474,6 +474,13 @@ def test_a_reload_sigreload_causes_gives_back_what_the_person_typed(procs, tmp_p
     tab.wait_for(f"{LOADS} >= 3 && document.readyState === 'complete' && {CONNECTED}", 10 * SCALE)
     state = tab.evaluate(STATE)
     assert (state["editor"], state["more"]) == ("start", False)  # no browser keeps these by itself
+    tab.evaluate("document.getElementById('editor').innerHTML = 'typed again'")
+    opted_out = FORM_PAGE.format(title="v3", changing=after, snippet=live.snippet).replace(
+        "<html>", '<html data-sigreload-keep="off">', 1)  # the whole page opts out
+    with reloaded(tab):
+        live.edit("form.html", opted_out)
+    tab.wait_for("document.getElementById('title').textContent === 'v3'", 5 * SCALE)
+    assert tab.evaluate("document.getElementById('editor').innerHTML") == "start"
 
 
 MORPH_PAGE = """<!doctype html>
@@ -528,6 +535,10 @@ def test_morph_applies_an_html_edit_in_place_and_reloads_when_a_script_changed(p
         document.querySelector('meta[name=description]').content, scrollY, window.marker]""") == [
         "rgb(0, 0, 0)", "new", 500, "kept"]
     assert tab.evaluate(LOADS) == 1  # no reload so far
+    tab.evaluate("(() => { Idiomorph.morph = () => { throw new Error('a morph that fails'); }; })()")
+    with reloaded(tab):  # the morph threw: the page reloads instead
+        live.edit("morph.html", page.format(html="", title="v2c", head="", body=""))
+    tab.wait_for("document.getElementById('title').textContent === 'v2c'", 10 * SCALE)
     with reloaded(tab):  # a script element changed: its new code must run, so the page reloads
         live.edit("morph.html", page.format(html="", title="v3", head="", body="<script>window.fresh = 1;</script>"))
     tab.wait_for("window.fresh === 1 && document.getElementById('title').textContent === 'v3'", 10 * SCALE)
