@@ -62,13 +62,16 @@ def tls_context(args: argparse.Namespace) -> Any:
             cert, key = args.cert, args.key
         else:
             names = [args.host] + [a.strip("[]") for a in command_line.lan_addresses() if "(" not in a] * args.lan
-            cert, key, made = certificates.kept([n for n in names if n] + list(args.allow_host))
+            for name in args.allow_host:  # ".example.com": the name and its subdomains
+                names += [name.lstrip("."), "*" + name] if name.startswith(".") else [name]
+            cert, key, made = certificates.kept([n for n in names if n])
         context = certificates.server_context(cert, key)
         with open(cert, "rb") as f:
             print_ = certificates.fingerprint(f.read())
     except (OSError, ssl.SSLError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
-        sys.exit(f"sigreload-http: cannot use the certificate {args.cert or ''} ({why})".replace(" ()", ""))
+        which = f"the certificate {args.cert}" if args.cert else "a certificate made for this machine"
+        sys.exit(f"sigreload-http: cannot use {which} ({why})")
     if args.cert:
         log.info("HTTPS with %s (SHA-256 fingerprint %s)", args.cert, print_)
     else:

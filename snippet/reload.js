@@ -88,9 +88,14 @@
       const open = (state.details || {})[d.id || i];
       if (open !== undefined && !d.closest(OFF)) d.open = open;
     });
+    const find = (key) => { // by id, as a field, or as the n-th such element without id or name
+      if (key.startsWith("#")) return document.getElementById(key.slice(1));
+      const nth = /^([\w-]+)@(\d+)$/.exec(key);
+      if (!nth) return byKey.get(key);
+      return [...document.querySelectorAll(nth[1])].filter((x) => !x.id && !x.name)[+nth[2]];
+    };
     for (const [key, [x, y]] of Object.entries(state.scrolls || {})) {
-      const el = key.startsWith("#") ? document.getElementById(key.slice(1))
-        : [...document.querySelectorAll("body *")].find((e) => keyOf(e) === key);
+      const el = find(key);
       if (el && !el.closest(OFF)) { el.scrollLeft = x; el.scrollTop = y; }
     }
     const focus = state.focus && byKey.get(state.focus.key);
