@@ -1,10 +1,11 @@
 // sigreload: live reload. Paste this inside a script element, or include it with
 // one line: a script element with src="http://127.0.0.1:5678/reload.js".
 (() => {
-  // Included twice (pasted, and inserted by a server): one copy runs.
+  // Included twice (pasted, and inserted by a server): one copy runs. What
+  // it holds says whether its socket is open (for tools and tests).
   const ONCE = Symbol.for("sigreload");
   if (window[ONCE]) return;
-  window[ONCE] = true;
+  const status = window[ONCE] = { connected: false };
   // Included from the broadcaster (another origin): talk to where it came from.
   // From /_sigreload/ on this page's origin (sigreload's proxy or file server,
   // maybe through a forwarded port): its socket is there.
@@ -17,6 +18,13 @@
   const url = proxied ? `${secure ? "wss" : "ws"}://${location.host}/_sigreload/socket`
     : `${secure ? "wss" : "ws"}://${host}:${port}/sigreload`;
   const KEY = "sigreload", say = (m) => console.info(`sigreload: ${m}`);
+  // Inserted first in <head>, the snippet runs before the rest of the page is
+  // parsed: what looks at the page waits for it (and no longer than that:
+  // "interactive" comes before deferred and module scripts run).
+  const whenParsed = (f) => {
+    if (document.readyState !== "loading") f();
+    else document.addEventListener("readystatechange", f, { once: true });
+  };
   const load = () => { try { return JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch { return {}; } };
   const save = (s) => { try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch {} };
   let first = true, delay = 200, reloading = false, warned = false, overlay = null;
@@ -249,8 +257,10 @@
   // JavaScript state, typed input, focus and scroll kept. Its scripts do not
   // run again: a changed script element, an error answer, a morph that throws
   // and a page with data-sigreload-morph="off" reload instead.
-  let morphing = false, source = null; // source: the page's HTML as served, parsed (the last morph's)
-  const served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
+  let morphing = false, source = null, served = null; // source: the page's HTML as served, parsed (the last morph's)
+  whenParsed(() => { // the whole page, as before deferred and module scripts ran
+    served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
+  });
   const SCRIPTS = /\.(m?js|cjs|jsx?|tsx?)$/;
   const parse = (text) => new DOMParser().parseFromString(text, "text/html");
   const own = (el) => /(^|\/)reload\.js(\?|$)|\/_sigreload\//.test(el.getAttribute("src") || "")
@@ -378,10 +388,11 @@
   };
 
   // The proxy's page for an app that does not answer: back to the app once it does.
-  if (document.querySelector('meta[name="sigreload-down"]')) {
+  whenParsed(() => {
+    if (!document.querySelector('meta[name="sigreload-down"]')) return;
     reloading = true;
     answer(Infinity).then(() => location.reload());
-  }
+  });
 
   const onmessage = (e) => {
     let m;
@@ -447,12 +458,14 @@
   const connect = () => {
     const ws = new WebSocket(url);
     ws.onopen = () => {
+      status.connected = true;
       delay = 200; warned = false; live = ws;
       queued.splice(0).forEach((m) => ws.send(m));
       if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
     };
     ws.onmessage = onmessage;
     ws.onclose = () => {
+      status.connected = false;
       if (reloading) return;
       if (!warned && first) say(`cannot reach ${url}; retrying (is the broadcaster running?)`);
       warned = true;

@@ -70,7 +70,7 @@ async def stream(send, accept):
     """An HTML page in pieces, with no length: uvicorn sends it chunked."""
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-    pieces = [b"<!doctype html><html><head><title>s</title></head><body><h1 id='out'>",
+    pieces = [b"<!doctype html><html><he", b"ad><title>s</title></head><body><h1 id='out'>",
               b"streamed</h1><p id='ae'>" + accept.encode() + b"</p></bo", b"dy><!-- after --></html>"]
     for piece in pieces:
         await send({"type": "http.response.body", "body": piece, "more_body": True})

@@ -163,7 +163,8 @@ def test_the_pages_socket_is_only_for_its_own_origin(built_site):
         assert refused.value.response.status_code == 403, origin
 
 
-CONSOLE_PAGE = """<!doctype html><html><body><h1>console</h1><script type="module">
+CONSOLE_PAGE = """<!doctype html><html><head><script>console.error("from <head>"); notYetDefined();</script>
+</head><body><h1>console</h1><script type="module">
 console.error("bad \\u001b[31mred\\u001b[0m\\nsigreload.watch: forged line");
 for (let i = 0; i < 30; i++) console.error("flood", i);
 setTimeout(() => { Promise.reject(new TypeError("nobody caught me")); undefinedFunction(); }, 1100);
@@ -182,11 +183,13 @@ def test_a_pages_errors_are_printed_in_the_terminal_bounded_and_escaped(flag, pr
         page.wait_for_timeout(500)  # what would have been printed by now is not
         assert "sigreload.page" not in main.output()
         return
+    main.wait_seen(r"\[Chrome /errors.html\] ReferenceError: notYetDefined is not defined \(at ")  # first script
     main.wait_seen(r"\[Chrome /errors.html\] ReferenceError: undefinedFunction is not defined \(at ")
     main.wait_seen(r"\[Chrome /errors.html\] unhandled rejection: TypeError: nobody caught me")
     lines = [line for line in main.output().splitlines() if line.startswith("sigreload.page:")]
-    assert r"[Chrome /errors.html] console.error: bad \x1b[31mred\x1b[0m (sigreload.watch: forged line)" in lines[0]
-    assert sum("flood" in line for line in lines) == 9  # at most 10 lines a second from a page
+    assert "[Chrome /errors.html] console.error: from <head>" in lines[0]
+    assert r"[Chrome /errors.html] console.error: bad \x1b[31mred\x1b[0m (sigreload.watch: forged line)" in lines[2]
+    assert sum("flood" in line for line in lines) == 7  # at most 10 lines a second from a page
     assert any(re.search(r"\(\d+ more line\(s\) from that page within a second, not shown\)", line) for line in lines)
     assert not any("\x1b" in line for line in main.output().splitlines())  # escaped: no terminal control
 

@@ -152,8 +152,9 @@ def test_spa_fallback_serves_index_for_unknown_extensionless_paths(procs, site):
 
 
 def test_injection_inserts_the_snippet_in_memory_only(procs, site):
-    (site / "upper.html").write_text("<p>a</body> b</BODY>\n</HTML>")
-    (site / "bare.html").write_text("<p>no body tag</p>")
+    (site / "upper.html").write_text("<!DOCTYPE html>\n<!-- <head> --><HTML lang=en><HEAD><script>x()</script></HEAD>")
+    (site / "bare.html").write_text("<!doctype html><p>no head tag</p>")
+    (site / "text.html").write_text("no element at all")
     (site / "sub").mkdir()
     (site / "sub" / "index.html").write_text("<body>sub</body>")
     (site / "own.html").write_text('<body><script src="reload.js" data-port="5999"></script></body>')
@@ -161,9 +162,10 @@ def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     url = serve(procs, site, "--inject", "5999")
     tag = b'<script src="/_sigreload/reload.js"></script>'
     response, body = get(url, "/upper.html")
-    assert body == b"<p>a</body> b" + tag + b"</BODY>\n</HTML>"  # before the LAST </body>
-    assert response.headers["Content-Length"] == str(len(body))
-    assert get(url, "/bare.html")[1] == b"<p>no body tag</p>" + tag
+    assert body == b"<!DOCTYPE html>\n<!-- <head> --><HTML lang=en><HEAD>" + tag + b"<script>x()</script></HEAD>"
+    assert response.headers["Content-Length"] == str(len(body))  # first in <head>: before the page's scripts
+    assert get(url, "/bare.html")[1] == b"<!doctype html>" + tag + b"<p>no head tag</p>"  # before the first element
+    assert get(url, "/text.html")[1] == b"no element at all" + tag
     assert tag in get(url, "/sub/")[1]  # a folder's index.html too
     assert tag in get(url, "/")[1]  # the demo too
     own = get(url, "/own.html")[1]  # a page that includes reload.js itself: left as it is

@@ -6,9 +6,9 @@ heuristically and which answers If-Modified-Since in whole seconds).
 Sites are either a day old (browsers cache such files heuristically) or
 freshly saved: then each edit is two saves back to back, within one second
 of each other and of the page's load. Each case is written once, against
-``engines.Tab``; the test pages count their own loads (sessionStorage) and
-keep their WebSockets in ``window.sockets``, so no engine-specific events are
-needed.
+``engines.Tab``; the test pages count their own loads (sessionStorage), keep
+their WebSockets in ``window.sockets``, and the snippet says whether its socket
+is open, so no engine-specific events are needed.
 """
 
 import contextlib
@@ -42,7 +42,9 @@ PAGE = """<!doctype html>
 {snippet}
 </body></html>
 """
-CONNECTED = "window.sockets && sockets.some((s) => s.readyState === 1)"
+# (window.sockets cannot say it: an inserted snippet runs first in <head>, before the page's own scripts)
+CONNECTED = ("(window[Symbol.for('sigreload')]?.connected === true"
+             " || (window.sockets || []).some((s) => s.readyState === 1))")  # the seed's snippet: not ours
 LOADS = "+sessionStorage.getItem('loads')"
 
 

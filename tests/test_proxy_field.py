@@ -153,7 +153,7 @@ def test_fragments_fetch_answers_and_empty_bodies_stay_byte_identical(front, des
 
 def test_a_navigation_and_a_whole_document_get_the_snippet(front):
     port, _, _ = front(pages)
-    assert request(port, path="/doc")[2] == DOC.replace(b"</body>", TAG + b"</body>")  # no Sec-Fetch: sniffed
+    assert request(port, path="/doc")[2] == DOC.replace(b"<body>", TAG + b"<body>")  # no Sec-Fetch: sniffed
     navigation = [("Sec-Fetch-Dest", "document"), ("Sec-Fetch-Mode", "navigate")]
     assert request(port, path="/42", headers=navigation)[2] == b"42" + TAG  # Flask's return "42", navigated to
     status, headers, body = request(port, "HEAD", "/doc")

@@ -1,10 +1,14 @@
-"""Putting the snippet into HTML pages: before the last </body>, once.
+"""Putting the snippet into HTML pages: first in <head>, once.
 
-``inject`` changes a whole page; ``place`` and ``Spliced`` a page file,
-streamed (Range requests too); an ``Inserter`` changes one that arrives in
-pieces (a streamed or compressed answer of an app server), holding back only
-what follows a </body> seen so far. A page that already includes the snippet
-(pasted, or a <script src=".../reload.js">) is left as it is.
+The snippet goes right after the <head> start tag, else before the page's
+first element (a page without <head>): it runs before any script of the
+page, so it sees every error the page makes, and a <base> or a CSP meta
+tag that follows does not apply to it. ``inject`` changes a whole page;
+``place`` and ``Spliced`` a page file, streamed (Range requests too); an
+``Inserter`` changes one that arrives in pieces (a streamed or compressed
+answer of an app server), holding back only what comes before that point.
+A page that already includes the snippet (pasted, or a <script
+src=".../reload.js">) is left as it is.
 """
 
 from __future__ import annotations
@@ -17,15 +21,44 @@ from typing import Any, BinaryIO
 # The snippet, already in a page: included by <script src=".../reload.js">, or pasted.
 HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?[^"'\s>]*reload\.js|Symbol\.for\(["']sigreload""", re.I)
 NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")  # a CSP script-src nonce the inserted script reuses
+# A comment; <!doctype>, <?..?> or </end>; a start tag (its name)
+MARKUP = re.compile(rb"<(?:(!--)|([!?/][^>]*>?)|([a-zA-Z][^\s/>]*))")
+HOLD_MOST = 64 << 10  # bytes held back (or looked at in a file) to find where the snippet goes
+
+
+def where(html: bytes, whole: bool = True) -> int | None:
+    """Where the snippet goes in ``html`` (the page's first bytes, or all of
+    it when ``whole``): after the <head ...> tag, else before the first
+    element other than <html>; past comments, the doctype and end tags. None
+    while more bytes are needed to tell; a whole page without elements gets
+    it at its end, an unfinished comment or tag before that."""
+    pos = 0
+    while match := MARKUP.search(html, pos):
+        comment, other, name = match.groups()
+        if comment:
+            end = html.find(b"-->", match.end()) + 3
+        elif other:
+            end = match.end() if other.endswith(b">") else 0
+        elif match.end() < len(html) and name.lower() not in (b"html", b"head"):
+            return match.start()
+        else:
+            end = html.find(b">", match.end()) + 1
+        if end <= 2:
+            return match.start() if whole else None  # cut here: wait for the rest
+        if name is not None and name.lower() == b"head":
+            return end
+        pos = end
+    return len(html) if whole else None
 
 
 def inject(html: bytes, tag: bytes) -> bytes:
-    """Insert ``tag`` before the last </body> (any case), or append it; a page
-    that already includes the snippet is left as it is (the snippet would run once anyway)."""
+    """Insert ``tag`` where ``where`` says; a page that already includes the
+    snippet is left as it is (the snippet would run once anyway)."""
     if HAS_SNIPPET.search(html):
         return html
-    at = html.lower().rfind(b"</body>")
-    return html + tag if at < 0 else html[:at] + tag + html[at:]
+    at = where(html)
+    assert at is not None
+    return html[:at] + tag + html[at:]
 
 
 SCAN_CHUNK = 64 << 10  # bytes of a page file looked at at once
@@ -33,19 +66,19 @@ SCAN_OVERLAP = 4096  # bytes carried over between two chunks: a tag cut in two i
 
 
 def place(f: BinaryIO) -> int | None:
-    """Where the snippet goes in the HTML file ``f`` (read through, in chunks:
-    memory stays bounded whatever its size): the offset of its last </body>
-    (any case), else its end; None when the page includes the snippet already."""
-    at, tail, offset = -1, b"", 0  # offset: where ``tail`` starts in the file
+    """Where the snippet goes in the HTML file ``f``, or None when the page
+    includes it already (read through in chunks for that: memory stays
+    bounded whatever its size)."""
+    at, tail, first = None, b"", b""
     while chunk := f.read(SCAN_CHUNK):
         data = tail + chunk
         if HAS_SNIPPET.search(data):
             return None
-        found = data.lower().rfind(b"</body>")
-        at = offset + found if found >= 0 else at
+        if at is None:
+            first = (first + chunk)[:HOLD_MOST]
+            at = where(first, whole=len(first) >= HOLD_MOST)
         tail = data[-SCAN_OVERLAP:]
-        offset += len(data) - len(tail)
-    return offset + len(tail) if at < 0 else at
+    return where(first) if at is None else at
 
 
 class Spliced:
@@ -82,21 +115,20 @@ def decoder(encoding: str, first: bytes) -> Any:
     return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
 
 
-HOLD_MOST = 64 << 10  # bytes after a </body> held back; past that, the snippet goes at the end
 PIECE = 1 << 20  # most bytes one decompression step makes (a small gzip may inflate a thousandfold)
 
 
 class Inserter:
-    """Puts ``tag`` before the last </body> of HTML that arrives in pieces.
+    """Puts ``tag`` where ``where`` says in HTML that arrives in pieces.
 
-    What follows a </body> seen so far is held back (that </body> may be the
-    last one), up to HOLD_MOST bytes: a page with more after it gets the tag
-    at its end. Everything else passes on at once; decodes on the way. Work
-    and memory per piece are bounded, whatever the page's size.
+    The page's first bytes are held back until that point is known (its
+    <head> tag or first element: usually in the first piece), at most
+    HOLD_MOST of them; everything after passes on at once, decoded on the
+    way. Work and memory per piece are bounded, whatever the page's size.
     """
 
     def __init__(self, tag: bytes, encoding: str = "identity"):
-        self.tag, self.encoding, self.held = tag, encoding, b""
+        self.tag, self.encoding, self.held, self.placed = tag, encoding, b"", False
         self.unzip: Any = None
 
     def feed(self, data: bytes) -> bytes:
@@ -112,18 +144,17 @@ class Inserter:
             yield self._feed(self.unzip.decompress(data, PIECE))
             data = self.unzip.unconsumed_tail
 
-    def _feed(self, data: bytes) -> bytes:
-        data = self.held + data
-        at = data.lower().rfind(b"</body")
-        if at < 0 or len(data) - at > HOLD_MOST:  # "</bo" cut at the end of a piece: hold it too
-            lt = data.rfind(b"<", max(0, len(data) - 6))
-            at = lt if lt >= 0 and b"</body".startswith(data[lt:].lower()) else len(data)
-        out, self.held = data[:at], data[at:]
-        return out
+    def _feed(self, data: bytes, whole: bool = False) -> bytes:
+        if self.placed:
+            return data
+        data, self.held = self.held + data, b""
+        at = where(data, whole or len(data) >= HOLD_MOST)
+        if at is None:
+            self.held = data
+            return b""
+        self.placed = True
+        return data[:at] + self.tag + data[at:]
 
     def end(self) -> bytes:
-        out = self.feed(b"") + (self._feed(self.unzip.flush()) if self.unzip else b"")
-        held, self.held = self.held, b""
-        if held.lower().startswith(b"</body"):
-            return out + self.tag + held
-        return out + held + self.tag
+        out = self.feed(b"")
+        return out + self._feed(self.unzip.flush() if self.unzip else b"", whole=True)

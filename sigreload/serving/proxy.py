@@ -8,7 +8,7 @@ headers, cookies and status pass through; ``X-Forwarded-*`` and
 ``Forwarded`` from the client are replaced; informational answers (103) are
 dropped and ``Expect: 100-continue`` is the app's to answer; a redirect to
 the app's own address comes back as one to the proxy's; the app's WebSockets
-are relayed. Only documents get the snippet, before the last </body>: an
+are relayed. Only documents get the snippet, first in <head>: an
 HTML answer to a navigation (``Sec-Fetch-Dest: document`` or ``iframe``;
 without Sec-Fetch headers, an answer that is a whole document). Fragments,
 ``fetch()`` answers and empty bodies pass byte for byte. A non-HTML error
@@ -297,7 +297,7 @@ class Proxy:
                 body.first.append(data)
                 if sum(map(len, body.first)) > BUFFER:
                     break
-        if (length is not None and length <= BUFFER) or body.done:  # whole: before the very last </body>
+        if (length is not None and length <= BUFFER) or body.done:  # whole: compared with the last answer, then changed
             body.first = [d async for d in body.pieces()]
             raw = b"".join(body.first)
             page = decoded(raw, encoding)
