@@ -2,7 +2,10 @@
 snippet, leaves pages that include it alone, and a page that includes it twice
 still holds one connection."""
 
+import gzip
 import urllib.request
+
+import pytest
 
 from conftest import ROOT, free_port, module, open_page, write
 
@@ -68,3 +71,37 @@ def test_a_page_with_the_snippet_twice_holds_one_connection(procs, tmp_path, pag
         write(tmp_path / "index.html", PAGE.format(title="v2", extra=twice))
     assert page.locator("#title").inner_text() == "v2"
     assert len(sockets) == 2, sockets  # one per load
+
+
+PLACES = [  # (page, the page with the snippet [S] where it goes)
+    (b"<!doctype html><html><head><meta charset=utf-8><script>x()</script></head><body>b</body></html>",
+     b"<!doctype html><html><head>[S]<meta charset=utf-8><script>x()</script></head><body>b</body></html>"),
+    (b"\xef\xbb\xbf<!DOCTYPE html>\n<!-- <head> --><HTML lang=en><HEAD >t", b"\xef\xbb\xbf<!DOCTYPE html>\n"
+     b"<!-- <head> --><HTML lang=en><HEAD >[S]t"),  # a byte-order mark stays first; a comment is passed
+    (b"<!doctype html><title>t</title><p>x", b"<!doctype html>[S]<title>t</title><p>x"),  # no <head>: first element
+    (b"<header>h</header>", b"[S]<header>h</header>"),
+    (b"</p>text only", b"</p>text only[S]"),
+    (b"<!-- never closed <head>", b"[S]<!-- never closed <head>"),
+]
+
+
+@pytest.mark.parametrize("html, injected", PLACES)
+def test_the_snippet_goes_first_in_head_whole_or_in_pieces(html, injected):
+    """Before any script of the page (so it sees all their errors), in a whole
+    page and in one that arrives a byte at a time or compressed."""
+    from sigreload.serving import injection
+
+    assert injection.inject(html, b"[S]") == injected
+    bytewise = injection.Inserter(b"[S]")
+    assert b"".join(bytewise.feed(html[i:i + 1]) for i in range(len(html))) + bytewise.end() == injected
+    gzipped = injection.Inserter(b"[S]", "gzip")
+    assert gzipped.feed(gzip.compress(html)) + gzipped.end() == injected
+
+
+def test_a_streamed_page_is_held_back_only_up_to_its_head_tag():
+    from sigreload.serving import injection
+
+    inserter = injection.Inserter(b"[S]")
+    assert inserter.feed(b"<!doctype html><html><he") == b""  # might be <head>, might be <header>
+    assert inserter.feed(b"ad><title>") == b"<!doctype html><html><head>[S]<title>"
+    assert inserter.feed(b"rest") == b"rest" and inserter.end() == b""
