@@ -26,7 +26,9 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Origin
 
 from sigreload import command_line, consoles, listening, livereload, process_life
@@ -274,7 +276,10 @@ class Gate:
 
 
 class GatedConnection(ServerConnection):
-    """A connection whose handshake waits for its turn at ``gate`` (set per server)."""
+    """A connection whose handshake waits for its turn at ``gate`` (set per
+    server), and that ends cheaply when its client is gone: thousands of
+    pages may go at once (a browser quits, a laptop sleeps), and the loop
+    must stay free for signals meanwhile."""
 
     gate: Gate
     slot = "new"
@@ -286,6 +291,19 @@ class GatedConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         self.gate.leave(self)
         super().connection_lost(exc)
+
+    def eof_received(self) -> None:
+        """The client went away without a closing handshake: there is nothing
+        left to say to it (websockets would shut down the write side first)."""
+        if self.protocol.state is State.OPEN:
+            self.transport.abort()
+        else:
+            super().eof_received()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """As websockets' close, without its wait for a connection already lost."""
+        if self.protocol.state is not State.CLOSED or not self.connection_lost_waiter.done():
+            await super().close(code, reason)
 
 
 def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | re.Pattern[str] | None]:
