@@ -101,7 +101,7 @@ class Broadcaster:
         self.reported = messages.Used(lambda: self.folder, "pages")  # their paths, for the watcher
         self.report_due: asyncio.TimerHandle | None = None
         self.collect_due: asyncio.TimerHandle | None = None
-        self.last_busy = self.last_collect = 0.0
+        self.last_busy = self.busy_since = 0.0  # the last join or leave; the first since a collection
         self.livereload: set[ServerConnection] = set()  # LiveReload clients that said hello (--livereload)
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
@@ -129,15 +129,16 @@ class Broadcaster:
         loop = asyncio.get_running_loop()
         self.last_busy = loop.time()
         if self.collect_due is None:
+            self.busy_since = self.last_busy
             self.collect_due = loop.call_later(COLLECT_AFTER, self.collect)
 
     def collect(self) -> None:
         loop = asyncio.get_running_loop()
         settled = self.last_busy + COLLECT_AFTER
-        if loop.time() < settled and loop.time() < self.last_collect + COLLECT_MOST:
+        if loop.time() < settled and loop.time() < self.busy_since + COLLECT_MOST:
             self.collect_due = loop.call_at(settled, self.collect)  # still coming and going
             return
-        self.collect_due, self.last_collect = None, loop.time()
+        self.collect_due = None
         gc.collect()
 
     def report(self) -> None:
