@@ -15,8 +15,12 @@ from conftest import SCALE, free_port, module, write
 CLIENT = Path(__file__).parent / "node" / "node_modules" / "livereload-js" / "dist" / "livereload.min.js"
 PAGE = """<!doctype html><html><head><link rel="stylesheet" href="style.css">
 <script>document.addEventListener("LiveReloadConnect", () => {{ window.connected = true; }});</script>
-</head><body><h1 id="title">{text}</h1>
+</head><body><h1 id="title">{text}</h1><img id="pic" src="pic.svg">
 <script src="http://127.0.0.1:{port}/livereload.js"></script></body></html>"""
+
+
+def svg(width):
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="10"></svg>'
 
 
 @pytest.fixture
@@ -26,8 +30,9 @@ def livereload_site(procs, tmp_path):
     lr_port = free_port()
     write(tmp_path / "index.html", PAGE.format(text="one", port=lr_port))
     write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    write(tmp_path / "pic.svg", svg(10))
     old = time.time() - 60  # the stock http.server answers If-Modified-Since in whole seconds: no same-second 304
-    for name in ("index.html", "style.css"):
+    for name in ("index.html", "style.css", "pic.svg"):
         os.utime(tmp_path / name, (old, old))
     main = procs(module("sigreload") + [tmp_path, "--no-http", "--ws-port", free_port(), "--livereload", lr_port])
     main.wait_seen(rf"LiveReload protocol on port {lr_port}")
@@ -46,7 +51,8 @@ def test_livereload_js_is_the_clients_own_file(livereload_site):
         assert served.read() == CLIENT.read_bytes()
 
 
-def test_the_real_livereload_client_swaps_a_stylesheet_and_reloads_on_an_html_edit(livereload_site, page):
+def test_the_real_livereload_client_swaps_a_stylesheet_and_an_image_and_reloads_on_an_html_edit(
+        livereload_site, page):
     site, url, _ = livereload_site
     page.goto(url)
     page.wait_for_function("window.connected === true", timeout=10_000 * SCALE)
@@ -54,6 +60,9 @@ def test_the_real_livereload_client_swaps_a_stylesheet_and_reloads_on_an_html_ed
     write(site / "style.css", "h1 { color: rgb(255, 0, 0); }")
     page.wait_for_function("getComputedStyle(document.getElementById('title')).color === 'rgb(255, 0, 0)'")
     assert page.evaluate("window.marker") == "kept"  # swapped in place
+    write(site / "pic.svg", svg(20))
+    page.wait_for_function("document.getElementById('pic').naturalWidth === 20")  # liveImg: a new src, in place
+    assert page.evaluate("window.marker") == "kept"
     with page.expect_event("load", timeout=10_000 * SCALE):
         write(site / "index.html", PAGE.format(text="two", port=livereload_site[2]))
     assert page.locator("#title").inner_text() == "two"
