@@ -146,6 +146,7 @@ def test_a_page_through_a_forwarded_http_port_alone_reloads_swaps_and_sees_build
         forwarder.close()
     assert host_status(port, f"{FORWARDED_NAME}:{port}") == 200
     assert host_status(port, f"other.test:{port}") == 403  # every other name: still refused
+    assert host_status(port, f"192.0.2.7:{port}") == 200  # an address is no name: nothing to rebind
 
 
 def test_the_pages_socket_is_only_for_its_own_origin(built_site):
@@ -272,6 +273,24 @@ def test_a_phone_on_the_lan_opens_the_printed_address_and_sees_every_save(
     page.set_default_timeout(10_000 * SCALE)
     try:
         reloads_and_swaps(page, url, tmp_path, scheme == "https")
+    finally:
+        context.close()
+
+
+def test_a_page_served_on_one_lan_address_alone_reaches_its_broadcaster_there(
+        procs, tmp_path, lan_host, lan_browser):
+    """--host ADDRESS: both servers listen on that address alone (not on
+    loopback), and the page's socket on its own origin is relayed there."""
+    write(tmp_path / "index.html", PAGE.format(text="one"))
+    write(tmp_path / "style.css", "h1 { color: rgb(0, 0, 255); }")
+    main = procs(module("sigreload") + [tmp_path, "--host", lan_host.here, "--port", "0", "--ws-port", free_port()])
+    url = main.wait_seen(rf"at (http://{re.escape(lan_host.here)}:\d+/)").group(1)
+    main.wait_seen("watching")
+    context = lan_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000 * SCALE)
+    try:
+        reloads_and_swaps(page, url, tmp_path, secure=False)
     finally:
         context.close()
 

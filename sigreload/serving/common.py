@@ -37,14 +37,19 @@ def loopback_host(host_header: str | None) -> bool:
 
 
 def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> bool:
-    """Whether a request for ``host_header`` is served: a loopback name, any with
-    ``lan``, or a name in ``allowed`` (--allow-host; ".example.com" also allows
-    its subdomains, as Vite's server.allowedHosts)."""
+    """Whether a request for ``host_header`` is served: a loopback name, an IP
+    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` is reached by
+    its address), any with ``lan``, or a name in ``allowed`` (--allow-host;
+    ".example.com" also allows its subdomains, as Vite's server.allowedHosts)."""
     if lan or loopback_host(host_header):
         return True
     host = (urlsplit("//" + (host_header or "")).hostname or "").rstrip(".")
-    return bool(host) and any(host == name.lstrip(".") or (name.startswith(".") and host.endswith(name))
-                              for name in allowed)
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(host) and any(host == name.lstrip(".") or (name.startswith(".") and host.endswith(name))
+                                  for name in allowed)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -95,11 +95,18 @@ RELAYS = Relays()
 def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, own_port: int) -> str | None:
     """Open the broadcaster's socket for ``client`` (a checked WebSocket
     handshake) and relay it: ``client`` is the relay's then (the HTTP server
-    must hand it over). Returns why not (nothing sent to the client) or None."""
-    try:
-        upstream = socket.create_connection(("127.0.0.1", ws_port), timeout=SEND_TIMEOUT)
-    except OSError as exc:
-        return f"the broadcaster on port {ws_port} does not answer ({exc.strerror or exc})"
+    must hand it over). Returns why not (nothing sent to the client) or None.
+    The broadcaster is looked for on 127.0.0.1, then on the address the client
+    came to (``--host ::1`` or one LAN address: the broadcaster listens there)."""
+    upstream, why = None, ""
+    for host in dict.fromkeys(("127.0.0.1", client.getsockname()[0])):
+        try:
+            upstream = socket.create_connection((host, ws_port), timeout=SEND_TIMEOUT)
+            break
+        except OSError as exc:
+            why = f"the broadcaster on port {ws_port} does not answer ({exc.strerror or exc})"
+    if upstream is None:
+        return why
     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         upstream.sendall(handshake(headers, ws_port, own_port))
