@@ -297,7 +297,7 @@ class Proxy:
                 body.first.append(data)
                 if sum(map(len, body.first)) > BUFFER:
                     break
-        if (length is not None and length <= BUFFER) or body.done:  # whole: compared with the last answer, then changed
+        if (length is not None and length <= BUFFER) or body.done:  # whole: compared, then injected at once
             body.first = [d async for d in body.pieces()]
             raw = b"".join(body.first)
             page = decoded(raw, encoding)

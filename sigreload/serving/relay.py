@@ -97,7 +97,7 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
     handshake) and relay it: ``client`` is the relay's then (the HTTP server
     must hand it over). Returns why not (nothing sent to the client) or None.
     The broadcaster is looked for on 127.0.0.1, then on the address the client
-    came to (``--host ::1`` or one LAN address: the broadcaster listens there)."""
+    came to (``--host 192.168.1.5``: both servers listen on that address alone)."""
     upstream, why = None, ""
     for host in dict.fromkeys(("127.0.0.1", client.getsockname()[0])):
         try:
