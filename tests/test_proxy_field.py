@@ -253,6 +253,13 @@ def test_forwarding_headers_are_replaced_and_connections_kept_alive(front):
     assert upstream.connections <= 2, "one new upstream connection per request"
 
 
+def test_the_request_target_reaches_the_app_as_the_client_sent_it(front):
+    port, upstream, _ = front(pages)
+    target = "/a%2Fb/%7Euser/caf%C3%A9;v=1/x,y?q=a%20b&q=c+d&e=%zz&f=/?g"
+    request(port, path=target)
+    assert upstream.heads[-1].split(b" ")[1] == target.encode()  # not decoded, requoted or normalized
+
+
 def test_idle_and_half_sent_requests_are_timed_out_and_a_client_gone_is_no_traceback(front):
     def slow(head, body, conn):
         reply("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", 64 << 20)],

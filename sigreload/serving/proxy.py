@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from sigreload import listening
 from sigreload.contract import discovery, messages
@@ -62,7 +63,7 @@ CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
-NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect"}
+NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
 PAGES_KEPT = 256  # documents whose digest is kept
@@ -152,7 +153,8 @@ class Proxy:
             if request.raw_path.startswith(PREFIX):
                 return await self.own(request)
             if request.headers.get("Upgrade", "").lower() == "websocket":
-                return await self.relay(request, self.base.replace("http", "ws", 1) + request.raw_path)
+                app_socket = self.base.replace("http", "ws", 1) + request.raw_path  # https: wss
+                return await self.relay(request, URL(app_socket, encoded=True))
             return await self.forward(request)
         except Down as down:
             log.debug("%s %s: %s", request.method, request.raw_path, down.why)
@@ -174,7 +176,7 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED | {"cookie"}]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
@@ -216,13 +218,14 @@ class Proxy:
             else:
                 watch[0] = loop.call_later(STALL - STALL_DOWN, stall)
 
+        url = URL(self.base + request.raw_path, encoded=True)  # the request target as the client sent it
         while True:
             data = self.body(request) if request.body_exists else None
             watch = [loop.call_later(STALL_DOWN, first_look)]
             try:
                 upstream = await self.session.request(
-                    method, self.base + request.raw_path, headers=self.upstream_headers(request), data=data,
-                    allow_redirects=False, expect100=expect)
+                    method, url, headers=self.upstream_headers(request), data=data, allow_redirects=False,
+                    expect100=expect)
                 self.answered = time.time()
                 return upstream
             except asyncio.CancelledError:
@@ -244,7 +247,7 @@ class Proxy:
         return since is not None and since > self.answered
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
-        answering = self.answering if not STATIC.search(urlsplit(request.raw_path).path) else None
+        answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
         if answering is not None:
             answering.begin(id(request), time.time())
         try:
@@ -439,7 +442,7 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str) -> web.StreamResponse:
+    async def relay(self, request: web.BaseRequest, url: str | URL) -> web.StreamResponse:
         """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
