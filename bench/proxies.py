@@ -3,10 +3,16 @@ that also takes uploads), reached directly, through sigreload's proxy and
 through browser-sync's (bench/node: `npm ci --prefix bench/node`), in the
 same run: requests per second on kept-alive connections (a small file), 100
 connections at once, a 100-asset page load in Chromium, and the proxy's
-memory while a 400 MiB upload passes."""
+memory while a 400 MiB upload passes. Requests per second also before
+uvicorn and Flask's dev server, and, for what any proxy costs on this
+machine, through two byte relays that know no HTTP: one in asyncio and
+socat (when installed)."""
 
+import asyncio
 import http.client
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +54,49 @@ class AppServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         pass  # a client that went away
+
+
+async def small_file(scope, receive, send):
+    """The uvicorn app: small.txt for every request (a bare ASGI app: no framework's cost)."""
+    if scope["type"] == "http":
+        body = (Path(sys.argv[1]) / "small.txt").read_bytes()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Relay(asyncio.Protocol):
+    """What any proxy costs at least: the bytes of one client connection to one
+    connection of its own to the app and back, parsing nothing."""
+
+    def __init__(self, upstream, peer=None):
+        self.upstream, self.peer, self.waiting = upstream, peer, []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.peer:  # the app's side, opened for a client's: what the client sent so far
+            self.peer.peer = self
+            transport.writelines(self.peer.waiting)
+        else:  # a client's side: a connection to the app of its own
+            asyncio.ensure_future(asyncio.get_running_loop().create_connection(
+                lambda: Relay(None, self), "127.0.0.1", self.upstream))
+
+    def data_received(self, data):
+        if self.peer:
+            self.peer.transport.write(data)
+        else:
+            self.waiting.append(data)
+
+    def connection_lost(self, exc):
+        if self.peer:
+            self.peer.transport.close()
+
+
+async def relay(upstream, port):
+    server = await asyncio.get_running_loop().create_server(lambda: Relay(upstream), "127.0.0.1", port, backlog=128)
+    print("relaying", flush=True)
+    await server.serve_forever()
 
 
 def site(root):
@@ -136,11 +185,13 @@ def upload_memory(port, pid):
 def start(argv, ready, env=None):
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, env=env)
+    said = []
     for line in proc.stdout:
-        if ready in line.decode(errors="replace"):
+        said.append(line.decode(errors="replace"))
+        if ready in said[-1]:
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # never a full pipe
             return proc
-    raise RuntimeError(f"{argv[0]} exited before {ready!r}")
+    raise RuntimeError(f"{argv[0]} exited before {ready!r}:\n{''.join(said[-20:])}")
 
 
 def stop(proc):
@@ -169,6 +220,19 @@ def fronts_of(upstream, free_port):
     return fronts
 
 
+def relays_to(upstream, free_port):
+    """Byte relays to the app on port ``upstream`` (no HTTP: what any proxy costs at least), as ``fronts_of``."""
+    port = free_port()
+    fronts = {"byte relay (asyncio)": (port, start([sys.executable, __file__, "relay", str(upstream), str(port)],
+                                                    "relaying"))}
+    if shutil.which("socat"):
+        port = free_port()
+        fronts["byte relay (socat)"] = (port, start(
+            ["socat", "-d", "-d", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=128,nodelay",
+             f"TCP:127.0.0.1:{upstream},nodelay"], "listening on"))
+    return fronts
+
+
 def rate_rows(results, fronts, summary, app):
     """Requests per second through each of ``fronts`` (to ``app``), and each proxy's share of direct's."""
     rates = {name: requests_per_second(port) for name, (port, _) in fronts.items()}
@@ -182,7 +246,8 @@ def rate_rows(results, fronts, summary, app):
 def rows(results, pw_browser, free_port, summary):
     """Every proxy row, for direct, sigreload's proxy and browser-sync's: the
     app is a stock http.server (the cheapest there is: what the proxy costs
-    shows most), and for requests/s also Flask's dev server."""
+    shows most), and for requests/s also uvicorn and Flask's dev server, and
+    (http.server) byte relays."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         site(root)
@@ -191,8 +256,10 @@ def rows(results, pw_browser, free_port, summary):
         fronts = fronts_of(upstream, free_port)
         if "browser-sync's proxy" not in fronts:
             print("bench: no browser-sync (npm ci --prefix bench/node): its proxy rows are skipped")
+        relays = {}
         try:
-            rate_rows(results, fronts, summary, "http.server")
+            relays = relays_to(upstream, free_port)
+            rate_rows(results, {**fronts, **relays}, summary, "http.server")
             for name, (port, _) in fronts.items():
                 took, failed = at_once(port)
                 results[f"proxy, {name}: 100 connections at once, each (ms)"] = summary(took)
@@ -205,23 +272,29 @@ def rows(results, pw_browser, free_port, summary):
                     results[f"proxy, {name}: memory growth during a 400 MiB upload (MB)"] = summary(
                         [upload_memory(port, proc.pid)])
         finally:
-            for _, proc in fronts.values():
+            for _, proc in [*fronts.values(), *relays.values(), (None, app)]:
                 if proc is not None:
                     stop(proc)
-            stop(app)
-        upstream = free_port()
-        app = start([sys.executable, __file__, str(root), str(upstream), "flask"], "app ready")
-        fronts = fronts_of(upstream, free_port)
-        try:
-            rate_rows(results, fronts, summary, "Flask")
-        finally:
-            for _, proc in [*fronts.values(), (None, app)]:
-                if proc is not None:
-                    stop(proc)
+        for kind, ready in (("uvicorn", "Uvicorn running"), ("flask", "app ready")):
+            upstream = free_port()
+            app = start([sys.executable, __file__, str(root), str(upstream), kind], ready)
+            fronts = fronts_of(upstream, free_port)
+            try:
+                rate_rows(results, fronts, summary, {"flask": "Flask"}.get(kind, kind))
+            finally:
+                for _, proc in [*fronts.values(), (None, app)]:
+                    if proc is not None:
+                        stop(proc)
 
 
-if __name__ == "__main__":  # the app: python bench/proxies.py ROOT PORT [flask]
-    if sys.argv[3:] == ["flask"]:  # Flask's dev server (Werkzeug, threaded, kept alive), its static files
+if __name__ == "__main__":  # the app: python bench/proxies.py ROOT PORT [flask|uvicorn]; relay APP_PORT PORT
+    if sys.argv[1] == "relay":
+        asyncio.run(relay(int(sys.argv[2]), int(sys.argv[3])))
+    elif sys.argv[3:] == ["uvicorn"]:  # uvicorn as the test extra installs it, the bare app above
+        import uvicorn
+
+        uvicorn.run(small_file, host="127.0.0.1", port=int(sys.argv[2]), access_log=False)
+    elif sys.argv[3:] == ["flask"]:  # Flask's dev server (Werkzeug, threaded, kept alive), its static files
         from flask import Flask
 
         flask_app = Flask(__name__, static_folder=sys.argv[1], static_url_path="")
