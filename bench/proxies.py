@@ -240,7 +240,8 @@ def rate_rows(results, fronts, summary, app):
         results[f"proxy, {name}: requests/s, kept alive, small file ({app})"] = summary([rate])
     for name in fronts:
         if name != "direct":
-            results[f"proxy, {name}: requests/s, share of direct's ({app})"] = summary([rates[name] / rates["direct"]])
+            share = 100 * rates[name] / rates["direct"]
+            results[f"proxy, {name}: requests/s, % of direct's ({app})"] = summary([share])
 
 
 def rows(results, pw_browser, free_port, summary):
