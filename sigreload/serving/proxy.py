@@ -1,6 +1,7 @@
 """The proxy: sigreload in front of your app server (``sigreload APP --proxy URL``),
 on aiohttp: its server (strict llhttp parsing, keep-alive with timeouts) and
-its client (a pool of kept-alive connections to the app, streaming both ways).
+its client (a pool of kept-alive connections to the app, streaming both ways),
+on uvloop's event loop.
 
 It forwards every request to the one app server it was given, on this
 machine, and never anywhere else. Method, body (streamed, chunked or not),
@@ -43,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import uvloop
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
@@ -543,7 +545,7 @@ class AsyncServer:
         self.started = threading.Event()  # set once it serves
 
     def serve_forever(self, poll_interval: float | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # accepts and connects in C: a burst of new connections costs half
         try:
             self.loop.run_until_complete(self.run())
         finally:
