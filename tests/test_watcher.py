@@ -610,6 +610,36 @@ def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
         w.stop()
 
 
+LATE_MAILBOX = """
+import os, socket, sys, time
+from sigreload.contract import messages
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+print("listening", flush=True)
+while not os.path.exists(sys.argv[2]): time.sleep(0.01)
+box = messages.Mailbox(int(sys.argv[1]))
+print("mailbox made", flush=True)
+while True: time.sleep(1)
+"""
+
+
+def test_a_broadcaster_found_before_it_made_its_folder_is_looked_at_again(procs, tmp_path):
+    """The broadcaster listens, then makes its message folder: a watcher that
+    found it in between must not take "no folder" for its last word."""
+    port, go = free_port(), tmp_path / "go"
+    (tmp_path / "reload_server.py").write_text(LATE_MAILBOX)  # as the broadcaster is run from a clone
+    late = procs([sys.executable, "-u", tmp_path / "reload_server.py", port, go],
+                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+    late.wait_for("listening")
+    locator = discovery.Locator(int(port))
+    met = []
+    locator.found.append(lambda: met.append(locator.folder_for))
+    assert locator.look() is None and locator.server is not None  # found, no folder yet
+    go.touch()
+    late.wait_for("mailbox made")
+    until(lambda: locator.folder() is not None, 5, "the folder made after the port was never found")
+    assert locator.folder() == messages.folder_of(psutil.Process(late.pid)) and len(met) == 1
+
+
 def test_a_killed_broadcasters_folder_and_what_its_pages_used_are_gone_for_the_next_on_its_port(procs, tmp_path):
     port = free_port()
     first = procs(module("broadcaster") + ["--port", port])

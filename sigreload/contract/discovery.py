@@ -136,6 +136,7 @@ class Locator:
         self.known: Path | None = None
         self.lock = threading.RLock()  # the watching thread and ``follow``'s
         self.next_look = 0.0  # ``lookup``'s next look
+        self.next_folder_look = 0.0  # ``folder``'s next look at a broadcaster found without one
 
     def locate(self, quiet: bool = False) -> Any:
         """The broadcaster as a psutil.Process, or None (and one warning line unless ``quiet``)."""
@@ -161,16 +162,22 @@ class Locator:
         return self.server
 
     def folder(self) -> Path | None:
-        """The message folder of the broadcaster found (None: none found, or it is gone)."""
+        """The message folder of the broadcaster found (None: none found, it is
+        gone, or it has none yet: it listens before it makes its folder, so a
+        broadcaster without one is looked at again, at most every LOOK_FIRST)."""
         with self.lock:
             server = self.server if self.server and self.server.is_running() else None
             if server is None:
                 return None
-            if server is not self.folder_for:
-                self.folder_for, self.known = server, messages.folder_of(server)
+            if server is not self.folder_for and time.monotonic() >= self.next_folder_look:
+                known = messages.folder_of(server)
+                if known is None:
+                    self.next_folder_look = time.monotonic() + LOOK_FIRST
+                    return None
+                self.folder_for, self.known = server, known
                 for callback in self.found:
                     callback()
-            return self.known
+            return self.known if server is self.folder_for else None
 
     def lookup(self) -> Path | None:
         """``folder()``; while there is none, looking again (quietly) at most once
