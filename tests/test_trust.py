@@ -25,10 +25,10 @@ OTHER = "sigreload-other"
 FAILS_ON_FAIL = "import sys; sys.exit('page.txt:1: error: bad' if 'FAIL' in open('page.txt').read() else 0)"
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # the other user cannot read our venv
 # Run as the other user: listen on [::1] at the port given, or try to bind every address given.
-LISTEN = ("import socket, sys, time\n"
+LISTEN = ("import signal, socket, sys\n"
           "s = socket.socket(socket.AF_INET6)\n"
           "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
-          "s.bind(('::1', int(sys.argv[1]))); s.listen(); print('listening', flush=True); time.sleep(600)\n")
+          "s.bind(('::1', int(sys.argv[1]))); s.listen(); print('listening', flush=True); signal.pause()\n")
 TRY_BIND = ("import socket, sys\n"
             "for a in sys.argv[1:]:\n"
             "    host, port = a.rsplit(':', 1)\n"

@@ -5,6 +5,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -521,12 +522,12 @@ def test_no_broadcaster_says_so_once_and_finds_it_later(procs, site):
 
 
 DECOY = """
-import signal, socket, sys, time
+import signal, socket, sys
 signal.signal(signal.SIGUSR1, lambda *_: print("DECOY SIGNALLED", flush=True))
 signal.signal(signal.SIGUSR2, lambda *_: print("DECOY SIGNALLED", flush=True))
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 print("decoy ready", flush=True)
-while True: time.sleep(1)
+while True: signal.pause()
 """
 
 
@@ -611,30 +612,30 @@ def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
 
 
 LATE_MAILBOX = """
-import os, socket, sys, time
+import signal, socket, sys
 from sigreload.contract import messages
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 print("listening", flush=True)
-while not os.path.exists(sys.argv[2]): time.sleep(0.01)
+s.accept()  # the test's go
 box = messages.Mailbox(int(sys.argv[1]))
 print("mailbox made", flush=True)
-while True: time.sleep(1)
+signal.pause()
 """
 
 
 def test_a_broadcaster_found_before_it_made_its_folder_is_looked_at_again(procs, tmp_path):
     """The broadcaster listens, then makes its message folder: a watcher that
     found it in between must not take "no folder" for its last word."""
-    port, go = free_port(), tmp_path / "go"
+    port = free_port()
     (tmp_path / "reload_server.py").write_text(LATE_MAILBOX)  # as the broadcaster is run from a clone
-    late = procs([sys.executable, "-u", tmp_path / "reload_server.py", port, go],
+    late = procs([sys.executable, "-u", tmp_path / "reload_server.py", port],
                  env={**os.environ, "PYTHONPATH": str(ROOT)})
     late.wait_for("listening")
     locator = discovery.Locator(int(port))
     met = []
     locator.found.append(lambda: met.append(locator.folder_for))
     assert locator.look() is None and locator.server is not None  # found, no folder yet
-    go.touch()
+    socket.create_connection(("127.0.0.1", int(port))).close()  # go: make the folder
     late.wait_for("mailbox made")
     until(lambda: locator.folder() is not None, 5, "the folder made after the port was never found")
     assert locator.folder() == messages.folder_of(psutil.Process(late.pid)) and len(met) == 1
