@@ -10,11 +10,13 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
-from sigreload import command_line, process_life, starter
+from sigreload import command_line, config, process_life, starter
 from sigreload.contract import discovery
 
-SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main}
+SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
+               "config": lambda argv: show_config(argv)}
 
 log = logging.getLogger("sigreload")
 
@@ -25,8 +27,11 @@ def make_parser() -> argparse.ArgumentParser:
         "Serve ROOT, watch it and live-reload every page showing it "
         "(an HTTP server, the broadcaster and the watcher, stopped together by Ctrl-C).")
     parser.epilog = ("commands: `sigreload reload` reloads every page, `sigreload css` refreshes "
-                     "their stylesheets, `sigreload init` writes an rfile.yml for `r` "
-                     "(unless a folder of that name is here: then it is served)")
+                     "their stylesheets, `sigreload init` writes an rfile.yml for `r` (--config: a "
+                     "sigreload.toml), `sigreload config` prints every setting and where it comes from "
+                     "(unless a folder of that name is here: then it is served). Settings are read from "
+                     "sigreload.toml or pyproject.toml's [tool.sigreload], found from here upward; "
+                     "the command line wins")
     parser.add_argument("root", nargs="?", default=".", help="folder to serve and watch (default: .)")
     parser.add_argument("--host", default=command_line.HOST,
                         help="address both servers listen on (default: %(default)s)")
@@ -105,13 +110,33 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     }
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """sigreload's options: the configuration file's values, then the command line's over them."""
+    parser = make_parser()
+    parser.set_defaults(**config.or_exit("sigreload", parser, Path.cwd()).values)
+    return parser.parse_args(argv)
+
+
+def show_config(argv: list[str]) -> None:
+    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
+    parser = make_parser()
+    parser.prog = "sigreload config"
+    found = config.or_exit("sigreload", parser, Path.cwd())
+    parser.set_defaults(**found.values)
+    args = parser.parse_args(argv)
+    on_command_line = config.given(parser, argv)
+    print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
+    for key, action in config.keys(parser).items():
+        print(config.line(key, getattr(args, action.dest), config.source(action, found, on_command_line)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] and argv[0] in SUBCOMMANDS and not os.path.isdir(argv[0]):
         return SUBCOMMANDS[argv[0]](argv[1:])
-    args = make_parser().parse_args(argv)
+    args = parse(argv)
     command_line.folder_or_exit(args.root, "sigreload")
     if args.proxy:
         from sigreload import app_server

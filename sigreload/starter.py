@@ -44,8 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`."""
     parser = command_line.parser(main.__doc__)
     parser.add_argument("--force", action="store_true", help="overwrite rfile.yml if it exists")
+    parser.add_argument("--config", action="store_true",
+                        help="write sigreload.toml instead: every setting, commented out at its default")
     args = parser.parse_args(argv)
     here = Path.cwd()
+    if args.config:
+        return write_config(here / "sigreload.toml", args.force)
     for name in ("rfile", "rfile.yaml"):
         if (here / name).exists() and not args.force:
             sys.exit(f"sigreload-init: {name} exists here; rfilerunner would not know which to use")
@@ -57,6 +61,16 @@ def main(argv: list[str] | None = None) -> None:
         (here / "index.html").write_text(INIT_PAGE)
         print("sigreload-init: wrote index.html (the folder had no page)")
     print("sigreload-init: run `r` here (`rfile` in zsh), then open http://127.0.0.1:8000/")
+
+
+def write_config(path: Path, force: bool) -> None:
+    """Write ``path``: sigreload's settings, each commented out at its default."""
+    from sigreload import cli, config
+
+    if path.exists() and not force:
+        sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
+    path.write_text(config.template(cli.make_parser()))
+    print(f"sigreload-init: wrote {path.name} (`sigreload config` shows what is in effect)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,186 @@
+"""The configuration file: ``sigreload.toml`` (top-level keys) or the
+``[tool.sigreload]`` table of ``pyproject.toml``, found from the current
+folder upward, as ruff and black find theirs.
+
+Keys are the all-in-one command's long option names without the dashes
+(``port = 8001``, ``ws-port = 5690``, ``ignore = ["drafts", "*.tmp"]``,
+``root = "site"``): the parser is the declaration, so every option it has is
+a key, with the type its action takes. The command line wins over the file;
+a repeatable option (``ignore``, ``allow-host``...) adds the command line's
+values to the file's. Paths in the file are relative to the file's folder.
+
+Nothing here prints or exits but :func:`or_exit`'s one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same API from PyPI
+    import tomli as tomllib
+
+NAMES = ("sigreload.toml", "pyproject.toml")  # in one folder, the first wins
+PATHS = {"root", "output", "cert", "key"}  # keys whose values are paths: relative to the file
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used: the message is the whole line."""
+
+
+@dataclass
+class Settings:
+    """What the file gave: its path (None: no file) and its values, by dest."""
+
+    path: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def find(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest file from ``start`` upward that configures sigreload, and its table.
+
+    A ``pyproject.toml`` without ``[tool.sigreload]`` does not count: the search goes on.
+    """
+    for folder in (start, *start.parents):
+        for name in NAMES:
+            path = folder / name
+            if not path.is_file():
+                continue
+            table = read(path)
+            if name == "pyproject.toml":
+                table = table.get("tool", {}).get("sigreload")
+                if table is None:
+                    continue
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{path}: [tool.sigreload] must be a table")
+            return path, table
+    return None
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The TOML document at ``path``; its syntax errors as a ConfigError."""
+    try:
+        with path.open("rb") as file:
+            document: dict[str, Any] = tomllib.load(file)
+            return document
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+
+
+def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Every key a file may set: the long option names without dashes (and the positionals)."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction) or action.help == argparse.SUPPRESS:
+            continue
+        longs = [opt for opt in action.option_strings if opt.startswith("--")]
+        found[longs[0][2:] if longs else action.dest] = action
+    return found
+
+
+def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
+    """The nearest file's values, checked against ``parser``, by dest (paths made absolute)."""
+    found = find(start)
+    if found is None:
+        return Settings()
+    path, table = found
+    known = keys(parser)
+    values = {}
+    for key, value in table.items():
+        action = known.get(key)
+        if action is None:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (keys: {', '.join(sorted(known))})"
+            raise ConfigError(f"{path}: unknown key {key!r}{hint}")
+        value = checked(key, action, value, path)
+        values[action.dest] = str((path.parent / value).resolve()) if key in PATHS else value
+    return Settings(path, values)
+
+
+def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
+    """``value`` if it has the type ``action`` takes, else a ConfigError naming the key and the type."""
+    if isinstance(action, argparse._StoreTrueAction):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(action, argparse._AppendAction):
+        if isinstance(value, str):
+            value = [value]
+        ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
+    elif action.type in (int, float):
+        kind = "a whole number" if action.type is int else "a number"
+        ok = isinstance(value, int | float if action.type is float else int) and not isinstance(value, bool)
+        if action.nargs == "?" and value is True:  # --livereload alone: its default port
+            ok, value = True, action.const
+        elif action.nargs == "?":
+            kind += " (or true: the default)"
+    else:
+        ok, kind = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigError(f"{path}: {key} takes {kind}, not {value!r}")
+    return value
+
+
+def given(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The dests that ``argv`` sets itself (parsed again with every default suppressed)."""
+    defaults, file_values = [(action, action.default) for action in parser._actions], parser._defaults
+    try:
+        parser._defaults = {}
+        for action, _ in defaults:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        parser._defaults = file_values
+        for action, default in defaults:
+            action.default = default
+
+
+def or_exit(prog: str, parser: argparse.ArgumentParser, start: Path) -> Settings:
+    """:func:`settings`, or one line and exit 2."""
+    try:
+        return settings(parser, start)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def source(action: argparse.Action, found: Settings, on_command_line: set[str]) -> str:
+    """Where a setting's value comes from: the default, the file, the command line (lists: both)."""
+    sources = [str(found.path)] * (action.dest in found.values) + ["command line"] * (action.dest in on_command_line)
+    if isinstance(action, argparse._AppendAction) and sources:
+        return " + ".join(sources)
+    return (sources or ["default"])[-1]
+
+
+def toml(value: Any) -> str:
+    """``value`` as a TOML value (strings quoted and escaped the JSON way, which TOML reads)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(item) for item in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def line(key: str, value: Any, source: str) -> str:
+    """One setting as a TOML line with its source as a comment (unset: the line commented out)."""
+    setting = f"# {key} (not set)" if value is None else f"{key} = {toml(value)}"
+    return f"{setting:<40} # {source}"
+
+
+def template(parser: argparse.ArgumentParser) -> str:
+    """A sigreload.toml with every key commented out at its default, under its help."""
+    lines = ["# sigreload's settings for this folder and those below it (the command line wins).",
+             "# Uncomment what you change. `sigreload config` shows what is in effect.", ""]
+    for key, action in keys(parser).items():
+        default = None if action.default == argparse.SUPPRESS else action.default
+        lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
+                  f"# {key} = {toml(default)}" if default is not None else f"# {key} = ", ""]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""The configuration file: sigreload.toml or pyproject.toml's [tool.sigreload],
+found from the current folder upward; the command line wins; bad keys and
+types are one line; `sigreload config` says where each value comes from; the
+README's table of sigreload's options is the parser's."""
+
+import re
+import subprocess
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, SCALE, free_port, module, write
+from sigreload import cli, config
+
+
+def run(cwd, *args):
+    """`sigreload ARGS` run to completion in ``cwd``."""
+    return subprocess.run(module("sigreload") + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+
+
+def settings(cwd, *args):
+    """`sigreload config ARGS` in ``cwd``: {key: (value text, source)}."""
+    shown = run(cwd, "config", *args)
+    assert shown.returncode == 0, shown.stderr
+    found = {}
+    for line in shown.stdout.splitlines()[1:]:
+        setting, source = (part.strip() for part in line.split(" # ", 1))
+        key, _, value = setting.lstrip("# ").partition(" = ")
+        found[key.split(" ")[0]] = (value if "(not set)" not in setting else None, source)
+    return found
+
+
+def test_without_a_file_every_value_is_the_default(tmp_path):
+    found = settings(tmp_path)
+    assert found["port"] == ("8000", "default") and found["ws-port"] == ("5678", "default")
+    assert found["proxy"] == (None, "default") and found["ignore"] == ("[]", "default")
+    assert set(found) == set(config.keys(cli.make_parser()))  # every option is a key
+
+
+def test_the_nearest_file_upward_wins_and_sigreload_toml_beats_pyproject_in_one_folder(tmp_path):
+    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n[tool.sigreload]\nport = 8101\n')
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert settings(deep)["port"] == ("8101", str(tmp_path / "pyproject.toml"))
+    write(tmp_path / "sigreload.toml", "port = 8102\n")
+    assert settings(deep)["port"] == ("8102", str(tmp_path / "sigreload.toml"))
+    write(tmp_path / "a" / "pyproject.toml", '[project]\nname = "no table here"\n')  # does not count
+    assert settings(deep)["port"][0] == "8102"
+
+
+def test_the_command_line_wins_and_lists_add_to_the_file(tmp_path):
+    write(tmp_path / "sigreload.toml", 'port = 8103\nws-port = 5690\nignore = ["drafts", "*.tmp"]\n'
+                                       'root = "site"\nlivereload = true\n')
+    found = settings(tmp_path, "--port", "9000", "--ignore", "x")
+    assert found["port"] == ("9000", "command line")
+    assert found["ws-port"] == ("5690", str(tmp_path / "sigreload.toml"))
+    assert found["ignore"] == ('["drafts", "*.tmp", "x"]', f"{tmp_path / 'sigreload.toml'} + command line")
+    assert found["root"][0] == f'"{tmp_path / "site"}"'  # relative to the file's folder
+    assert found["livereload"][0] == "35729"  # true: the option's own default port
+
+
+@pytest.mark.parametrize("text, line", [
+    ("wsport = 1\n", "unknown key 'wsport' (did you mean 'ws-port'?)"),
+    ('port = "80"\n', "port takes a whole number, not '80'"),
+    ("poll = 1\n", "poll takes true or false, not 1"),
+    ("ignore = [1]\n", "ignore takes a list of strings, not [1]"),
+    ("port = \n", "not valid TOML"),
+])
+def test_a_bad_file_is_one_line_naming_the_file_and_the_key_and_exit_2(tmp_path, text, line):
+    write(tmp_path / "sigreload.toml", text)
+    for args in ((tmp_path,), ("config",)):
+        shown = run(tmp_path, *args)
+        assert shown.returncode == 2, shown
+        assert shown.stderr.startswith(f"sigreload: {tmp_path / 'sigreload.toml'}: {line}"), shown.stderr
+        assert len(shown.stderr.splitlines()) == 1 and not shown.stdout
+
+
+def test_init_writes_a_file_that_reads_as_the_defaults(tmp_path):
+    shown = run(tmp_path, "init", "--config")
+    assert shown.returncode == 0, shown.stderr
+    assert all(source == "default" for _, source in settings(tmp_path).values())
+    assert run(tmp_path, "init", "--config").returncode != 0  # never overwritten unasked
+
+
+def test_sigreload_serves_on_the_files_ports(procs, tmp_path):
+    (tmp_path / "site").mkdir()
+    write(tmp_path / "site" / "index.html", "<h1>configured</h1>")
+    http_port, ws_port = free_port(), free_port()
+    write(tmp_path / "sigreload.toml", f'root = "site"\nport = {http_port}\nws-port = {ws_port}\n')
+    stack = procs(module("sigreload"), cwd=tmp_path)
+    stack.wait_seen(rf"ready on ws://127\.0\.0\.1:{ws_port}", 15)
+    stack.wait_seen(r"sigreload\.http: serving ", 15)
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5 * SCALE) as page:
+        assert b"configured" in page.read()
+
+
+def test_the_readme_table_is_the_parser(tmp_path):
+    """The README's table of sigreload's options names each option with its default."""
+    readme = (ROOT / "README.md").read_text().split("Its options are theirs:", 1)[1].split("\n\n", 2)[1]
+    rows = {re.search(r"`(?:--([\w-]+)|(ROOT))", row.split("|")[1].replace("`-v`", "")).group(1, 2)[0] or "root":
+            row.split("|")[2].strip() for row in readme.splitlines()[2:]}
+    shown = settings(tmp_path)
+    assert set(rows) == set(shown)
+    for key, (value, _) in shown.items():
+        written, unset = rows[key], value in (None, "false", "[]")
+        assert (written == "" or written.startswith("off")) if unset else value.strip('"') in written, key
