@@ -11,7 +11,7 @@ import errno
 import signal
 import sys
 
-from sigreload import command_line, listening, process_life
+from sigreload import command_line, listening, options, process_life
 
 TRIGGERS = {signal.SIGUSR1, signal.SIGUSR2} if hasattr(signal, "SIGUSR1") else set()
 
@@ -20,22 +20,8 @@ def make_parser() -> argparse.ArgumentParser:
     """The broadcaster's options."""
     parser = command_line.parser("Run the broadcaster until SIGINT, SIGTERM or SIGHUP: SIGUSR1 reloads "
                                  "every connected page, SIGUSR2 refreshes their stylesheets.")
-    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=command_line.WS_PORT,
-                        help="WebSocket port the pages connect to (default: %(default)s; 0: any free)")
-    parser.add_argument("--lan", action="store_true",
-                        help="listen on every address and accept any page origin (opt-in)")
-    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                        help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
-    parser.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
-    parser.add_argument("--ping-interval", type=float, default=10.0,
-                        help="keepalive: a client silent for twice this is dropped (s)")
-    command_line.add_livereload(parser)
-    command_line.add_no_console(parser)
-    command_line.add_morph(parser)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
     command_line.add_port_flag(parser)
-    return parser
+    return options.add(parser, "broadcast")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     hosts = listening.hosts(args.host)
     process_life.lifeline()
     try:
-        broadcasting.serve_until_stopped(hosts, args.port, origins, args.ping_interval, args.livereload,
+        broadcasting.serve_until_stopped(hosts, args.ws_port, origins, args.ping_interval, args.livereload,
                                          not args.no_console, args.morph)
     except OSError as exc:
-        port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.port, args.port_flag)
+        port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.ws_port, args.port_flag)
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{port}: {exc.strerror}")
         from sigreload.contract import discovery

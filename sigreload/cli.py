@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from sigreload import command_line, config, process_life, starter
+from sigreload import command_line, config, options, process_life, starter
 from sigreload.contract import discovery
 
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
@@ -32,48 +32,7 @@ def make_parser() -> argparse.ArgumentParser:
                      "(unless a folder of that name is here: then it is served). Settings are read from "
                      "sigreload.toml or pyproject.toml's [tool.sigreload], found from here upward; "
                      "the command line wins")
-    parser.add_argument("root", nargs="?", default=".", help="folder to serve and watch (default: .)")
-    parser.add_argument("--host", default=command_line.HOST,
-                        help="address both servers listen on (default: %(default)s)")
-    parser.add_argument("--lan", action="store_true",
-                        help="listen on every address (opt-in; prints a warning)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="every process logs in detail")
-    http = parser.add_argument_group("HTTP server")
-    http.add_argument("--no-http", action="store_true",
-                      help="your own server serves ROOT: run only the broadcaster and the watcher")
-    http.add_argument("--port", type=int, default=command_line.HTTP_PORT,
-                      help="HTTP port (default: %(default)s)")
-    http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
-    command_line.add_allow_host(http)
-    command_line.add_https(http)
-    http.add_argument("--spa", action="store_true",
-                      help="single-page app: unknown paths without an extension serve /index.html")
-    http.add_argument("--no-inject", action="store_true",
-                      help="do not insert the snippet into HTML pages (include it yourself)")
-    http.add_argument("--proxy", metavar="URL",
-                      help="serve your app server at URL (e.g. http://127.0.0.1:5000) through a proxy "
-                           "that inserts the snippet; ROOT is its sources: after a *.py edit, pages "
-                           "reload once the app restarted and answers")
-    ws = parser.add_argument_group("broadcaster")
-    ws.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
-                    help="WebSocket port the pages connect to (default: %(default)s)")
-    ws.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                    help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
-    ws.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
-    command_line.add_livereload(ws)
-    command_line.add_no_console(ws)
-    command_line.add_morph(ws)
-    watch = parser.add_argument_group("watcher")
-    watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
-                       help="seconds between two looks at recently edited files (default: %(default)s)")
-    watch.add_argument("--poll", action="store_true",
-                       help=command_line.POLL_HELP)
-    watch.add_argument("--ignore", action="append", default=[], metavar="GLOB",
-                       help="also ignore files or folders matching GLOB (repeatable)")
-    watch.add_argument("--exec", metavar="CMD", dest="build",
-                       help="build ROOT with CMD after changes; reload after a good build")
-    watch.add_argument("--output", metavar="DIR", help="with --exec: serve DIR (the build's output)")
-    return parser
+    return options.add(parser, "sigreload")
 
 
 def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) -> dict[str, list[str]]:
@@ -84,29 +43,21 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     """
     under_r = bool(os.environ.get("SIGRELOAD_UNDER_R"))  # set by rfile.yml: name its settings
     http_flag, ws_flag = ("PORT=", "WS_PORT=") if under_r else ("--port", "--ws-port")
-    common = (["--lan"] if args.lan else ["--host", args.host]) + (["-v"] if args.verbose else [])
+    common = ["--lan"] if args.lan else ["--host", args.host]
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
-    serve += ["--spa"] * args.spa + ["--open"] * args.open + [f"--allow-host={name}" for name in args.allow_host]
-    serve += ["--https"] * args.https
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
-    origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
-    origins += ["--allow-file-pages"] * args.allow_file_pages
-    origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []
-    origins += ["--no-console"] * args.no_console + ["--morph"] * args.morph
-    watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
-    watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
+    watch = ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
     watch += ["--app", args.proxy] if args.proxy else []
-    watch += ["-v"] if args.verbose else []
     run = process_life.module_argv
     return {
         "http": run("sigreload.http_server") + [*serve, "--port", str(args.port), f"--port-flag={http_flag}",
-                                                *common],
+                                                *common, *options.argv(args, "http")],
         "broadcast": run("sigreload.broadcaster") + ["--port", str(args.ws_port), f"--port-flag={ws_flag}",
-                                                     *origins, *common],
-        "watch": run("sigreload.watcher") + [args.root, "--ws-port", str(args.ws_port),
-                                             "--interval", str(args.interval), *watch],
+                                                     *common, *options.argv(args, "broadcast")],
+        "watch": run("sigreload.watcher") + [args.root, "--ws-port", str(args.ws_port), *watch,
+                                             *options.argv(args, "watch")],
     }
 
 

@@ -42,43 +42,6 @@ def add_port_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-flag", default="--port", help=argparse.SUPPRESS)
 
 
-def add_allow_host(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--allow-host NAME``: a host name the HTTP server answers besides loopback ones."""
-    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                        help="also answer requests for the host NAME (a forwarder's: Codespaces, Gitpod, "
-                             "a tunnel; .example.com: its subdomains too); repeatable")
-
-
-def add_livereload(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--livereload [PORT]``: the LiveReload protocol too, for the clients that exist."""
-    parser.add_argument("--livereload", type=int, nargs="?", const=35729, metavar="PORT",
-                        help="also speak the LiveReload protocol on PORT (default: 35729, the browser "
-                             "extensions' port) and serve /livereload.js there")
-
-
-def add_no_console(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--no-console``: the pages' errors stay in their browsers."""
-    parser.add_argument("--no-console", action="store_true",
-                        help="do not print the pages' errors (uncaught, unhandled rejections, "
-                             "console.error) in this terminal")
-
-
-def add_https(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--https``, ``--cert FILE``, ``--key FILE``: the HTTP server over TLS."""
-    parser.add_argument("--https", action="store_true",
-                        help="serve over HTTPS (pages, their socket, the proxy): with --cert and --key, or a "
-                             "self-signed certificate made on first use and kept in ~/.cache/sigreload")
-    parser.add_argument("--cert", metavar="FILE", help="with --https: your certificate (PEM; mkcert's)")
-    parser.add_argument("--key", metavar="FILE", help="with --https: its private key (PEM)")
-
-
-def add_morph(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--morph``: HTML edits applied in place."""
-    parser.add_argument("--morph", action="store_true",
-                        help="apply a page's HTML edits in place (idiomorph) instead of reloading it: "
-                             "typed input, focus, scroll and JavaScript state stay")
-
-
 def require_signals() -> None:
     """Exit with one line where the platform has no SIGUSR1 (Windows)."""
     if not hasattr(signal, "SIGUSR1"):

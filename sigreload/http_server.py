@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from sigreload import command_line, listening, process_life
+from sigreload import command_line, listening, options, process_life
 
 log = logging.getLogger("sigreload.http")
 
@@ -22,26 +22,8 @@ def make_parser() -> argparse.ArgumentParser:
     """The HTTP server's options."""
     parser = command_line.parser("Serve ROOT over HTTP (or, with --proxy, your app server) "
                                  "until SIGINT, SIGTERM or SIGHUP.")
-    parser.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
-    parser.add_argument("--host", default=command_line.HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=command_line.HTTP_PORT,
-                        help="port (default: %(default)s; 0: any free)")
-    parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
-    command_line.add_allow_host(parser)
-    command_line.add_https(parser)
-    parser.add_argument("--spa", action="store_true",
-                        help="single-page app: unknown paths without an extension serve /index.html")
-    parser.add_argument("--inject", type=int, metavar="WS_PORT",
-                        help="insert the snippet (from the broadcaster on WS_PORT) into HTML responses")
-    parser.add_argument("--proxy", metavar="URL",
-                        help="serve your app server at URL (on this machine) instead of ROOT, as a reverse proxy")
-    parser.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
-    parser.add_argument("--idle-timeout", type=float, default=command_line.IDLE_TIMEOUT, metavar="SECONDS",
-                        help="the file server closes a connection that sends nothing for this long "
-                             "(an idle keep-alive, a half-sent request; default: %(default)s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     command_line.add_port_flag(parser)
-    return parser
+    return options.add(parser, "http")
 
 
 def tls_context(args: argparse.Namespace) -> Any:

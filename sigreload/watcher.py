@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, building, command_line, process_life
+from sigreload import app_server, building, command_line, options, process_life
 from sigreload.contract import discovery, messages
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE
@@ -186,23 +186,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The watcher's options."""
     parser = command_line.parser("Watch ROOT and signal the broadcaster on port WS_PORT when files change "
                                  "(SIGUSR2 when only stylesheets changed, SIGUSR1 otherwise).")
-    parser.add_argument("root", nargs="?", default=".", help="folder to watch (default: .)")
-    parser.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
-                        help="the broadcaster's port (default: %(default)s)")
-    parser.add_argument("--interval", type=float, default=command_line.INTERVAL,
-                        help="seconds between two looks at recently edited files (default: %(default)s)")
-    parser.add_argument("--poll", action="store_true", help=command_line.POLL_HELP)
-    parser.add_argument("--pid", type=int, help="signal only this broadcaster (sigreload passes its own)")
-    parser.add_argument("--exec", metavar="CMD", dest="build",
-                        help="build command run (in ROOT) after changes; pages reload after a good build")
-    parser.add_argument("--output", metavar="DIR", help="the build's output folder: never a trigger")
-    parser.add_argument("--ignore", action="append", default=[], metavar="GLOB",
-                        help="also ignore files or folders matching GLOB (repeatable)")
-    parser.add_argument("--app", metavar="URL",
-                        help="your app server (e.g. http://127.0.0.1:5000): after a *.py edit, "
-                             "reload once it restarted and answers")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every pass that finds a change")
-    return parser
+    return options.add(parser, "watch")
 
 
 def first_build(builder: building.Builder, notifier: Notifier, watcher: SimpleWatcher) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sigreload import command_line
+from sigreload import command_line, options
 from sigreload.contract import messages
 
 BROADCASTER_MODULE = "sigreload.broadcaster"
@@ -262,9 +262,7 @@ def trigger(signame: str, argv: Iterable[str] | None = None) -> None:
     command_line.require_signals()
     what = "reload every page" if signame == "SIGUSR1" else "refresh every page's stylesheets"
     parser = command_line.parser(f"Send {signame} to the broadcaster: {what}.")
-    parser.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
-                        help="the broadcaster's port (default: %(default)s)")
-    args = parser.parse_args(None if argv is None else list(argv))
+    args = options.add(parser, "signal").parse_args(None if argv is None else list(argv))
     try:
         proc = find_server(args.ws_port)
     except LookupError as exc:

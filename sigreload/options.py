@@ -1,0 +1,174 @@
+"""Every option, declared once: its name, type, default, help, and which
+commands take it.
+
+From this table come each command's parser (:func:`add`), the argv that
+``sigreload`` hands its children (:func:`argv`), the configuration file's keys
+and ``sigreload config`` (``sigreload.config`` reads the all-in-one parser).
+Adding an option is one entry here and the code that uses it.
+
+The commands: ``sigreload`` (all-in-one), ``http`` (sigreload-http),
+``broadcast`` (sigreload-broadcast), ``watch`` (sigreload-watch), ``signal``
+(sigreload-reload, sigreload-css).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigreload.command_line import FILE_PAGES_HELP, HOST, HTTP_PORT, IDLE_TIMEOUT, INTERVAL, POLL_HELP, WS_PORT
+
+ALL = ("sigreload", "http", "broadcast", "watch")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``kind`` bool is a switch; ``repeat`` appends; ``const`` is
+    the value of the flag given alone (``--livereload``); ``flags`` names a
+    command's own spelling (the broadcaster's ``--port`` is ``ws-port``);
+    ``group`` is its heading in ``sigreload --help``; ``passed``: sigreload
+    hands it to the children that take it (False: it derives their flags)."""
+
+    name: str
+    help: str | Mapping[str, str]
+    takes: tuple[str, ...]
+    kind: type = str
+    default: Any = None
+    repeat: bool = False
+    metavar: str | None = None
+    const: Any = None
+    short: str | None = None
+    flags: Mapping[str, str] = field(default_factory=dict)
+    dest: str | None = None
+    group: str | None = None
+    passed: bool = True
+
+    def flag(self, command: str) -> str:
+        """The flag ``command`` takes this option as."""
+        return self.flags.get(command, f"--{self.name}")
+
+    def key(self) -> str:
+        """Its attribute on the parsed arguments."""
+        return self.dest or self.name.replace("-", "_")
+
+
+HTTP, WS, WATCH = "HTTP server", "broadcaster", "watcher"
+
+OPTIONS = (
+    Option("root", {"sigreload": "folder to serve and watch (default: .)", "http": "folder to serve (default: .)",
+                    "watch": "folder to watch (default: .)"}, ("sigreload", "http", "watch"), default=".",
+           passed=False),
+    Option("host", "address to listen on (default: %(default)s)", ("sigreload", "http", "broadcast"),
+           default=HOST, passed=False),
+    Option("lan", "listen on every address (opt-in; prints a warning)", ("sigreload", "http", "broadcast"),
+           kind=bool, passed=False),
+    Option("verbose", "log in detail (the HTTP server: every request; the broadcaster: every client and "
+                      "message; the watcher: every pass that finds a change)", ALL, kind=bool, short="-v"),
+    Option("no-http", "your own server serves ROOT: run only the broadcaster and the watcher", ("sigreload",),
+           kind=bool, group=HTTP),
+    Option("port", "HTTP port (default: %(default)s; 0: any free)", ("sigreload", "http"), kind=int,
+           default=HTTP_PORT, group=HTTP, passed=False),
+    Option("open", "open the page in your browser once it is served", ("sigreload", "http"), kind=bool,
+           group=HTTP),
+    Option("allow-host", "also answer requests for the host NAME (a forwarder's: Codespaces, Gitpod, a tunnel; "
+                         ".example.com: its subdomains too); repeatable", ("sigreload", "http"), repeat=True,
+           metavar="NAME", group=HTTP),
+    Option("https", "serve over HTTPS (pages, their socket, the proxy): with --cert and --key, or a self-signed "
+                    "certificate made on first use and kept in ~/.cache/sigreload", ("sigreload", "http"),
+           kind=bool, group=HTTP),
+    Option("cert", "with --https: your certificate (PEM; mkcert's)", ("sigreload", "http"), metavar="FILE",
+           group=HTTP, passed=False),
+    Option("key", "with --https: its private key (PEM)", ("sigreload", "http"), metavar="FILE", group=HTTP,
+           passed=False),
+    Option("spa", "single-page app: unknown paths without an extension serve /index.html", ("sigreload", "http"),
+           kind=bool, group=HTTP),
+    Option("no-inject", "do not insert the snippet into HTML pages (include it yourself)", ("sigreload",),
+           kind=bool, group=HTTP),
+    Option("inject", "insert the snippet (from the broadcaster on WS_PORT) into HTML responses", ("http",),
+           kind=int, metavar="WS_PORT"),
+    Option("proxy", {"sigreload": "serve your app server at URL (e.g. http://127.0.0.1:5000) through a proxy "
+                                  "that inserts the snippet; ROOT is its sources: after a *.py edit, pages "
+                                  "reload once the app restarted and answers",
+                     "http": "serve your app server at URL (on this machine) instead of ROOT, as a reverse "
+                             "proxy"}, ("sigreload", "http"), metavar="URL", group=HTTP, passed=False),
+    Option("idle-timeout", "the file server closes a connection that sends nothing for this long (an idle "
+                           "keep-alive, a half-sent request; default: %(default)s)", ("http",), kind=float,
+           default=IDLE_TIMEOUT, metavar="SECONDS"),
+    Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s)",
+                       "broadcast": "WebSocket port the pages connect to (default: %(default)s; 0: any free)",
+                       "watch": "the broadcaster's port (default: %(default)s)",
+                       "signal": "the broadcaster's port (default: %(default)s)"},
+           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT, flags={"broadcast": "--port"},
+           group=WS, passed=False),
+    Option("allow-origin", "also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)",
+           ("sigreload", "broadcast"), repeat=True, metavar="ORIGIN", group=WS),
+    Option("allow-file-pages", FILE_PAGES_HELP, ("sigreload", "broadcast"), kind=bool, group=WS),
+    Option("ping-interval", "keepalive: a client silent for twice this is dropped (s)", ("broadcast",),
+           kind=float, default=10.0),
+    Option("livereload", "also speak the LiveReload protocol on PORT (default: 35729, the browser extensions' "
+                         "port) and serve /livereload.js there", ("sigreload", "broadcast"), kind=int,
+           const=35729, metavar="PORT", group=WS),
+    Option("no-console", "do not print the pages' errors (uncaught, unhandled rejections, console.error) in "
+                         "this terminal", ("sigreload", "broadcast"), kind=bool, group=WS),
+    Option("morph", "apply a page's HTML edits in place (idiomorph) instead of reloading it: typed input, "
+                    "focus, scroll and JavaScript state stay", ("sigreload", "broadcast"), kind=bool, group=WS),
+    Option("interval", "seconds between two looks at recently edited files (default: %(default)s)",
+           ("sigreload", "watch"), kind=float, default=INTERVAL, group=WATCH),
+    Option("poll", POLL_HELP, ("sigreload", "watch"), kind=bool, group=WATCH),
+    Option("pid", "signal only this broadcaster (sigreload passes its own)", ("watch",), kind=int),
+    Option("ignore", "also ignore files or folders matching GLOB (repeatable)", ("sigreload", "watch"),
+           repeat=True, metavar="GLOB", group=WATCH),
+    Option("exec", "build ROOT with CMD (run in ROOT) after changes; pages reload after a good build",
+           ("sigreload", "watch"), metavar="CMD", dest="build", group=WATCH, passed=False),
+    Option("output", "with --exec: the build's output folder (served; never a trigger)", ("sigreload", "watch"),
+           metavar="DIR", group=WATCH, passed=False),
+    Option("app", "your app server (e.g. http://127.0.0.1:5000): after a *.py edit, reload once it restarted "
+                  "and answers", ("watch",), metavar="URL"),
+)
+
+
+def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """Add every option ``command`` takes to ``parser`` (sigreload's under its process's heading)."""
+    groups: dict[str | None, Any] = {None: parser}
+    for option in OPTIONS:
+        if command not in option.takes:
+            continue
+        heading = option.group if command == "sigreload" else None
+        if heading not in groups:
+            groups[heading] = parser.add_argument_group(heading)
+        help_text = option.help if isinstance(option.help, str) else option.help[command]
+        if option.name == "root":
+            groups[heading].add_argument("root", nargs="?", default=option.default, help=help_text)
+            continue
+        flags = [option.short] if option.short else []
+        kwargs: dict[str, Any] = {"help": help_text, "dest": option.key()}
+        if option.kind is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(type=option.kind, metavar=option.metavar, default=option.default)
+            if option.repeat:
+                kwargs.update(action="append", default=[])
+            if option.const is not None:
+                kwargs.update(nargs="?", const=option.const)
+        groups[heading].add_argument(*flags, option.flag(command), **kwargs)
+    return parser
+
+
+def argv(args: argparse.Namespace, command: str) -> list[str]:
+    """The flags that pass ``args`` (sigreload's) on to the child ``command``:
+    every passed option both take, when it is not at its default."""
+    out = []
+    for option in OPTIONS:
+        if not (option.passed and command in option.takes and "sigreload" in option.takes):
+            continue
+        value = getattr(args, option.key())
+        if value is None or value is False or value == [] or value == option.default:
+            continue
+        flag = option.flag(command)
+        if option.kind is bool:
+            out.append(flag)
+        else:
+            out += [f"{flag}={item}" for item in (value if option.repeat else [value])]
+    return out
