@@ -99,7 +99,7 @@ def started_at(pid: int) -> float | None:
 
     Linux: from its start in clock ticks since boot (/proc; psutil adds a boot
     time rounded to whole seconds: off by up to 1 s, so with the switch on its
-    boot-relative time is used). macOS: psutil's create_time is exact.
+    time since boot is used). macOS: psutil's create_time is exact.
     """
     if shortcuts():
         try:
@@ -113,7 +113,8 @@ def started_at(pid: int) -> float | None:
     try:
         proc = psutil.Process(pid)
         if sys.platform.startswith("linux"):
-            return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - float(proc.create_time(monotonic=True)))
+            since_boot = float(proc.create_time()) - psutil.boot_time()  # psutil's whole-second boot time out
+            return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
         return float(proc.create_time())
     except psutil.Error:
         return None
