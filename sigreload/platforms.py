@@ -113,7 +113,7 @@ def started_at(pid: int) -> float | None:
     try:
         proc = psutil.Process(pid)
         if sys.platform.startswith("linux"):
-            since_boot = float(proc.create_time()) - psutil.boot_time()  # psutil's whole-second boot time out
+            since_boot = float(proc.create_time()) - float(psutil.boot_time())  # psutil's whole-second boot time out
             return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
         return float(proc.create_time())
     except psutil.Error:
