@@ -272,6 +272,7 @@ class Waiter:
         return self.generation != generation
 
     def _run(self) -> None:
+        platforms.listeners(self.port)  # who listens now: looked at first after a save (the portable paths)
         while True:
             with self.cond:
                 while self.saved is None:
