@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from sigreload import platforms
 from sigreload.contract import discovery
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
@@ -67,56 +68,20 @@ def app_or_exit(url: str, where: str) -> tuple[str, int]:
 
 
 def started_at(pid: int) -> float | None:
-    """When process ``pid`` started, as time.time() would have said; None when gone.
-
-    Linux: from its start in clock ticks since boot (psutil's create_time adds a
-    boot time rounded to whole seconds: off by up to 1 s).
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
-        except (OSError, IndexError, ValueError):
-            return None
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        return time.time() - age
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
+    """When process ``pid`` started, as time.time() would have said; None when gone."""
+    return platforms.started_at(pid)
 
 
 def listeners(port: int) -> dict[int, float]:
     """{pid: start time} of this user's processes listening on TCP ``port``
-    (every process's sockets are read: about 10 ms, and much more while an app boots)."""
-    import psutil
-
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return {}
-    pids = {c.pid for c in conns if c.pid and discovery.listening(c, port)}
-    found = {pid: started_at(pid) for pid in pids}
+    (platforms.listeners: about 10 ms, and much more while an app boots)."""
+    found = {pid: started_at(pid) for pid in platforms.listeners(port)}
     return {pid: t for pid, t in found.items() if t is not None}
 
 
 def children(pid: int) -> set[int]:
     """PIDs of ``pid``'s children (Linux: read from /proc in a fraction of a ms)."""
-    try:
-        found: set[int] = set()
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                found.update(int(c) for c in f.read().split())
-        return found
-    except (OSError, ValueError):
-        import psutil
-
-        try:
-            return {c.pid for c in psutil.Process(pid).children()}
-        except psutil.Error:
-            return set()
+    return platforms.children(pid)
 
 
 def family(first: dict[int, float]) -> set[int]:
@@ -307,6 +272,7 @@ class Waiter:
         return self.generation != generation
 
     def _run(self) -> None:
+        platforms.listeners(self.port)  # who listens now: looked at first after a save (the portable paths)
         while True:
             with self.cond:
                 while self.saved is None:

@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from sigreload import command_line, consoles, listening, livereload, process_life
+from sigreload import command_line, consoles, listening, livereload, platforms, process_life
 from sigreload.contract import messages
 from sigreload.serving import snippet
 
@@ -87,7 +87,7 @@ class Broadcaster:
         self.folder: Path | None = None  # where the watcher leaves its messages (messages.Mailbox)
         self.watched: list[str] | None = None  # what its watcher watches (None: none runs)
         self.watcher_said: tuple[int, int] | None = None  # the stamp of what the watcher said, when read
-        self.watcher_exit: int | None = None  # a pidfd of the watcher: readable once it exits
+        self.watcher_exit: Callable[[], None] | None = None  # stops following the watcher's exit
         self.stop_told = False  # pages were told the watcher stopped
         self.boot = secrets.token_hex(6)
         self.generation = 0
@@ -147,8 +147,8 @@ class Broadcaster:
 
     def look_at_watcher(self) -> None:
         """Whether a watcher runs, as it said in the folder (a stat; read when it
-        changed). Its exit is an event (a pidfd): the pages are told at once, and
-        again when a watcher is back. Nothing is polled."""
+        changed). Its exit is an event (platforms.on_exit: a pidfd, or its PID
+        looked at every 0.25 s): the pages are told, and again when a watcher is back."""
         said = messages.stamp(self.folder / messages.WATCHER) if self.folder else None
         if said == self.watcher_said and (self.watched is None or self.watcher_exit is not None):
             return
@@ -156,20 +156,15 @@ class Broadcaster:
         found = messages.watcher(self.folder)
         self.watched = found[0] if found else None
         self.forget_watcher()
-        if found and hasattr(os, "pidfd_open"):
-            try:
-                self.watcher_exit = os.pidfd_open(found[1])
-                asyncio.get_running_loop().add_reader(self.watcher_exit, self.watcher_stopped)
-            except OSError:
-                self.watcher_exit = None
+        if found:
+            self.watcher_exit = platforms.on_exit(found[1], self.watcher_stopped)
         if found and self.stop_told:
             self.stop_told = False
             self.tell_pages()
 
     def forget_watcher(self) -> None:
         if self.watcher_exit is not None:
-            asyncio.get_running_loop().remove_reader(self.watcher_exit)
-            os.close(self.watcher_exit)
+            self.watcher_exit()
             self.watcher_exit = None
 
     def watcher_stopped(self) -> None:

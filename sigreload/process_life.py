@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sigreload import platforms
+
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 LIFELINE_ENV = "SIGRELOAD_LIFELINE"
 STOP_GRACE = 1.5  # seconds the children have to stop before they are killed
-PARENT_GONE = getattr(signal, "SIGRTMIN", None)  # what the kernel sends us when our parent exits
 
 log = logging.getLogger("sigreload")
 
@@ -58,7 +59,7 @@ class _Lineage:
 
 _lineage: _Lineage | None = None
 _wakeup = None  # read end of the signal wakeup pipe (stop_event)
-_told = False  # whether the kernel sends PARENT_GONE (Linux: prctl)
+_told = False  # whether the kernel sends SIGRTMIN when our parent exits (Linux: prctl)
 
 
 def lineage() -> _Lineage:
@@ -84,20 +85,21 @@ def orphaned() -> bool:
 
 
 def _tell_when_parent_exits(handler: Callable[[int, Any], None]) -> bool:
-    """Linux: have the kernel send PARENT_GONE (handled by ``handler``) when our
+    """Linux: have the kernel send SIGRTMIN (handled by ``handler``) when our
     parent exits (prctl PR_SET_PDEATHSIG), so following it needs no polling;
     returns whether it will. The signal also comes when only the thread that
     started us ends, so ``handler`` must check ``orphaned()``."""
     global _told
     line = lineage()
     followed = line.lifeline is not None or line.parent == 1  # by the lifeline, or nobody to follow
-    if _told or followed or PARENT_GONE is None or not sys.platform.startswith("linux"):
+    parent_gone = platforms.parent_death_signal()  # SIGRTMIN on Linux; None: no such thing here
+    if _told or followed or parent_gone is None:
         return _told
-    signal.signal(PARENT_GONE, handler)  # before asking: its default action kills
+    signal.signal(parent_gone, handler)  # before asking: its default action kills
     try:
         import ctypes
 
-        _told = ctypes.CDLL(None, use_errno=True).prctl(1, int(PARENT_GONE), 0, 0, 0) == 0
+        _told = ctypes.CDLL(None, use_errno=True).prctl(1, int(parent_gone), 0, 0, 0) == 0
     except (OSError, AttributeError):  # no libc prctl: polled
         pass
     return _told

@@ -21,7 +21,7 @@ import pytest
 
 import engines
 from apps import free_port, save as write  # noqa: F401 (for the tests)
-from sigreload import process_life
+from sigreload import platforms, process_life
 
 ROOT = Path(__file__).resolve().parent.parent
 # The processes, by the names the tests use: each runs by module name, as sigreload starts it.
@@ -279,3 +279,36 @@ def tab(request, running_engines):
     tab.engine, tab.browser = name, running_engines[name]
     yield tab
     tab.close()
+
+
+# --- Platforms: the portable paths, and browser tests that can be left out -------------------------
+
+BROWSER_FIXTURES = {"page", "browser", "playwright", "tab", "running_engines"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: starts a browser (leave them out with -m 'not browser')")
+    config.addinivalue_line("markers", "portable_too: runs a second time with the Linux shortcuts off "
+                                       f"({platforms.PORTABLE_ENV}=1), as on macOS")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("portable_too"):
+        metafunc.parametrize("platform_paths", ["linux", "portable"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def platform_paths(request, monkeypatch):
+    """"portable" (tests marked portable_too, their second run): everything the
+    test starts, and sigreload's code in the test itself, take the paths that
+    macOS takes (platforms.PORTABLE_ENV); set before any other fixture starts a process."""
+    which = getattr(request, "param", "linux")
+    if which == "portable":
+        monkeypatch.setenv(platforms.PORTABLE_ENV, "1")
+    return which

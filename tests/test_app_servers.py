@@ -17,6 +17,7 @@ from apps import KINDS, App, save
 from conftest import SCALE, free_port, module, open_page
 
 EDITS = 5
+pytestmark = pytest.mark.portable_too  # and once more as on macOS (tests/conftest.py)
 
 
 class Live:

@@ -107,6 +107,7 @@ def test_serves_the_snippet_over_plain_http(broadcaster):
     assert error.value.code == 426
 
 
+@pytest.mark.portable_too
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_stop_signals_close_with_1001_and_exit_0(broadcaster, stop):
     proc, port = broadcaster
@@ -119,6 +120,7 @@ def test_stop_signals_close_with_1001_and_exit_0(broadcaster, stop):
     assert proc.exit_code(seconds=1) == 0
 
 
+@pytest.mark.portable_too
 def test_port_in_use_is_one_line_naming_port_and_owner(broadcaster, procs):
     first, port = broadcaster
     second = procs(module("broadcaster") + ["--port", port])

@@ -80,6 +80,7 @@ def test_a_folder_named_like_a_command_is_served(procs, tmp_path):
         assert b"the css folder" in page.read()
 
 
+@pytest.mark.portable_too
 def test_no_http_runs_the_broadcaster_and_the_watcher_and_stops_them_together(procs, tmp_path):
     write(tmp_path / "index.html", "<h1>v1</h1>")
     ws_port = free_port()
@@ -99,6 +100,7 @@ def test_no_http_runs_the_broadcaster_and_the_watcher_and_stops_them_together(pr
     assert "sigreload.http" not in stack.output()
 
 
+@pytest.mark.portable_too
 @pytest.mark.parametrize("under_r, advice", [(False, "pass --ws-port"), (True, "set WS_PORT=<another port>")])
 def test_a_busy_port_names_the_flag_of_the_command_that_was_run(procs, broadcaster, tmp_path, under_r, advice):
     holder, port = broadcaster

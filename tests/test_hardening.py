@@ -238,6 +238,7 @@ def test_sigusr1_by_mistake_to_the_watcher_is_harmless(watched):
 
 # -- faults -----------------------------------------------------------------------
 
+@pytest.mark.portable_too
 def test_watcher_signals_a_restarted_broadcaster_never_the_old_pid(procs, site):
     port = free_port()
     first = procs(module("broadcaster") + ["--port", port])
@@ -260,6 +261,7 @@ def test_watcher_signals_a_restarted_broadcaster_never_the_old_pid(procs, site):
     w.wait_for(f"broadcaster PID {second.pid}")
 
 
+@pytest.mark.portable_too
 def test_a_second_copy_fails_with_port_in_use_and_never_signals_the_first(procs, site, tmp_path):
     http, ws_port = free_port(), free_port()
     first = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws_port])
@@ -549,6 +551,7 @@ def test_http_log_escapes_control_characters(procs, site):
     assert "\x1b" not in line.string and "\\x1b" in line.string
 
 
+@pytest.mark.portable_too
 def test_two_broadcasters_on_one_port_are_refused(procs):
     if not socket.has_ipv6 or refused_ipv6():
         pytest.skip("no IPv6 loopback")

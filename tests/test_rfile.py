@@ -48,6 +48,7 @@ def test_r_starts_all_three_and_reloads_without_busy_looping(r_all, site):
     assert psutil.Process(proc.pid).cpu_percent(interval=1.0) < 20
 
 
+@pytest.mark.portable_too
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGKILL", "Ctrl-C"])
 def test_stopping_r_leaves_no_process_and_no_port(r_all, how):
     proc, http, ws = r_all
@@ -81,6 +82,7 @@ def test_a_lifeline_counts_only_from_the_parent_that_made_it(spawner):
     assert done.stdout.strip() == str(spawner == "its parent"), done.stderr
 
 
+@pytest.mark.portable_too
 def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
     """Its children read end-of-file on their lifelines, however it died."""
     proc, http, ws = r_all

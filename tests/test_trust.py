@@ -291,6 +291,7 @@ def test_a_failed_build_on_a_full_disk_is_never_a_reload_and_the_pages_say_the_w
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.portable_too
 def test_when_a_watcher_stops_its_pages_say_so_and_not_before(procs, watched, page):
     b, w, port, site = watched
     http = procs(module("http_server") + [site, "--port", "0", "--inject", port])

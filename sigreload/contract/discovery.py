@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sigreload import command_line, options
+from sigreload import command_line, options, platforms
 from sigreload.contract import messages
 
 BROADCASTER_MODULE = "sigreload.broadcaster"
@@ -44,9 +44,7 @@ def runs_broadcaster(cmdline: Sequence[str]) -> bool:
 
 def listening(conn: Any, port: int) -> bool:
     """True when psutil connection ``conn`` is a listening socket on ``port``."""
-    import psutil  # here, not at the top: the HTTP server and supervisor rarely need it
-
-    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+    return platforms.is_listening(conn, port)
 
 
 def listens_on(proc: Any, port: int) -> bool:
@@ -62,14 +60,9 @@ def listens_on(proc: Any, port: int) -> bool:
 
 
 def port_owner(port: int, host: str | None = None) -> int | None:
-    """PID of whatever listens on ``port`` (on ``host``, when given), when psutil can tell; else None."""
-    import psutil
-
-    try:
-        return next((c.pid for c in psutil.net_connections(kind="tcp") if listening(c, port) and c.pid
-                     and host in (None, c.laddr.ip)), None)
-    except (psutil.Error, OSError):
-        return None
+    """PID of this user's process that listens on ``port`` (on ``host``, when
+    given); None when none of ours does (another user's, or nothing)."""
+    return min(platforms.listeners(port, host), default=None)
 
 
 def in_use(port: int, flag: str, host: str | None = None) -> str:
@@ -233,28 +226,17 @@ class Locator:
 
 
 def until_exit(pid: int, stop: threading.Event) -> None:
-    """Sleep until process ``pid`` exits (Linux: a pidfd, no polling), or ``stop``
-    (looked at every LOOK_MOST seconds where there is no pidfd)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        while not stop.wait(LOOK_MOST) and pid_runs(pid):
+    """Sleep until process ``pid`` exits (Linux: a pidfd, no polling), or, where
+    there is no pidfd, until ``stop`` (looked at with the PID every platforms.POLL)."""
+    fd = platforms.pidfd(pid)
+    if fd is None:
+        while not stop.wait(platforms.POLL) and platforms.runs(pid):
             pass
         return
     try:
         select.select([fd], [], [])
     finally:
         os.close(fd)
-
-
-def pid_runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
 
 
 def trigger(signame: str, argv: Iterable[str] | None = None) -> None:

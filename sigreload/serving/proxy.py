@@ -49,7 +49,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import listening
+from sigreload import listening, platforms
 from sigreload.contract import discovery, messages
 from sigreload.serving import common, injection, snippet
 
@@ -105,18 +105,8 @@ class Down(Exception):
 
 def accepting(port: int) -> bool:
     """False when the app's listening socket on ``port`` has connections that
-    nothing accepts (Linux: its accept queue in /proc/net/tcp*); True otherwise."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, state, queues = fields[1], fields[3], fields[4]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
-                return False
-    return True
+    nothing accepts (platforms.accepting); True otherwise."""
+    return platforms.accepting(port)
 
 
 class Proxy:

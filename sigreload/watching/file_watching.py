@@ -60,7 +60,8 @@ class SimpleWatcher:
         self.used: dict[str, Any] = {}  # ... not hot, looked at every tick while polling: {path: signature}
         self.busy = 0.0  # CPU spent in the callback (not watching)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # None: not running (a failing thread clears it)
+        self._life = threading.Lock()  # start, stop and a failing thread change _thread one at a time
         self._observer: Any = None
 
     @property
@@ -254,6 +255,9 @@ class SimpleWatcher:
         except Exception as exc:
             log.exception("the watcher stopped on an unexpected error")
             self.error = exc
+            with self._life:  # before on_error: this thread still counts as alive there (start() did nothing)
+                if self._thread is threading.current_thread():
+                    self._thread = None
             if self.on_error is not None:
                 self.on_error(exc)
 
@@ -303,8 +307,11 @@ class SimpleWatcher:
             self._start_hints()
 
     def start(self) -> None:
-        """Start watching in a daemon thread; idempotent (a thread that died on an error is started anew)."""
-        if self._thread is None or not self._thread.is_alive():
+        """Start watching in a daemon thread; idempotent (after an error, even
+        from ``on_error``, a new thread starts)."""
+        with self._life:
+            if self._thread is not None and self._thread.is_alive():
+                return
             self._stop.clear()
             self.error = None
             if self.want_hints and self._observer is None:
@@ -314,14 +321,14 @@ class SimpleWatcher:
 
     def stop(self) -> bool:
         """Stop watching; return whether it was running. The watch list is kept."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return False
-        self._stop.set()
-        self.hinted.set()
-        thread.join()
+        with self._life:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None:
+            self.hinted.set()
+            thread.join()
         if self._observer is not None:
             self._observer.stop()
             self._observer = None
             self.pacing.use_hints(False)
-        return True
+        return thread is not None
