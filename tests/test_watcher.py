@@ -711,3 +711,45 @@ def test_a_save_before_notifications_start_is_seen_at_once_and_keeps_them(tmp_pa
         assert w.hinting and "without a notification" not in caplog.text
     finally:
         w.stop()
+
+
+IGNORED = [".goutputstream-Q1W2E3", ".#index.html", "index.html~", "4913", ".index.html.swp", ".index.html.swx",
+           "page.tmp"]  # never watched
+RENAMED = ["sedAb12Cd", "tmpk2j_9x0q", "index.html.aB3xYz", ".index.html.Zq81Lm", "index.html.1f3a9c0e"]
+
+
+def test_editors_temporary_names_never_reach_the_pages(procs, broadcaster, site):
+    """What an editor or atomic writer renames into place is the change; its
+    temporary (gone by the time the burst is told) is none, and gedit's is never watched."""
+    for name in IGNORED:
+        (site / name).write_text("x")
+    assert not {str(site / name) for name in IGNORED} & file_tree.snapshot(str(site)).keys()
+    assert not signatures.transient(str(site / "sedentary")) and not signatures.transient(str(site / "app.coffee"))
+    (site / "sedAb12Cd").write_text("still there: a real file, or a save still writing")
+    assert not signatures.transient(str(site / "sedAb12Cd"))
+    (site / "sedAb12Cd").unlink()
+    _, port = broadcaster
+    notifier = watcher.Notifier(str(site), discovery.Locator(port))
+    notifier.locator.wait_for(5 * SCALE)
+    with client(port) as ws:
+        recv(ws)
+        notifier([str(site / name) for name in RENAMED] + [str(site / "index.html")])
+        message = json.loads(recv(ws))
+        assert message["type"] == "reload" and message["paths"] == ["/index.html"], message
+        notifier([str(site / "sedXy12Zw")])  # a burst of nothing but a temporary: no signal at all
+        notifier([str(site / "sedentary")])
+        assert json.loads(recv(ws))["paths"] == ["/sedentary"]
+
+
+def test_sed_and_atomic_saves_reload_with_the_real_name_only(watched):
+    _, w, port, site = watched
+    page = site / "index.html"
+    with client(port) as ws:
+        recv(ws)
+        for round in range(3):
+            subprocess.run(["sed", "-i", f"s/<h1>[^<]*/<h1>sed {round}/", str(page)], check=True)
+            assert json.loads(recv(ws))["paths"] == ["/index.html"]
+            tmp = site / f".goutputstream-ABC12{round}"
+            tmp.write_text(f"<h1>gedit {round}</h1>")
+            os.replace(tmp, page)
+            assert json.loads(recv(ws))["paths"] == ["/index.html"]
