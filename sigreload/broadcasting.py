@@ -178,6 +178,14 @@ class Broadcaster:
         log.info("the watcher stopped: pages are told")
         self.tell_pages()
 
+    def goodbye(self) -> None:
+        """Stopping: pages that saw a watcher are told none runs now (nothing reloads
+        them), before their sockets close: the relay and the proxy pass it on too."""
+        if self.watched is not None:
+            self.forget_watcher()
+            self.watched = None
+            self.tell_pages()
+
     def tell_pages(self) -> None:
         """The hello again, to every snippet: what changed is whether a watcher runs."""
         broadcast([c for c in self.connections() if is_identified(c)], self.hello(look=False))
@@ -447,6 +455,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
              "stylesheets%s", listening.shown(hosts[0]), broadcaster.port, pid, pid, pid, also)
     try:
         await stop
+        broadcaster.goodbye()
         for server in servers:
             server.close()  # closes every connection with 1001 (going away)
         for server in servers:
