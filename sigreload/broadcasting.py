@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import signal
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them tak
 COLLECT_AFTER = 2.0  # seconds without a client joining or leaving before the old generation is collected
 COLLECT_MOST = 60.0  # ... or at most this long after the last time, while clients keep coming and going
 REPORT_GAP = 0.1  # seconds between two writes of what pages use
+RECENT_MOST, RECENT_AGE, RECENT_PATHS = 16, 60.0, 32  # broadcasts a hello recalls: how many, how old, their paths
 # Page origins trusted by default: loopback pages (any port, http or https), and
 # clients that send no Origin at all (not browsers: browsers always send one).
 # Anything else gets 403, "null" too: file:// pages send it, and so does a
@@ -91,6 +93,7 @@ class Broadcaster:
         self.stop_told = False  # pages were told the watcher stopped
         self.boot = secrets.token_hex(6)
         self.generation = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_MOST)  # the last broadcasts, for the hello
         self.error: str | None = None  # the last failed build's output, until a good one
         self.notice: str | None = None  # what the last good build still reported (its error lines)
         self.pending: str | None = None  # "reload" or "css" waiting for the gap to end
@@ -173,6 +176,14 @@ class Broadcaster:
         log.info("the watcher stopped: pages are told")
         self.tell_pages()
 
+    def goodbye(self) -> None:
+        """Stopping: pages that saw a watcher are told none runs now (nothing reloads
+        them), before their sockets close: the relay and the proxy pass it on too."""
+        if self.watched is not None:
+            self.forget_watcher()
+            self.watched = None
+            self.tell_pages()
+
     def tell_pages(self) -> None:
         """The hello again, to every snippet: what changed is whether a watcher runs."""
         broadcast([c for c in self.connections() if is_identified(c)], self.hello(look=False))
@@ -182,12 +193,27 @@ class Broadcaster:
         if look:
             self.look_at_watcher()
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
-                 "console": self.console is not None, "morph": self.morph}
+                 "console": self.console is not None, "morph": self.morph, "now": now_ms(),
+                 "recent": self.recalled()}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
             hello["notice"] = self.notice
         return json.dumps(hello)
+
+    def recalled(self) -> list[dict[str, Any]]:
+        """The broadcasts of the last RECENT_AGE seconds: a page that was away (reloading,
+        reconnecting) replays those that concern it, and only those, instead of a reload."""
+        while self.recent and self.recent[0]["at"] < now_ms() - 1000 * RECENT_AGE:
+            self.recent.popleft()
+        return list(self.recent)
+
+    def remember(self, event: dict[str, Any]) -> None:
+        """Keep a broadcast for the hello: its generation, kind, time and paths (None: every file)."""
+        paths = event.get("paths")
+        paths = paths if paths is not None and len(paths) <= RECENT_PATHS else None
+        self.recent.append({"type": event["type"], "generation": event["generation"], "at": now_ms(),
+                            "paths": paths, "root": event.get("root") if paths is not None else None})
 
     def signal(self, kind: str) -> None:
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
@@ -226,6 +252,7 @@ class Broadcaster:
         if self.notice and not error:
             event["notice"] = self.notice
         self.error = error
+        self.remember(event)
         broadcast(identified, json.dumps(event))
         if not error:
             broadcast(plain, "reload")
@@ -235,6 +262,11 @@ class Broadcaster:
         told = len(identified) + (0 if error else len(plain) + len(self.livereload))
         log.info("%s sent to %d page(s) (%s)", event["type"], told, "build failed" if error else what)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
+
+
+def now_ms() -> int:
+    """The broadcaster's wall clock in ms: pages compare it with when they were loaded."""
+    return int(time.time() * 1000)
 
 
 class Gate:
@@ -442,6 +474,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
              "stylesheets%s", listening.shown(hosts[0]), broadcaster.port, pid, pid, pid, also)
     try:
         await stop
+        broadcaster.goodbye()
         for server in servers:
             server.close()  # closes every connection with 1001 (going away)
         for server in servers:

@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=webbrowser.open, args=(url,), name="open", daemon=True).start()
     process_life.wait(stop)
     server.server_close()
+    if not args.proxy:
+        from sigreload.serving import relay
+
+        relay.RELAYS.drain()  # the pages hear the broadcaster's last words (it stops too)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 from sigreload import app_server, building, command_line, options, process_life
 from sigreload.contract import discovery, messages
 from sigreload.watching.file_watching import SimpleWatcher
-from sigreload.watching.signatures import DEFAULT_IGNORE
+from sigreload.watching.signatures import DEFAULT_IGNORE, transient
 from sigreload.watching.used_files import UsedFiles
 
 STYLESHEETS = (".css",)
@@ -87,6 +87,9 @@ class Notifier:
             self.tell([], signal.SIGUSR1, self.failed)
 
     def __call__(self, paths: list[str]) -> None:
+        paths = [p for p in paths if not transient(p)]  # an editor's temporary is no edit: what it became is
+        if not paths:
+            return
         if self.builder:
             self.rebuild(paths, self.builder)
             return

@@ -126,8 +126,11 @@
   // Server-Timing: sigreload;desc=ID, read from this page's own navigation
   // entry (no request: an app runs its view once per page load). Browsers
   // show it to secure contexts only (loopback pages are); elsewhere a HEAD.
-  let ours = false, root = null;
-  const named = (id) => { ours = Boolean(id); root = id || null; check(); };
+  let ours = false, root = null, settled = false, owed = null; // owed: a catch-up waiting to know the page
+  const named = (id) => {
+    ours = Boolean(id); root = id || null; settled = true; check();
+    if (owed) { const go = owed; owed = null; go(); }
+  };
   addEventListener("load", () => {
     const nav = performance.getEntriesByType("navigation")[0];
     if (window.isSecureContext && nav && nav.serverTiming) {
@@ -136,7 +139,7 @@
     } else {
       fetch(location.href, { method: "HEAD", cache: "no-store" })
         .then((r) => named(/^sigreload/.test(r.headers.get("server") || "") && r.headers.get("x-sigreload-root")),
-          () => {});
+          () => named(null));
     }
   });
 
@@ -394,21 +397,43 @@
     answer(Infinity).then(() => location.reload());
   });
 
+  // What the page missed: the hello recalls the last broadcasts (when it holds
+  // them all). One sent before this document was asked for is replayed as if
+  // it had come (nothing here uses it: nothing happens); a later one this
+  // document already shows. The broadcaster's clock is ours plus `offset`.
+  const asked = () => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    return performance.timeOrigin + (nav ? nav.requestStart || nav.startTime : 0);
+  };
+  const catchUp = (m, since) => {
+    const recent = (m.recent || []).filter((e) => e.generation > since);
+    if (recent.length < m.generation - since) return reload("missed while disconnected");
+    const offset = m.now - Date.now(); // less the hello's way here: errs towards a replay
+    for (const e of recent) if (e.type !== "error" && asked() + offset <= e.at) update(e);
+  };
+
   const onmessage = (e) => {
     let m;
     try { m = JSON.parse(e.data); } catch { m = { type: String(e.data) }; }
     const s = load(), known = s.boot === m.boot;
-    save({ ...s, boot: m.boot, generation: m.generation });
+    // While it reloads, a broadcast stays unseen: the new page replays it unless it came after it.
+    const kept = known && reloading && m.type !== "hello" ? s.generation : m.generation;
+    save({ ...s, boot: m.boot, generation: kept });
     if (m.type === "hello") {
       forwarded = m.console !== false;
       if (m.morph) startMorphing();
-      // Missed a reload while away (same run, newer generation), or the
-      // broadcaster restarted while this page was open: reload once.
+      // Away (reloading, reconnecting) while the same run broadcast (a newer
+      // generation): replay what concerns this page; or the broadcaster
+      // restarted while this page was open: reload once.
       const missed = known ? m.generation > (s.generation || 0) : !first && Boolean(s.boot);
       first = false;
       if ("root" in m) { watched = m.root; check(); }
-      if (missed) reload("missed while disconnected");
-      else if (m.error) showError(m.error);
+      if (missed && !known) return reload("missed while disconnected");
+      if (missed) {
+        const go = () => catchUp(m, s.generation || 0);
+        if (settled) go(); else owed = go; // once loaded: what it uses, and whether paths map to it
+      }
+      if (m.error) showError(m.error);
       else if (stopped) notice(STOPPED, STOPPED);
       else notice(m.notice);
     } else if (m.type === "error") showError(m.text);

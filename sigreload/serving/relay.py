@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
 SEND_TIMEOUT = 5.0  # a side that takes nothing for this long (a frozen tab) loses its socket
+LAST_WORDS = 1.0  # seconds a stopping server still relays, for the broadcaster's goodbye ("the watcher stopped")
 KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
         "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
 
@@ -43,7 +44,8 @@ class Relays:
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # notified when a pair closes (drain)
+        self.pairs = 0
         self.waker_r, self.waker_w = socket.socketpair()
         self.selector.register(self.waker_r, selectors.EVENT_READ, None)
         self.thread: threading.Thread | None = None
@@ -55,6 +57,7 @@ class Relays:
         with self.lock:
             self.selector.register(client, selectors.EVENT_READ, broadcaster)
             self.selector.register(broadcaster, selectors.EVENT_READ, client)
+            self.pairs += 1
             if self.thread is None:
                 self.thread = threading.Thread(target=self.run, name="relay", daemon=True)
                 self.thread.start()
@@ -87,6 +90,15 @@ class Relays:
                 except (KeyError, ValueError):
                     pass
                 sock.close()
+            self.pairs = len(self.selector.get_map()) // 2  # the waker is no pair
+            self.lock.notify_all()
+
+    def drain(self, seconds: float = LAST_WORDS) -> None:
+        """Wait (at most ``seconds``) until every relayed socket closed: a server
+        that stops keeps relaying what the broadcaster says last (the pages' "the
+        watcher stopped", its close) instead of cutting its pages off first."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.pairs == 0, seconds)
 
 
 RELAYS = Relays()

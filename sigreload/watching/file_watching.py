@@ -54,6 +54,8 @@ class SimpleWatcher:
         self.want_hints = hints
         self.hints: set[str] = set()  # paths notifications named, not looked at yet
         self.hinted, self.lock = threading.Event(), threading.Lock()
+        self.hints_began = 0.0  # wall clock: notifications (re)started; nothing older is proof they fail
+        self.catch_up = False  # notifications just (re)started: sweep every tree once, at once
         self.hot: dict[str, Any] = {}  # the pacing's hot list: {path: the signature its tree holds}
         self.uses: Callable[[], list[str] | None] | None = None  # what open pages use; None: unchanged
         self.used_paths: list[str] = []  # ... as it said last
@@ -196,7 +198,7 @@ class SimpleWatcher:
                 swept += tree.sweep()
                 self._rearm()
                 self.pacing.gather()  # the build may still be writing
-            elif swept and self.hinting and all(written_ago(p) > 2 and p not in self.hints for p in swept):
+            elif swept and self.hinting and all(self._unhinted(p) for p in swept):
                 self.pacing.use_hints(False)
                 log.warning("a change arrived without a notification: polling from now on (%s)", self.pace())
             # Before swept(): the sweep began after they were found. They were written since the
@@ -208,6 +210,29 @@ class SimpleWatcher:
             elif fresh and ended and self.pacing.gathering:
                 self.pacing.swept(bool(swept), now)
             found += seen + swept
+        return found
+
+    def _unhinted(self, path: str) -> bool:
+        """Whether a change the sweep found proves notifications fail: written over
+        2 s ago, no hint names it, and changed (ctime) after they started; a save
+        before that (between the first scan and their start) proves nothing."""
+        try:
+            changed = os.stat(path).st_ctime
+        except OSError:
+            return False
+        return written_ago(path) > 2 and path not in self.hints and changed > self.hints_began
+
+    def _catch_up(self, now: float) -> list[str]:
+        """Right after notifications (re)started, every tree swept once: what was
+        saved before they could name it is found at once, not by the budgeted sweep."""
+        self.catch_up = False
+        found: list[str] = []
+        for tree in self.trees.values():
+            if not tree.gone:
+                tree.queue = []
+                swept = tree.sweep()
+                self.pacing.found(swept, now, tree.quiet_for(swept))
+                found += swept
         return found
 
     def _files_changed(self) -> list[str]:
@@ -276,6 +301,8 @@ class SimpleWatcher:
                 continue
             found = self._take_hints() if hinted else []
             self.pacing.found(found, now)
+            if self.catch_up:
+                found += self._catch_up(now)
             if not hinted or now - ticked >= self.interval:  # a stream of hints never starves the sweep
                 found += self._tick(now)  # it tells the pacing what it finds, as it finds it
                 ticked = now
@@ -297,7 +324,9 @@ class SimpleWatcher:
         except (ImportError, OSError) as exc:
             log.warning("change notifications unavailable (%s): polling", exc)
             return
+        self.hints_began, self.catch_up = time.time(), True
         self.pacing.use_hints()
+        self.hinted.set()  # the thread catches up at once
 
     def _rearm(self) -> None:
         """Notifications anew for every tree (a root deleted and made again, a tree added)."""

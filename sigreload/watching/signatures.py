@@ -23,11 +23,25 @@ DEFAULT_IGNORE = (
     ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", "node_modules", "__pycache__",
     ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
     ".cache", ".sass-cache", ".idea", ".vscode", ".DS_Store", "*.pyc",
-    "*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp",
+    "*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp", ".goutputstream-*",
     "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
     # what a running app writes into its own folder: a page load must not reload the page
     "*.log", "*.sqlite3", "*.sqlite3-journal", "*.db-journal", "*-wal", "*-shm",
 )
+
+# Atomic writers' temporary names, kept apart from DEFAULT_IGNORE because a real
+# file may be named so: sed -i (sedXXXXXX), Python's tempfile (tmpXXXXXXXX), Qt's
+# QSaveFile and rsync (name.XXXXXX), npm's write-file-atomic (name.<8 hex>). One
+# that is gone by the time its burst is told was renamed into place or dropped:
+# what matters is the file it became. Six random letters hold a capital or a
+# digit (all but 0.5% of them do): a deleted ``sedentary`` or ``app.coffee`` is told.
+RANDOM6 = r"(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{6}"
+TEMPORARY = re.compile(rf"sed{RANDOM6}|tmp[a-z0-9_]{{8}}(\..*)?|.+\.{RANDOM6}|.+\.[0-9a-f]{{8}}")
+
+
+def transient(path: str) -> bool:
+    """Whether ``path`` was an atomic writer's temporary: a TEMPORARY name, gone now."""
+    return TEMPORARY.fullmatch(os.path.basename(path)) is not None and not os.path.lexists(path)
 
 
 def signature(st: os.stat_result) -> Signature:

@@ -1,0 +1,75 @@
+"""Faults a long soak found (issue 36, point 11): what pages see when
+sigreload stops, reloads that are not owed, a full message folder."""
+
+import os
+import signal
+
+from conftest import SCALE, free_port, module, open_page, until, write
+
+
+def test_pages_on_the_one_port_relay_say_the_watcher_stopped_when_sigreload_stops(procs, site, page):
+    """The README's promise ("The watcher stopped" within a second) through
+    /_sigreload/socket on the HTTP port: the file server stopped at the same
+    moment as the broadcaster and cut the pages off before its goodbye."""
+    port, ws_port = free_port(), free_port()
+    s = procs(module("sigreload") + [site, "--port", port, "--ws-port", ws_port])
+    assert {s.wait_for(r"(serving|watching) ").group(1) for _ in range(2)} == {"serving", "watching"}
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    open_page(page, f"http://127.0.0.1:{port}/index.html")
+    assert sockets == [f"ws://127.0.0.1:{port}/_sigreload/socket"]  # the relayed one
+    page.evaluate("window.marker = 'kept'")
+    os.kill(s.pid, signal.SIGINT)
+    notice = page.locator("sigreload-notice pre")
+    notice.wait_for(timeout=5000 * SCALE)
+    assert notice.inner_text().startswith("The watcher stopped: saving a file no longer reloads this page")
+    assert page.evaluate("window.marker") == "kept"
+    assert s.exit_code(10) == 0
+
+
+def reload_held(page, site, edit, during):
+    """Save ``edit`` (the page's own file) so that the page reloads, and run
+    ``during`` while the new page is held before its snippet runs (the old
+    one is gone, the new one has no socket yet)."""
+    held = []
+
+    def hold(route):
+        if not held:
+            held.append(route)
+            during()
+        route.continue_()
+
+    page.route("**/_sigreload/reload.js", hold, times=1)
+    write(site / "index.html", edit)
+
+
+def test_a_broadcast_while_a_page_reloads_is_replayed_only_where_it_concerns_the_page(procs, watched, page):
+    """A soak saw 32 extra reloads in 2,780: a page reloading when an unrelated
+    broadcast went out reloaded again on reconnect ("missed while disconnected")."""
+    b, w, port, site = watched
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", port])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    write(site / "other.html", "<p>another page")
+    loads, said = [], []
+    page.on("load", lambda _: loads.append(page.url))
+    page.on("console", lambda m: said.append(m.text))
+    open_page(page, url + "index.html")
+
+    def unrelated():
+        write(site / "other.html", "<p>another page, changed")
+        b.wait_for(r"reload sent to \d+ page\(s\) \(/other.html\)")
+
+    reload_held(page, site, "<h1 id=title>one</h1>", unrelated)
+    seen = lambda *texts: page.wait_for_timeout(20) or any(x in t for t in said for x in texts)  # noqa: E731 (pumps events)
+    until(lambda: seen("nothing here uses /other.html", "missed"), 10, "the catch-up")
+    assert not [t for t in said if "missed" in t], said
+    page.wait_for_timeout(300)  # a reload would have begun by now
+    assert len(loads) == 2 and page.locator("#title").inner_text() == "one"
+
+    def related():
+        write(site / "index.html", "<h1 id=title>three</h1>")
+        b.wait_for(r"reload sent to \d+ page\(s\) \(/index.html\)")
+
+    reload_held(page, site, "<h1 id=title>two</h1>", related)
+    until(lambda: seen() or len(loads) == 4, 10, "the owed reload")  # the new page was asked for before the save
+    page.wait_for_function("document.getElementById('title') && document.getElementById('title').innerText == 'three'")
