@@ -32,7 +32,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from sigreload import command_line, consoles, listening, livereload, platforms, process_life
+from sigreload import command_line, consoles, listening, livereload, platforms, process_life, secret
 from sigreload.contract import messages
 from sigreload.serving import snippet
 
@@ -108,6 +108,7 @@ class Broadcaster:
         self.livereload: set[ServerConnection] = set()  # LiveReload clients that said hello (--livereload)
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
+        self.key = b""  # what a tab's challenge is answered with (secret.folder_key; set by run)
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -399,7 +400,11 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
                 if message is None:
                     continue
                 paths = reported(message)
-                if paths is not None:
+                if message.get("type") == "challenge":  # the tab asks who we are: secret.py
+                    proof = secret.proof(broadcaster.key, broadcaster.port, message.get("nonce"))
+                    if proof is not None:
+                        await connection.send(json.dumps({"type": "proof", "proof": proof}))
+                elif paths is not None:
                     broadcaster.uses(connection, paths)
                 elif message.get("type") == "console" and broadcaster.console:
                     broadcaster.console.said(connection, message)
@@ -433,6 +438,11 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     if not console:
         broadcaster.console = None
     broadcaster.morph = morph
+    try:
+        here = os.getcwd()
+    except OSError:  # run from a folder since removed
+        here = "/"
+    broadcaster.key = secret.folder_key(here)
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the

@@ -38,6 +38,16 @@
   // on an element (or <html>) opts it out.
   const OFF = '[data-sigreload-keep="off"]';
   const SKIPPED = /^(password|file|hidden|submit|button|reset|image)$/;
+  // A password shown as text (a "show" button sets type=text) is still one:
+  // every field that ever was type=password, or says it holds one, or a code.
+  const SECRET = /(^|\s)(current-password|new-password|one-time-code|off)(\s|$)/;
+  const wasPassword = new WeakSet();
+  const markPasswords = () => document.querySelectorAll('input[type="password"]').forEach((el) => wasPassword.add(el));
+  try {
+    new MutationObserver((records) => records.forEach((r) => {
+      if (r.oldValue && r.oldValue.toLowerCase() === "password") wasPassword.add(r.target);
+    })).observe(document, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+  } catch {}
   const kept = load().scroll;
   const keyOf = (el) => {
     if (el.id) return `#${el.id}`;
@@ -50,11 +60,13 @@
   const kinds = (el) => el.isContentEditable && el.hasAttribute("contenteditable") ? "editable" : el.type || el.localName;
   const fields = () => [...document.querySelectorAll("input, textarea, select, [contenteditable]")].filter((el) => {
     const auto = (el.getAttribute("autocomplete") || (el.form && el.form.getAttribute("autocomplete")) || "").toLowerCase();
-    return !el.closest(OFF) && !SKIPPED.test(el.type || "") && auto !== "off" && auto !== "one-time-code"
+    return !el.closest(OFF) && !SKIPPED.test(el.type || "") && !SECRET.test(auto) && !wasPassword.has(el)
+      && !/passw|passwd|pwd/i.test(`${el.name || ""} ${el.id || ""}`)
       && (!el.isContentEditable || el.hasAttribute("contenteditable"));
   });
   const capture = () => {
     if (document.documentElement.matches(OFF)) return null;
+    markPasswords();
     const state = { url: location.href, fields: {}, details: {}, scrolls: {} };
     for (const el of fields()) {
       const kind = kinds(el), value = kind === "editable" ? el.innerHTML
@@ -113,13 +125,21 @@
       try { if (range && range[0] !== null) focus.setSelectionRange(...range); } catch {} // not every type has a caret
     }
   };
+  // Typed state comes back only from the same sigreload: once this page's
+  // socket proved what the one that saved it proved (see trusted()).
+  let keptState = null;
   if (kept && kept.url === location.href) {
     const s = load(); delete s.scroll; save(s);
-    addEventListener("load", () => {
-      scrollTo(kept.x, kept.y);
-      if (kept.state) restore(kept.state);
-    });
+    keptState = kept.state && kept.proof ? kept : null;
+    addEventListener("load", () => scrollTo(kept.x, kept.y));
   }
+  const giveBack = (proof) => {
+    const k = keptState;
+    keptState = null;
+    if (!k || k.proof !== proof) return;
+    if (document.readyState === "complete") restore(k.state);
+    else addEventListener("load", () => restore(k.state));
+  };
 
   // Served by sigreload's own server? It marks every response no-cache (no
   // refetch needed) and names its folder, so changed paths map to this page:
@@ -212,7 +232,8 @@
     const go = () => {
       let state = null;
       try { state = capture(); } catch {}
-      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state } });
+      const proof = (load().trust || {}).proof;
+      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state: proof ? state : null, proof } });
       location.reload(true);
     };
     if (ours) return go();
@@ -226,9 +247,10 @@
           + "by an error: see its terminal).\nThis page reloads by itself once it answers.");
         return answer(Infinity).then(go);
       }
-      if (r.status >= 500) { // its error page would carry no snippet: show it here
-        reloading = false;
-        return r.text().then((t) => cover("iframe", t), () => {});
+      if (r.status >= 500) { // its error page would carry no snippet: show it here, as text
+        reloading = false; // unless it says it is HTML: a text/plain error that reflects a query never runs
+        const html = /^\s*text\/html\s*(;|$)/i.test(r.headers.get("content-type") || "");
+        return r.text().then((t) => cover(html ? "iframe" : "pre", t), () => {});
       }
       go();
     }, go);
@@ -363,6 +385,7 @@
       + "width:100%;height:100%;box-sizing:border-box;overflow:auto;background:rgba(25,0,0,.93);"
       + "color:#fdd;font:13px/1.4 monospace;white-space:pre-wrap}iframe{padding:0;background:#fff}</style>";
     const fill = document.createElement(tag);
+    if (tag === "iframe") fill.setAttribute("sandbox", ""); // shown, never run: no script, its own origin
     fill[tag === "iframe" ? "srcdoc" : "textContent"] = text;
     shadow.append(fill);
     document.documentElement.append(overlay);
@@ -480,17 +503,50 @@
     return consoleError.apply(this, args);
   };
 
+  // Who answers: a socket is acted on (and told anything) only once it
+  // proved the same as the first one this tab trusted (sigreload/secret.py):
+  // another server on the port once sigreload stopped (another user's) gets
+  // nothing, and this page never reloads into it.
+  const nonce = (load().trust || {}).nonce || [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  let foreignSaid = false;
+  const trusted = (ws, proof) => {
+    const known = load().trust;
+    if (known && known.nonce === nonce ? proof !== known.proof : typeof proof !== "string") {
+      if (!foreignSaid) say(`a server at ${url} that is not the sigreload this page came from answered: `
+        + "it gets nothing from this page, which waits for its own");
+      foreignSaid = true;
+      keptState = null;
+      ws.close();
+      return false;
+    }
+    if (!known || known.nonce !== nonce) save({ ...load(), trust: { nonce, proof } });
+    status.connected = true;
+    foreignSaid = false; live = ws;
+    queued.splice(0).forEach((m) => ws.send(m));
+    if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
+    giveBack(proof);
+    return true;
+  };
+
   const connect = () => {
     const ws = new WebSocket(url);
+    let proven = false, held = [];
     ws.onopen = () => {
-      status.connected = true;
-      delay = 200; warned = false; live = ws;
-      queued.splice(0).forEach((m) => ws.send(m));
-      if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
+      delay = 200; warned = false;
+      ws.send(JSON.stringify({ type: "challenge", nonce }));
     };
-    ws.onmessage = onmessage;
+    ws.onmessage = (e) => {
+      if (proven) return onmessage(e);
+      let m = null;
+      try { m = JSON.parse(e.data); } catch {}
+      if (!m || m.type !== "proof") { if (held.length < 16) held.push(e); return; }
+      proven = trusted(ws, m.proof);
+      if (proven) held.splice(0).forEach(onmessage);
+    };
     ws.onclose = () => {
       status.connected = false;
+      if (live === ws) live = null;
       if (reloading) return;
       if (!warned && first) say(`cannot reach ${url}; retrying (is the broadcaster running?)`);
       warned = true;

@@ -5,7 +5,8 @@ answered in full: with stock http.server, Chromium's heuristic cache serves
 an OLD script or stylesheet after ``location.reload()``, and a second save
 within the same second as the last fetch would get a 304 for a stale file.
 Requests must name a loopback host (DNS rebinding), stay inside ROOT (no
-``..``, no symlink out) and touch no dotfile or VCS folder.
+``..``, no symlink out, opened race-free: ``confined``) and touch no dotfile
+or VCS folder, named or reached through a symlink.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import posixpath
 import re
 import ssl
+import stat
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, relay, snippet
+from sigreload.serving import common, confined, injection, relay, snippet
 
 log = logging.getLogger("sigreload.http")
 OWN = "/_sigreload/"  # the snippet and its socket, on the page's own origin
@@ -57,6 +59,9 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     def send_head(self) -> BinaryIO | injection.Spliced | None:  # type: ignore[override]
         if self.host_refused():
             return None
+        if "\x00" in url_path(self.path):  # no file has one: the OS would refuse it (ValueError)
+            self.reply(400, "text/plain; charset=utf-8", b"A path with a NUL byte\n")
+            return None
         if self.path.startswith(OWN) and self.ws_port:
             return self.own(self.path.split("?")[0][len(OWN):])
         if not self.inside_root():
@@ -78,17 +83,36 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         """A folder's listing, without what the server refuses to serve (dotfiles),
         with the snippet: a build's output folder is one until the first good build."""
         try:
-            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            fd = confined.open_under(self.directory, os.path.relpath(path, self.directory))
         except OSError:
             return self.not_found()
+        try:
+            names = sorted(n for n in os.listdir(fd) if self.shown(fd, n))
+            folders = {n for n in names if is_folder(fd, n)}
+        except OSError:
+            return self.not_found()
+        finally:
+            os.close(fd)
         shown = html.escape(readable(url_path(self.path)))
         links = []
         for name in names:
-            slash = "/" * os.path.isdir(os.path.join(path, name))
+            slash = "/" * (name in folders)
             href, text = quote(os.fsencode(name)), html.escape(readable(name))
             links.append(f'<li><a href="{href}{slash}">{text}{slash}</a></li>\n')
         self.page(HTTPStatus.OK, f"<title>{shown}</title></head>\n<body><h1>{shown}</h1>\n<ul>\n{''.join(links)}</ul>")
         return None
+
+    def shown(self, folder: int, name: str) -> bool:
+        """Whether a listing names ``name`` (in the open ``folder``): what would be served."""
+        if confined.refused_name(name):
+            return False
+        try:
+            if not stat.S_ISLNK(os.lstat(name, dir_fd=folder).st_mode):
+                return True
+            target = os.readlink(name, dir_fd=folder)
+        except OSError:
+            return False
+        return not confined.refused(target.split("/"))
 
     def page(self, status: int, inside: str) -> None:
         """A small page of ours (``inside``: from the title to the end of the
@@ -100,7 +124,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     def send_file(self, path: str, status: int = HTTPStatus.OK) -> BinaryIO | injection.Spliced | None:
         """Headers for ``path`` (a Range, an injected snippet), then its body, streamed."""
         try:
-            f = open(path, "rb")
+            f = os.fdopen(confined.open_under(self.directory, os.path.relpath(path, self.directory)), "rb")
+            if stat.S_ISDIR(os.fstat(f.fileno()).st_mode):
+                f.close()
+                return self.not_found()
             if self.used is not None and status == HTTPStatus.OK:
                 self.used.add(os.path.abspath(path))
             ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
@@ -176,13 +203,9 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         return local + "/" if url_path(path).endswith("/") else local
 
     def inside_root(self) -> bool:
-        """False for dotfiles, VCS folders and anything resolving outside ROOT."""
-        parts = url_path(self.path).split("/")
-        if any(p.startswith(".") and p != ".well-known" for p in parts if p):
-            return False
-        real = os.path.realpath(self.translate_path(self.path))
-        root = os.path.realpath(self.directory)
-        return real == root or real.startswith(root + os.sep)
+        """False for dotfiles and VCS folders named in the URL (what is opened is
+        checked again, race-free, by ``confined``: symlinks, ``..``)."""
+        return not confined.refused(url_path(self.path).split("/"))
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
@@ -196,6 +219,14 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
 def url_path(path: str) -> str:
     """A request's path, decoded as the file system would (bytes that are not UTF-8 kept)."""
     return unquote(urlsplit(path).path, errors="surrogateescape")
+
+
+def is_folder(folder: int, name: str) -> bool:
+    """Whether ``name`` in the open ``folder`` is a folder (through a symlink too)."""
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=folder).st_mode)
+    except OSError:
+        return False
 
 
 def readable(name: str) -> str:
