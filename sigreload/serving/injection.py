@@ -158,3 +158,108 @@ class Inserter:
     def end(self) -> bytes:
         out = self.feed(b"")
         return out + self._feed(self.unzip.flush() if self.unzip else b"", whole=True)
+
+
+# Which answers get the snippet: one rule for the proxy and the middleware.
+DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
+ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")  # what can be decoded to insert
+SNIFF = 1024  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
+WHOLE_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.I)
+BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; others stream
+
+
+def navigation(method: str, dest: str | None, htmx: bool) -> bool:
+    """Whether a request may be a navigation, whose HTML answer is a page:
+    Sec-Fetch-Dest document or iframe (or none: sniffed then), never HEAD,
+    never an htmx request (HX-Request: its answer is swapped into a page)."""
+    return method != "HEAD" and (dest is None or dest in DOCUMENTS) and not htmx
+
+
+def injects(dest: str | None, ctype: str, encoding: str, bodyless: bool, htmx: bool = False) -> bool:
+    """Whether an answer may get the snippet: HTML, with a body, in an encoding
+    that can be decoded, to a request that may be a navigation."""
+    return (not bodyless and "html" in ctype.lower() and (dest or "document") in DOCUMENTS and not htmx
+            and encoding in ENCODINGS)
+
+
+def document(dest: str | None, start: bytes) -> bool:
+    """An answer to a navigation, or (no Sec-Fetch headers) one that starts a whole document."""
+    if not start:
+        return False
+    return dest in DOCUMENTS or bool(WHOLE_DOCUMENT.search(start[:SNIFF]))
+
+
+def decoded(raw: bytes, encoding: str) -> bytes | None:
+    """``raw`` decoded, or None when it inflates beyond BUFFER (or is broken): it is streamed then."""
+    if encoding == "identity":
+        return raw
+    try:
+        unzip = decoder(encoding, raw)
+        page = unzip.decompress(raw, BUFFER + 1)
+        if len(page) > BUFFER or unzip.unconsumed_tail:
+            return None
+        return bytes(page + unzip.flush())
+    except zlib.error:
+        return None
+
+
+class Page:
+    """One HTML answer to a possible navigation, on its way: ``feed`` each
+    piece of its body as it comes (what to send now comes back), then ``end``.
+
+    An answer of known ``length`` (up to BUFFER) is held whole and changed at
+    once (``inject``: never twice); others stream through an Inserter. With
+    ``dest`` None (no Sec-Fetch headers) the first SNIFF decoded bytes decide
+    whether it is a whole document. ``changed`` is None until that is known:
+    then True (the body sent is decoded, with the snippet: Content-Encoding
+    and Content-Length go) or False (the app's bytes, as they were).
+    """
+
+    def __init__(self, tag: bytes, encoding: str, dest: str | None, length: int | None) -> None:
+        self.tag, self.encoding, self.dest = tag, encoding, dest
+        self.whole = length is not None and length <= BUFFER
+        self.inserter = Inserter(tag, encoding)
+        self.changed: bool | None = None
+        self.raw: list[bytes] = []  # held while it is not known whether it changes
+        self.sniffer = Inserter(b"", encoding)
+        self.sniffed = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self.changed is True:
+            return self.inserter.feed(data)
+        if self.changed is False:
+            return data
+        self.raw.append(data)
+        if self.whole:
+            return b""
+        try:
+            self.sniffed += self.sniffer.feed(data)
+        except zlib.error:
+            return self.release(False)
+        seen = self.sniffed + self.sniffer.held  # a navigation's first byte decides; else SNIFF of them
+        if (seen and self.dest in DOCUMENTS) or len(seen) >= SNIFF:
+            return self.release(document(self.dest, seen))
+        return b""
+
+    def release(self, changed: bool) -> bytes:
+        """Decided: what was held, as it passes on."""
+        self.changed, raw, self.raw = changed, b"".join(self.raw), []
+        return self.inserter.feed(raw) if changed else raw
+
+    def end(self) -> bytes:
+        """The rest of the body, once the app's ended."""
+        if self.changed is None and self.whole:
+            raw = b"".join(self.raw)
+            page = decoded(raw, self.encoding)
+            if page is None:  # streamed after all
+                self.whole = False
+                return self.release(True) + self.inserter.end()
+            self.changed, self.raw = document(self.dest, page), []
+            return inject(page, self.tag) if self.changed else raw
+        if self.changed is None:
+            try:
+                out = self.release(document(self.dest, self.sniffed + self.sniffer.end()))  # empty: as it is
+            except zlib.error:
+                out = self.release(False)
+            return out + (self.inserter.end() if self.changed else b"")
+        return self.inserter.end() if self.changed else b""

@@ -58,8 +58,8 @@ PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
-BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; others stream
-SNIFF = 1024  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
+BUFFER = injection.BUFFER  # an HTML answer with a length up to this is changed whole; others stream
+SNIFF = injection.SNIFF  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
 ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
 CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -71,8 +71,7 @@ AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page sti
 PAGES_KEPT = 256  # documents whose digest is kept
 # Static files: their requests are no windows in which the app writes its data (saying one costs two writes)
 STATIC = re.compile(r"\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf|txt)$", re.I)
-DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
-WHOLE_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.I)
+DOCUMENTS = injection.DOCUMENTS  # Sec-Fetch-Dest of a navigation
 DOWN_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="sigreload-down"><title>App not answering</title></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
@@ -314,11 +313,10 @@ class Proxy:
 
     def injects(self, request: web.BaseRequest, ctype: str, encoding: str, bodyless: bool) -> bool:
         """Whether the answer may get the snippet: HTML, decodable, with a body, for a document."""
-        if not self.broadcaster or bodyless or "html" not in ctype:
+        dest, htmx = request.headers.get("Sec-Fetch-Dest"), "HX-Request" in request.headers
+        if not self.broadcaster or not injection.injects(dest, ctype, "identity", bodyless, htmx):
             return False
-        if request.headers.get("Sec-Fetch-Dest", "document") not in DOCUMENTS:
-            return False
-        if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+        if encoding not in injection.ENCODINGS:
             log.warning("%s: cannot insert the snippet into a %s-encoded page", request.raw_path, encoding)
             return False
         return True
@@ -326,9 +324,7 @@ class Proxy:
     @staticmethod
     def document(dest: str | None, start: bytes) -> bool:
         """An answer to a navigation, or (no Sec-Fetch headers) one that starts a whole document."""
-        if not start:
-            return False
-        return dest in DOCUMENTS or bool(WHOLE_DOCUMENT.search(start[:SNIFF]))
+        return injection.document(dest, start)
 
     async def start(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
                     headers: list[tuple[str, str]], length: int | None) -> web.StreamResponse:

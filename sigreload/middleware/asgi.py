@@ -1,0 +1,101 @@
+"""``ASGIMiddleware``: the snippet in the pages of an ASGI app (FastAPI,
+Starlette: ``app.add_middleware(ASGIMiddleware)``; any other:
+``app = ASGIMiddleware(app)``), by the ASGI spec: a body comes in messages
+(``more_body``), the start message is held until the first bytes of a page
+are known, Content-Length is recomputed (or dropped, for a streamed page)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from sigreload.middleware import presence
+from sigreload.serving import injection
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], Send], Awaitable[None]]
+DROPPED = (b"content-length", b"content-encoding")  # of a page the snippet went into
+BYPASSES = ("http.response.pathsend", "http.response.zerocopy")  # bodies that would not pass through here
+
+
+class ASGIMiddleware:
+    """Wraps the ASGI app ``app``; the snippet talks to the broadcaster on
+    ``port`` (default: SIGRELOAD_WS_PORT, else 5678). Other scopes
+    (websocket, lifespan) and answers that get no snippet pass untouched."""
+
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+        self.app = app
+        self.running = presence.Presence(port)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]],
+                       send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = scope.get("headers") or ()
+        dest = presence.header(headers, b"sec-fetch-dest")
+        dest_text = dest.decode("latin-1") if dest is not None else None
+        htmx = presence.header(headers, b"hx-request") is not None
+        if not injection.navigation(scope.get("method", ""), dest_text, htmx) or not self.running:
+            return await self.app(scope, receive, send)
+        extensions = scope.get("extensions") or {}
+        if any(name in extensions for name in BYPASSES):
+            scope = dict(scope, extensions={k: v for k, v in extensions.items() if k not in BYPASSES})
+        answer = Answer(send, dest_text, self.running.port, scope)
+        await self.app(scope, receive, answer.send)
+
+
+class Answer:
+    """One answer that may be a page: ``send`` is the app's."""
+
+    def __init__(self, send: Send, dest: str | None, port: int, scope: MutableMapping[str, Any]) -> None:
+        self.client, self.dest, self.port, self.scope = send, dest, port, scope
+        self.start: Message | None = None  # held
+        self.page: injection.Page | None = None
+        self.passing = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.passing or kind not in ("http.response.start", "http.response.body"):
+            return await self.client(message)
+        if kind == "http.response.start":
+            return await self.begin(message)
+        assert self.page is not None, "a body before the start"
+        data, more = bytes(message.get("body", b"")), bool(message.get("more_body", False))
+        out = self.page.feed(data)
+        if not more:
+            out += self.page.end()
+        if not out and more:
+            return  # held, or nothing to send yet
+        await self.headers(out, last=not more)
+        await self.client({"type": "http.response.body", "body": out, "more_body": more})
+
+    async def begin(self, message: Message) -> None:
+        """The start message: passed on at once, unless the answer may get the snippet."""
+        headers = message.get("headers") or []
+        ctype = (presence.header(headers, b"content-type") or b"").decode("latin-1")
+        encoding = (presence.header(headers, b"content-encoding") or b"identity").decode("latin-1").strip().lower()
+        status = int(message["status"])
+        if not injection.injects(self.dest, ctype, encoding, status in (204, 304) or status < 200):
+            self.passing = True
+            return await self.client(message)
+        length = presence.header(headers, b"content-length")
+        policy = (presence.header(headers, b"content-security-policy") or b"").decode("latin-1")
+        host = presence.header(self.scope.get("headers") or (), b"host")
+        scheme = self.scope.get("scheme", "http")
+        tag = presence.tag(self.port, host.decode("latin-1") if host else None, scheme, policy)
+        self.page = injection.Page(tag, encoding, self.dest, int(length) if length and length.isdigit() else None)
+        self.start = message
+
+    async def headers(self, body: bytes, last: bool) -> None:
+        """The held start message, its headers changed when the snippet went in."""
+        start, self.start = self.start, None
+        if start is None:
+            return
+        assert self.page is not None
+        if self.page.changed:
+            headers = [(k, v) for k, v in start.get("headers") or [] if bytes(k).lower() not in DROPPED]
+            if last:
+                headers.append((b"content-length", str(len(body)).encode()))
+            start = dict(start, headers=headers)
+        await self.client(start)
