@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ def find(start: Path) -> tuple[Path, dict[str, Any]] | None:
             if not path.is_file():
                 continue
             table = read(path)
+            if name == "sigreload.toml" or "sigreload" in table.get("tool", {}):
+                trusted_or_error(path)
             if name == "pyproject.toml":
                 table = table.get("tool", {}).get("sigreload")
                 if table is None:
@@ -61,6 +64,16 @@ def find(start: Path) -> tuple[Path, dict[str, Any]] | None:
                     raise ConfigError(f"{path}: [tool.sigreload] must be a table")
             return path, table
     return None
+
+
+def trusted_or_error(path: Path) -> None:
+    """A ConfigError unless ``path`` is this user's and only they can write it: the
+    file can name a build command (``exec``), and a folder above may be shared (/tmp)."""
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise ConfigError(f"{path}: not yours (owner uid {info.st_uid}): not used; move it or chown it")
+    if info.st_mode & 0o022:
+        raise ConfigError(f"{path}: others can write it: not used; chmod go-w it")
 
 
 def read(path: Path) -> dict[str, Any]:

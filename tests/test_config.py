@@ -105,3 +105,11 @@ def test_the_readme_table_is_the_parser(tmp_path):
     for key, (value, _) in shown.items():
         written, unset = rows[key], value in (None, "false", "[]")
         assert (written == "" or written.startswith("off")) if unset else value.strip('"') in written, key
+
+
+def test_a_file_others_can_write_is_not_used(tmp_path):
+    """It can name a build command (exec), and a folder above may be shared (/tmp)."""
+    write(tmp_path / "sigreload.toml", 'exec = "touch pwned"\n')
+    (tmp_path / "sigreload.toml").chmod(0o666)
+    shown = run(tmp_path, "config")
+    assert shown.returncode == 2 and "others can write it: not used" in shown.stderr, shown
