@@ -14,6 +14,7 @@ import sys
 from sigreload import command_line, process_life, starter
 from sigreload.contract import discovery
 
+LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main}
 
 log = logging.getLogger("sigreload")
@@ -105,10 +106,24 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     }
 
 
+def bare_livereload(argv: list[str]) -> list[str]:
+    """``argv`` where a ``--livereload`` followed by a word that is no port
+    (``sigreload --livereload .``) takes its default port, the word staying ROOT."""
+    for at, arg in enumerate(argv[:-1]):
+        if arg == "--":
+            break
+        word = argv[at + 1]
+        if arg == "--livereload" and not word.startswith("-") and not word.isdigit():
+            return [*argv[:at], f"--livereload={LIVERELOAD_PORT}", *argv[at + 1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if os.path.basename(sys.argv[0]) == "__main__.py":  # python -m sigreload: argparse says `usage: sigreload`
+        sys.argv[0] = "sigreload"
+    argv = bare_livereload(sys.argv[1:] if argv is None else list(argv))
     if argv[:1] and argv[0] in SUBCOMMANDS and not os.path.isdir(argv[0]):
         return SUBCOMMANDS[argv[0]](argv[1:])
     args = make_parser().parse_args(argv)

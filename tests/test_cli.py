@@ -107,3 +107,21 @@ def test_a_busy_port_names_the_flag_of_the_command_that_was_run(procs, broadcast
     line = stack.wait_for(r"is in use", 15).string
     assert line.endswith(f"port {port} is in use by PID {holder.pid}; stop that process or {advice}")
     assert stack.exit_code() != 0
+
+
+@pytest.mark.parametrize("sub", [[], ["reload"], ["init"]], ids=lambda sub: " ".join(["sigreload", *sub]))
+def test_python_m_sigreload_says_its_name_in_usage(sub):
+    shown = cli("sigreload", *sub, "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: sigreload "), shown.stdout[:80]
+
+
+def test_livereload_followed_by_a_folder_takes_the_default_port(tmp_path):
+    """`--livereload .` is the folder `.`; the folder is checked (the port is not bound)."""
+    shown = cli("sigreload", "--livereload", tmp_path / "missing")
+    assert shown.returncode == 1 and shown.stderr.strip().endswith("missing: no such folder"), shown.stderr
+    from sigreload import cli as command
+
+    args = command.make_parser().parse_args(command.bare_livereload(["--livereload", ".", "-v"]))
+    assert (args.livereload, args.root, args.verbose) == (35729, ".", True)
+    args = command.make_parser().parse_args(command.bare_livereload(["--livereload", "35730", "site"]))
+    assert (args.livereload, args.root) == (35730, "site")
