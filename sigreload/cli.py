@@ -7,14 +7,16 @@ the same names (``sigreload-reload``, ...).
 """
 
 import argparse
+import errno
 import logging
 import os
 import sys
 
-from sigreload import command_line, process_life, starter
+from sigreload import command_line, listening, process_life, starter
 from sigreload.contract import discovery
 
 LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
+PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main}
 
 log = logging.getLogger("sigreload")
@@ -37,8 +39,8 @@ def make_parser() -> argparse.ArgumentParser:
     http = parser.add_argument_group("HTTP server")
     http.add_argument("--no-http", action="store_true",
                       help="your own server serves ROOT: run only the broadcaster and the watcher")
-    http.add_argument("--port", type=int, default=command_line.HTTP_PORT,
-                      help="HTTP port (default: %(default)s)")
+    http.add_argument("--port", type=int,
+                      help=f"HTTP port (default: {command_line.HTTP_PORT}, or the next free one when it is busy)")
     http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
     command_line.add_allow_host(http)
     command_line.add_https(http)
@@ -51,8 +53,9 @@ def make_parser() -> argparse.ArgumentParser:
                            "that inserts the snippet; ROOT is its sources: after a *.py edit, pages "
                            "reload once the app restarted and answers")
     ws = parser.add_argument_group("broadcaster")
-    ws.add_argument("--ws-port", type=int, default=command_line.WS_PORT,
-                    help="WebSocket port the pages connect to (default: %(default)s)")
+    ws.add_argument("--ws-port", type=int,
+                    help=f"WebSocket port the pages connect to (default: {command_line.WS_PORT}, or the next "
+                         "free one when it is busy)")
     ws.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                     help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
     ws.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
@@ -118,6 +121,53 @@ def bare_livereload(argv: list[str]) -> list[str]:
     return argv
 
 
+def claim_ports(args: argparse.Namespace) -> None:
+    """Before any process starts, each server's port in ``args``: a given one
+    (``--port``, ``--ws-port``, ``--livereload``) free, or exit with one line;
+    a default one free, or the next free one, said in one line. The same port
+    given twice exits with status 2."""
+    flags = ("PORT=", "WS_PORT=") if os.environ.get("SIGRELOAD_UNDER_R") else ("--port", "--ws-port")
+    servers = [("the broadcaster", "ws_port", flags[1], command_line.WS_PORT)]
+    servers += [] if args.no_http else [("the HTTP server", "port", flags[0], command_line.HTTP_PORT)]
+    servers += [] if args.livereload is None else [("LiveReload", "livereload", "--livereload=", args.livereload)]
+    given = [getattr(args, name) for _, name, _, _ in servers if getattr(args, name) is not None]
+    twice = next((port for port in given if given.count(port) > 1 and port), None)
+    if twice:
+        print(f"sigreload: port {twice} is given twice: each server needs its own", file=sys.stderr)
+        sys.exit(2)
+    taken = set(given)
+    for what, name, flag, default in servers:
+        port = getattr(args, name)
+        setattr(args, name, claim(what, "" if args.lan else args.host, default if port is None else port,
+                                  flag, port is None, taken))
+    args.port = command_line.HTTP_PORT if args.port is None else args.port
+
+
+def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[int]) -> int:
+    """``port``, free on every address of ``host``; else, when ``movable``, the
+    next free one (said); else exit with the one busy-port line."""
+    why = ""
+    for candidate in range(port, port + (PORT_TRIES if movable else 1)):
+        if candidate in taken and movable:
+            why = why or f"port {candidate} is another of sigreload's"
+            continue
+        exc = listening.probe(host, candidate)
+        if exc is None:
+            taken.add(candidate)
+            if candidate != port:
+                pasted = " (a pasted snippet must name it)" if what == "the broadcaster" else ""
+                log.warning("%s: %s listens on %d instead%s; %s chooses", why, what, candidate, pasted, flag)
+            return candidate
+        if exc.errno != errno.EADDRINUSE:
+            sys.exit(f"sigreload: {what} cannot listen on {host or '*'}:{candidate}: {exc.strerror}")
+        partly = exc.filename if exc.filename != listening.hosts(host)[0] else None
+        line = discovery.in_use(candidate, flag, partly)
+        if not movable:
+            sys.exit(f"sigreload: {line}")
+        why = why or line.split(";")[0]
+    sys.exit(f"sigreload: {why}, and the {PORT_TRIES - 1} ports after it too: set one with {flag}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
@@ -143,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         os.makedirs(args.output, exist_ok=True)  # the first build fills it
     command_line.setup_logging()
+    claim_ports(args)  # the one busy-port line comes before any process says it is ready
     if args.root in SUBCOMMANDS:
         log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
     stop = process_life.stop_event()
