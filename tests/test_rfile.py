@@ -84,7 +84,7 @@ def test_a_lifeline_counts_only_from_the_parent_that_made_it(spawner):
 def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
     """Its children read end-of-file on their lifelines, however it died."""
     proc, http, ws = r_all
-    supervisor = next(p for p in descendants(proc.pid) if p.cmdline()[1:3] == ["-m", "sigreload"])
+    supervisor = next(p for p in descendants(proc.pid) if os.path.basename(p.cmdline()[1]) == "sigreload")
     children = supervisor.children()
     assert len(children) == 3
     supervisor.kill()
@@ -120,3 +120,48 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
         assert json.loads(ws_client.recv(timeout=10))["type"] == "hello"  # from the broadcaster on WS_PORT
     forced = subprocess.run(init + ["--force"], cwd=tmp_path, capture_output=True, text=True)
     assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")
+
+
+@pytest.fixture(scope="module")
+def pipx_bin(tmp_path_factory):
+    """The README's pipx line, run into a folder of its own (from this checkout's wheel): its bin folder."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, SCALE
+
+    pipx = shutil.which("pipx") or pytest.skip("no pipx here (pip install -e '.[test]')")
+    top = tmp_path_factory.mktemp("pipx")
+    env = {**os.environ, "PIPX_HOME": str(top / "home"), "PIPX_BIN_DIR": str(top / "bin")}
+    env.pop("VIRTUAL_ENV", None)
+    def run(*argv):
+        done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, timeout=600 * SCALE)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    run(sys.executable, "-m", "build", "--wheel", "--outdir", top / "dist", ROOT)
+    run(pipx, "install", "--include-deps", next((top / "dist").glob("*.whl")))
+    return top / "bin"
+
+
+def test_the_recipes_run_after_the_readme_pipx_install(pipx_bin, procs, tmp_path):
+    """`r`, `r reload` and `r css` with only pipx's commands on PATH (its python3: the system's, without
+    sigreload or its dependencies), from a clone: the rfile calls the console scripts."""
+    import subprocess
+
+    from conftest import ROOT, SCALE
+
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT / "snippet", clone / "snippet")
+    shutil.copy(ROOT / "rfile.yml", clone)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(PATH=f"{pipx_bin}:/usr/bin:/bin", PORT=str(free_port()), WS_PORT=str(free_port()))
+    proc = procs([pipx_bin / "r"], cwd=clone, env=env)
+    for ready in (r"serving .* at http://127\.0\.0\.1:\d+/", "broadcast: ready on ws://", "watch: watching"):
+        proc.wait_seen(ready, 30)
+    with client(int(env["WS_PORT"])) as conn:
+        recv(conn)
+        for command, kind in (("reload", '"reload"'), ("css", '"css"')):
+            done = subprocess.run([pipx_bin / "r", command], cwd=clone, env=env, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+            assert done.returncode == 0 and "sent SIGUSR" in done.stdout, done.stdout + done.stderr
+            assert kind in recv(conn)
