@@ -156,7 +156,8 @@ def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[
             taken.add(candidate)
             if candidate != port:
                 pasted = " (a pasted snippet must name it)" if what == "the broadcaster" else ""
-                log.warning("%s: %s listens on %d instead%s; %s chooses", why, what, candidate, pasted, flag)
+                choose = f"set {flag}<port> to choose" if flag.endswith("=") else f"{flag} chooses"
+                log.warning("%s: %s listens on %d instead%s; %s", why, what, candidate, pasted, choose)
             return candidate
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload: {what} cannot listen on {host or '*'}:{candidate}: {exc.strerror}")
