@@ -14,7 +14,9 @@ import hashlib
 import logging
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -28,18 +30,22 @@ ERROR_LINE = re.compile(r"(?:^|[\s:(\[])(?:ERROR|Error|error)\b\s*[:\]-]")
 
 OUTPUT_FILES_MAX = 20_000  # an output larger than this (files or bytes) is not compared: every page reloads
 OUTPUT_BYTES_MAX = 512 << 20
+WAKE = 0.25  # seconds between two looks at the signals while a build runs
+STOP_GRACE = 1.0  # seconds a stopped build's group has after SIGTERM, before SIGKILL (sigreload waits 1.5 s)
 
 log = logging.getLogger("sigreload.watch")
 
 
 @dataclass
 class Result:
-    """One run of the build: its exit status, the tail of its output, its error lines."""
+    """One run of the build: its exit status, the tail of its output, its error lines;
+    ``stopped`` when the watcher stopped it (it neither failed nor succeeded)."""
 
     status: int
     output: str
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,18 +63,57 @@ def error_lines(output: str) -> list[str]:
     return [line.rstrip() for line in output.splitlines() if ERROR_LINE.search(line)][:ERRORS_MAX]
 
 
+def start(argv: list[str], cwd: str) -> subprocess.Popen[bytes]:
+    """Start the build in ``cwd`` (no shell, no stdin) in a process group of its
+    own: Ctrl-C in the terminal reaches the watcher, which stops the build's
+    whole group (``stop_group``), not only its first process. Raises OSError."""
+    return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def collect(proc: subprocess.Popen[bytes], argv: list[str], started: float) -> Result:
+    """Wait for the build ``proc``; its result, output and errors collected.
+
+    The wait wakes every WAKE seconds: in the main thread, a stop signal that
+    the kernel gave another thread runs its handler only when main runs."""
+    while True:
+        try:
+            output = proc.communicate(timeout=WAKE)[0].decode(errors="replace")
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    tail = output[-TAIL:] or (f"{argv[0]} exited with status {proc.returncode}" if proc.returncode else "")
+    return Result(proc.returncode, tail, error_lines(output), time.monotonic() - started)
+
+
+def cannot(argv: list[str], exc: OSError) -> Result:
+    """The failed result of a build that did not start."""
+    text = f"cannot run {argv[0]}: {exc.strerror}"
+    return Result(127, text, [text])
+
+
 def run(argv: list[str], cwd: str) -> Result:
     """Run the build in ``cwd`` (no shell, no stdin), output and errors collected."""
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = start(argv, cwd)
     except OSError as exc:
-        text = f"cannot run {argv[0]}: {exc.strerror}"
-        return Result(127, text, [text])
-    output = done.stdout.decode(errors="replace")
-    tail = output[-TAIL:] or (f"{argv[0]} exited with status {done.returncode}" if done.returncode else "")
-    return Result(done.returncode, tail, error_lines(output), time.monotonic() - started)
+        return cannot(argv, exc)
+    return collect(proc, argv, started)
+
+
+def stop_group(pgid: int, grace: float = STOP_GRACE) -> None:
+    """SIGTERM to the process group ``pgid``; SIGKILL to what is left of it
+    after ``grace`` seconds. Returns once the group is gone (or killed)."""
+    end = time.monotonic() + grace
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        while time.monotonic() < end:
+            time.sleep(0.02)  # only while stopping: no event says a group emptied
+            os.killpg(pgid, 0)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group is gone
 
 
 class Products:
@@ -175,15 +220,42 @@ class Builder:
         self.products = Products()
         self.compared = Output(output) if output else None  # what a build changes in its output
         self.empty_said = False
+        self.lock = threading.Lock()  # ``run`` (the watching thread, or main at start) against ``stop``
+        self.proc: subprocess.Popen[bytes] | None = None  # the build running now
+        self.stopping = False
 
     def run(self) -> Result:
-        """Run the build once; its outcome, said in the terminal."""
-        result = run(self.argv, self.root)
-        if result.ok:
+        """Run the build once; its outcome, said in the terminal. After ``stop``,
+        a ``stopped`` result (said once), and no build starts."""
+        started = time.monotonic()
+        with self.lock:
+            if self.stopping:
+                return Result(-signal.SIGTERM, "", stopped=True)
+            try:
+                self.proc = proc = start(self.argv, self.root)
+            except OSError as exc:
+                proc, result = None, cannot(self.argv, exc)
+        if proc is not None:
+            result = collect(proc, self.argv, started)
+        with self.lock:
+            self.proc, result.stopped = None, self.stopping
+        if result.stopped:
+            log.info("build stopped: the watcher is stopping")
+        elif result.ok:
             log.info("build succeeded in %.1fs", result.seconds)
         else:
             log.error("build failed (exit %d):\n%s", result.status, result.output.rstrip())
         return result
+
+    def stop(self) -> None:
+        """Stop the running build's whole process group (SIGTERM, then SIGKILL
+        after STOP_GRACE) and start no other; returns once it is gone. Idempotent,
+        from any thread."""
+        with self.lock:
+            self.stopping = True
+            proc = self.proc
+        if proc is not None:
+            stop_group(proc.pid)
 
     def notice(self, result: Result) -> str | None:
         """What a good build should still tell you (terminal and pages): its error

@@ -7,16 +7,19 @@ the same names (``sigreload-reload``, ...).
 """
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from pathlib import Path
 
-from sigreload import command_line, config, options, process_life, starter
+from sigreload import command_line, config, listening, options, process_life, starter
 from sigreload.contract import discovery
 
+LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
+PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
-               "config": lambda argv: show_config(argv)}
+               "config": lambda argv: config.show(make_parser(), argv)}
 
 log = logging.getLogger("sigreload")
 
@@ -61,33 +64,82 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     }
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    """sigreload's options: the configuration file's values, then the command line's over them."""
+def parse(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
+    """sigreload's options: the configuration file's values, then the command line's over them;
+    and the dests set by either (a port set there is strict, a default one moves)."""
     parser = make_parser()
-    parser.set_defaults(**config.or_exit("sigreload", parser, Path.cwd()).values)
-    return parser.parse_args(argv)
-
-
-def show_config(argv: list[str]) -> None:
-    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
-    parser = make_parser()
-    parser.prog = "sigreload config"
     found = config.or_exit("sigreload", parser, Path.cwd())
     parser.set_defaults(**found.values)
-    args = parser.parse_args(argv)
-    on_command_line = config.given(parser, argv)
-    print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
-    for key, action in config.keys(parser).items():
-        print(config.line(key, getattr(args, action.dest), config.source(action, found, on_command_line)))
+    return parser.parse_args(argv), set(found.values) | config.given(parser, argv)
+
+
+def bare_livereload(argv: list[str]) -> list[str]:
+    """``argv`` where a ``--livereload`` followed by a word that is no port
+    (``sigreload --livereload .``) takes its default port, the word staying ROOT."""
+    for at, arg in enumerate(argv[:-1]):
+        if arg == "--":
+            break
+        word = argv[at + 1]
+        if arg == "--livereload" and not word.startswith("-") and not word.isdigit():
+            return [*argv[:at], f"--livereload={LIVERELOAD_PORT}", *argv[at + 1:]]
+    return argv
+
+
+def claim_ports(args: argparse.Namespace, explicit: set[str]) -> None:
+    """Before any process starts, each server's port in ``args``: a given one
+    (``--port``, ``--ws-port``, ``--livereload``) free, or exit with one line;
+    a default one free, or the next free one, said in one line. The same port
+    given twice exits with status 2."""
+    flags = ("PORT=", "WS_PORT=") if os.environ.get("SIGRELOAD_UNDER_R") else ("--port", "--ws-port")
+    servers = [("the broadcaster", "ws_port", flags[1])]
+    servers += [] if args.no_http else [("the HTTP server", "port", flags[0])]
+    servers += [] if args.livereload is None else [("LiveReload", "livereload", "--livereload=")]
+    given = [getattr(args, name) for _, name, _ in servers if name in explicit or name == "livereload"]
+    twice = next((port for port in given if given.count(port) > 1 and port), None)
+    if twice:
+        print(f"sigreload: port {twice} is given twice: each server needs its own", file=sys.stderr)
+        sys.exit(2)
+    taken = set(given)
+    for what, name, flag in servers:
+        movable = name not in explicit and name != "livereload"
+        setattr(args, name, claim(what, "" if args.lan else args.host, getattr(args, name), flag, movable, taken))
+
+
+def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[int]) -> int:
+    """``port``, free on every address of ``host``; else, when ``movable``, the
+    next free one (said); else exit with the one busy-port line."""
+    why = ""
+    for candidate in range(port, port + (PORT_TRIES if movable else 1)):
+        if candidate in taken and movable:
+            why = why or f"port {candidate} is another of sigreload's"
+            continue
+        exc = listening.probe(host, candidate)
+        if exc is None:
+            taken.add(candidate)
+            if candidate != port:
+                pasted = " (a pasted snippet must name it)" if what == "the broadcaster" else ""
+                choose = f"set {flag}<port> to choose" if flag.endswith("=") else f"{flag} chooses"
+                log.warning("%s: %s listens on %d instead%s; %s", why, what, candidate, pasted, choose)
+            return candidate
+        if exc.errno != errno.EADDRINUSE:
+            sys.exit(f"sigreload: {what} cannot listen on {host or '*'}:{candidate}: {exc.strerror}")
+        partly = exc.filename if exc.filename != listening.hosts(host)[0] else None
+        line = discovery.in_use(candidate, flag, partly)
+        if not movable:
+            sys.exit(f"sigreload: {line}")
+        why = why or line.split(";")[0]
+    sys.exit(f"sigreload: {why}, and the {PORT_TRIES - 1} ports after it too: set one with {flag}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if os.path.basename(sys.argv[0]) == "__main__.py":  # python -m sigreload: argparse says `usage: sigreload`
+        sys.argv[0] = "sigreload"
+    argv = bare_livereload(sys.argv[1:] if argv is None else list(argv))
     if argv[:1] and argv[0] in SUBCOMMANDS and not os.path.isdir(argv[0]):
         return SUBCOMMANDS[argv[0]](argv[1:])
-    args = parse(argv)
+    args, explicit = parse(argv)
     command_line.folder_or_exit(args.root, "sigreload")
     if args.proxy:
         from sigreload import app_server
@@ -104,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         os.makedirs(args.output, exist_ok=True)  # the first build fills it
     command_line.setup_logging()
+    claim_ports(args, explicit)  # the one busy-port line comes before any process says it is ready
     if args.root in SUBCOMMANDS:
         log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
     stop = process_life.stop_event()

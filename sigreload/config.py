@@ -197,3 +197,15 @@ def template(parser: argparse.ArgumentParser) -> str:
         lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
                   f"# {key} = {toml(default)}" if default is not None else f"# {key} = ", ""]
     return "\n".join(lines)
+
+
+def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
+    parser.prog = "sigreload config"
+    found = or_exit("sigreload", parser, Path.cwd())
+    parser.set_defaults(**found.values)
+    args = parser.parse_args(argv)
+    on_command_line = given(parser, argv)
+    print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
+    for key, action in keys(parser).items():
+        print(line(key, getattr(args, action.dest), source(action, found, on_command_line)))

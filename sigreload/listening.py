@@ -77,3 +77,27 @@ def bind(host: str | None | list[str], port: int, backlog: int = 128) -> list[so
             retries, port = retries - 1, 0
             continue
         return sockets
+
+
+def probe(host: str | None, port: int) -> OSError | None:
+    """Whether a server could listen on ``port`` of every address ``host``
+    stands for, now: None, or the error ``bind`` raises (naming the address)."""
+    try:
+        sockets = bind(host, port)
+    except OSError as exc:
+        return exc
+    for sock in sockets:
+        sock.close()
+    return None
+
+
+def listened(host: str | None, port: int) -> bool:
+    """Whether a server accepts connections on ``port`` of ``host`` (loopback
+    for a wildcard): False when the port is only some connection's own end
+    (an outgoing connection, one closing), which no one can be asked to stop."""
+    address = "::1" if host in ("::", "::1") else "127.0.0.1" if host in (None, *WILDCARDS, "localhost") else host
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False

@@ -28,7 +28,7 @@ class Option:
     """One option. ``kind`` bool is a switch; ``repeat`` appends; ``const`` is
     the value of the flag given alone (``--livereload``); ``flags`` names a
     command's own spelling (the broadcaster's ``--port`` is ``ws-port``);
-    ``group`` is its heading in ``sigreload --help``; ``passed``: sigreload
+    ``defaults`` a command's own default; ``group`` is its heading in ``sigreload --help``; ``passed``: sigreload
     hands it to the children that take it (False: it derives their flags)."""
 
     name: str
@@ -41,6 +41,7 @@ class Option:
     const: Any = None
     short: str | None = None
     flags: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     dest: str | None = None
     group: str | None = None
     passed: bool = True
@@ -68,7 +69,8 @@ OPTIONS = (
                       "message; the watcher: every pass that finds a change)", ALL, kind=bool, short="-v"),
     Option("no-http", "your own server serves ROOT: run only the broadcaster and the watcher", ("sigreload",),
            kind=bool, group=HTTP),
-    Option("port", "HTTP port (default: %(default)s; 0: any free)", ("sigreload", "http"), kind=int,
+    Option("port", {"sigreload": "HTTP port (default: %(default)s, or the next free one when it is busy)",
+                    "http": "HTTP port (default: %(default)s; 0: any free)"}, ("sigreload", "http"), kind=int,
            default=HTTP_PORT, group=HTTP, passed=False),
     Option("open", "open the page in your browser once it is served", ("sigreload", "http"), kind=bool,
            group=HTTP),
@@ -96,11 +98,13 @@ OPTIONS = (
     Option("idle-timeout", "the file server closes a connection that sends nothing for this long (an idle "
                            "keep-alive, a half-sent request; default: %(default)s)", ("http",), kind=float,
            default=IDLE_TIMEOUT, metavar="SECONDS"),
-    Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s)",
+    Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s, or the next free "
+                                    "one when it is busy)",
                        "broadcast": "WebSocket port the pages connect to (default: %(default)s; 0: any free)",
                        "watch": "the broadcaster's port (default: %(default)s)",
-                       "signal": "the broadcaster's port (default: %(default)s)"},
-           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT, flags={"broadcast": "--port"},
+                       "signal": f"the broadcaster's port (default: this user's one broadcaster, on any port; "
+                                 f"with several, the one on {WS_PORT}, or the one started here)"},
+           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT, flags={"broadcast": "--port"}, defaults={"signal": None},
            group=WS, passed=False),
     Option("allow-origin", "also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)",
            ("sigreload", "broadcast"), repeat=True, metavar="ORIGIN", group=WS),
@@ -147,7 +151,7 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
         if option.kind is bool:
             kwargs["action"] = "store_true"
         else:
-            kwargs.update(type=option.kind, metavar=option.metavar, default=option.default)
+            kwargs.update(type=option.kind, metavar=option.metavar, default=option.defaults.get(command, option.default))
             if option.repeat:
                 kwargs.update(action="append", default=[])
             if option.const is not None:

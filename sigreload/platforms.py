@@ -45,11 +45,11 @@ def net_connections() -> list[Any]:
     return list(psutil.net_connections(kind="tcp"))
 
 
-def is_listening(conn: Any, port: int) -> bool:
-    """True when psutil connection ``conn`` is a listening socket on ``port``."""
+def is_listening(conn: Any, port: int | None) -> bool:
+    """True when psutil connection ``conn`` is a listening socket on ``port`` (None: any)."""
     import psutil
 
-    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and conn.laddr.port == port
+    return conn.status == psutil.CONN_LISTEN and bool(conn.laddr) and port in (None, conn.laddr.port)
 
 
 def own_connections(proc: Any) -> list[Any]:

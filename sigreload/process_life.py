@@ -8,6 +8,7 @@ an asyncio process's; ``supervise`` stops every child together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sigreload import platforms
@@ -231,6 +232,7 @@ def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Eve
     if exited and not stop.is_set():
         log.error("%s exited with status %s; stopping the others", *exited[0])
         status = exited[0][1] or 1
+    below = descendants(children.values())  # a build's group (its own session): stopped by the watcher
     for proc in children.values():
         if proc.poll() is None:
             proc.terminate()
@@ -241,4 +243,26 @@ def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Eve
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    kill(below)  # ... unless the watcher was killed first: then here, so nothing outlives us
     return status
+
+
+def descendants(children: Iterable[subprocess.Popen[Any]]) -> list[Any]:
+    """Every process below ``children`` now, as psutil.Process objects (a kill
+    refuses a reused PID)."""
+    import psutil
+
+    found = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            found += psutil.Process(child.pid).children(recursive=True)
+    return found
+
+
+def kill(procs: Iterable[Any]) -> None:
+    """SIGKILL each psutil.Process of ``procs`` that still runs."""
+    import psutil
+
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()

@@ -11,18 +11,19 @@ from sigreload import command_line
 INIT_RFILE = """\
 # Live reload for this folder with sigreload: run `r` here (rfilerunner's
 # command runner, installed with sigreload; `rfile` in zsh, whose `r` is a
-# built-in). Settings from the environment: PORT (8000), WS_PORT (5678), LAN=1.
+# built-in). Settings from the environment: PORT (8000, or the next free one),
+# WS_PORT (5678, or the next free one), LAN=1.
 all: |
   # serve this folder, watch it, live-reload its pages
-  SIGRELOAD_UNDER_R=1 exec sigreload . --port "${PORT:-8000}" --ws-port "${WS_PORT:-5678}" ${LAN:+--lan}
+  SIGRELOAD_UNDER_R=1 exec sigreload . ${PORT:+--port "$PORT"} ${WS_PORT:+--ws-port "$WS_PORT"} ${LAN:+--lan}
 
 reload: |
   # reload every connected page
-  exec sigreload reload --ws-port "${WS_PORT:-5678}"
+  exec sigreload reload ${WS_PORT:+--ws-port "$WS_PORT"}
 
 css: |
   # refresh stylesheets only
-  exec sigreload css --ws-port "${WS_PORT:-5678}"
+  exec sigreload css ${WS_PORT:+--ws-port "$WS_PORT"}
 """
 
 INIT_PAGE = """\

@@ -131,6 +131,8 @@ class Notifier:
         while True:
             log.info("%s changed: building", self.describe(changed))
             result = builder.run()
+            if result.stopped:  # the watcher is stopping: nothing to tell
+                return
             edits = builder.products.written(self.scan())
             self.say_watching()
             if not edits:
@@ -196,6 +198,8 @@ def first_build(builder: building.Builder, notifier: Notifier, watcher: SimpleWa
     """The build at start: its output exists before the first page is served,
     and all it writes is the build's."""
     result = builder.run()
+    if result.stopped:
+        return
     builder.products.written(watcher.scan(), first=True)
     notifier.say_watching()
     if result.ok:
@@ -204,6 +208,12 @@ def first_build(builder: building.Builder, notifier: Notifier, watcher: SimpleWa
         notifier.failed = builder.message(result)
         if notifier.locator.folder_for is not None:
             notifier.tell([], signal.SIGUSR1, notifier.failed)
+
+
+def stop_build(stop: threading.Event, builder: building.Builder) -> None:
+    """In a thread: once ``stop`` is set, stop the build running then (its whole group)."""
+    stop.wait()
+    builder.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,8 +240,11 @@ def main(argv: list[str] | None = None) -> None:
     notifier.scan = watcher.scan
     notifier.locator.wait_for(START_LOOK)  # started with it (r, sigreload): it is listening in a moment
     notifier.say_watching()
-    if builder:
+    if builder:  # stopping stops the build's whole group, the first build's too (main is in it then)
+        threading.Thread(target=stop_build, args=(stop, builder), name="build", daemon=True).start()
         first_build(builder, notifier, watcher)
+    if stop.is_set():
+        sys.exit(0)
     watcher.start()
     threading.Thread(target=notifier.locator.follow, args=(stop,), name="broadcaster", daemon=True).start()
     count = sum(map(len, tree.files.values()))
@@ -241,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
     process_life.wait(stop)
     watcher.stop()
+    if builder:
+        builder.stop()  # returns once the build's group is gone: nothing of it outlives us
     if notifier.fatal:
         sys.exit(f"sigreload-watch: {notifier.fatal}")
     if watcher.error is not None:

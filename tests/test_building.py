@@ -1,7 +1,13 @@
 """Build, then reload: what the build writes is learned, not a trigger; its error lines are found."""
 
+import os
+import signal
 import sys
 
+import psutil
+import pytest
+
+from conftest import free_port, module, running, until, write
 from sigreload import building
 
 
@@ -47,3 +53,38 @@ def test_what_builds_write_is_theirs_and_edits_during_a_build_are_not():
     assert p.written(["/d/index.rst"]) == ["/d/index.rst"]
     p.edited(["/d/api.rst"])  # you edited the generated file: yours from now on
     assert p.written(["/d/api.rst"]) == ["/d/api.rst"]
+
+
+BUILD = """import os, subprocess, sys
+if os.path.exists("slow"):  # a build of two processes (a group) that takes its time
+    subprocess.run(["sleep", "300"])
+"""
+
+
+@pytest.mark.parametrize("build", ["first", "after an edit"])
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
+def test_stopping_sigreload_during_a_build_stops_the_build_whole_in_one_line(procs, tmp_path, how, build):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "build.py", BUILD)
+    if build == "first":
+        write(src / "slow", "")
+    stack = procs(module("sigreload") + [src, "--exec", f"{sys.executable} build.py", "--output", tmp_path / "out",
+                                         "--port", free_port(), "--ws-port", free_port()], cwd=tmp_path)
+    stack.wait_seen("ready on", 15)
+    if build != "first":
+        stack.wait_seen("watching", 15)
+        write(src / "slow", "")
+    sleeps = []
+    until(lambda: sleeps.extend(p for p in psutil.Process(stack.pid).children(recursive=True)
+                                if p.cmdline()[:1] == ["sleep"]) or sleeps, 15, "the build never started")
+    build_group = psutil.Process(stack.pid).children(recursive=True)
+    if how == "Ctrl-C":
+        os.killpg(stack.pid, signal.SIGINT)  # the terminal signals its foreground group
+    else:
+        os.kill(stack.pid, signal.SIGTERM)  # sigreload alone
+    assert stack.exit_code(10) == 0
+    until(lambda: not any(map(running, build_group)), 5, "a process of the build outlived sigreload")
+    said = stack.output()
+    assert said.count("build stopped") <= 1  # one line (none when the watcher was too slow to say it: killed)
+    assert "build failed" not in said and "cannot leave" not in said and "build error" not in said

@@ -4,6 +4,8 @@ and what `sigreload` offers reaches the process that takes it."""
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import urllib.request
 
@@ -109,3 +111,91 @@ def test_a_busy_port_names_the_flag_of_the_command_that_was_run(procs, broadcast
     line = stack.wait_for(r"is in use", 15).string
     assert line.endswith(f"port {port} is in use by PID {holder.pid}; stop that process or {advice}")
     assert stack.exit_code() != 0
+
+
+@pytest.mark.parametrize("sub", [[], ["reload"], ["init"]], ids=lambda sub: " ".join(["sigreload", *sub]))
+def test_python_m_sigreload_says_its_name_in_usage(sub):
+    shown = cli("sigreload", *sub, "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: sigreload "), shown.stdout[:80]
+
+
+def test_livereload_followed_by_a_folder_takes_the_default_port(tmp_path):
+    """`--livereload .` is the folder `.`; the folder is checked (the port is not bound)."""
+    shown = cli("sigreload", "--livereload", tmp_path / "missing")
+    assert shown.returncode == 1 and shown.stderr.strip().endswith("missing: no such folder"), shown.stderr
+    from sigreload import cli as command
+
+    args = command.make_parser().parse_args(command.bare_livereload(["--livereload", ".", "-v"]))
+    assert (args.livereload, args.root, args.verbose) == (35729, ".", True)
+    args = command.make_parser().parse_args(command.bare_livereload(["--livereload", "35730", "site"]))
+    assert (args.livereload, args.root) == (35730, "site")
+
+
+def held(port, listen=True):
+    """A socket of this process on 127.0.0.1:``port`` (listening), or None when someone else has it."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    if listen:
+        sock.listen()
+    return sock
+
+
+def run_sigreload(argv, cwd):
+    done = subprocess.run(module("sigreload") + [str(a) for a in argv], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+def test_a_busy_port_is_one_line_naming_its_owner_before_anything_is_ready(tmp_path):
+    with held(free_port()) as sock:
+        port = sock.getsockname()[1]
+        status, lines = run_sigreload([tmp_path, "--port", port, "--ws-port", free_port()], tmp_path)
+    assert status == 1
+    assert lines == [f"sigreload: port {port} is in use by PID {os.getpid()}; stop that process or pass --port"]
+
+
+def test_the_same_port_for_http_and_the_broadcaster_is_refused_in_one_line(tmp_path):
+    port = free_port()
+    status, lines = run_sigreload([tmp_path, "--port", port, "--ws-port", port], tmp_path)
+    assert status == 2 and lines == [f"sigreload: port {port} is given twice: each server needs its own"]
+
+
+def test_a_port_held_by_an_outgoing_connection_asks_no_one_to_stop(tmp_path):
+    with held(free_port()) as server, held(free_port(), listen=False) as client_end:
+        client_end.connect(server.getsockname())  # its own end: port, a connection's, no server's
+        port = client_end.getsockname()[1]
+        status, lines = run_sigreload([tmp_path, "--port", port, "--ws-port", free_port()], tmp_path)
+    assert status == 1 and len(lines) == 1, lines
+    assert f"port {port} is held by a connection's end, not a server" in lines[0]
+    assert "stop that process" not in lines[0]
+
+
+def test_busy_default_ports_move_to_the_next_free_ones_and_reloads_follow(procs, tmp_path):
+    """As Vite does: the default ports (8000, 5678), when busy, give way to the next free ones, said
+    in one line each; the watcher and `sigreload reload` find the broadcaster on its port."""
+    holders = [held(8000), held(5678)]  # None: someone else holds it, which is busy too
+    try:
+        write(tmp_path / "index.html", "<h1>v1</h1>")
+        stack = procs(module("sigreload"), cwd=tmp_path)
+        ws = int(stack.wait_seen(r"port 5678 is (?:in use|held).*: the broadcaster listens on (\d+) instead "
+                                 r"\(a pasted snippet must name it\); --ws-port chooses", 15).group(1))
+        http = int(stack.wait_seen(r"port 8000 is .*: the HTTP server listens on (\d+) instead; --port chooses",
+                                   15).group(1))
+        assert ws != 5678 and http != 8000
+        stack.wait_seen(rf"ready on ws://127\.0\.0\.1:{ws} ", 15)
+        stack.wait_seen(rf"at http://127\.0\.0\.1:{http}/", 15)
+        stack.wait_seen("watching", 15)
+        with client(ws) as conn:
+            recv(conn)
+            write(tmp_path / "index.html", "<h1>v2</h1>")
+            assert '"reload"' in recv(conn)
+            status, lines = run_sigreload(["reload"], tmp_path)  # no --ws-port: it finds the one started here
+            assert status == 0, lines
+            assert '"reload"' in recv(conn)
+    finally:
+        for sock in filter(None, holders):
+            sock.close()

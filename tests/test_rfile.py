@@ -5,6 +5,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -86,7 +88,7 @@ def test_a_lifeline_counts_only_from_the_parent_that_made_it(spawner):
 def test_a_killed_supervisor_leaves_no_process_and_no_port(r_all):
     """Its children read end-of-file on their lifelines, however it died."""
     proc, http, ws = r_all
-    supervisor = next(p for p in descendants(proc.pid) if p.cmdline()[1:3] == ["-m", "sigreload"])
+    supervisor = next(p for p in descendants(proc.pid) if os.path.basename(p.cmdline()[1]) == "sigreload")
     children = supervisor.children()
     assert len(children) == 3
     supervisor.kill()
@@ -122,3 +124,65 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
         assert json.loads(ws_client.recv(timeout=10))["type"] == "hello"  # from the broadcaster on WS_PORT
     forced = subprocess.run(init + ["--force"], cwd=tmp_path, capture_output=True, text=True)
     assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")
+
+
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle (uv trusts its own list, else)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    from conftest import ROOT
+
+    out = tmp_path_factory.mktemp("dist")
+    installed(sys.executable, "-m", "build", "--wheel", "--outdir", out, ROOT, env=os.environ)
+    return next(out.glob("*.whl"))
+
+
+def installed(*argv, env):
+    from conftest import SCALE
+
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, timeout=600 * SCALE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(params=["pipx", "uv"])
+def tool_bin(request, wheel, tmp_path):
+    """The README's pipx or uv line, run into a folder of its own (from this checkout's wheel): its bin folder."""
+    from conftest import ROOT
+
+    tool = request.param
+    exe = shutil.which(tool) or pytest.skip(f"no {tool} here (pip install -e '.[test]')")
+    line = next(line.split("  #")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()
+                if line.startswith(f"    {tool} ") and " install " in line)
+    env = {**os.environ, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
+           "UV_TOOL_DIR": str(tmp_path / "uv"), "UV_TOOL_BIN_DIR": str(tmp_path / "bin")}
+    if "SSL_CERT_FILE" not in env and os.path.exists(SYSTEM_CAS):
+        env["SSL_CERT_FILE"] = SYSTEM_CAS
+    env.pop("VIRTUAL_ENV", None)
+    argv = [exe, *line.split()[1:]]
+    argv[argv.index(".")] = wheel  # the README installs from the clone: here, its wheel
+    installed(*argv, env=env)
+    return tmp_path / "bin"
+
+
+def test_the_recipes_run_after_the_readme_tool_installs(tool_bin, procs, tmp_path):
+    """`r`, `r reload` and `r css` with only the tool's commands on PATH (its python3: the system's,
+    without sigreload or its dependencies), from a clone: the rfile calls the console scripts."""
+    from conftest import ROOT, SCALE
+
+    bin_dir = tool_bin  # pipx's or uv's
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT / "snippet", clone / "snippet")
+    shutil.copy(ROOT / "rfile.yml", clone)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(PATH=f"{bin_dir}:/usr/bin:/bin", PORT=str(free_port()), WS_PORT=str(free_port()))
+    proc = procs([bin_dir / "r"], cwd=clone, env=env)
+    for ready in (r"serving .* at http://127\.0\.0\.1:\d+/", "broadcast: ready on ws://", "watch: watching"):
+        proc.wait_seen(ready, 30)
+    with client(int(env["WS_PORT"])) as conn:
+        recv(conn)
+        for command, kind in (("reload", '"reload"'), ("css", '"css"')):
+            done = subprocess.run([bin_dir / "r", command], cwd=clone, env=env, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+            assert done.returncode == 0 and "sent SIGUSR" in done.stdout, done.stdout + done.stderr
+            assert kind in recv(conn)

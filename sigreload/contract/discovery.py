@@ -42,14 +42,14 @@ def runs_broadcaster(cmdline: Sequence[str]) -> bool:
     return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
 
 
-def listening(conn: Any, port: int) -> bool:
-    """True when psutil connection ``conn`` is a listening socket on ``port``."""
+def listening(conn: Any, port: int | None) -> bool:
+    """True when psutil connection ``conn`` is a listening socket on ``port`` (None: any)."""
     return platforms.is_listening(conn, port)
 
 
-def listens_on(proc: Any, port: int) -> bool:
+def listens_on(proc: Any, port: int | None) -> bool:
     """True when process ``proc`` (a psutil.Process or a PID) has a listening
-    TCP socket on ``port`` (its own sockets only: cheap). False when it is gone."""
+    TCP socket on ``port`` (None: any; its own sockets only: cheap). False when it is gone."""
     import psutil
 
     try:
@@ -70,19 +70,50 @@ def in_use(port: int, flag: str, host: str | None = None) -> str:
     addresses is), who holds it (when psutil can tell: not another user's
     process) and the flag to pass (``--port``), or the setting to change
     (``WS_PORT=``, under ``r``)."""
+    from sigreload import listening
+
     owner = port_owner(port, host)
     by = f" by PID {owner}" if owner else " by another process (another user's?)" if host else ""
     on = f" on {host if ':' not in host else f'[{host}]'}" if host else ""
     advice = f"set {flag}<another port>" if flag.endswith("=") else f"pass {flag}"
+    if not owner and not listening.listened(host, port):  # no server: a connection's own end holds it
+        return f"port {port} is held{on} by a connection's end, not a server; try again in a moment or {advice}"
     return f"port {port} is in use{on}{by}; stop that process or {advice}"
 
 
-def find_server(port: int = command_line.WS_PORT) -> Any:
+def find_server(port: int | None = command_line.WS_PORT) -> Any:
     """The broadcaster listening on ``port``, as a psutil.Process, or None.
 
     Same user, a command line that runs the broadcaster, a listening socket
     on ``port``: all three, or it is not ours. Two candidates raise LookupError.
+    ``port`` None: this user's one broadcaster on any port (sigreload moves
+    off a busy default port); of several, the one on the default port, else
+    the one started in this folder.
     """
+    found = find_servers(port)
+    if port is None and len(found) > 1:
+        found = [p for p in found if listens_on(p, command_line.WS_PORT)] or found
+    if port is None and len(found) > 1:
+        found = [p for p in found if started_here(p)] or found
+    if len(found) > 1:
+        pids = ", ".join(str(p.pid) for p in found)
+        where = f"two broadcasters listen on port {port}" if port else "broadcasters run on several ports"
+        raise LookupError(f"{where} (PIDs {pids})")
+    return found[0] if found else None
+
+
+def started_here(proc: Any) -> bool:
+    """Whether process ``proc`` runs in the current folder (False when it is gone)."""
+    import psutil
+
+    try:
+        return bool(proc.cwd() == os.getcwd())
+    except psutil.Error:
+        return False
+
+
+def find_servers(port: int | None) -> list[Any]:
+    """This user's broadcasters listening on ``port`` (None: on any), as psutil.Process."""
     import psutil
 
     found = []
@@ -93,10 +124,7 @@ def find_server(port: int = command_line.WS_PORT) -> Any:
         if proc.pid != os.getpid() and runs_broadcaster(info["cmdline"] or ()):
             if listens_on(proc, port):
                 found.append(proc)
-    if len(found) > 1:
-        pids = ", ".join(str(p.pid) for p in found)
-        raise LookupError(f"two broadcasters listen on port {port} (PIDs {pids})")
-    return found[0] if found else None
+    return found
 
 
 def signal_server(proc: Any, signum: int) -> bool:
@@ -250,7 +278,8 @@ def trigger(signame: str, argv: Iterable[str] | None = None) -> None:
     except LookupError as exc:
         sys.exit(f"sigreload: {exc}; signal the right one by hand")
     if proc is None or not signal_server(proc, getattr(signal, signame)):
-        sys.exit(f"sigreload: no broadcaster listens on port {args.ws_port}; "
+        where = f"on port {args.ws_port}" if args.ws_port else "here"
+        sys.exit(f"sigreload: no broadcaster listens {where}; "
                  "start one with `r` or `sigreload-broadcast`")
     print(f"sigreload: sent {signame} to broadcaster PID {proc.pid}")
 
