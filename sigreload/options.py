@@ -104,7 +104,8 @@ OPTIONS = (
                        "watch": "the broadcaster's port (default: %(default)s)",
                        "signal": f"the broadcaster's port (default: this user's one broadcaster, on any port; "
                                  f"with several, the one on {WS_PORT}, or the one started here)"},
-           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT, flags={"broadcast": "--port"}, defaults={"signal": None},
+           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT,
+           flags={"broadcast": "--port"}, defaults={"signal": None},
            group=WS, passed=False),
     Option("allow-origin", "also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)",
            ("sigreload", "broadcast"), repeat=True, metavar="ORIGIN", group=WS),
@@ -151,7 +152,8 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
         if option.kind is bool:
             kwargs["action"] = "store_true"
         else:
-            kwargs.update(type=option.kind, metavar=option.metavar, default=option.defaults.get(command, option.default))
+            default = option.defaults.get(command, option.default)
+            kwargs.update(type=option.kind, metavar=option.metavar, default=default)
             if option.repeat:
                 kwargs.update(action="append", default=[])
             if option.const is not None:
