@@ -68,6 +68,9 @@ def make_parser() -> argparse.ArgumentParser:
     watch.add_argument("--exec", metavar="CMD", dest="build",
                        help="build ROOT with CMD after changes; reload after a good build")
     watch.add_argument("--output", metavar="DIR", help="with --exec: serve DIR (the build's output)")
+    watch.add_argument("--app", metavar="URL",
+                       help="with --no-http: your app server at URL serves the pages (sigreload's middleware "
+                            "or a pasted snippet inserts it); after a *.py edit, pages reload once it answers")
     return parser
 
 
@@ -92,7 +95,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
     watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
-    watch += ["--app", args.proxy] if args.proxy else []
+    watch += ["--app", args.proxy or args.app] if args.proxy or args.app else []
     watch += ["-v"] if args.verbose else []
     run = process_life.module_argv
     return {
@@ -119,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
         app_server.app_or_exit(args.proxy, "sigreload: --proxy")
         if args.build:
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
+    if args.app and not args.no_http:
+        sys.exit("sigreload: --app goes with --no-http (your app serves the pages; --proxy URL puts ours in front)")
+    if args.app:
+        from sigreload import app_server
+
+        app_server.app_or_exit(args.app, "sigreload: --app")
     if args.no_http and args.proxy:
         sys.exit("sigreload: --no-http and --proxy do not go together (the proxy is the HTTP server)")
     if args.build and not args.output:
