@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, SCALE, free_port, module, open_page
-from apps import save
+from apps import fetch, save
+from conftest import ROOT, SCALE, free_port, module, open_page, until
 
 KINDS = ["flask", "django", "django-asgi", "fastapi", "starlette"]
 FRAGMENT = "<p id='frag'>only a fragment</p>"
@@ -45,11 +45,11 @@ def readme_lines():
     }
 
 
-PARTS = '''import asyncio
+PARTS = f'''import asyncio
 import os
 import time
 
-FRAGMENT = {fragment!r}
+FRAGMENT = {FRAGMENT!r}
 HEAD = "<!doctype html><html><head><title>streamed</title></head>"
 REST = "<body><p id='streamed'>the rest</p></body></html>"
 GO = os.environ["SIGRELOAD_TEST_GO"]  # the test says when the rest may come
@@ -69,7 +69,7 @@ async def astreamed():
     while not os.path.exists(GO) and time.monotonic() < end:
         await asyncio.sleep(0.01)
     yield REST
-'''.format(fragment=FRAGMENT)
+'''
 
 TEMPLATE = ('<!doctype html><html><head><meta charset="utf-8"><title>app</title>\n'
             '<link rel="stylesheet" href="/static/style.css"></head>\n'
@@ -253,8 +253,7 @@ class Live:
         env = {**os.environ, "SIGRELOAD_WS_PORT": str(self.ws_port), "PYTHONDONTWRITEBYTECODE": "1",
                "SIGRELOAD_TEST_GO": str(self.go)}
         self.app = procs(argv, cwd=self.folder, env=env)
-        self.app.wait_for(r"Running on|Starting development server|Application startup complete|Uvicorn running",
-                          30)
+        until(lambda: fetch(self.url) is not None, 30, f"{kind} answers")
 
     @property
     def source(self):
