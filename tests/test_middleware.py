@@ -175,3 +175,35 @@ def test_a_bad_ws_port_is_one_line_and_the_default(value, monkeypatch):
 
     monkeypatch.setenv("SIGRELOAD_WS_PORT", value)
     assert presence.ws_port() == 5678
+
+
+async def broken_asgi(scope, receive, send):
+    raise ZeroDivisionError("the app's own bug")
+
+
+def test_asgi_an_app_that_raises_before_answering_a_navigation_shows_why_in_a_live_page(broadcaster):
+    _, port = broadcaster
+    server = Server(ASGIMiddleware(broken_asgi, port=port))
+    with pytest.raises(ZeroDivisionError):  # the server still logs it
+        server.get("/", DOC)
+    sent = []
+    server.app = ASGIMiddleware(broken_asgi, port=port)
+
+    async def one(headers):
+        async def receive():
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "scheme": "http"}
+        with pytest.raises(ZeroDivisionError):
+            await server.app(scope, receive, send)
+
+    asyncio.run(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"document")]))
+    assert sent[0]["status"] == 500 and (b"content-type", b"text/html; charset=utf-8") in sent[0]["headers"]
+    assert f"http://127.0.0.1:{port}/reload.js".encode() in sent[1]["body"]
+    assert b"ZeroDivisionError: the app&#x27;s own bug" in sent[1]["body"]
+    sent.clear()
+    asyncio.run(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"empty")]))  # fetch(): the server's answer
+    assert sent == []

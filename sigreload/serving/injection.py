@@ -51,10 +51,16 @@ def where(html: bytes, whole: bool = True) -> int | None:
     return len(html) if whole else None
 
 
+def has_snippet(html: bytes) -> bool:
+    """Whether ``html`` includes the snippet already (HAS_SNIPPET; its words,
+    as written, are looked for first: the pattern alone costs 50 ns a byte)."""
+    return (b"reload.js" in html or b"sigreload" in html) and bool(HAS_SNIPPET.search(html))
+
+
 def inject(html: bytes, tag: bytes) -> bytes:
     """Insert ``tag`` where ``where`` says; a page that already includes the
     snippet is left as it is (the snippet would run once anyway)."""
-    if HAS_SNIPPET.search(html):
+    if has_snippet(html):
         return html
     at = where(html)
     assert at is not None
