@@ -315,8 +315,9 @@ def test_middleware_in_the_framework(kind, procs, tmp_path, page):
     live = Live(kind, procs, tmp_path)
     assert "reload.js" not in live.get("/"), "no broadcaster runs: nothing is inserted"
     live.start_sigreload()
-    streamed_first_chunk(live)  # also: the broadcaster was found (looked for again within a second)
-    assert f'src="http://127.0.0.1:{live.ws_port}/reload.js"' in live.get("/")
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found (looked for at most once a second)")
+    streamed_first_chunk(live)
 
     loads = loads_of(page)
     open_page(page, live.url)  # the inserted snippet got its hello
