@@ -203,3 +203,38 @@ def test_asgi_an_app_that_raises_before_answering_a_navigation_shows_why_in_a_li
     sent.clear()
     asyncio.run(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"empty")]))  # fetch(): the server's answer
     assert sent == []
+
+
+def test_another_program_on_the_port_is_no_broadcaster():
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        app, _ = flask_app(other.getsockname()[1])
+        answer = app.test_client().get("/", headers=DOC)
+        assert answer.get_data() == PAGE
+
+
+def test_wsgi_write_callable_and_close_are_honoured(broadcaster):
+    _, port = broadcaster
+    closed = []
+
+    class Result(list):
+        def close(self):
+            closed.append(True)
+
+    def legacy(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/html")])
+        write(PAGE[:20])  # PEP 3333's write(): before the iterable's bytes
+        return Result([PAGE[20:]])
+
+    out, told = [], []
+    wrapped = WSGIMiddleware(legacy, port=port)
+    body = wrapped({"REQUEST_METHOD": "GET", "HTTP_SEC_FETCH_DEST": "document", "HTTP_HOST": "127.0.0.1:5000",
+                    "wsgi.url_scheme": "http"}, lambda status, headers, exc_info=None: told.append(headers))
+    out = b"".join(body)
+    body.close()
+    tag = f'<script src="http://127.0.0.1:{port}/reload.js"></script>'.encode()
+    assert out == PAGE.replace(b"<head>", b"<head>" + tag) and closed == [True]
+    assert told == [[("Content-Type", "text/html")]]  # no length given: none made up for a stream
