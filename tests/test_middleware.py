@@ -7,10 +7,12 @@ import asyncio
 import gzip
 import subprocess
 import sys
+import zlib
 
 import pytest
+from hypothesis import given, strategies as st
 
-from conftest import ROOT, SCALE, free_port
+from conftest import ROOT, SCALE, free_port, run_async
 from sigreload.middleware import ASGIMiddleware, WSGIMiddleware
 
 PAGE = b"<!doctype html><html><head><title>x</title></head><body>hi</body></html>"
@@ -118,7 +120,7 @@ class Server:
                  "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()], "scheme": "http",
                  "http_version": "1.1", "asgi": {"version": "3.0"}, "root_path": "",
                  "extensions": {"http.response.pathsend": {}}}
-        asyncio.run(asyncio.wait_for(self.app(scope, receive, send), 5 * SCALE))
+        run_async(asyncio.wait_for(self.app(scope, receive, send), 5 * SCALE))
         return sent
 
 
@@ -196,12 +198,12 @@ def test_asgi_an_app_that_raises_before_answering_a_navigation_shows_why_in_a_li
         with pytest.raises(ZeroDivisionError):  # on to the server, which logs it
             await app(scope, receive, send)
 
-    asyncio.run(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"document")]))
+    run_async(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"document")]))
     assert sent[0]["status"] == 500 and (b"content-type", b"text/html; charset=utf-8") in sent[0]["headers"]
     assert f"http://127.0.0.1:{port}/reload.js".encode() in sent[1]["body"]
     assert b"ZeroDivisionError: the app&#x27;s own bug" in sent[1]["body"]
     sent.clear()
-    asyncio.run(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"empty")]))  # fetch(): the server's answer
+    run_async(one([(b"host", b"127.0.0.1:5000"), (b"sec-fetch-dest", b"empty")]))  # fetch(): the server's answer
     assert sent == []
 
 
@@ -238,3 +240,15 @@ def test_wsgi_write_callable_and_close_are_honoured(broadcaster):
     tag = f'<script src="http://127.0.0.1:{port}/reload.js"></script>'.encode()
     assert out == PAGE.replace(b"<head>", b"<head>" + tag) and closed == [True]
     assert told == [[("Content-Type", "text/html")]]  # no length given: none made up for a stream
+
+
+@given(cuts=st.lists(st.integers(0, len(PAGE)), max_size=8), gz=st.booleans(), dest=st.sampled_from(["document", None]))
+def test_a_page_in_any_pieces_gets_the_snippet_where_a_whole_one_does(cuts, gz, dest):
+    from sigreload.serving import injection
+
+    tag = b"<script src='x'></script>"
+    raw = zlib.compress(PAGE) if gz else PAGE
+    bounds = [0, *sorted(c * len(raw) // len(PAGE) for c in cuts), len(raw)]
+    page = injection.Page(tag, "deflate" if gz else "identity", dest, None)
+    out = b"".join(page.feed(raw[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)) + page.end()
+    assert page.changed and out == injection.inject(PAGE, tag)

@@ -136,6 +136,7 @@ class Inserter:
     def __init__(self, tag: bytes, encoding: str = "identity"):
         self.tag, self.encoding, self.held, self.placed = tag, encoding, b"", False
         self.unzip: Any = None
+        self.early = b""  # a compressed body's first byte: deflate's wrapping shows in two
 
     def feed(self, data: bytes) -> bytes:
         return b"".join(self.pieces(data))
@@ -145,7 +146,12 @@ class Inserter:
         if self.encoding == "identity":
             yield self._feed(data)
             return
-        self.unzip = self.unzip or decoder(self.encoding, data)
+        if self.unzip is None:
+            data, self.early = self.early + data, b""
+            if len(data) < 2:
+                self.early = data
+                return
+            self.unzip = decoder(self.encoding, data)
         while data:
             yield self._feed(self.unzip.decompress(data, PIECE))
             data = self.unzip.unconsumed_tail
@@ -162,6 +168,9 @@ class Inserter:
         return data[:at] + self.tag + data[at:]
 
     def end(self) -> bytes:
+        if self.unzip is None and self.early:  # a one-byte body
+            self.unzip = decoder(self.encoding, self.early)
+            self.held += self.unzip.decompress(self.early)
         out = self.feed(b"")
         return out + self._feed(self.unzip.flush() if self.unzip else b"", whole=True)
 
