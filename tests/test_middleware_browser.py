@@ -341,3 +341,18 @@ def test_middleware_in_the_framework(kind, procs, tmp_path, page):
     assert page.locator("#out").inner_text() == "v1"
     assert page.locator("#tpl").inner_text() == "t2"
     assert len(loads) == 4, loads
+
+
+@pytest.mark.parametrize("kind", ["flask", "fastapi"])
+def test_a_broken_view_shows_over_the_page_and_the_fix_reloads_it(kind, procs, tmp_path, page):
+    live = Live(kind, procs, tmp_path)
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    open_page(page, live.url)
+    source = live.source.read_text()
+    save(live.source, source.replace('VERSION = "v0"', 'VERSION = 1 / 0'))  # the restarted app fails to import
+    page.wait_for_selector("sigreload-error", state="attached", timeout=40_000 * SCALE)
+    with page.expect_event("load", timeout=40_000 * SCALE):
+        live.edit("v1")
+    assert page.locator("#out").inner_text() == "v1"
