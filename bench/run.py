@@ -654,6 +654,8 @@ def main(argv=None):
     parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
     parser.add_argument("--devices-only", action="store_true",
                         help="only the pages reached other ways: --https, a forwarder, a second host")
+    parser.add_argument("--middleware-only", action="store_true",
+                        help="only the middleware: in-process cost, requests/s through uvicorn and Flask's server")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     args = parser.parse_args(argv)
@@ -662,6 +664,11 @@ def main(argv=None):
     try:
         if args.devices_only:
             device_rows(results, pw, pw_browser, args.edits)
+            return report(args, results, woke)
+        if args.middleware_only:
+            import middleware
+
+            middleware.rows(results, free_port, summary)
             return report(args, results, woke)
         if args.proxy_only:
             import proxies
@@ -694,6 +701,9 @@ def main(argv=None):
         import proxies
 
         proxies.rows(results, pw_browser, free_port, summary)
+        import middleware
+
+        middleware.rows(results, free_port, summary)
         if not args.quick:
             poll_mode(args, results, pw_browser)
             if args.huge:

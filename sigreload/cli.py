@@ -52,7 +52,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     watch = ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
-    watch += ["--app", args.proxy] if args.proxy else []
+    watch += ["--app", args.proxy or args.app] if args.proxy or args.app else []
     run = process_life.module_argv
     return {
         "http": run("sigreload.http_server") + [*serve, "--port", str(args.port), f"--port-flag={http_flag}",
@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
         app_server.app_or_exit(args.proxy, "sigreload: --proxy")
         if args.build:
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
+    if args.app and not args.no_http:
+        sys.exit("sigreload: --app goes with --no-http (your app serves the pages; --proxy URL puts ours in front)")
+    if args.app:
+        from sigreload import app_server
+
+        app_server.app_or_exit(args.app, "sigreload: --app")
     if args.no_http and args.proxy:
         sys.exit("sigreload: --no-http and --proxy do not go together (the proxy is the HTTP server)")
     if args.build and not args.output:

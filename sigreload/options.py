@@ -129,8 +129,10 @@ OPTIONS = (
            ("sigreload", "watch"), metavar="CMD", dest="build", group=WATCH, passed=False),
     Option("output", "with --exec: the build's output folder (served; never a trigger)", ("sigreload", "watch"),
            metavar="DIR", group=WATCH, passed=False),
-    Option("app", "your app server (e.g. http://127.0.0.1:5000): after a *.py edit, reload once it restarted "
-                  "and answers", ("watch",), metavar="URL"),
+    Option("app", {"sigreload": "with --no-http: your app server at URL serves the pages (sigreload's middleware "
+                                "or a pasted snippet inserts it); after a *.py edit, pages reload once it answers",
+                   "watch": "your app server (e.g. http://127.0.0.1:5000): after a *.py edit, reload once it "
+                            "restarted and answers"}, ("sigreload", "watch"), metavar="URL", group=WATCH, passed=False),
 )
 
 

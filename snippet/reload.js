@@ -206,8 +206,9 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const answer = async (until) => {
     for (;;) {
-      try {
-        const r = await fetch(location.href, { cache: "reload" });
+      try { // an app that accepts but never answers (uvicorn after an import error): given up on, said
+        const wait = Math.max(1000, Math.min(until - Date.now(), 10000));
+        const r = await fetch(location.href, { cache: "reload", signal: AbortSignal.timeout && AbortSignal.timeout(wait) });
         if (!r.headers.get("x-sigreload-down")) return r;
       } catch {}
       if (Date.now() > until) return null;

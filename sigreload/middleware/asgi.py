@@ -6,6 +6,8 @@ are known, Content-Length is recomputed (or dropped, for a streamed page)."""
 
 from __future__ import annotations
 
+import html
+import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -16,6 +18,10 @@ Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], Send], Awaitable[None]]
 DROPPED = (b"content-length", b"content-encoding")  # of a page the snippet went into
+ERROR_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>500 Internal Server Error</title></head>
+<body><pre style="white-space: pre-wrap">{text}</pre></body></html>
+"""
 BYPASSES = ("http.response.pathsend", "http.response.zerocopy")  # bodies that would not pass through here
 
 
@@ -42,7 +48,14 @@ class ASGIMiddleware:
         if any(name in extensions for name in BYPASSES):
             scope = dict(scope, extensions={k: v for k, v in extensions.items() if k not in BYPASSES})
         answer = Answer(send, dest_text, self.running.port, scope)
-        await self.app(scope, receive, answer.send)
+        try:
+            await self.app(scope, receive, answer.send)
+        except Exception:
+            # The server's (or Starlette's) answer would be a plain "Internal
+            # Server Error" without the snippet: the tab would stay on it.
+            if dest_text in injection.DOCUMENTS and answer.untold:
+                await answer.error_page(traceback.format_exc())
+            raise
 
 
 class Answer:
@@ -99,3 +112,20 @@ class Answer:
                 headers.append((b"content-length", str(len(body)).encode()))
             start = dict(start, headers=headers)
         await self.client(start)
+
+    @property
+    def untold(self) -> bool:
+        """Whether the client got nothing yet (a start held is not sent)."""
+        return not self.passing and (self.page is None or self.start is not None)
+
+    async def error_page(self, text: str) -> None:
+        """The app raised before it answered a navigation: a page that shows
+        why (the exception goes on to the server, which logs it) and keeps
+        live reload, so the tab comes back once the code is fixed."""
+        host = presence.header(self.scope.get("headers") or (), b"host")
+        tag = presence.tag(self.port, host.decode("latin-1") if host else None, self.scope.get("scheme", "http"))
+        body = injection.inject(ERROR_PAGE.format(text=html.escape(text)).encode(), tag)
+        await self.client({"type": "http.response.start", "status": 500, "headers": [
+            (b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store"),
+            (b"content-length", str(len(body)).encode())]})
+        await self.client({"type": "http.response.body", "body": body})

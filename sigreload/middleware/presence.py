@@ -4,8 +4,10 @@ tag for a page of a given host."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -15,6 +17,7 @@ from sigreload.serving import injection, snippet
 log = logging.getLogger("sigreload.middleware")
 WS_PORT = 5678  # as command_line.WS_PORT (not imported: it pulls in argparse's world)
 LOOK_EVERY = 1.0  # seconds between two looks for the broadcaster
+OTHER_EVERY = 10.0  # ... while another program listens on its port (a psutil look costs 0.1 s)
 
 
 def ws_port() -> int:
@@ -30,45 +33,56 @@ def ws_port() -> int:
     return WS_PORT
 
 
+def listened(port: int) -> bool:
+    """Whether anything listens on ``port`` of a loopback address (a bind
+    that fails with EADDRINUSE tells, in microseconds, without connecting)."""
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT ones do not count
+                probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+    return False
+
+
 class Presence:
-    """Whether the broadcaster listens on ``port``: looked at on the first
-    question, then at most once every LOOK_EVERY seconds, in a thread (an
-    answer never waits for a look but the first one). Thread-safe."""
+    """Whether the broadcaster listens on ``port``, looked at at most once
+    every LOOK_EVERY seconds, by the request that finds the last look too
+    old (the others keep its answer). A port nobody listens on is told at
+    once; a listener there is then checked with psutil (same user, runs the
+    broadcaster): once for a broadcaster (then only whether it still runs),
+    every OTHER_EVERY seconds while it is someone else. Thread-safe."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or ws_port()
-        self.found: bool | None = None  # None: never looked
+        self.found = False
         self.next_look = 0.0
-        self.looking = False
         self.lock = threading.Lock()
         self.locator: Any = None
 
     def __bool__(self) -> bool:
-        if time.monotonic() >= self.next_look:
-            with self.lock:
-                if time.monotonic() >= self.next_look and not self.looking:
-                    self.next_look = time.monotonic() + LOOK_EVERY
-                    self.looking = True
-                    if self.found is None:
-                        self.look()
-                    else:
-                        threading.Thread(target=self.look, name="sigreload-look", daemon=True).start()
-        return bool(self.found)
+        if time.monotonic() >= self.next_look and self.lock.acquire(blocking=False):
+            try:
+                self.look()
+            finally:
+                self.lock.release()
+        return self.found
 
     def look(self) -> None:
-        """Look for the broadcaster now (psutil: same user, runs the broadcaster, listens on the port)."""
-        from sigreload.contract import discovery  # here: psutil only once a page is served
+        """Look now: a listener on the port, then (psutil) whether it is our broadcaster."""
+        found, wait = False, LOOK_EVERY
+        if listened(self.port):
+            from sigreload.contract import discovery  # here: psutil only when something listens
 
-        try:
             if self.locator is None:
                 self.locator = discovery.Locator(self.port)
             found = self.locator.locate(quiet=True) is not None
-            if found != self.found:
-                log.info("sigreload: %s on port %d", "broadcaster found" if found else "no broadcaster",
-                         self.port)
-            self.found = found
-        finally:
-            self.looking = False
+            wait = LOOK_EVERY if found else OTHER_EVERY
+        if found != self.found:
+            log.info("sigreload: %s on port %d", "broadcaster found" if found else "no broadcaster", self.port)
+        self.found, self.next_look = found, time.monotonic() + wait
 
 
 def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:

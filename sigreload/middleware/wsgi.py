@@ -16,10 +16,6 @@ StartResponse = Callable[..., Callable[[bytes], Any]]
 DROPPED = ("content-length", "content-encoding")  # of a page the snippet went into
 
 
-def get(headers: Headers, name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
 class WSGIMiddleware:
     """Wraps the WSGI app ``app``; the snippet talks to the broadcaster on
     ``port`` (default: SIGRELOAD_WS_PORT, else 5678). Answers that get no
@@ -57,14 +53,15 @@ class Answer:
         if exc_info is not None and self.sent:
             raise exc_info[1].with_traceback(exc_info[2])  # PEP 3333: too late to change the headers
         self.status, self.headers, self.exc_info = status, headers, exc_info
-        ctype, encoding = get(headers, "content-type") or "", (get(headers, "content-encoding") or "identity")
+        named = {k.lower(): v for k, v in reversed(headers)}  # the first of each name
+        ctype, encoding = named.get("content-type", ""), named.get("content-encoding", "identity")
         code = int(status[:3])
         if not injection.injects(self.dest, ctype, encoding.strip().lower(), code in (204, 304) or code < 200):
             self.passed = self.sent = True
             return self.start_response(status, headers, exc_info)
-        length = get(headers, "content-length")
+        length = named.get("content-length")
         tag = presence.tag(self.port, self.environ.get("HTTP_HOST"), self.environ.get("wsgi.url_scheme", "http"),
-                           get(headers, "content-security-policy") or "")
+                           named.get("content-security-policy", ""))
         self.page = injection.Page(tag, encoding.strip().lower(), self.dest,
                                    int(length) if length and length.isdigit() else None)
         return self.written.append
