@@ -33,8 +33,8 @@ __version__ = "0.1.0"
 def _run_module() -> str:
     """The module this interpreter was started to run (``-m NAME``), or ""."""
     args = list(getattr(sys, "orig_argv", ()))[1:]
-    while args and args[0].startswith("-") and not args[0].startswith("-m"):
-        args = args[2:] if args[0] in ("-X", "-W", "-c") else args[1:]
+    while args and args[0].startswith("-") and not args[0].startswith(("-m", "-c")):
+        args = args[2:] if args[0] in ("-X", "-W") else args[1:]
     if not args or not args[0].startswith("-m"):
         return ""
     return args[0][2:] or (args[1] if len(args) > 1 else "")

@@ -158,8 +158,8 @@ def accepting(port: int) -> bool:
     pids = listeners(port)
     if not pids:
         return True  # another user's app: we cannot tell
-    held = {c.raddr for pid in pids | {k for p in pids for k in children(p)} for c in own_connections(pid)
-            if c.raddr and c.laddr.port == port}
+    # Whoever accepts holds the listening socket too (Werkzeug's and uvicorn's children, gunicorn's workers).
+    held = {c.raddr for pid in pids for c in own_connections(pid) if c.raddr and c.laddr.port == port}
     return ours <= held
 
 

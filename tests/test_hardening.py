@@ -305,8 +305,9 @@ def test_a_frozen_client_delays_nobody_and_is_dropped(procs, tmp_path):
             clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(10)]
             for _ in range(5):
                 os.kill(b.pid, signal.SIGUSR1)
-                async with asyncio.timeout(2 * SCALE):
-                    assert await asyncio.gather(*(c.recv() for c in clients)) == ["reload"] * 10
+                # asyncio.wait_for, not asyncio.timeout: Python 3.10 has none
+                got = await asyncio.wait_for(asyncio.gather(*(c.recv() for c in clients)), 2 * SCALE)
+                assert got == ["reload"] * 10
                 await asyncio.sleep(0.06)  # past the merge window: every signal is its own message
             for c in clients:
                 await c.close()
@@ -382,9 +383,11 @@ def wakeups(family):
 @pytest.mark.parametrize("name, ready", [
     ("sigreload", ("serving", "ready on", "watching")), ("http_server", ("serving",)),
     ("broadcaster", ("ready on",)), ("watcher", ("watching",))])
-def test_each_process_follows_a_killed_parent_without_polling(procs, site, name, ready):
+@pytest.mark.portable_too
+def test_each_process_follows_a_killed_parent_without_polling(procs, site, name, ready, platform_paths):
     """Started by a shell (no lifeline), each exits when that shell is killed, and
-    sleeps meanwhile: the kernel tells it (Linux), nothing polls."""
+    sleeps meanwhile: the kernel tells it (Linux), nothing polls. Without
+    PR_SET_PDEATHSIG (macOS) it looks at its parent twice a second."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the parent's exit signal is Linux's (elsewhere it is polled)")
     http, ws = free_port(), free_port()
@@ -399,7 +402,8 @@ def test_each_process_follows_a_killed_parent_without_polling(procs, site, name,
     woke = wakeups(family)
     time.sleep(1)  # the behaviour under test is sleeping: a second of it
     woken = wakeups(family) - woke
-    assert woken <= 2 * len(family), f"{woken} wake-ups in an idle second"
+    if platform_paths == "linux":  # elsewhere it looks at its parent twice a second: only the exit is tested
+        assert woken <= 2 * len(family), f"{woken} wake-ups in an idle second"
     os.kill(shell.pid, signal.SIGKILL)
     until(lambda: not any(map(running, family)), 3, f"{name} outlived its parent")
 
@@ -427,8 +431,7 @@ def test_500_clients_all_get_every_signal(broadcaster):
                 assert await c.recv() == "reload"
                 return time.monotonic() - start
 
-            async with asyncio.timeout(5 * SCALE):
-                latencies += await asyncio.gather(*(one(c) for c in clients))
+            latencies += await asyncio.wait_for(asyncio.gather(*(one(c) for c in clients)), 5 * SCALE)
             await asyncio.sleep(0.06)  # past the merge window: 20 separate messages
         for c in clients:
             await c.close()

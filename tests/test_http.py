@@ -68,6 +68,7 @@ def test_the_host_header_never_reaches_the_inserted_tag(procs, site):
     assert b'<script src="/_sigreload/reload.js"></script>' in body  # on the page's own origin, whatever its name
 
 
+@pytest.mark.portable_too
 def test_port_in_use_is_one_line_naming_the_holder(http_server, site):
     proc, url = http_server
     port = urlsplit(url).port

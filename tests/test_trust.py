@@ -71,6 +71,7 @@ def shared_tmp():
 
 # --- 1. No other local user can take part --------------------------------------------------
 
+@pytest.mark.portable_too
 @pytest.mark.parametrize("which", ["broadcaster", "http_server"])
 def test_a_port_another_user_holds_on_the_other_loopback_is_refused_at_start(procs, other_user, tmp_path, which):
     port = free_port()

@@ -26,6 +26,7 @@ BROADCASTER_MODULE = "sigreload.broadcaster"
 # the console script, and the repository's runnable file (python reload_server.py)
 BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
 LOOK_FIRST, LOOKS, LOOK_MOST = 0.05, (1.0, 2.0, 4.0), 5.0  # seconds between looks for a broadcaster
+LOOK_GONE = 1.0  # seconds between looks at a running broadcaster, where no pidfd says when it exits
 PYTHON_FLAGS = ("-u", "-B", "-E", "-s", "-S", "-P", "-I", "-O", "-OO", "-q")
 
 log = logging.getLogger("sigreload.watch")
@@ -255,10 +256,10 @@ class Locator:
 
 def until_exit(pid: int, stop: threading.Event) -> None:
     """Sleep until process ``pid`` exits (Linux: a pidfd, no polling), or, where
-    there is no pidfd, until ``stop`` (looked at with the PID every platforms.POLL)."""
+    there is no pidfd, until ``stop`` (looked at with the PID every LOOK_GONE)."""
     fd = platforms.pidfd(pid)
     if fd is None:
-        while not stop.wait(platforms.POLL) and platforms.runs(pid):
+        while not stop.wait(LOOK_GONE) and platforms.runs(pid):
             pass
         return
     try:
