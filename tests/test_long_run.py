@@ -3,6 +3,9 @@ sigreload stops, reloads that are not owed, a full message folder."""
 
 import os
 import signal
+import subprocess
+
+import pytest
 
 from conftest import SCALE, free_port, module, open_page, until, write
 
@@ -73,3 +76,54 @@ def test_a_broadcast_while_a_page_reloads_is_replayed_only_where_it_concerns_the
     reload_held(page, site, "<h1 id=title>two</h1>", related)
     until(lambda: seen() or len(loads) == 4, 10, "the owed reload")  # the new page was asked for before the save
     page.wait_for_function("document.getElementById('title') && document.getElementById('title').innerText == 'three'")
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 1 MB tmpfs (the broadcaster's message folder goes there): a disk that fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=1777", "tmpfs", folder], check=True)
+    yield folder
+    subprocess.run(["umount", "-l", folder], check=False)
+
+
+def test_a_full_message_folder_is_said_once_and_pages_still_get_only_what_concerns_them(
+        procs, tiny_tmpfs, site, page):
+    """A full disk or quota: one line per change, and every page reloaded at
+    every save (about 40 reloads per page in a minute, in a soak)."""
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tiny_tmpfs)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    b = procs(module("broadcaster") + ["--port", port], env=env)
+    b.wait_for("ready on")
+    http = procs(module("http_server") + [site, "--port", "0", "--inject", port])
+    url = http.wait_for(r"at (http://\S+/)").group(1)
+    write(site / "other.html", "<p>another page")
+    w = procs(module("watcher") + [site, "--ws-port", port])
+    w.wait_for("watching")
+    loads = []
+    page.on("load", lambda _: loads.append(page.url))
+    open_page(page, url + "index.html")
+    filler = tiny_tmpfs / "filler"
+    with open(filler, "wb") as f:  # the disk fills up
+        try:
+            f.write(bytes(2 << 20))
+        except OSError:
+            pass
+    for n in range(5):
+        write(site / "other.html", f"<p>another page, changed {n}")
+        b.wait_for(r"reload sent to 1 page\(s\) \(/other.html\)")
+    write(site / "style.css", "h1 { color: rgb(1, 2, 3) }")
+    b.wait_for(r"css sent to 1 page\(s\) \(/style.css\)")
+    page.wait_for_function("getComputedStyle(document.querySelector('h1')).color == 'rgb(1, 2, 3)'")
+    assert len(loads) == 1, loads  # not one reload
+    assert len([line for line in w.seen if "message folder" in line]) == 1, w.output()
+    assert "No space left on device" in w.output() and "Traceback" not in w.output() + b.output()
+    filler.unlink()  # room again
+    write(site / "other.html", "<p>another page, room again")
+    w.wait_for("the message folder has room again")
+    b.wait_for(r"reload sent to 1 page\(s\) \(/other.html\)")
+    assert len(loads) == 1
