@@ -127,8 +127,10 @@ def churn(port, sockets, stop, counts):
                             await asyncio.wait_for(ws.recv(), max(0.01, end - time.monotonic()))
                         except asyncio.TimeoutError:
                             pass
-            except Exception:  # refused, reset, timed out: counted, never fatal
+            except Exception as exc:  # refused, reset, timed out: counted, never fatal
                 counts["failed"] += 1
+                why = type(exc).__name__
+                counts.setdefault("why", {})[why] = counts.setdefault("why", {}).get(why, 0) + 1
                 await asyncio.sleep(0.5)
 
     async def all_of_them():
@@ -139,6 +141,7 @@ def churn(port, sockets, stop, counts):
 
 def monitor(port, stop, events):
     """A snippet-like client that records when each broadcast arrives (for save -> broadcast)."""
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     while not stop.is_set():
@@ -151,7 +154,7 @@ def monitor(port, stop, events):
                         continue
                     if m.get("type") != "hello":
                         events.append(time.time())
-        except OSError:
+        except (OSError, ConnectionClosed):  # a ping unanswered on a busy machine: again
             time.sleep(0.2)
 
 
@@ -181,6 +184,7 @@ def open_tabs(pw_browser, url, tabs):
         page = pw_browser.new_context().new_page()
 
         def on_console(m, c=counts[k]):
+            c.setdefault("said", []).append(m.text)
             c["swap"] += "sigreload: swapped" in m.text or "stylesheets refreshed" in m.text
             c["missed"] += "missed while disconnected" in m.text
 
@@ -219,13 +223,15 @@ def soak(minutes, pw_browser, stack, root, tabs, sockets, stop, counts, events, 
     edits, wait = Edits(root, tabs), pages[0].wait_for_timeout
     expected = [{"reload": 0, "swap": 0} for _ in range(tabs)]
     lost, extra = [0] * tabs, [0] * tabs
-    latencies, t0 = [], time.monotonic()
+    latencies, t0, odd = [], time.monotonic(), []
     next_sample, end = t0, t0 + 60 * minutes
     while time.monotonic() < end:
         if time.monotonic() >= next_sample:
             sample(stack, rows, t0)
             next_sample += SAMPLE_EVERY
         before = [dict(c) for c in seen]
+        for c in seen:
+            c["said"] = []
         at, heard = time.time(), len(events)
         wanted = edits.make()
         for k, what in wanted.items():
@@ -244,15 +250,19 @@ def soak(minutes, pw_browser, stack, root, tabs, sockets, stop, counts, events, 
                 extra[k] += max(0, got - want)
                 edits.wrong[edits.last][0] += max(0, want - got)
                 edits.wrong[edits.last][1] += max(0, got - want)
+                if got != want and len(odd) < 30:
+                    odd.append(f"{edits.last} -> page{k} {w} {got}/{want}: {' | '.join(seen[k].get('said', []))[:300]}")
     wait(2000)
     sample(stack, rows, t0)
+    for line in odd:
+        print("odd:", line)
     return report(minutes, edits, tabs, sockets, counts, seen, expected, lost, extra, latencies, rows)
 
 
 def report(minutes, edits, tabs, sockets, counts, seen, expected, lost, extra, latencies, rows):
     kinds = ", ".join(f"{k} {n}" for k, n in edits.done.items() if n)
     print(f"soak: {minutes:g} min, {edits.n} edits ({kinds}); {tabs} tabs; {sockets} churning sockets "
-          f"({counts['connected']} connections, {counts['failed']} failed)")
+          f"({counts['connected']} connections, {counts['failed']} failed: {counts.get('why', {})})")
     print(f"{'tab':<12} {'reloads want/got':>17} {'swaps want/got':>15} {'lost':>5} {'extra':>6} {'missed':>7}")
     for k in range(tabs):
         e, s = expected[k], seen[k]
@@ -267,8 +277,8 @@ def report(minutes, edits, tabs, sockets, counts, seen, expected, lost, extra, l
         print(f"save -> broadcast (ms): median {statistics.median(ordered):.0f}, p99 {p99:.0f}, "
               f"max {ordered[-1]:.0f}, n {len(ordered)}")
     print(f"{'process':<12} {'RSS MB start/end':>17} {'MB/min':>7} {'files':>9} {'/min':>6} {'threads':>9} {'/min':>6}")
-    figures = {"edits": edits.n, "kinds": edits.done, "wrong_after": edits.wrong, "lost": lost, "extra": extra, "latency_ms": latencies,
-               "sockets": counts, "processes": {}}
+    figures = {"edits": edits.n, "kinds": edits.done, "wrong_after": edits.wrong, "lost": lost, "extra": extra,
+               "latency_ms": latencies, "sockets": counts, "processes": {}}
     for name in sorted({r[1] for r in rows}):
         mine = [r for r in rows if r[1] == name]
         late = [r for r in mine if r[0] >= mine[-1][0] / 5] or mine

@@ -1,13 +1,18 @@
 """Faults a long soak found (issue 36, point 11): what pages see when
 sigreload stops, reloads that are not owed, a full message folder."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 
+import psutil
 import pytest
 
-from conftest import SCALE, free_port, module, open_page, until, write
+from conftest import ROOT, SCALE, client, drain, free_port, module, open_page, recv, until, write
+from sigreload.contract import messages
 
 
 def test_pages_on_the_one_port_relay_say_the_watcher_stopped_when_sigreload_stops(procs, site, page):
@@ -127,3 +132,39 @@ def test_a_full_message_folder_is_said_once_and_pages_still_get_only_what_concer
     w.wait_for("the message folder has room again")
     b.wait_for(r"reload sent to 1 page\(s\) \(/other.html\)")
     assert len(loads) == 1
+
+
+def test_the_soaks_edits_each_run_and_say_what_they_should_cause(tmp_path):
+    """bench/soak.py (the lead runs it for 30 minutes): every kind of edit works
+    on its site and names its expected effect; the soak itself is never run here."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import soak
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    soak.build(tmp_path / "site", 3)
+    edits = soak.Edits(tmp_path / "site", 3)
+    effects = [edits.make() for _ in range(300)]
+    assert all(edits.done.values()) or not shutil.which("sed"), edits.done
+    assert all(set(e) <= {0, 1, 2} and set(e.values()) <= {"reload", "swap"} for e in effects)
+    assert not [p for p in (tmp_path / "site").rglob("*") if p.name.startswith((".goutputstream", "tmp"))]
+
+
+def test_signals_merged_in_a_gap_keep_their_paths_when_each_left_a_message(broadcaster):
+    """A checkout found in pieces (a soak: 11 extra reloads in 10 checkouts):
+    the watcher's signals merged within the broadcaster's gap lost their
+    paths, and every page reloaded; a bare kill among them still means every page."""
+    proc, port = broadcaster
+    folder = messages.folder_of(psutil.Process(proc.pid))
+    with client(port) as ws:
+        recv(ws)
+        for n in range(4):
+            messages.post(folder, {"paths": [f"/tree/f{n}.txt"], "root": "r"})
+            os.kill(proc.pid, signal.SIGUSR1)
+        events = [json.loads(m) for m in drain(ws)]
+        assert {p for e in events for p in e.get("paths", ["every file"])} == {f"/tree/f{n}.txt" for n in range(4)}
+        messages.post(folder, {"paths": ["/tree/f9.txt"], "root": "r"})
+        os.kill(proc.pid, signal.SIGUSR1)
+        assert json.loads(recv(ws))["paths"] == ["/tree/f9.txt"]
+        os.kill(proc.pid, signal.SIGUSR1)  # a bare kill -USR1: in the gap or not, every page
+        assert "paths" not in json.loads(recv(ws))
