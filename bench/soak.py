@@ -119,7 +119,7 @@ def churn(port, sockets, stop, counts):
     async def one():
         while not stop.is_set():
             try:
-                async with connect(f"ws://127.0.0.1:{port}/sigreload", open_timeout=10) as ws:
+                async with connect(f"ws://127.0.0.1:{port}/sigreload", open_timeout=10, ping_interval=None) as ws:
                     counts["connected"] += 1
                     end = time.monotonic() + random.uniform(0.5, 5)
                     while time.monotonic() < end and not stop.is_set():
@@ -146,7 +146,7 @@ def monitor(port, stop, events):
 
     while not stop.is_set():
         try:
-            with connect(f"ws://127.0.0.1:{port}/sigreload") as ws:
+            with connect(f"ws://127.0.0.1:{port}/sigreload", ping_interval=None) as ws:  # busy: no pings to miss
                 while not stop.is_set():
                     try:
                         m = json.loads(ws.recv(timeout=0.5))
