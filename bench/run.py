@@ -1,6 +1,7 @@
 """sigreload's benchmark: measures, never asserts.
 
     python3 bench/run.py [--edits 20] [--big 10000] [--json bench/results/latest.json]
+    python3 bench/run.py --soak MINUTES [--tabs 6] [--sockets 150]   (bench/soak.py)
 
 Builds a 10-file site and a 10,000-file tree in a temporary folder, runs the
 real processes the way `r` does (python -m sigreload, which starts all three),
@@ -658,10 +659,21 @@ def main(argv=None):
                         help="only the middleware: in-process cost, requests/s through uvicorn and Flask's server")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="only the soak (bench/soak.py): edits of every kind, tabs, churning sockets")
+    parser.add_argument("--tabs", type=int, default=6, help="the soak's Chromium tabs")
+    parser.add_argument("--sockets", type=int, default=150, help="the soak's churning WebSocket clients")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
     pw, pw_browser = browser()
     try:
+        if args.soak:
+            import soak
+
+            figures = soak.run(args.soak, pw_browser, Stack, args.tabs, args.sockets)
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+            return None
         if args.devices_only:
             device_rows(results, pw, pw_browser, args.edits)
             return report(args, results, woke)

@@ -235,7 +235,9 @@ class Broadcaster:
         error, paths, root = merge(collected)
         if collected:  # a bare kill -USR1 keeps the last build's notice
             self.notice = None if error else collected[-1].get("notice")
-        if self.signals > 1:  # signals carry no sender: a bare kill may be among them
+        # Signals carry no sender: more of them than messages means a bare kill among them. (The
+        # watcher posts before each signal, and merged signals count once: never more than its messages.)
+        if self.signals > len(collected):
             paths = root = None
         self.signals = 0
         plain: list[ServerConnection] = []

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sigreload import app_server, building, command_line, options, process_life
-from sigreload.contract import discovery, messages
+from sigreload.contract import discovery, messages, reserve
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
 from sigreload.watching.used_files import UsedFiles
@@ -71,6 +71,7 @@ class Notifier:
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
         self.fatal: str | None = None  # why this process must stop (said by main)
         self.app_output: set[str] = set()  # files the app wrote while answering (said once)
+        self.poster = reserve.Poster()  # change messages, through a reserve on a full disk
         locator.found.append(self.met)
 
     def say_watching(self) -> None:
@@ -83,6 +84,8 @@ class Notifier:
         """A broadcaster's folder is known (at start, or a new broadcaster): say
         what is watched, and show a failed build's error (the first build's too)."""
         self.say_watching()
+        if folder := self.locator.folder():
+            self.poster.keep(folder)  # while there is room
         if self.failed:
             self.tell([], signal.SIGUSR1, self.failed)
 
@@ -172,7 +175,10 @@ class Notifier:
             folder = self.locator.folder()
             if folder is None:
                 raise FileNotFoundError("the broadcaster holds no message folder")
-            messages.post(folder, message)  # before the signal: the broadcaster reads it then
+            if "error" in message:
+                messages.post(folder, message)  # before the signal: the broadcaster reads it then
+            else:
+                self.poster.post(folder, message)  # ... a full folder said once, with its reserve
         except OSError as exc:
             why = exc.strerror or str(exc)
             if "error" in message:  # a reload would hide the failed build: stop, loudly
@@ -180,7 +186,8 @@ class Notifier:
                               "stopped, or pages would reload as if it had worked")
                 os.kill(os.getpid(), signal.SIGTERM)  # main() exits with this line
                 return
-            log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
+            if self.poster.full is None:  # no folder at all (a full one is said once by the poster)
+                log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
         if discovery.signal_server(server, signum):
             kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
             what = f"{self.describe(paths, root)} changed: " if paths else ""
