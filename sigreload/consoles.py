@@ -92,7 +92,7 @@ class Consoles:
 
     def said(self, connection: Any, message: dict[str, Any]) -> None:
         kind, path, text = message.get("kind"), message.get("path"), message.get("text")
-        if kind not in KINDS or not isinstance(path, str) or not isinstance(text, str):
+        if not isinstance(kind, str) or kind not in KINDS or not isinstance(path, str) or not isinstance(text, str):
             return
         now = self.clock()  # each page: a bucket of PER_SECOND lines, refilled as time passes
         budget = self.budget.setdefault(connection, [float(PER_SECOND), now, 0])

@@ -130,6 +130,7 @@ class Inserter:
     def __init__(self, tag: bytes, encoding: str = "identity"):
         self.tag, self.encoding, self.held, self.placed = tag, encoding, b"", False
         self.unzip: Any = None
+        self.start = b""  # a compressed body's first byte, until the second comes
 
     def feed(self, data: bytes) -> bytes:
         return b"".join(self.pieces(data))
@@ -139,7 +140,12 @@ class Inserter:
         if self.encoding == "identity":
             yield self._feed(data)
             return
-        self.unzip = self.unzip or decoder(self.encoding, data)
+        if self.unzip is None:  # deflate's wrapping is told by its first two bytes: wait for both
+            data, self.start = self.start + data, b""
+            if len(data) < 2:
+                self.start = data
+                return
+            self.unzip = decoder(self.encoding, data)
         while data:
             yield self._feed(self.unzip.decompress(data, PIECE))
             data = self.unzip.unconsumed_tail
@@ -156,5 +162,10 @@ class Inserter:
         return data[:at] + self.tag + data[at:]
 
     def end(self) -> bytes:
-        out = self.feed(b"")
+        if self.unzip is None and self.start:  # one byte in all: too short to tell, guessed
+            self.unzip = decoder(self.encoding, self.start)
+            data, self.start = self.start, b""
+            out = self._feed(self.unzip.decompress(data))
+        else:
+            out = self.feed(b"")
         return out + self._feed(self.unzip.flush() if self.unzip else b"", whole=True)
