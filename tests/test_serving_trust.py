@@ -141,3 +141,18 @@ def test_a_file_swapped_for_a_symlink_never_leaks(procs, tmp_path):
     served = sum(r[1] for r in results)
     assert leaks == 0, f"{leaks} of 10000 answers carried the secret"
     assert served > 100  # the race was run: the public file was served between the swaps
+
+
+def test_a_malformed_host_is_refused_not_a_traceback(procs, tmp_path):
+    """Found by tests/test_properties.py: urlsplit raises on "[" (Invalid IPv6 URL)."""
+    (tmp_path / "x").write_text("x")
+    proc, url = serve(procs, tmp_path)
+    parts = urlsplit(url)
+    for host in ["[", "[::1", "a]b["]:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10 * SCALE)
+        conn.putrequest("GET", "/x", skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        assert conn.getresponse().status == 403, host
+        conn.close()
+    assert "Traceback" not in proc.output()
