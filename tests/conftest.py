@@ -33,7 +33,7 @@ SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
 # Property-based tests (hypothesis): a short run by default (CI), a long one
 # with HYPOTHESIS_PROFILE=long (README: "Tests").
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -156,3 +156,12 @@ def test_a_malformed_host_is_refused_not_a_traceback(procs, tmp_path):
         assert conn.getresponse().status == 403, host
         conn.close()
     assert "Traceback" not in proc.output()
+
+
+def test_a_404_page_that_is_a_symlink_to_a_refused_file_gives_our_own(procs, tmp_path):
+    (tmp_path / ".env").write_bytes(SECRET)
+    os.symlink(".env", tmp_path / "404.html")
+    proc, url = serve(procs, tmp_path)
+    response, body = get(url, "/nope")
+    assert response.status == 404 and SECRET not in body and b"Nothing at this address" in body
+    assert "Traceback" not in proc.output()
