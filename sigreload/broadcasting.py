@@ -67,9 +67,12 @@ def merge(messages: list[dict[str, Any]]) -> tuple[str | None, list[str] | None,
     an error counts only when no later message brought a good build.
     """
     if messages and "error" in messages[-1]:
-        return messages[-1]["error"], None, None
-    roots = {m.get("root") for m in messages}
-    if not messages or any("paths" not in m for m in messages) or len(roots) != 1:
+        return str(messages[-1]["error"]), None, None
+    if not all(isinstance(m.get("root"), str) and isinstance(m.get("paths"), list)
+               and all(isinstance(p, str) for p in m["paths"]) for m in messages):
+        return None, None, None  # not what a watcher writes: every page
+    roots = {m["root"] for m in messages}
+    if not messages or len(roots) != 1:
         return None, None, None
     return None, sorted({p for m in messages for p in m["paths"]}), roots.pop()
 

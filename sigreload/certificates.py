@@ -3,16 +3,27 @@
 in your cache folder, for this machine's names and addresses. A made one is
 self-signed: the browser asks once (compare the fingerprint we print), or
 you trust it like any other. Made with ``cryptography``; used by ``ssl``.
+
+The key is kept only in a folder of the user's that nobody else may write
+to (else one line, and no HTTPS), written to a fresh name with
+O_EXCL|O_NOFOLLOW (a planted symlink never receives it) and renamed into
+place. A kept key that others may read is made 0600, and that is said once.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import ipaddress
+import logging
 import os
+import secrets
 import socket
 import ssl
+import stat
 from pathlib import Path
+
+log = logging.getLogger("sigreload.http")
 
 DAYS = 825  # what browsers accept for a certificate's lifetime
 NAMES = ["localhost", "127.0.0.1", "::1"]  # always in a made certificate
@@ -82,22 +93,69 @@ def make(names: list[str]) -> tuple[bytes, bytes]:
 def kept(names: list[str], folder: Path | None = None) -> tuple[Path, Path, bool]:
     """The made certificate and key for ``names`` in ``folder`` (the cache
     folder): made anew when missing or when it does not cover them. Returns
-    (cert, key, whether it was made now). Raises OSError."""
+    (cert, key, whether it was made now). Raises OSError (its strerror one
+    line for a person: a folder others may write to is refused)."""
     folder = folder or cache_folder()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    closed(folder)
     cert, key = folder / "cert.pem", folder / "key.pem"
     try:
-        if covers(cert.read_bytes(), names) and key.exists():
+        if covers(cert.read_bytes(), names) and private_key(key):
             return cert, key, False
     except (OSError, ValueError):
         pass
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert_pem, key_pem = make(list(dict.fromkeys(NAMES + names)))
-    fd = os.open(key.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
-    os.replace(key.with_suffix(".tmp"), key)
-    cert.write_bytes(cert_pem)
+    put(key, key_pem)
+    put(cert, cert_pem)
     return cert, key, True
+
+
+def closed(folder: Path) -> None:
+    """Raise PermissionError unless ``folder`` is a folder (not a link) of this user that nobody else may write to."""
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise PermissionError(errno.EACCES, f"{folder} is not a folder of yours that only you may write to: "
+                              "no key is kept there (set XDG_CACHE_HOME, or pass --cert and --key)", str(folder))
+
+
+def private_key(key: Path) -> bool:
+    """Whether ``key`` is this user's plain file; one that others may read is made 0600 (said once: then it is)."""
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("the HTTPS key %s was readable by others (mode %o): it is 0600 now", key,
+                        stat.S_IMODE(st.st_mode))
+        return True
+    finally:
+        os.close(fd)
+
+
+def put(path: Path, data: bytes) -> None:
+    """Write ``path`` (0600) as a new file of a name nobody could plant, then rename it into place."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def readable_by_others(key: str | os.PathLike[str]) -> bool:
+    """Whether a key given with --key may be read by other users (said, never changed: it is the user's file)."""
+    try:
+        return bool(os.stat(key).st_mode & 0o077)
+    except OSError:
+        return False
 
 
 def server_context(cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:

@@ -56,6 +56,8 @@ def tls_context(args: argparse.Namespace) -> Any:
         sys.exit(f"sigreload-http: cannot use {which} ({why})")
     if args.cert:
         log.info("HTTPS with %s (SHA-256 fingerprint %s)", args.cert, print_)
+        if certificates.readable_by_others(args.key):
+            log.warning("the key %s may be read by other users of this machine: chmod 600 it", args.key)
     else:
         log.info("HTTPS with a self-signed certificate %s %s (SHA-256 fingerprint %s): your browser asks once; "
                  "or pass your own with --cert and --key (mkcert)", "made and kept in" if made else "kept in",

@@ -59,6 +59,15 @@ def commands(kind: str, paths: list[str] | None) -> list[str]:
     return [json.dumps({"command": "reload", "path": p, "liveCSS": True, "liveImg": True}) for p in chosen]
 
 
+def is_hello(message: object) -> bool:
+    """Whether a client's first message is LiveReload's hello offering protocol 7
+    (its ``protocols`` a list: a string or a number there is no offer)."""
+    if not isinstance(message, dict) or message.get("command") != "hello":
+        return False
+    protocols = message.get("protocols")
+    return isinstance(protocols, list) and PROTOCOL_7 in protocols
+
+
 def make_handler(clients: set[ServerConnection],
                  busy: Callable[[], None]) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
@@ -66,9 +75,7 @@ def make_handler(clients: set[ServerConnection],
         in ``clients`` from then until it leaves; what it says next is ignored."""
         busy()
         try:
-            first = json.loads(await connection.recv())
-            if not (isinstance(first, dict) and first.get("command") == "hello"
-                    and PROTOCOL_7 in (first.get("protocols") or [])):
+            if not is_hello(json.loads(await connection.recv())):
                 await connection.close(1002, "LiveReload protocol 7 only")
                 return
             await connection.send(json.dumps({"command": "hello", "protocols": [PROTOCOL_7],

@@ -523,7 +523,7 @@
     }
     if (!known || known.nonce !== nonce) save({ ...load(), trust: { nonce, proof } });
     status.connected = true;
-    foreignSaid = false; live = ws;
+    delay = 200; warned = false; foreignSaid = false; live = ws; // a stranger's socket keeps the backoff growing
     queued.splice(0).forEach((m) => ws.send(m));
     if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
     giveBack(proof);
@@ -534,7 +534,6 @@
     const ws = new WebSocket(url);
     let proven = false, held = [];
     ws.onopen = () => {
-      delay = 200; warned = false;
       ws.send(JSON.stringify({ type: "challenge", nonce }));
     };
     ws.onmessage = (e) => {

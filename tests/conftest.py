@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, settings
 
 import engines
 from apps import free_port, save as write  # noqa: F401 (for the tests)
@@ -29,6 +30,11 @@ MODULES = {"sigreload": "sigreload", "http_server": "sigreload.http_server",
            "broadcaster": "sigreload.broadcaster", "watcher": "sigreload.watcher"}
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
+# Property-based tests (hypothesis): a short run by default (CI), a long one
+# with HYPOTHESIS_PROFILE=long (README: "Tests").
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

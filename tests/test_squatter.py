@@ -84,8 +84,10 @@ def squatter_user():
                    check=True, capture_output=True)
     try:
         yield pwd.getpwnam(USER)
-    finally:
-        subprocess.run(["userdel", "-r", USER], capture_output=True)
+    finally:  # after the test's processes ended (ask for this fixture first): a user with one is kept
+        gone = subprocess.run(["userdel", "-r", USER], capture_output=True, text=True)
+        if USER in {p.pw_name for p in pwd.getpwall()}:
+            pytest.fail(f"could not remove the user {USER}: {gone.stderr}")
 
 
 def as_user(user, *argv):
@@ -125,7 +127,8 @@ def typed_and_stored(page):
     return values, [v for v in ("Ada", "hunter2", "s3cret!", "letmein") if v in stored]
 
 
-def test_a_squatter_on_the_freed_port_gets_nothing_and_the_tab_stays(procs, tmp_path, page, squatter_user):
+def test_a_squatter_on_the_freed_port_gets_nothing_and_the_tab_stays(squatter_user, procs, tmp_path, page):
+    # squatter_user first: made before, removed after its processes are ended (procs)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text(FORM)
     web, ws = free_port(), free_port()

@@ -134,7 +134,8 @@ def write(folder: Path, name: str, data: bytes) -> None:
 def collect(folder: Path | None) -> list[dict[str, Any]]:
     """Every message left in ``folder``, oldest first; consumed.
 
-    An unreadable message counts as ``{}`` (reload everything); never raises.
+    An unreadable message, or one that is not a JSON object, counts as ``{}``
+    (reload everything); never raises.
     """
     try:
         files = sorted(folder.glob("*.json")) if folder else []
@@ -143,10 +144,11 @@ def collect(folder: Path | None) -> list[dict[str, Any]]:
     messages = []
     for f in files:
         try:
-            messages.append(json.loads(f.read_text()))
+            message = json.loads(f.read_text())
             f.unlink()
         except (OSError, ValueError):
-            messages.append({})
+            message = {}
+        messages.append(message if isinstance(message, dict) else {})  # not an object: reload everything
     return messages
 
 

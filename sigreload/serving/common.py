@@ -24,10 +24,18 @@ HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in w
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
+def hostname(host_header: str | None) -> str:
+    """The name or address in a Host header, "" for none or a malformed one ("[": urlsplit raises)."""
+    try:
+        return urlsplit("//" + (host_header or "")).hostname or ""
+    except ValueError:
+        return ""
+
+
 @functools.lru_cache(maxsize=256)  # asked on every request, of a few names
 def loopback_host(host_header: str | None) -> bool:
     """True for localhost, *.localhost and loopback addresses (any port)."""
-    host = urlsplit("//" + (host_header or "")).hostname or ""
+    host = hostname(host_header)
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -43,7 +51,7 @@ def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> 
     ".example.com" also allows its subdomains, as Vite's server.allowedHosts)."""
     if lan or loopback_host(host_header):
         return True
-    host = (urlsplit("//" + (host_header or "")).hostname or "").rstrip(".")
+    host = hostname(host_header).rstrip(".")
     try:
         ipaddress.ip_address(host)
         return True

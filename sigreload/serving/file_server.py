@@ -127,13 +127,13 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             f = os.fdopen(confined.open_under(self.directory, os.path.relpath(path, self.directory)), "rb")
             if stat.S_ISDIR(os.fstat(f.fileno()).st_mode):
                 f.close()
-                return self.not_found()
+                return self.not_found(custom=status == HTTPStatus.OK)
             if self.used is not None and status == HTTPStatus.OK:
                 self.used.add(os.path.abspath(path))
             ctype, size = self.guess_type(path), os.fstat(f.fileno()).st_size
             at = injection.place(f) if self.ws_port and ctype.startswith("text/html") else None
-        except OSError:
-            return self.not_found()
+        except OSError:  # refused (confined) or gone; a refused 404.html: ours instead
+            return self.not_found(custom=status == HTTPStatus.OK)
         tag = self.snippet_tag() if at is not None else b""
         total = size + len(tag)
         first, last = self.byte_range(total) if status == HTTPStatus.OK else (None, None)
@@ -186,12 +186,12 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             self.close_connection = True
         return None
 
-    def not_found(self) -> BinaryIO | injection.Spliced | None:
-        """The site's own 404.html when it has one, else a short clear page;
-        with the snippet: the page may exist after the next build or save."""
-        custom = os.path.join(self.directory, "404.html")
-        if os.path.isfile(custom):
-            return self.send_file(custom, HTTPStatus.NOT_FOUND)
+    def not_found(self, custom: bool = True) -> BinaryIO | injection.Spliced | None:
+        """The site's own 404.html when it has one (and ``custom``), else a short
+        clear page; with the snippet: the page may exist after the next build or save."""
+        page = os.path.join(self.directory, "404.html")
+        if custom and os.path.isfile(page):
+            return self.send_file(page, HTTPStatus.NOT_FOUND)
         self.page(HTTPStatus.NOT_FOUND, "<title>Not found</title></head>\n<body><h1>Not found</h1>\n"
                   "<p>Nothing at this address in the served folder.</p>")
         return None

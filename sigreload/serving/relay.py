@@ -26,7 +26,10 @@ def same_origin(origin: str | None, host: str | None) -> bool:
     """Whether a page at ``origin`` asks for its own host's socket (a foreign site's page may not)."""
     if not origin or not host:
         return False
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # "http://[": not an origin
+        return False
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
