@@ -24,10 +24,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=command_line.WS_PORT,
                         help="WebSocket port the pages connect to (default: %(default)s; 0: any free)")
     parser.add_argument("--lan", action="store_true",
-                        help="listen on every address and accept any page origin (opt-in)")
+                        help="listen on every address and accept pages of this machine's addresses too (opt-in)")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)")
     parser.add_argument("--allow-file-pages", action="store_true", help=command_line.FILE_PAGES_HELP)
+    command_line.add_allow_host(parser)
     parser.add_argument("--ping-interval", type=float, default=10.0,
                         help="keepalive: a client silent for twice this is dropped (s)")
     command_line.add_livereload(parser)
@@ -48,9 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     command_line.setup_logging(args.verbose)
     from sigreload import broadcasting
 
-    origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages)
+    # --lan widens who connects, never what is checked: pages of the addresses printed, of the
+    # --allow-host names and of --allow-origin; never "null" unless asked (--allow-file-pages)
+    wide = args.lan or args.host in listening.WILDCARDS
+    served = command_line.lan_addresses() if wide else [listening.shown(h) for h in listening.hosts(args.host)]
+    origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host)
     if args.lan:
-        args.host, origins = "", None  # every interface, IPv4 and IPv6; any page
+        args.host = ""  # every interface, IPv4 and IPv6
     hosts = listening.hosts(args.host)
     process_life.lifeline()
     try:

@@ -307,10 +307,16 @@ class GatedConnection(ServerConnection):
             await super().close(code, reason)
 
 
-def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | re.Pattern[str] | None]:
-    """The page origins accepted: loopback pages, ``extra`` (--allow-origin), and
-    with ``file_pages`` the "null" origin of file:// pages (--allow-file-pages)."""
-    return LOOPBACK_ORIGINS + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
+def accepting(extra: Iterable[str], file_pages: bool = False,
+              hosts: Iterable[str] = ()) -> list[Origin | re.Pattern[str] | None]:
+    """The page origins accepted: loopback pages, ``extra`` (--allow-origin), pages
+    of ``hosts`` on any port, http or https (the addresses served, ``[::1]`` in
+    brackets; --allow-host names, ".example.com": its subdomains too), and with
+    ``file_pages`` the "null" origin of file:// pages (--allow-file-pages)."""
+    names = [re.escape(h.lower()) if not h.startswith(".") else r"(?:[a-z0-9_-]+\.)+" + re.escape(h[1:].lower())
+             for h in hosts if h and "(" not in h]  # "(no network address)"
+    served = [re.compile(rf"https?://(?:{'|'.join(names)})(:\d+)?")] if names else []
+    return LOOPBACK_ORIGINS + served + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
 
 
 def is_livereload_port(connection: ServerConnection) -> bool:

@@ -86,7 +86,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve += ["--https"] * args.https
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
-    origins += ["--allow-file-pages"] * args.allow_file_pages
+    origins += ["--allow-file-pages"] * args.allow_file_pages + [f"--allow-host={name}" for name in args.allow_host]
     origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []
     origins += ["--no-console"] * args.no_console + ["--morph"] * args.morph
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import re
 import ssl
 import sys
 import threading
@@ -24,10 +25,32 @@ HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in w
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
+# A Host header is a name or an address, and a port: nothing else (RFC 9110 7.2:
+# uri-host [":" port]). Userinfo ("evil.example@127.0.0.1"), lists ("a, b"),
+# spaces, paths: 400, never passed on (an app would read another name than we checked).
+HOST_SYNTAX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+HOST_MALFORMED = b"A Host header is a name or an address, and a port\n"
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
 @functools.lru_cache(maxsize=256)  # asked on every request, of a few names
+def host_name(host_header: str | None) -> str | None:
+    """The name or address a Host header names (lower case, no port, IPv6
+    without brackets, no trailing dot), or None when the header is anything
+    but a name or an address and a port."""
+    if not host_header or not HOST_SYNTAX.fullmatch(host_header):
+        return None
+    try:
+        parts = urlsplit("//" + host_header)
+        parts.port  # noqa: B018  # raises ValueError when out of range
+    except ValueError:
+        return None
+    return (parts.hostname or "").rstrip(".") or None
+
+
 def loopback_host(host_header: str | None) -> bool:
     """True for localhost, *.localhost and loopback addresses (any port)."""
-    host = urlsplit("//" + (host_header or "")).hostname or ""
+    host = host_name(host_header) or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -38,25 +61,44 @@ def loopback_host(host_header: str | None) -> bool:
 
 def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> bool:
     """Whether a request for ``host_header`` is served: a loopback name, an IP
-    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` is reached by
-    its address), any with ``lan``, or a name in ``allowed`` (--allow-host;
-    ".example.com" also allows its subdomains, as Vite's server.allowedHosts)."""
-    if lan or loopback_host(host_header):
+    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` and --lan are
+    reached by their addresses), or a name in ``allowed`` (--allow-host;
+    ".example.com" also allows its subdomains, as Vite's server.allowedHosts).
+    ``lan`` changes nothing: --lan widens who connects, never what is checked."""
+    host = host_name(host_header)
+    if host is None:
+        return False
+    if loopback_host(host_header):
         return True
-    host = (urlsplit("//" + (host_header or "")).hostname or "").rstrip(".")
     try:
         ipaddress.ip_address(host)
         return True
     except ValueError:
-        return bool(host) and any(host == name.lstrip(".") or (name.startswith(".") and host.endswith(name))
-                                  for name in allowed)
+        return any(host == name.lstrip(".").lower() or (name.startswith(".") and host.endswith(name.lower()))
+                   for name in allowed)
+
+
+def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
+    """Whether a page at ``origin`` asks for its own server's socket: the same
+    scheme (``scheme``: the one the request came by), host and port as the
+    request's Host header (a foreign site's page, or an http page of an https
+    server, may not)."""
+    name = host_name(host)
+    if not origin or name is None or origin == "null":
+        return False
+    try:
+        asked, ours = urlsplit(origin), urlsplit(f"{scheme}://{host}")
+        return (asked.scheme == scheme and not asked.username and not asked.path and asked.hostname == name
+                and (asked.port or DEFAULT_PORTS[scheme]) == (ours.port or DEFAULT_PORTS[scheme]))
+    except (ValueError, KeyError):
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
     """The request handler both servers build on.
 
-    ``lan`` (set per server) accepts any Host header, ``allowed_hosts`` the
-    names given with --allow-host. Request lines go to
+    ``allowed_hosts`` (set per server): the names given with --allow-host;
+    ``lan`` is --lan (the same Host rules hold). Request lines go to
     ``logger`` at debug level (-v), control characters escaped: a request
     line is anybody's text.
     """
@@ -73,10 +115,17 @@ class Handler(BaseHTTPRequestHandler):
     def host_refused(self) -> bool:
         """Answer 403 and return True unless the Host header names this machine
         by a loopback name (DNS rebinding: a site's name that resolves to
-        127.0.0.1) or by a name given with --allow-host."""
-        if host_allowed(self.headers.get("Host"), self.lan, self.allowed_hosts):
+        127.0.0.1), by an address, or by a name given with --allow-host; 400
+        when it is not a name or an address and a port at all."""
+        hosts = self.headers.get_all("Host") or []
+        host = hosts[0] if len(hosts) == 1 else None  # two Host headers: which one would the next reader take?
+        if host_allowed(host, self.lan, self.allowed_hosts):
             return False
-        self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
+        if host_name(host) is None:
+            self.close_connection = True
+            self.reply(400, "text/plain; charset=utf-8", HOST_MALFORMED)
+        else:
+            self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
         return True
 
     def setup(self) -> None:

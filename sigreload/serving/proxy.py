@@ -5,8 +5,10 @@ on uvloop's event loop.
 
 It forwards every request to the one app server it was given, on this
 machine, and never anywhere else. Method, body (streamed, chunked or not),
-headers, cookies and status pass through; ``X-Forwarded-*`` and
-``Forwarded`` from the client are replaced; informational answers (103) are
+headers, cookies and status pass through; ``X-Forwarded-*``, ``Forwarded``
+and ``X-Original-URL`` from the client are dropped (the proxy says its own
+``X-Forwarded-For``, ``-Proto`` and ``-Host``), a Host header that is not a
+name or an address and a port is 400; informational answers (103) are
 dropped and ``Expect: 100-continue`` is the app's to answer; a redirect to
 the app's own address comes back as one to the proxy's; the app's WebSockets
 are relayed. Only documents get the snippet, first in <head>: an
@@ -55,6 +57,7 @@ from sigreload.serving import common, injection, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
+OWN_ORIGIN = "http://127.0.0.1"  # the Origin a checked page's socket reaches the broadcaster with
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
@@ -64,7 +67,8 @@ ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
 CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
-FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+# What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
+FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri"}
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
@@ -147,7 +151,12 @@ class Proxy:
             await self.session.close()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        if not common.host_allowed(request.headers.get("Host"), self.lan, self.allowed_hosts):
+        hosts = request.headers.getall("Host", [])
+        host = hosts[0] if len(hosts) == 1 else None
+        if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
+            return web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain",
+                                headers={"Connection": "close"})
+        if not common.host_allowed(host, self.lan, self.allowed_hosts):
             return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
@@ -169,8 +178,10 @@ class Proxy:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
         name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
+            if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
+                return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload", OWN_ORIGIN)
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
@@ -178,7 +189,8 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        headers = [(k, v) for k, v in request.headers.items()
+                   if k.lower() not in NOT_FORWARDED and not k.lower().startswith("x-forwarded-")]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
@@ -444,12 +456,15 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str | URL) -> web.StreamResponse:
-        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
+    async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None) -> web.StreamResponse:
+        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for
+        message, both ways; ``origin`` (when given) replaces the client's Origin."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
+        if origin is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "origin"} | {"Origin": origin}
         try:
             upstream = await self.session.ws_connect(url, protocols=offered, headers=headers, autoping=False,
                                                      max_msg_size=0, compress=0)
