@@ -167,6 +167,7 @@ FOREIGN_PAGE = """<!doctype html><html><body><script>
 window.results = {};
 function tryit(name, url) {
   const ws = new WebSocket(url);
+  ws.onopen = () => { window.results[name] = "open"; };
   ws.onmessage = (e) => { window.results[name] = "message: " + e.data; };
   ws.onerror = () => { window.results[name] = window.results[name] || "refused"; };
   ws.onclose = () => { window.results[name] = window.results[name] || "refused"; };
@@ -177,6 +178,7 @@ tryit("livereload", "ws://{here}:{live}/livereload");
 </script>
 <iframe sandbox="allow-scripts" srcdoc="<script>
 const ws = new WebSocket('ws://{here}:{ws}/sigreload');
+ws.onopen = () => parent.postMessage('open', '*');
 ws.onmessage = (e) => parent.postMessage('message: ' + e.data, '*');
 ws.onclose = () => parent.postMessage('refused', '*');
 </script>"></iframe>
@@ -204,7 +206,11 @@ def lan_browser(playwright, lan_host, tmp_path_factory):
     wrapper = tmp_path_factory.mktemp("lan") / "chromium-there"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {lan_host.name} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
-    chromium = playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+    # Chromium asks before a public site's page reaches a private address (Local Network Access);
+    # Firefox does not, nor does any browser for a page of another LAN device: sigreload must refuse.
+    chromium = playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS + [
+        "--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespectPreflightResults,"
+        "BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights"])
     yield chromium
     chromium.close()
 

@@ -1,24 +1,29 @@
 """What sigreload's two HTTP servers (the file server and the proxy) share:
-binding (IPv6 too, a real listen backlog, at most so many connections
-served at once), the loopback Host check against DNS rebinding, small whole
-answers, and one log line per request at debug level.
+binding (IPv6 too, a real listen backlog, at most so many connections at
+once, the one idle longest let go first: ``limits.Crowd``), a deadline for
+each request's head that no trickled byte puts off, the Host checks against
+DNS rebinding, small whole answers, and one log line per request at debug level.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import ipaddress
 import logging
 import re
+import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from sigreload import listening
+from sigreload.serving import limits
 
 log = logging.getLogger("sigreload.http")
 HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in with --allow-host NAME)\n"
@@ -128,10 +133,33 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
         return True
 
+    deadline = 0.0  # time.monotonic() by which the request's head must have come
+
     def setup(self) -> None:
         super().setup()  # StreamRequestHandler's: the timeout, the files
+        self.deadline = time.monotonic() + self.patience()
+        self.rfile.close()  # the stdlib's: it would hold the socket open after its close
+        self.rfile = io.BufferedReader(limits.Reads(self.connection, lambda: self.deadline, self.timeout))
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()  # here, in the connection's thread, within its timeout
+
+    def handle_one_request(self) -> None:
+        """One request: its head within ``timeout`` of the wait's start (a
+        keep-alive's wait included), however it trickles in."""
+        self.deadline = time.monotonic() + self.patience()
+        assert isinstance(self.server, Server)
+        self.server.resting(self.request)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        assert isinstance(self.server, Server)
+        self.server.answering(self.request)  # never let go while answered
+        self.deadline = time.monotonic() + self.patience()  # what is left to read (a body): as long again
+        return super().parse_request()
+
+    def patience(self) -> float:
+        """Seconds a request's head (or body) may take in all."""
+        return self.timeout or limits.PATIENCE
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
@@ -146,36 +174,63 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    """A thread per connection, at most ``slots`` at once (None: no bound): past
-    that, the accept loop waits for one to end and the kernel holds the rest.
+    """A thread per connection, at most ``crowd.most`` at once (None: no bound):
+    past that, a new one lets go of the connection idle longest (waiting for a
+    request), or, when every one is being answered, the accept loop waits for
+    one to end and the kernel holds the rest.
 
     ``siblings``: the same server on the other addresses (``bind``: both
     loopbacks), served, shut down and closed with this one."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
-    slots: threading.BoundedSemaphore | None = None
+    crowd: limits.Crowd | None = None
+    room: threading.Condition  # guards ``crowd``; notified when a connection ends (bind makes it)
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
     handed: set[Any]  # connections handed over (bind makes it)
     tls: ssl.SSLContext | None = None  # HTTPS (--https)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if self.slots is not None:
-            self.slots.acquire()
+        if self.crowd is not None:
+            with self.room:
+                while (gone := self.crowd.join(request, str(client_address[0]))) is None:
+                    self.room.wait(1.0)  # everyone is being answered: the kernel holds the next ones
+            for victim in gone:
+                log.debug("%s: let go (idle longest, %d connections)", client_address[0], len(self.crowd))
+                try:  # its thread's read ends at once; socket's own shutdown, even for TLS (no unwrap)
+                    socket.socket.shutdown(victim, socket.SHUT_RDWR)  # type: ignore[arg-type]
+                except OSError:
+                    pass  # gone already
         try:
             super().process_request(request, client_address)
         except BaseException:
-            if self.slots is not None:
-                self.slots.release()  # no thread took it
+            self.ended(request)  # no thread took it
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            if self.slots is not None:
-                self.slots.release()
+            self.ended(request)
+
+    def ended(self, request: Any) -> None:
+        if self.crowd is not None:
+            with self.room:
+                self.crowd.leave(request)
+                self.room.notify()
+
+    def answering(self, request: Any) -> None:
+        """``request`` (a connection) is being answered: never let go meanwhile."""
+        if self.crowd is not None:
+            with self.room:
+                self.crowd.busy(request)
+
+    def resting(self, request: Any) -> None:
+        """``request`` waits for its next request: the first to go when the server is full."""
+        if self.crowd is not None:
+            with self.room:
+                self.crowd.rest(request)
 
     def get_request(self) -> tuple[Any, Any]:
         request, address = super().get_request()
@@ -223,14 +278,15 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
          most: int | None = None, tls: ssl.SSLContext | None = None) -> Server:
     """A threading HTTP server for ``handler`` on every address ``host`` stands
     for (``listening.bind``: both loopbacks), serving at most ``most``
-    connections at once (None: any number). Raises OSError, naming the
-    address (its ``filename``) when one of them is taken."""
+    connections at once (None: any number; fewer where the open-files limit
+    is lower). Raises OSError, naming the address (its ``filename``) when one
+    of them is taken."""
     servers = []
-    slots = threading.BoundedSemaphore(most) if most else None
+    crowd, room = (limits.Crowd(limits.most_connections(most)) if most else None), threading.Condition()
     for sock in listening.bind(host, port, BACKLOG):
         server = Server(sock.getsockname()[:2], handler, bind_and_activate=False)
         server.socket.close()
-        server.socket, server.address_family, server.slots = sock, sock.family, slots
+        server.socket, server.address_family, server.crowd, server.room = sock, sock.family, crowd, room
         server.server_address = sock.getsockname()
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)
