@@ -216,3 +216,67 @@ def test_a_crowd_lets_go_of_the_connection_idle_longest_and_never_of_one_answere
     crowd.leave("d")
     assert crowd.join("p3", "192.0.2.7") is None  # its device's two are answered
     assert crowd.join("x", "10.0.0.9") == []
+
+
+# --- The proxy ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(procs):
+    """proxy(*flags, **popen) -> port: sigreload's proxy before a raw upstream that answers /42 (test_proxy_field)."""
+    from test_proxy_field import Upstream, pages
+
+    made = []
+
+    def start(*flags, **kwargs):
+        upstream = Upstream(pages)
+        made.append(upstream)
+        port = free_port()
+        procs(module("http_server") + ["--proxy", f"http://127.0.0.1:{upstream.port}", "--port", port,
+                                       "--inject", free_port(), *flags], **kwargs).wait_for("proxying")
+        return port
+
+    yield start
+    for upstream in made:
+        upstream.close()
+
+
+def get_42(port, timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SCALE) as s:
+        s.sendall(f"GET /42 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        return s.recv(4096).split(b"\r\n")[0]
+
+
+def test_the_proxy_answers_while_300_posts_never_send_their_body_and_cuts_them(proxy):
+    """They held every connection to the app (256): every request hung."""
+    port = proxy("--idle-timeout", "3")
+    stalled = Tricklers(port, 300, first=f"POST /form HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100"
+                        "\r\n\r\n".encode(), every=1, most=30)
+    try:
+        for _ in range(5):
+            assert get_42(port) == b"HTTP/1.1 200 OK"
+        cut = stalled.socks[0]  # a byte a second: its deadline moves on by 1/16384 s for each
+        cut.settimeout(20 * SCALE)
+        try:
+            answer = cut.recv(4096)
+        except ConnectionError:
+            answer = b""
+        assert answer == b"", answer
+    finally:
+        stalled.close()
+
+
+def test_the_proxy_answers_while_3000_sockets_sit_idle_with_1024_open_files(proxy):
+    port = proxy("--idle-timeout", "120", preexec_fn=limit_fds(1024))
+    idle = []
+    try:
+        for _ in range(3000):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            idle.append(s)
+        for _ in range(5):
+            assert get_42(port, timeout=10) == b"HTTP/1.1 200 OK"
+    finally:
+        for s in idle:
+            s.close()

@@ -53,7 +53,7 @@ from yarl import URL
 
 from sigreload import listening
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, snippet
+from sigreload.serving import capped, common, injection, limits, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -137,11 +137,12 @@ class Proxy:
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
+        self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ssl=context, enable_cleanup_closed=True),
+            connector=aiohttp.TCPConnector(limit=capped.most_clients(), ssl=context, enable_cleanup_closed=True),
             cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=HOLD, sock_read=None),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
@@ -151,6 +152,13 @@ class Proxy:
             await self.session.close()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        capped.answering(request, True)  # never let go while answered
+        try:
+            return await self.answer(request)
+        finally:
+            capped.answering(request, False)
+
+    async def answer(self, request: web.BaseRequest) -> web.StreamResponse:
         hosts = request.headers.getall("Host", [])
         host = hosts[0] if len(hosts) == 1 else None
         if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
@@ -205,7 +213,7 @@ class Proxy:
         it when the app asked for the body (aiohttp sends it after the app's 100)."""
         if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        async for data in request.content.iter_chunked(CHUNK):
+        async for data in capped.body(request, CHUNK, self.patience):  # a body that never comes is cut
             yield data
 
     async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
@@ -569,8 +577,10 @@ class AsyncServer:
     async def run(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.proxy.open()
-        server = web.Server(self.proxy, access_log=None, handler_cancellation=True,
-                            keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
+        limits.quiet_accept_errors(asyncio.get_running_loop())  # a full file table: a line a second
+        self.proxy.patience = self.idle_timeout
+        server = capped.Server(self.proxy, access_log=None, handler_cancellation=True,
+                               keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         for sock in self.sockets:
