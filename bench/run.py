@@ -654,10 +654,17 @@ def main(argv=None):
     parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
     parser.add_argument("--devices-only", action="store_true",
                         help="only the pages reached other ways: --https, a forwarder, a second host")
+    parser.add_argument("--attacks-only", action="store_true",
+                        help="only the attack rows: 300 slow or idle sockets, 3,000 with ulimit -n 1024 (attacks.py)")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
+    if args.attacks_only:
+        import attacks
+
+        attacks.rows(results, summary, free_port)
+        return report(args, results, woke)
     pw, pw_browser = browser()
     try:
         if args.devices_only:
@@ -694,6 +701,9 @@ def main(argv=None):
         import proxies
 
         proxies.rows(results, pw_browser, free_port, summary)
+        import attacks
+
+        attacks.rows(results, summary, free_port)
         if not args.quick:
             poll_mode(args, results, pw_browser)
             if args.huge:
