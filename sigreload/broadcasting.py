@@ -444,8 +444,14 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
 
     for name in process_life.STOP_SIGNALS:
         loop.add_signal_handler(getattr(signal, name), stopping)
-    limits.quiet_accept_errors(loop)  # a full file table: one line a second, not a traceback per accept
     crowd = limits.Crowd(limits.most_connections(MOST_CONNECTIONS))
+
+    def full() -> None:  # a full file table (another process's files, or ours): the longest idle go
+        for victim in crowd.longest_idle(ACCEPTS_AT_ONCE):
+            assert isinstance(victim, GatedConnection)
+            victim.transport.abort()
+
+    limits.quiet_accept_errors(loop, full)  # and one line a second, not a traceback per accept
     servers: list[Server] = []
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:

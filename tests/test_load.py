@@ -182,7 +182,8 @@ def test_a_full_file_table_said_once_a_second(caplog):
     now = [0.0]
     loop = asyncio.new_event_loop()
     try:
-        limits.quiet_accept_errors(loop, clock=lambda: now[0])
+        full = []
+        limits.quiet_accept_errors(loop, lambda: full.append(1), clock=lambda: now[0])
         with caplog.at_level(logging.WARNING, logger="sigreload.limits"):
             for i in range(1000):  # 1000 failed accepts in 10 s
                 now[0] = i / 100
@@ -192,6 +193,7 @@ def test_a_full_file_table_said_once_a_second(caplog):
         loop.close()
     lines = [r for r in caplog.records if r.name == "sigreload.limits"]
     assert len(lines) == 10 and "Too many open files" in lines[0].getMessage()
+    assert len(full) == 1000  # each time, the connections idle longest are let go
 
 
 def test_a_crowd_lets_go_of_the_connection_idle_longest_and_never_of_one_answered():

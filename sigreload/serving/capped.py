@@ -56,8 +56,14 @@ class Server(web.Server):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        handler = type("Handler", (Handler,), {"crowd": limits.Crowd(most_clients())})
-        self.handler_class: type[Handler] = handler
+        self.crowd = limits.Crowd(most_clients())
+        self.handler_class: type[Handler] = type("Handler", (Handler,), {"crowd": self.crowd})
+
+    def full(self) -> None:
+        """A full file table: the connections idle longest go."""
+        for victim in self.crowd.longest_idle(16):
+            assert isinstance(victim, Handler)
+            victim.force_close()
 
     def __call__(self) -> RequestHandler:
         return self.handler_class(self, loop=self._loop, **self._kwargs)

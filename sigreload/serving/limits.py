@@ -21,6 +21,7 @@ import asyncio
 import io
 import ipaddress
 import logging
+import os
 import resource
 import socket
 import time
@@ -29,18 +30,28 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 log = logging.getLogger("sigreload.limits")
-SPARE_FILES = 48  # open files kept for everything else (the listening sockets, the app, logs, the message folder)
+SPARE_FILES = 40  # open files kept free besides those open at start: a pass of accepts (16), those let go meanwhile
 PER_ADDRESS = 64  # connections from one LAN device (a browser opens 6 per site; tabs add one socket each)
 SAID_EVERY = 1.0  # seconds between two lines about a full file table
 PATIENCE = 60.0  # seconds a request's head may take where a server sets no timeout
 
 
 def most_connections(wanted: int) -> int:
-    """``wanted``, or fewer where the open-files limit (ulimit -n) is lower."""
+    """``wanted``, or fewer where the open-files limit (ulimit -n) is lower:
+    a connection that would pass it is never accepted, so it could let
+    nobody go (asked at start: the files open then count)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(8, min(wanted, soft - SPARE_FILES))
+    return max(8, min(wanted, soft - open_files() - SPARE_FILES))
+
+
+def open_files() -> int:
+    """How many files this process has open (Linux and macOS list them in /dev/fd)."""
+    try:
+        return len(os.listdir("/dev/fd"))
+    except OSError:
+        return 16
 
 
 def loopback(address: str) -> bool:
@@ -97,6 +108,13 @@ class Crowd:
             if self.addresses[address] <= 0:
                 del self.addresses[address]
 
+    def longest_idle(self, count: int) -> list[Hashable]:
+        """Let go of up to ``count`` of the connections idle longest: which to close."""
+        gone = list(self.idle)[:count]
+        for key in gone:
+            self.leave(key)
+        return gone
+
     def __len__(self) -> int:
         return len(self.members)
 
@@ -125,16 +143,19 @@ class Reads(io.RawIOBase):
             self.sock.settimeout(self.timeout)
 
 
-def quiet_accept_errors(loop: asyncio.AbstractEventLoop, clock: Any = time.monotonic) -> None:
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, full: Callable[[], None] = lambda: None,
+                        clock: Any = time.monotonic) -> None:
     """Install an exception handler on ``loop`` that says a full file table
     (EMFILE, ENFILE, ENOBUFS on accept: asyncio retries a second later) in one
-    line per SAID_EVERY seconds, and passes everything else to the default."""
+    line per SAID_EVERY seconds and calls ``full`` (to let the connections idle
+    longest go), and passes everything else to the default."""
     said = [-SAID_EVERY]
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if "out of system resource" not in str(context.get("message", "")):
             loop.default_exception_handler(context)
             return
+        full()
         if clock() - said[0] >= SAID_EVERY:
             said[0] = clock()
             error = context.get("exception")

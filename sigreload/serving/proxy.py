@@ -577,10 +577,10 @@ class AsyncServer:
     async def run(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.proxy.open()
-        limits.quiet_accept_errors(asyncio.get_running_loop())  # a full file table: a line a second
         self.proxy.patience = self.idle_timeout
         server = capped.Server(self.proxy, access_log=None, handler_cancellation=True,
                                keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
+        limits.quiet_accept_errors(asyncio.get_running_loop(), server.full)  # a full file table: a line a second
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         for sock in self.sockets:
