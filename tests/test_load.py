@@ -75,6 +75,26 @@ def test_the_file_server_serves_the_developer_while_140_connections_trickle_thei
         attack.close()
 
 
+def test_the_file_server_serves_the_developer_while_140_downloads_are_never_read(files, tmp_path):
+    """Each holds a thread in a write its client never takes: a full server lets
+    go of the one that waited longest (it waited the idle timeout: 60 s here)."""
+    port = files("--idle-timeout", "60")
+    (tmp_path / "big.bin").write_bytes(bytes(8 << 20))
+    stalled = []
+    try:
+        for _ in range(140):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(f"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            stalled.append(s)
+        for _ in range(5):
+            assert get(port) == b"HTTP/1.1 200 OK"
+    finally:
+        for s in stalled:
+            s.close()
+
+
 def test_a_head_trickled_a_byte_at_a_time_is_cut_at_its_deadline(files):
     port = files("--idle-timeout", "2")
     with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
@@ -218,6 +238,12 @@ def test_a_crowd_lets_go_of_the_connection_idle_longest_and_never_of_one_answere
     crowd.leave("d")
     assert crowd.join("p3", "192.0.2.7") is None  # its device's two are answered
     assert crowd.join("x", "10.0.0.9") == []
+    crowd.busy("x")
+    crowd.writing("p1", True)  # its client takes nothing
+    crowd.writing("p2", True)
+    crowd.writing("p2", False)  # taken
+    assert crowd.join("y", "127.0.0.1") == ["p1"]  # no one idle: the write that waited longest
+    assert crowd.longest_idle(5) == ["y"] and len(crowd) == 2
 
 
 # --- The proxy ------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,32 +135,28 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     deadline = 0.0  # time.monotonic() by which the request's head must have come
+    server: Server
 
     def setup(self) -> None:
         super().setup()  # StreamRequestHandler's: the timeout, the files
-        self.deadline = time.monotonic() + self.patience()
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
         self.rfile.close()  # the stdlib's: it would hold the socket open after its close
         self.rfile = io.BufferedReader(limits.Reads(self.connection, lambda: self.deadline, self.timeout))
+        self.wfile = limits.Writes(self.connection, partial(self.server.writing, self.request))
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()  # here, in the connection's thread, within its timeout
 
     def handle_one_request(self) -> None:
         """One request: its head within ``timeout`` of the wait's start (a
         keep-alive's wait included), however it trickles in."""
-        self.deadline = time.monotonic() + self.patience()
-        assert isinstance(self.server, Server)
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
         self.server.resting(self.request)
         super().handle_one_request()
 
     def parse_request(self) -> bool:
-        assert isinstance(self.server, Server)
         self.server.answering(self.request)  # never let go while answered
-        self.deadline = time.monotonic() + self.patience()  # what is left to read (a body): as long again
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)  # a body: as long again
         return super().parse_request()
-
-    def patience(self) -> float:
-        """Seconds a request's head (or body) may take in all."""
-        return self.timeout or limits.PATIENCE
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
@@ -215,22 +212,26 @@ class Server(ThreadingHTTPServer):
             self.ended(request)
 
     def ended(self, request: Any) -> None:
-        if self.crowd is not None:
-            with self.room:
-                self.crowd.leave(request)
-                self.room.notify()
+        self.tell(lambda crowd: crowd.leave(request))
 
     def answering(self, request: Any) -> None:
         """``request`` (a connection) is being answered: never let go meanwhile."""
-        if self.crowd is not None:
-            with self.room:
-                self.crowd.busy(request)
+        self.tell(lambda crowd: crowd.busy(request))
+
+    def writing(self, request: Any, waits: bool) -> None:
+        """``request``'s write waits for its client (True), or is done."""
+        self.tell(lambda crowd: crowd.writing(request, waits))
 
     def resting(self, request: Any) -> None:
         """``request`` waits for its next request: the first to go when the server is full."""
+        self.tell(lambda crowd: crowd.rest(request))
+
+    def tell(self, change: Callable[[limits.Crowd], None]) -> None:
+        """``change`` the crowd (in its lock); a connection may have ended: the accept loop looks again."""
         if self.crowd is not None:
             with self.room:
-                self.crowd.rest(request)
+                change(self.crowd)
+                self.room.notify()
 
     def get_request(self) -> tuple[Any, Any]:
         request, address = super().get_request()

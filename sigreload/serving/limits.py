@@ -6,7 +6,9 @@ full: a few hundred slow or idle sockets must cost the developer nothing.
 at most ``per_address`` from one address that is not loopback (a device on the
 LAN); a connection that would pass either cap lets go of the connection that
 has been idle longest (one that waits for a request, or for its first bytes),
-never of one being answered, and is refused only when none is idle. The
+else of the one whose answer has waited longest for its client to take it (a
+download never read), never of one being answered at speed, and is refused
+only when there is none. The
 servers (the file server's threads, the proxy, the broadcaster) tell it when a
 connection starts and ends an answer, and close what it lets go.
 
@@ -69,6 +71,7 @@ class Crowd:
         self.most, self.per_address = most, per_address
         self.members: dict[Hashable, str] = {}  # connection -> its peer's address
         self.idle: dict[Hashable, None] = {}  # the idle ones, longest idle first (insertion order)
+        self.stuck: dict[Hashable, None] = {}  # those whose write waits for their client, longest first
         self.addresses: Counter[str] = Counter()
 
     def join(self, key: Hashable, address: str) -> list[Hashable] | None:
@@ -77,7 +80,7 @@ class Crowd:
         refused (everyone is being answered)."""
         crowded = not loopback(address) and self.addresses[address] >= self.per_address
         if crowded or len(self.members) >= self.most:
-            victim = next((k for k in self.idle if not crowded or self.members[k] == address), None)
+            victim = next((k for k in (*self.idle, *self.stuck) if not crowded or self.members[k] == address), None)
             if victim is None:
                 return None
             self.leave(victim)
@@ -99,10 +102,18 @@ class Crowd:
             self.idle.pop(key, None)
             self.idle[key] = None
 
+    def writing(self, key: Hashable, waits: bool) -> None:
+        """``key``'s write starts (``waits``: its client has yet to take it) or is done."""
+        if waits and key in self.members:
+            self.stuck[key] = None
+        else:
+            self.stuck.pop(key, None)
+
     def leave(self, key: Hashable) -> None:
         """``key`` is closed (idempotent)."""
         address = self.members.pop(key, None)
         self.idle.pop(key, None)
+        self.stuck.pop(key, None)
         if address is not None:
             self.addresses[address] -= 1
             if self.addresses[address] <= 0:
@@ -141,6 +152,26 @@ class Reads(io.RawIOBase):
             return int(self.sock.recv_into(buffer))
         finally:
             self.sock.settimeout(self.timeout)
+
+
+class Writes(io.BufferedIOBase):
+    """Writes to ``sock``, each said to ``waiting`` (True, then False once the
+    client took it): a full server lets go of the one that waited longest."""
+
+    def __init__(self, sock: socket.socket, waiting: Callable[[bool], None]) -> None:
+        super().__init__()
+        self.sock, self.waiting = sock, waiting
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.waiting(True)
+        try:
+            self.sock.sendall(data)
+        finally:
+            self.waiting(False)
+        return memoryview(data).nbytes
 
 
 def quiet_accept_errors(loop: asyncio.AbstractEventLoop, full: Callable[[], None] = lambda: None,
