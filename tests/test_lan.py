@@ -7,8 +7,10 @@ loopback. And the proxy's own Host and forwarding rules (issue 36, 1 and 9)."""
 import http.client
 import os
 import shutil
+import ssl
 
 import pytest
+from test_devices import certificate  # noqa: F401  # the fixture: a throwaway CA's certificate
 from test_proxy_field import exchange, front, pages  # noqa: F401  # front: the fixture
 
 from apps import NetworkHost
@@ -18,14 +20,15 @@ LAN_TAG = (os.getpid() + 5000) % 10000  # names this run's network namespace (te
 PAGE = "<!doctype html><html><head><title>mine</title></head><body><h1 id='title'>mine</h1></body></html>"
 
 
-def handshake(port, path, origin, address="127.0.0.1"):
+def handshake(port, path, origin, address="127.0.0.1", tls=None):
     """The status a WebSocket handshake on ``address``:``port`` at ``path`` with
     ``origin`` gets (101: the socket opened; its first message then, if any, else None)."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
+    scheme = "wss" if tls else "ws"
     try:
-        with connect(f"ws://{address}:{port}{path}", origin=origin, open_timeout=10 * SCALE) as ws:
+        with connect(f"{scheme}://{address}:{port}{path}", origin=origin, ssl=tls, open_timeout=10 * SCALE) as ws:
             try:
                 return 101, ws.recv(timeout=2 * SCALE)
             except TimeoutError:
@@ -154,10 +157,31 @@ def test_the_relay_compares_scheme_host_and_port(procs, tmp_path, serve):
         what = ["--proxy", "http://127.0.0.1:" + app.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1)]
     procs(module("http_server") + [*what, "--port", web, "--inject", ws]).wait_for("proxying" if serve == "proxy"
                                                                                    else "serving")
-    for origin in (f"https://127.0.0.1:{web}", f"http://127.0.0.1:{int(web) + 1}", f"http://localhost:{web}",
-                   "https://evil.example", "null", f"http://user@127.0.0.1:{web}"):
+    for origin in (f"http://127.0.0.1:{int(web) + 1}", f"http://localhost:{web}", "https://evil.example", "null",
+                   f"http://user@127.0.0.1:{web}", f"ftp://127.0.0.1:{web}"):
         assert handshake(web, "/_sigreload/socket", origin)[0] == 403, origin
     status, hello = handshake(web, "/_sigreload/socket", f"http://127.0.0.1:{web}")
+    assert status == 101 and '"hello"' in hello
+    # on plain http, a TLS front (a forwarder's) may end before us: its https page is this origin
+    assert handshake(web, "/_sigreload/socket", f"https://127.0.0.1:{web}")[0] == 101
+
+
+@pytest.mark.parametrize("serve", ["files", "proxy"])
+def test_over_https_the_relay_refuses_an_http_page_of_the_same_host_and_port(procs, tmp_path, serve, certificate):
+    write(tmp_path / "index.html", PAGE)
+    ws, web = free_port(), free_port()
+    procs(module("broadcaster") + ["--port", ws]).wait_for("ready")
+    what = [tmp_path]
+    if serve == "proxy":
+        app = procs(module("http_server") + [tmp_path, "--port", free_port()])
+        what = ["--proxy", "http://127.0.0.1:" + app.wait_seen(r"at http://127\.0\.0\.1:(\d+)/").group(1)]
+    tls = ["--cert", certificate[0], "--key", certificate[0]]
+    procs(module("http_server") + [*what, "--port", web, "--inject", ws, *tls]).wait_for(
+        "proxying" if serve == "proxy" else "serving")
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    assert handshake(web, "/_sigreload/socket", f"http://127.0.0.1:{web}", tls=client)[0] == 403
+    status, hello = handshake(web, "/_sigreload/socket", f"https://127.0.0.1:{web}", tls=client)
     assert status == 101 and '"hello"' in hello
 
 

@@ -86,16 +86,18 @@ def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> 
 
 def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
     """Whether a page at ``origin`` asks for its own server's socket: the same
-    scheme (``scheme``: the one the request came by), host and port as the
-    request's Host header (a foreign site's page, or an http page of an https
-    server, may not)."""
+    host and port as the request's Host header, and the scheme it came by
+    (``scheme``): https on TLS; on plain http, http or https (a forwarder's TLS
+    front may end before us: whoever serves https at this host and port is that
+    front). A foreign site's page, or an http page of an https server, may not."""
     name = host_name(host)
     if not origin or name is None or origin == "null":
         return False
     try:
         asked, ours = urlsplit(origin), urlsplit(f"{scheme}://{host}")
-        return (asked.scheme == scheme and not asked.username and not asked.path and asked.hostname == name
-                and (asked.port or DEFAULT_PORTS[scheme]) == (ours.port or DEFAULT_PORTS[scheme]))
+        schemes = ("https",) if scheme == "https" else ("http", "https")
+        return (asked.scheme in schemes and not asked.username and not asked.path and asked.hostname == name
+                and (asked.port or DEFAULT_PORTS[asked.scheme]) == (ours.port or DEFAULT_PORTS[asked.scheme]))
     except (ValueError, KeyError):
         return False
 
