@@ -167,7 +167,8 @@ def test_the_relay_compares_scheme_host_and_port(procs, tmp_path, serve):
 
 
 @pytest.mark.parametrize("serve", ["files", "proxy"])
-def test_over_https_the_relay_refuses_an_http_page_of_the_same_host_and_port(procs, tmp_path, serve, certificate):
+def test_over_https_the_relay_refuses_an_http_page_of_the_same_host_and_port(
+        procs, tmp_path, serve, certificate):  # noqa: F811
     write(tmp_path / "index.html", PAGE)
     ws, web = free_port(), free_port()
     procs(module("broadcaster") + ["--port", ws]).wait_for("ready")
