@@ -130,7 +130,7 @@ def measure(results, summary, front, attack, port, target, probe, pid):
     sockets.close()
     results[f"{front}, {attack_name}: {target} (ms)"] = summary(taken)
     results[f"{front}, {attack_name}: {target} failed"] = summary([float(taken.count(None))])
-    results[f"{front}, {attack_name}: back after (ms)"] = summary([back_after(pid, before)])
+    results[f"{front}, {attack_name}: back after its {target.split()[0]} (ms)"] = summary([back_after(pid, before)])
     time.sleep(0.5)
 
 
