@@ -85,7 +85,7 @@ def test_with_lan_the_relay_accepts_only_its_own_origin_and_host_is_checked(proc
     http = procs(module("http_server") + [*what, "--lan", "--port", web, "--inject", ws])
     http.wait_for("proxying" if serve == "proxy" else "serving")
     here = lan_address()
-    for origin in FOREIGN + [f"https://{here}:{web}", f"http://{here}:{int(web) + 1}"]:
+    for origin in FOREIGN + [f"http://{here}:{int(web) + 1}", f"http://127.0.0.1:{web}"]:
         assert handshake(web, "/_sigreload/socket", origin, here)[0] == 403, origin
     status, hello = handshake(web, "/_sigreload/socket", f"http://{here}:{web}", here)
     assert status == 101 and '"hello"' in hello
