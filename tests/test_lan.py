@@ -5,16 +5,22 @@ names, --allow-origin), never ``null`` unless asked; Host is checked as on
 loopback. And the proxy's own Host and forwarding rules (issue 36, 1 and 9)."""
 
 import http.client
+import json
 import os
+import queue
 import shutil
 import ssl
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 from test_devices import certificate  # noqa: F401  # the fixture: a throwaway CA's certificate
 from test_proxy_field import exchange, front, pages  # noqa: F401  # front: the fixture
 
 from apps import NetworkHost
-from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, free_port, module, open_page, write
+from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, deadline, free_port, module, open_page, write
 
 LAN_TAG = (os.getpid() + 5000) % 10000  # names this run's network namespace (test_devices.py has pid % 10000)
 PAGE = "<!doctype html><html><head><title>mine</title></head><body><h1 id='title'>mine</h1></body></html>"
@@ -265,3 +271,60 @@ def test_from_another_host_a_foreign_page_gets_no_socket_and_the_developers_page
         assert page.text_content("#title") == "mine"
     finally:
         context.close()
+
+
+class FirefoxThere:
+    """Firefox (tests/node/firefox.mjs, as engines.Firefox) running on the namespace's host."""
+
+    def __init__(self, host):
+        from engines import NODE, Firefox
+
+        self.bridge = Firefox.__new__(Firefox)
+        self.bridge.timeout, self.bridge.last = 60.0 * SCALE, 0
+        self.bridge.proc = subprocess.Popen(
+            ["ip", "netns", "exec", host.name, "node", str(NODE / "firefox.mjs"), shutil.which("firefox-esr")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+            env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"})
+        self.bridge.answers = queue.Queue()
+        threading.Thread(target=self.bridge._read, daemon=True).start()
+        self.bridge.version = self.bridge.receive()["ready"]
+
+
+def test_from_another_host_in_firefox_a_lan_devices_page_gets_no_socket(procs, tmp_path, lan_host):
+    """Firefox lets a site's page reach a LAN address; here the foreign page is
+    another device's on the LAN (served from the namespace's host)."""
+    if not (shutil.which("firefox-esr") and shutil.which("node")):
+        pytest.skip("firefox-esr and node (npm ci --prefix tests/node)")
+    from engines import EngineError
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "evil").mkdir()
+    write(tmp_path / "site" / "index.html", PAGE)
+    ws, live, evil_port = free_port(), free_port(), free_port()
+    main = procs(module("sigreload") + [tmp_path / "site", "--lan", "--port", "0", "--ws-port", ws,
+                                        "--livereload", live])
+    urls = main.wait_seen(r"any device on your network can read \S+: (.*)").group(1).split(", ")
+    web = urls[0].rsplit(":", 1)[1].strip("/")
+    main.wait_seen("watching")
+    foreign = FOREIGN_PAGE.replace("{here}", lan_host.here).replace("{ws}", str(ws)).replace("{web}", web)
+    write(tmp_path / "evil" / "index.html", foreign.replace("{live}", str(live)))
+    evil = procs(["ip", "netns", "exec", lan_host.name, sys.executable, "-u", "-m", "http.server", "--bind",
+                  lan_host.there, str(evil_port), "--directory", tmp_path / "evil"])
+    evil.wait_for("Serving HTTP")
+    firefox = FirefoxThere(lan_host).bridge
+    try:
+        tab = firefox.tab()
+        tab.goto(f"http://{lan_host.there}:{evil_port}/")
+        keys = ("broadcaster", "relay", "livereload", "sandboxed")
+        end = deadline(20)
+        while True:
+            try:
+                results = json.loads(tab.evaluate("JSON.stringify(window.results)"))
+            except EngineError:
+                results = {}
+            if all(k in results for k in keys) or time.monotonic() > end:
+                break
+            time.sleep(0.1)  # polling the page's own record, within a deadline
+        assert results == dict.fromkeys(keys, "refused"), results
+    finally:
+        firefox.close()
