@@ -657,6 +657,8 @@ def main(argv=None):
                         help="only the pages reached other ways: --https, a forwarder, a second host")
     parser.add_argument("--middleware-only", action="store_true",
                         help="only the middleware: in-process cost, requests/s through uvicorn and Flask's server")
+    parser.add_argument("--attacks-only", action="store_true",
+                        help="only the attack rows: 300 slow or idle sockets, 3,000 with ulimit -n 1024 (attacks.py)")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
@@ -665,6 +667,11 @@ def main(argv=None):
     parser.add_argument("--sockets", type=int, default=150, help="the soak's churning WebSocket clients")
     args = parser.parse_args(argv)
     results, woke = {}, [wake_cost()]
+    if args.attacks_only:
+        import attacks
+
+        attacks.rows(results, summary, free_port)
+        return report(args, results, woke)
     pw, pw_browser = browser()
     try:
         if args.soak:
@@ -716,6 +723,9 @@ def main(argv=None):
         import middleware
 
         middleware.rows(results, free_port, summary)
+        import attacks
+
+        attacks.rows(results, summary, free_port)
         if not args.quick:
             poll_mode(args, results, pw_browser)
             if args.huge:

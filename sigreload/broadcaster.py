@@ -34,9 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     command_line.setup_logging(args.verbose)
     from sigreload import broadcasting
 
-    origins: broadcasting.Origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages)
+    # --lan widens who connects, never what is checked: pages of the addresses printed, of the
+    # --allow-host names and of --allow-origin; never "null" unless asked (--allow-file-pages)
+    wide = args.lan or args.host in listening.WILDCARDS
+    served = command_line.lan_addresses() if wide else [listening.shown(h) for h in listening.hosts(args.host)]
+    origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host)
     if args.lan:
-        args.host, origins = "", None  # every interface, IPv4 and IPv6; any page
+        args.host = ""  # every interface, IPv4 and IPv6
     hosts = listening.hosts(args.host)
     process_life.lifeline()
     try:

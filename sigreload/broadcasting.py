@@ -34,7 +34,7 @@ from websockets.typing import Origin
 
 from sigreload import command_line, consoles, listening, livereload, platforms, process_life, secret
 from sigreload.contract import messages
-from sigreload.serving import snippet
+from sigreload.serving import limits, snippet
 
 IDENTIFIED_PATH = "/sigreload"
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
@@ -43,6 +43,9 @@ MAX_USING = 64  # paths one page may report using
 ACCEPTS_AT_ONCE = 16  # connections asyncio accepts in one pass of its loop (its backlog argument)
 BACKLOG = 1024  # connections the kernel holds until they are accepted
 HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them takes a few ms
+HANDSHAKE_DEADLINE = 10.0  # seconds from connecting to an open socket (websockets' open_timeout), queue included
+MAX_HEAD = 16 << 10  # bytes of a handshake's request head
+MOST_CONNECTIONS = 10_000  # in all (fewer below the open-files limit); limits.PER_ADDRESS from one LAN device
 COLLECT_AFTER = 2.0  # seconds without a client joining or leaving before the old generation is collected
 COLLECT_MOST = 60.0  # ... or at most this long after the last time, while clients keep coming and going
 REPORT_GAP = 0.1  # seconds between two writes of what pages use
@@ -277,13 +280,15 @@ def now_ms() -> int:
 
 class Gate:
     """At most ``most`` WebSocket handshakes read at once; later connections
-    wait, unread (reading paused), in the order they came. asyncio handles
-    every socket that is ready in one pass: a crowd of thousands joining at
-    once would otherwise hold the loop, and every signal and ping, for
-    hundreds of milliseconds."""
+    wait, unread (reading paused), in the order their whole request head came
+    (a socket that sends nothing, or a byte at a time, holds no turn: 100 such
+    kept every page out). asyncio handles every socket that is ready in one
+    pass: a crowd of thousands joining at once would otherwise hold the loop,
+    and every signal and ping, for hundreds of milliseconds. ``crowd``: every
+    connection of the process, capped (``limits.Crowd``)."""
 
-    def __init__(self, most: int) -> None:
-        self.free = most
+    def __init__(self, most: int, crowd: limits.Crowd) -> None:
+        self.free, self.crowd = most, crowd
         self.queue: deque[GatedConnection] = deque()
 
     def enter(self, connection: GatedConnection) -> None:
@@ -303,8 +308,7 @@ class Gate:
         while self.queue:
             turn = self.queue.popleft()
             if turn.slot == "waiting":
-                turn.slot = "held"
-                turn.transport.resume_reading()
+                turn.take_turn()
                 return
         self.free += 1
 
@@ -317,13 +321,48 @@ class GatedConnection(ServerConnection):
 
     gate: Gate
     slot = "new"
+    head = b""  # what came before its turn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.gate.enter(self)
+        peer = transport.get_extra_info("peername")
+        gone = self.gate.crowd.join(self, str(peer[0]) if peer else "")
+        for victim in gone or ():
+            assert isinstance(victim, GatedConnection)
+            victim.transport.abort()  # the one idle longest before its handshake
+        if gone is None:
+            self.transport.abort()  # full of open pages: refused
+
+    def data_received(self, data: bytes) -> None:
+        if self.slot in ("new", "waiting"):
+            self.head += data
+            if self.slot == "waiting" or b"\r\n\r\n" not in self.head:
+                if len(self.head) > MAX_HEAD:
+                    self.transport.abort()
+                return
+            self.gate.enter(self)
+            if self.slot == "waiting":
+                return
+            data, self.head = self.head, b""
+        super().data_received(data)
+
+    def take_turn(self) -> None:
+        """Its handshake is read now: what came meanwhile, then the rest."""
+        self.slot = "held"
+        self.transport.resume_reading()
+        data, self.head = self.head, b""
+        super().data_received(data)
+
+    def start_keepalive(self) -> None:
+        """Its handshake is over (websockets calls this then, on either port):
+        the next one's turn; an open page is never let go for a newcomer."""
+        self.gate.leave(self)
+        self.gate.crowd.busy(self)
+        super().start_keepalive()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gate.leave(self)
+        self.gate.crowd.leave(self)
         super().connection_lost(exc)
 
     def eof_received(self) -> None:
@@ -340,10 +379,16 @@ class GatedConnection(ServerConnection):
             await super().close(code, reason)
 
 
-def accepting(extra: Iterable[str], file_pages: bool = False) -> list[Origin | re.Pattern[str] | None]:
-    """The page origins accepted: loopback pages, ``extra`` (--allow-origin), and
-    with ``file_pages`` the "null" origin of file:// pages (--allow-file-pages)."""
-    return LOOPBACK_ORIGINS + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
+def accepting(extra: Iterable[str], file_pages: bool = False,
+              hosts: Iterable[str] = ()) -> list[Origin | re.Pattern[str] | None]:
+    """The page origins accepted: loopback pages, ``extra`` (--allow-origin), pages
+    of ``hosts`` on any port, http or https (the addresses served, ``[::1]`` in
+    brackets; --allow-host names, ".example.com": its subdomains too), and with
+    ``file_pages`` the "null" origin of file:// pages (--allow-file-pages)."""
+    names = [re.escape(h.lower()) if not h.startswith(".") else r"(?:[a-z0-9_-]+\.)+" + re.escape(h[1:].lower())
+             for h in hosts if h and "(" not in h]  # "(no network address)"
+    served = [re.compile(rf"https?://(?:{'|'.join(names)})(:\d+)?")] if names else []
+    return LOOPBACK_ORIGINS + served + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
 
 
 def is_livereload_port(connection: ServerConnection) -> bool:
@@ -392,8 +437,6 @@ def reported(message: dict[str, Any]) -> list[str] | None:
 def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
         """Say hello to sigreload snippets, then read only what their pages use."""
-        if isinstance(connection, GatedConnection):
-            connection.gate.leave(connection)  # its handshake is over: the next one's turn
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
@@ -438,6 +481,14 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
 
     for name in process_life.STOP_SIGNALS:
         loop.add_signal_handler(getattr(signal, name), stopping)
+    crowd = limits.Crowd(limits.most_connections(MOST_CONNECTIONS))
+
+    def full() -> None:  # a full file table (another process's files, or ours): the longest idle go
+        for victim in crowd.longest_idle(ACCEPTS_AT_ONCE):
+            assert isinstance(victim, GatedConnection)
+            victim.transport.abort()
+
+    limits.quiet_accept_errors(loop, full)  # and one line a second, not a traceback per accept
     servers: list[Server] = []
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:
@@ -453,12 +504,12 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
     # same signals (they merge anyway), so a full buffer is no reason to print.
     signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
-    servers += await listen(make_handler(broadcaster), hosts, port, origins, ping_interval)
+    servers += await listen(make_handler(broadcaster), hosts, port, origins, ping_interval, crowd)
     broadcaster.port = servers[0].sockets[0].getsockname()[1]
     if livereload_port is not None:
         try:
             servers += await listen(livereload.make_handler(broadcaster.livereload, broadcaster.busy), hosts,
-                                    livereload_port, origins, ping_interval, livereload.respond)
+                                    livereload_port, origins, ping_interval, crowd, livereload.respond)
         except OSError as exc:
             exc.port = livereload_port  # type: ignore[attr-defined]  # main names the port that is taken
             raise
@@ -500,16 +551,17 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
 
 
 async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: list[str], port: int,
-                 origins: Origins, ping_interval: float,
+                 origins: Origins, ping_interval: float, crowd: limits.Crowd,
                  respond: Callable[[ServerConnection, Request], Response | None] | None = None) -> list[Server]:
     """The WebSocket server on ``port`` of every one of ``hosts`` (port 0: one
     free port, the same on each), a server per socket; raises OSError, naming
     the address (``filename``), when one is taken."""
-    gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE)})
+    gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE, crowd)})
     sockets = listening.bind(hosts, port, BACKLOG)
     servers = [await serve(handler, sock=sock, process_request=respond or snippet_response, create_connection=gated,
                            backlog=ACCEPTS_AT_ONCE, origins=origins, compression=None, max_size=MAX_FRAME,
-                           max_queue=4, ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5)
+                           max_queue=4, ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5,
+                           open_timeout=HANDSHAKE_DEADLINE)
                for sock in sockets]
     for sock in sockets:  # asyncio accepts ``backlog`` connections in one pass; the kernel holds more
         sock.listen(BACKLOG)

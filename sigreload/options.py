@@ -63,8 +63,10 @@ OPTIONS = (
            passed=False),
     Option("host", "address to listen on (default: %(default)s)", ("sigreload", "http", "broadcast"),
            default=HOST, passed=False),
-    Option("lan", "listen on every address (opt-in; prints a warning)", ("sigreload", "http", "broadcast"),
-           kind=bool, passed=False),
+    Option("lan", {"sigreload": "listen on every address (opt-in; prints a warning)",
+                   "http": "listen on every address (opt-in; prints a warning)",
+                   "broadcast": "listen on every address and accept pages of this machine's addresses too (opt-in)"},
+           ("sigreload", "http", "broadcast"), kind=bool, passed=False),
     Option("verbose", "log in detail (the HTTP server: every request; the broadcaster: every client and "
                       "message; the watcher: every pass that finds a change)", ALL, kind=bool, short="-v"),
     Option("no-http", "your own server serves ROOT: run only the broadcaster and the watcher", ("sigreload",),
@@ -75,8 +77,8 @@ OPTIONS = (
     Option("open", "open the page in your browser once it is served", ("sigreload", "http"), kind=bool,
            group=HTTP),
     Option("allow-host", "also answer requests for the host NAME (a forwarder's: Codespaces, Gitpod, a tunnel; "
-                         ".example.com: its subdomains too); repeatable", ("sigreload", "http"), repeat=True,
-           metavar="NAME", group=HTTP),
+                         ".example.com: its subdomains too); repeatable", ("sigreload", "http", "broadcast"),
+           repeat=True, metavar="NAME", group=HTTP),
     Option("https", "serve over HTTPS (pages, their socket, the proxy): with --cert and --key, or a self-signed "
                     "certificate made on first use and kept in ~/.cache/sigreload", ("sigreload", "http"),
            kind=bool, group=HTTP),

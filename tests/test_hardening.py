@@ -323,7 +323,7 @@ def limit_fds(n):
 
 
 def test_half_open_connections_vanishing_clients_and_fd_exhaustion(procs):
-    b = procs(module("broadcaster") + ["--port", "0"], preexec_fn=limit_fds(64))
+    b = procs(module("broadcaster") + ["--port", "0"], preexec_fn=limit_fds(128))  # 30 clients fit, 200 do not
     port = int(b.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
     half_open = []
     for _ in range(200):  # never finish the handshake; past the fd limit

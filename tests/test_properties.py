@@ -16,7 +16,7 @@ from hypothesis import assume, given, strategies as st
 
 from sigreload import broadcasting, consoles, livereload, secret
 from sigreload.contract import messages
-from sigreload.serving import common, injection, relay
+from sigreload.serving import common, injection
 
 TAG = b"<script src=/_sigreload/reload.js></script>"
 PIECES = ["<!doctype html>", "<html>", "<html lang=en>", "<head>", "<HEAD class=x>", "</head>", "<body>",
@@ -169,7 +169,7 @@ def with_port(name, port):
 def test_any_host_header_is_judged_never_an_error(host):
     assert common.loopback_host(host) in (True, False)
     assert common.host_allowed(host, False, ("app.test", ".example.org")) in (True, False)
-    assert relay.same_origin(host, host) in (True, False)
+    assert common.same_origin(host, host, "http") in (True, False)
 
 
 @given(names, ports)
@@ -188,13 +188,13 @@ def test_this_machines_names_are_accepted(name, port):
     host = with_port(name, port)
     assert common.loopback_host(host) and common.host_allowed(host, False, ())
     assert origin_accepted(f"http://{host}") and origin_accepted(f"https://{host}")
-    assert relay.same_origin(f"http://{host}", host)
+    assert common.same_origin(f"http://{host}", host, "http")
 
 
 @given(names, ports, names, ports)
 def test_the_relay_gives_a_page_only_its_own_origins_socket(name, port, other, other_port):
     assume((name, port) != (other, other_port))
-    assert not relay.same_origin(f"http://{with_port(name, port)}", with_port(other, other_port))
+    assert not common.same_origin(f"http://{with_port(name, port)}", with_port(other, other_port), "http")
 
 
 @given(st.sampled_from(["localhost", "127.0.0.1", "[::1]"]), names)

@@ -1,41 +1,62 @@
 """What sigreload's two HTTP servers (the file server and the proxy) share:
-binding (IPv6 too, a real listen backlog, at most so many connections
-served at once), the loopback Host check against DNS rebinding, small whole
-answers, and one log line per request at debug level.
+binding (IPv6 too, a real listen backlog, at most so many connections at
+once, the one idle longest let go first: ``limits.Crowd``), a deadline for
+each request's head that no trickled byte puts off, the Host checks against
+DNS rebinding, small whole answers, and one log line per request at debug level.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import ipaddress
 import logging
+import re
+import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from sigreload import listening
+from sigreload.serving import limits
 
 log = logging.getLogger("sigreload.http")
 HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in with --allow-host NAME)\n"
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
 
 
-def hostname(host_header: str | None) -> str:
-    """The name or address in a Host header, "" for none or a malformed one ("[": urlsplit raises)."""
-    try:
-        return urlsplit("//" + (host_header or "")).hostname or ""
-    except ValueError:
-        return ""
+# A Host header is a name or an address, and a port: nothing else (RFC 9110 7.2:
+# uri-host [":" port]). Userinfo ("evil.example@127.0.0.1"), lists ("a, b"),
+# spaces, paths: 400, never passed on (an app would read another name than we checked).
+HOST_SYNTAX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+HOST_MALFORMED = b"A Host header is a name or an address, and a port\n"
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 @functools.lru_cache(maxsize=256)  # asked on every request, of a few names
+def host_name(host_header: str | None) -> str | None:
+    """The name or address a Host header names (lower case, no port, IPv6
+    without brackets, no trailing dot), or None when the header is anything
+    but a name or an address and a port."""
+    if not host_header or not HOST_SYNTAX.fullmatch(host_header):
+        return None
+    try:
+        parts = urlsplit("//" + host_header)
+        parts.port  # noqa: B018  # raises ValueError when out of range
+    except ValueError:
+        return None
+    return (parts.hostname or "").rstrip(".") or None
+
+
 def loopback_host(host_header: str | None) -> bool:
     """True for localhost, *.localhost and loopback addresses (any port)."""
-    host = hostname(host_header)
+    host = host_name(host_header) or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -46,25 +67,46 @@ def loopback_host(host_header: str | None) -> bool:
 
 def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> bool:
     """Whether a request for ``host_header`` is served: a loopback name, an IP
-    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` is reached by
-    its address), any with ``lan``, or a name in ``allowed`` (--allow-host;
-    ".example.com" also allows its subdomains, as Vite's server.allowedHosts)."""
-    if lan or loopback_host(host_header):
+    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` and --lan are
+    reached by their addresses), or a name in ``allowed`` (--allow-host;
+    ".example.com" also allows its subdomains, as Vite's server.allowedHosts).
+    ``lan`` changes nothing: --lan widens who connects, never what is checked."""
+    host = host_name(host_header)
+    if host is None:
+        return False
+    if loopback_host(host_header):
         return True
-    host = hostname(host_header).rstrip(".")
     try:
         ipaddress.ip_address(host)
         return True
     except ValueError:
-        return bool(host) and any(host == name.lstrip(".") or (name.startswith(".") and host.endswith(name))
-                                  for name in allowed)
+        return any(host == name.lstrip(".").lower() or (name.startswith(".") and host.endswith(name.lower()))
+                   for name in allowed)
+
+
+def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
+    """Whether a page at ``origin`` asks for its own server's socket: the same
+    host and port as the request's Host header, and the scheme it came by
+    (``scheme``): https on TLS; on plain http, http or https (a forwarder's TLS
+    front may end before us: whoever serves https at this host and port is that
+    front). A foreign site's page, or an http page of an https server, may not."""
+    name = host_name(host)
+    if not origin or name is None or origin == "null":
+        return False
+    try:
+        asked, ours = urlsplit(origin), urlsplit(f"{scheme}://{host}")
+        schemes = ("https",) if scheme == "https" else ("http", "https")
+        return (asked.scheme in schemes and not asked.username and not asked.path and asked.hostname == name
+                and (asked.port or DEFAULT_PORTS[asked.scheme]) == (ours.port or DEFAULT_PORTS[asked.scheme]))
+    except (ValueError, KeyError):
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
     """The request handler both servers build on.
 
-    ``lan`` (set per server) accepts any Host header, ``allowed_hosts`` the
-    names given with --allow-host. Request lines go to
+    ``allowed_hosts`` (set per server): the names given with --allow-host;
+    ``lan`` is --lan (the same Host rules hold). Request lines go to
     ``logger`` at debug level (-v), control characters escaped: a request
     line is anybody's text.
     """
@@ -81,16 +123,42 @@ class Handler(BaseHTTPRequestHandler):
     def host_refused(self) -> bool:
         """Answer 403 and return True unless the Host header names this machine
         by a loopback name (DNS rebinding: a site's name that resolves to
-        127.0.0.1) or by a name given with --allow-host."""
-        if host_allowed(self.headers.get("Host"), self.lan, self.allowed_hosts):
+        127.0.0.1), by an address, or by a name given with --allow-host; 400
+        when it is not a name or an address and a port at all."""
+        hosts = self.headers.get_all("Host") or []
+        host = hosts[0] if len(hosts) == 1 else None  # two Host headers: which one would the next reader take?
+        if host_allowed(host, self.lan, self.allowed_hosts):
             return False
-        self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
+        if host_name(host) is None:
+            self.close_connection = True
+            self.reply(400, "text/plain; charset=utf-8", HOST_MALFORMED)
+        else:
+            self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
         return True
+
+    deadline = 0.0  # time.monotonic() by which the request's head must have come
+    server: Server
 
     def setup(self) -> None:
         super().setup()  # StreamRequestHandler's: the timeout, the files
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
+        self.rfile.close()  # the stdlib's: it would hold the socket open after its close
+        self.rfile = io.BufferedReader(limits.Reads(self.connection, lambda: self.deadline, self.timeout))
+        self.wfile = limits.Writes(self.connection, partial(self.server.writing, self.request))
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()  # here, in the connection's thread, within its timeout
+
+    def handle_one_request(self) -> None:
+        """One request: its head within ``timeout`` of the wait's start (a
+        keep-alive's wait included), however it trickles in."""
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
+        self.server.resting(self.request)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        self.server.answering(self.request)  # never let go while answered
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)  # a body: as long again
+        return super().parse_request()
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
@@ -105,36 +173,67 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    """A thread per connection, at most ``slots`` at once (None: no bound): past
-    that, the accept loop waits for one to end and the kernel holds the rest.
+    """A thread per connection, at most ``crowd.most`` at once (None: no bound):
+    past that, a new one lets go of the connection idle longest (waiting for a
+    request), or, when every one is being answered, the accept loop waits for
+    one to end and the kernel holds the rest.
 
     ``siblings``: the same server on the other addresses (``bind``: both
     loopbacks), served, shut down and closed with this one."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
-    slots: threading.BoundedSemaphore | None = None
+    crowd: limits.Crowd | None = None
+    room: threading.Condition  # guards ``crowd``; notified when a connection ends (bind makes it)
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
     handed: set[Any]  # connections handed over (bind makes it)
     tls: ssl.SSLContext | None = None  # HTTPS (--https)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if self.slots is not None:
-            self.slots.acquire()
+        if self.crowd is not None:
+            with self.room:
+                while (gone := self.crowd.join(request, str(client_address[0]))) is None:
+                    self.room.wait(1.0)  # everyone is being answered: the kernel holds the next ones
+            for victim in gone:
+                log.debug("%s: let go (idle longest, %d connections)", client_address[0], len(self.crowd))
+                try:  # its thread's read ends at once; socket's own shutdown, even for TLS (no unwrap)
+                    socket.socket.shutdown(victim, socket.SHUT_RDWR)  # type: ignore[arg-type]
+                except OSError:
+                    pass  # gone already
         try:
             super().process_request(request, client_address)
         except BaseException:
-            if self.slots is not None:
-                self.slots.release()  # no thread took it
+            self.ended(request)  # no thread took it
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            if self.slots is not None:
-                self.slots.release()
+            self.ended(request)
+
+    def ended(self, request: Any) -> None:
+        self.tell(lambda crowd: crowd.leave(request))
+
+    def answering(self, request: Any) -> None:
+        """``request`` (a connection) is being answered: never let go meanwhile."""
+        self.tell(lambda crowd: crowd.busy(request))
+
+    def writing(self, request: Any, waits: bool) -> None:
+        """``request``'s write waits for its client (True), or is done."""
+        self.tell(lambda crowd: crowd.writing(request, waits))
+
+    def resting(self, request: Any) -> None:
+        """``request`` waits for its next request: the first to go when the server is full."""
+        self.tell(lambda crowd: crowd.rest(request))
+
+    def tell(self, change: Callable[[limits.Crowd], None]) -> None:
+        """``change`` the crowd (in its lock); a connection may have ended: the accept loop looks again."""
+        if self.crowd is not None:
+            with self.room:
+                change(self.crowd)
+                self.room.notify()
 
     def get_request(self) -> tuple[Any, Any]:
         request, address = super().get_request()
@@ -182,14 +281,15 @@ def bind(host: str | None, port: int, handler: Callable[..., BaseHTTPRequestHand
          most: int | None = None, tls: ssl.SSLContext | None = None) -> Server:
     """A threading HTTP server for ``handler`` on every address ``host`` stands
     for (``listening.bind``: both loopbacks), serving at most ``most``
-    connections at once (None: any number). Raises OSError, naming the
-    address (its ``filename``) when one of them is taken."""
+    connections at once (None: any number; fewer where the open-files limit
+    is lower). Raises OSError, naming the address (its ``filename``) when one
+    of them is taken."""
     servers = []
-    slots = threading.BoundedSemaphore(most) if most else None
+    crowd, room = (limits.Crowd(limits.most_connections(most)) if most else None), threading.Condition()
     for sock in listening.bind(host, port, BACKLOG):
         server = Server(sock.getsockname()[:2], handler, bind_and_activate=False)
         server.socket.close()
-        server.socket, server.address_family, server.slots = sock, sock.family, slots
+        server.socket, server.address_family, server.crowd, server.room = sock, sock.family, crowd, room
         server.server_address = sock.getsockname()
         server.server_name, server.server_port = str(server.server_address[0]), int(server.server_address[1])
         servers.append(server)

@@ -173,7 +173,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":
             self.reply(426, "text/plain; charset=utf-8", b"A WebSocket, for sigreload's snippet\n",
                        [("Upgrade", "websocket")])
-        elif not relay.same_origin(self.headers.get("Origin"), self.headers.get("Host")):
+        elif not common.same_origin(self.headers.get("Origin"), self.headers.get("Host"), self.scheme()):
             self.reply(403, "text/plain; charset=utf-8", b"Only this origin's pages get its socket\n")
         else:
             assert self.ws_port is not None
@@ -185,6 +185,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
                 self.reply(502, "text/plain; charset=utf-8", f"sigreload: {why}\n".encode())
             self.close_connection = True
         return None
+
+    def scheme(self) -> str:
+        """The scheme this request came by."""
+        return "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
 
     def not_found(self, custom: bool = True) -> BinaryIO | injection.Spliced | None:
         """The site's own 404.html when it has one (and ``custom``), else a short

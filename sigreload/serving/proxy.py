@@ -5,8 +5,10 @@ on uvloop's event loop.
 
 It forwards every request to the one app server it was given, on this
 machine, and never anywhere else. Method, body (streamed, chunked or not),
-headers, cookies and status pass through; ``X-Forwarded-*`` and
-``Forwarded`` from the client are replaced; informational answers (103) are
+headers, cookies and status pass through; ``X-Forwarded-*``, ``Forwarded``
+and ``X-Original-URL`` from the client are dropped (the proxy says its own
+``X-Forwarded-For``, ``-Proto`` and ``-Host``), a Host header that is not a
+name or an address and a port is 400; informational answers (103) are
 dropped and ``Expect: 100-continue`` is the app's to answer; a redirect to
 the app's own address comes back as one to the proxy's; the app's WebSockets
 are relayed. Only documents get the snippet, first in <head>: an
@@ -51,10 +53,11 @@ from yarl import URL
 
 from sigreload import listening, platforms
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, snippet
+from sigreload.serving import capped, common, injection, limits, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
+OWN_ORIGIN = "http://127.0.0.1"  # the Origin a checked page's socket reaches the broadcaster with
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
@@ -64,7 +67,8 @@ ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
 CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
-FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+# What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
+FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri"}
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
@@ -122,11 +126,12 @@ class Proxy:
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
+        self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ssl=context, enable_cleanup_closed=True),
+            connector=aiohttp.TCPConnector(limit=capped.most_clients(), ssl=context, enable_cleanup_closed=True),
             cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=HOLD, sock_read=None),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
@@ -136,7 +141,19 @@ class Proxy:
             await self.session.close()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        if not common.host_allowed(request.headers.get("Host"), self.lan, self.allowed_hosts):
+        capped.answering(request, True)  # never let go while answered
+        try:
+            return await self.answer(request)
+        finally:
+            capped.answering(request, False)
+
+    async def answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        hosts = request.headers.getall("Host", [])
+        host = hosts[0] if len(hosts) == 1 else None
+        if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
+            return web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain",
+                                headers={"Connection": "close"})
+        if not common.host_allowed(host, self.lan, self.allowed_hosts):
             return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
@@ -158,8 +175,10 @@ class Proxy:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
         name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
+            if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
+                return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload", OWN_ORIGIN)
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
@@ -167,7 +186,8 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        headers = [(k, v) for k, v in request.headers.items()
+                   if k.lower() not in NOT_FORWARDED and not k.lower().startswith("x-forwarded-")]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
@@ -182,7 +202,7 @@ class Proxy:
         it when the app asked for the body (aiohttp sends it after the app's 100)."""
         if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        async for data in request.content.iter_chunked(CHUNK):
+        async for data in capped.body(request, CHUNK, self.patience):  # a body that never comes is cut
             yield data
 
     async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
@@ -430,12 +450,15 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str | URL) -> web.StreamResponse:
-        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
+    async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None) -> web.StreamResponse:
+        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for
+        message, both ways; ``origin`` (when given) replaces the client's Origin."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
+        if origin is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "origin"} | {"Origin": origin}
         try:
             upstream = await self.session.ws_connect(url, protocols=offered, headers=headers, autoping=False,
                                                      max_msg_size=0, compress=0)
@@ -540,8 +563,10 @@ class AsyncServer:
     async def run(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.proxy.open()
-        server = web.Server(self.proxy, access_log=None, handler_cancellation=True,
-                            keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
+        self.proxy.patience = self.idle_timeout
+        server = capped.Server(self.proxy, access_log=None, handler_cancellation=True,
+                               keepalive_timeout=self.idle_timeout)  # an idle keep-alive, a half-sent request
+        limits.quiet_accept_errors(asyncio.get_running_loop(), server.full)  # a full file table: a line a second
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         for sock in self.sockets:

@@ -1,7 +1,7 @@
 """The page's socket on the page's own origin (``/_sigreload/socket``), for the
 file server: one port is all a forwarder (SSH -L, docker -p, Codespaces) has
-to carry. The WebSocket handshake is checked here (the Host header and a
-same-origin Origin), then passed to the broadcaster on loopback, and from
+to carry. The WebSocket handshake is checked by the server (the Host header and a
+same-origin Origin: ``common.same_origin``), then passed to the broadcaster on loopback, and from
 there on bytes go both ways unchanged; one thread relays every page's socket.
 """
 
@@ -12,7 +12,6 @@ import selectors
 import socket
 import ssl
 import threading
-from urllib.parse import urlsplit
 
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
@@ -20,17 +19,6 @@ SEND_TIMEOUT = 5.0  # a side that takes nothing for this long (a frozen tab) los
 LAST_WORDS = 1.0  # seconds a stopping server still relays, for the broadcaster's goodbye ("the watcher stopped")
 KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
         "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
-
-
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """Whether a page at ``origin`` asks for its own host's socket (a foreign site's page may not)."""
-    if not origin or not host:
-        return False
-    try:
-        parts = urlsplit(origin)
-    except ValueError:  # "http://[": not an origin
-        return False
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
 def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int) -> bytes:
