@@ -147,6 +147,7 @@ def test_a_proxy_to_an_address_off_this_machine_is_refused(tmp_path):
     assert done.returncode != 0 and "not a loopback address" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.portable_too
 def test_while_the_app_is_down_a_page_says_so_and_comes_back_by_itself(procs, tmp_path, page):
     proxied = Proxied(procs, tmp_path, start_app=False)
     status, headers, body = get(proxied.url)

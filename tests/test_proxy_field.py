@@ -320,6 +320,7 @@ def test_a_huge_upload_and_a_gzip_that_inflates_a_thousandfold_stream_at_flat_me
     assert peak_rss(proc.pid) - before < 64 << 20
 
 
+@pytest.mark.portable_too
 def test_an_app_that_accepts_nothing_gets_the_down_page_within_seconds(procs, tmp_path):
     stuck = socket.create_server(("127.0.0.1", 0), backlog=16)  # listens, never accepts: uvicorn after a syntax error
     port = free_port()
