@@ -133,6 +133,7 @@ class Proxy:
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
+        self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -170,7 +171,11 @@ class Proxy:
         name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            self.relaying += 1
+            try:
+                return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            finally:
+                self.relaying -= 1
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
