@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from sigreload import command_line, listening, options, process_life
@@ -109,6 +110,20 @@ def say_ready(args: argparse.Namespace, server: Any) -> str:
     return f"{scheme}://{shown}:{bound_port}/"
 
 
+def last_words(server: Any, proxy: str | None) -> None:
+    """Stopping, while the broadcaster stops too: the pages' sockets are relayed
+    until it closed them (at most relay.LAST_WORDS), so they hear its goodbye
+    ("The watcher stopped") instead of being cut off first."""
+    from sigreload.serving import relay
+
+    if not proxy:
+        relay.RELAYS.drain()
+        return
+    end = time.monotonic() + relay.LAST_WORDS
+    while server.proxy.relaying and time.monotonic() < end:
+        time.sleep(0.02)  # the proxy's loop runs in its own thread: a short look, for a second at most
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve ROOT over HTTP (or, with --proxy, your app server) until SIGINT, SIGTERM or SIGHUP."""
     command_line.require_signals()
@@ -132,11 +147,8 @@ def main(argv: list[str] | None = None) -> None:
 
         threading.Thread(target=webbrowser.open, args=(url,), name="open", daemon=True).start()
     process_life.wait(stop)
+    last_words(server, args.proxy)
     server.server_close()
-    if not args.proxy:
-        from sigreload.serving import relay
-
-        relay.RELAYS.drain()  # the pages hear the broadcaster's last words (it stops too)
 
 
 if __name__ == "__main__":

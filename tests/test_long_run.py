@@ -11,17 +11,24 @@ import sys
 import psutil
 import pytest
 
+from apps import fetch
 from conftest import ROOT, SCALE, client, drain, free_port, module, open_page, recv, until, write
 from sigreload.contract import messages
 
 
-def test_pages_on_the_one_port_relay_say_the_watcher_stopped_when_sigreload_stops(procs, site, page):
+@pytest.mark.parametrize("proxied", [False, True], ids=["file-server", "proxy"])
+def test_pages_on_the_one_port_relay_say_the_watcher_stopped_when_sigreload_stops(procs, site, page, proxied):
     """The README's promise ("The watcher stopped" within a second) through
-    /_sigreload/socket on the HTTP port: the file server stopped at the same
-    moment as the broadcaster and cut the pages off before its goodbye."""
-    port, ws_port = free_port(), free_port()
-    s = procs(module("sigreload") + [site, "--port", port, "--ws-port", ws_port])
-    assert {s.wait_for(r"(serving|watching) ").group(1) for _ in range(2)} == {"serving", "watching"}
+    /_sigreload/socket on the HTTP port: the file server (or the proxy) stopped
+    at the same moment as the broadcaster and cut the pages off before its goodbye."""
+    port, ws_port, app_port = free_port(), free_port(), free_port()
+    extra = []
+    if proxied:
+        procs([sys.executable, "-m", "http.server", str(app_port), "--bind", "127.0.0.1", "-d", str(site)])
+        until(lambda: fetch(f"http://127.0.0.1:{app_port}/index.html"), 10, "the app")
+        extra = ["--proxy", f"http://127.0.0.1:{app_port}"]
+    s = procs(module("sigreload") + [site, "--port", port, "--ws-port", ws_port, *extra])
+    assert len({s.wait_for(r"(serving|proxying|watching) ").group(1) for _ in range(2)}) == 2
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     open_page(page, f"http://127.0.0.1:{port}/index.html")

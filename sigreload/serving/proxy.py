@@ -127,6 +127,7 @@ class Proxy:
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
         self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
+        self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -178,7 +179,11 @@ class Proxy:
             if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
                 return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload", OWN_ORIGIN)
+            self.relaying += 1
+            try:
+                return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload", OWN_ORIGIN)
+            finally:
+                self.relaying -= 1
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
