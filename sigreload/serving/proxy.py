@@ -30,7 +30,6 @@ serves a cached template until its reloader's next tick.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import html
 import logging
 import re
@@ -51,7 +50,7 @@ from yarl import URL
 
 from sigreload import listening
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, snippet
+from sigreload.serving import common, injection, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -309,9 +308,10 @@ class Proxy:
             if page is not None and not body.cut:
                 if not self.document(dest, page):
                     return await self.whole(request, upstream, headers, raw)
-                if self.remember(request.raw_path, digest(upstream.status, [raw])) and again is not None:
+                out = injection.inject(page, inserter.tag)
+                if self.remember(request.raw_path, page_digest.digest(upstream.status, [out])) and again is not None:
                     raise Stale(again)
-                return await self.whole(request, upstream, changed, injection.inject(page, inserter.tag))
+                return await self.whole(request, upstream, changed, out)
         return await self.stream(request, upstream, changed, inserter, dest, body, headers)
 
     def remember(self, path: str, seen: bytes) -> bool:
@@ -398,14 +398,16 @@ class Proxy:
             if not self.document(dest, sniffed + sniffer.held):
                 return await self.pipe(request, upstream, unchanged, body)
         response = await self.start(request, upstream, headers, None)
-        seen = hashlib.blake2b(b"%d " % upstream.status, digest_size=16)
+        seen = page_digest.PageDigest(upstream.status)  # of what the client gets, as for a whole page
         async for data in body.pieces():
-            seen.update(data)
             for out in inserter.pieces(data):
                 if out:
+                    seen.update(out)
                     await response.write(out)
         if not body.cut:
-            await response.write(inserter.end())
+            last = inserter.end()
+            seen.update(last)
+            await response.write(last)
             self.remember(request.raw_path, seen.digest())
         return await self.end(request, response, body)
 
@@ -506,14 +508,6 @@ class Body:
             length = self.upstream.content_length
             self.cut = length is not None and self.upstream.content.total_bytes < length
         self.done = True
-
-
-def digest(status: int, pieces: list[bytes]) -> bytes:
-    """What tells two answers apart: their status and their bytes."""
-    seen = hashlib.blake2b(b"%d " % status, digest_size=16)
-    for piece in pieces:
-        seen.update(piece)
-    return seen.digest()
 
 
 def decoded(raw: bytes, encoding: str) -> bytes | None:

@@ -1,0 +1,64 @@
+"""The proxy right on what real apps do (issue 33): Django's CSRF pages, open
+streams and half-sent requests, edits that leave the page as it was, servers
+that answer in whole seconds, an app that is not started yet or down, and what
+the app sees (its log, the client's address, no probes)."""
+
+import os
+import sys
+
+from conftest import HELLO_SEEN, SCALE, free_port, module, open_page
+
+DJANGO = {
+    "manage.py": "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
+                 "from django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+    "settings.py": "from pathlib import Path\nSECRET_KEY = 'only-for-a-test'\nDEBUG = True\nROOT_URLCONF = 'urls'\n"
+                   "INSTALLED_APPS = []\nMIDDLEWARE = ['django.middleware.csrf.CsrfViewMiddleware']\n"
+                   "DATABASES = {}\nALLOWED_HOSTS = ['*']\n"
+                   "TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates',"
+                   " 'DIRS': [Path(__file__).parent / 'templates']}]\n",
+    "urls.py": "from django.shortcuts import render\nfrom django.urls import path\n\n"
+               "urlpatterns = [path('', lambda request: render(request, 'page.html')),\n"
+               "               path('part', lambda request: render(request, 'part.html'))]\n",
+}
+CSRF_PAGE = ("<!doctype html><html><head><meta name='csrf' content='{{{{ csrf_token }}}}'></head><body>"
+             "<h1 id='out'>{text}</h1><form method='post'>{{% csrf_token %}}<input name='q'></form></body></html>")
+
+
+def django_app(procs, folder):
+    """Django's runserver on a free port, serving templates/page.html at / and part.html at /part."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in DJANGO.items():
+        (folder / name).write_text(text)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "part.html").write_text("<li>part</li>")
+    (folder / "templates" / "page.html").write_text(CSRF_PAGE.format(text="v0"))
+    port = free_port()
+    app = procs([sys.executable, "-u", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=folder,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    app.wait_for("Quit the server with", 30)
+    return app, port
+
+
+def proxied(procs, folder, app_port, *flags):
+    """sigreload (watcher, broadcaster, proxy) on ``folder`` before the app: (Proc, URL)."""
+    main = procs(module("sigreload") + [folder, "--proxy", f"http://127.0.0.1:{app_port}", "--port", free_port(),
+                                        "--ws-port", free_port(), *flags])
+    url = main.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
+    main.wait_seen("watching")
+    return main, url
+
+
+def test_a_django_template_edit_shows_on_a_page_with_a_csrf_token(procs, tmp_path, page):
+    """Django masks its CSRF token anew in every answer: the page must still be
+    seen as the one served before while the cached loader serves the old template."""
+    _, app_port = django_app(procs, tmp_path)
+    main, url = proxied(procs, tmp_path, app_port)
+    open_page(page, url)
+    token = page.get_attribute("input[name=csrfmiddlewaretoken]", "value")
+    assert token and len(token) == 64
+    for n in range(1, 4):
+        page.wait_for_timeout(1200)  # the edit comes more than a second after the load (the reported case)
+        with page.expect_event("load", timeout=15_000 * SCALE):
+            (tmp_path / "templates" / "page.html").write_text(CSRF_PAGE.format(text=f"v{n}"))
+        assert page.locator("#out").inner_text() == f"v{n}", main.output()
+        page.wait_for_function(HELLO_SEEN)
