@@ -62,3 +62,31 @@ def test_a_django_template_edit_shows_on_a_page_with_a_csrf_token(procs, tmp_pat
             (tmp_path / "templates" / "page.html").write_text(CSRF_PAGE.format(text=f"v{n}"))
         assert page.locator("#out").inner_text() == f"v{n}", main.output()
         page.wait_for_function(HELLO_SEEN)
+
+
+def socket_through(port, host, origin):
+    """The first message on the proxy's /_sigreload/socket, asked for as ``host`` from a page at ``origin``."""
+    import socket
+
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    with connect(f"ws://{host}/_sigreload/socket", sock=sock, origin=origin, open_timeout=5 * SCALE) as ws:
+        return ws.recv(timeout=5 * SCALE)
+
+
+def test_allow_host_opens_the_proxys_socket_to_its_own_pages_only(procs, broadcaster):
+    from websockets.exceptions import InvalidStatus
+
+    app, port = free_port(), free_port()
+    proxy = procs(module("http_server") + ["--proxy", f"http://127.0.0.1:{app}", "--port", port,
+                                           "--inject", broadcaster[1], "--allow-host", "devbox.test"])
+    proxy.wait_for("proxying")
+    name = f"devbox.test:{port}"
+    assert '"hello"' in socket_through(port, name, f"http://{name}")
+    for origin in (f"http://evil.example:{port}", None):  # another site's page; no page at all
+        try:
+            socket_through(port, name, origin)
+            raise AssertionError(f"a socket opened for {origin}")
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 403

@@ -50,7 +50,7 @@ from yarl import URL
 
 from sigreload import listening
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, page_digest, snippet
+from sigreload.serving import common, injection, page_digest, relay, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -169,7 +169,11 @@ class Proxy:
         name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            if not relay.same_origin(request.headers.get("Origin"), request.headers.get("Host")):
+                return web.Response(status=403, text="Only this server's own pages may open this socket\n")
+            # Checked here (Host: --allow-host, Origin: the same): the broadcaster sees ours, as the file server's relay
+            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload",
+                                    origin=f"http://127.0.0.1:{port}")
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
@@ -446,12 +450,15 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str | URL) -> web.StreamResponse:
-        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
+    async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None) -> web.StreamResponse:
+        """A WebSocket to ``url`` (the app's, or the broadcaster's: ``origin`` replaces
+        the page's), message for message, both ways."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
+        if origin is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "origin"} | {"Origin": origin}
         try:
             upstream = await self.session.ws_connect(url, protocols=offered, headers=headers, autoping=False,
                                                      max_msg_size=0, compress=0)
