@@ -57,13 +57,21 @@ def parse_app(url: str) -> tuple[str, int]:
     return host, port
 
 
-def app_or_exit(url: str, where: str) -> tuple[str, int]:
+def app_or_exit(url: str, where: str, origin_only: bool = False) -> tuple[str, int]:
     """``parse_app(url)``, or exit with one line that starts with ``where``
-    (the command and its flag, e.g. "sigreload: --proxy")."""
+    (the command and its flag, e.g. "sigreload: --proxy"). With ``origin_only``
+    (the proxy: it forwards every path as the client asked for it) a URL with a
+    path is refused, never silently cut to its origin."""
     try:
-        return parse_app(url)
+        found = parse_app(url)
     except ValueError as exc:
         sys.exit(f"{where} {exc}")
+    parts = urlsplit(url if "//" in url else "http://" + url)
+    if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        origin = f"{parts.scheme}://{parts.netloc}"
+        sys.exit(f"{where} {url}: give the app's origin alone ({origin}); every path goes to the app as it is "
+                 f"asked for, so open {parts.path or '/'} on sigreload's address")
+    return found
 
 
 def started_at(pid: int) -> float | None:

@@ -6,7 +6,9 @@ the app sees (its log, the client's address, no probes)."""
 import os
 import sys
 
-from conftest import HELLO_SEEN, SCALE, free_port, module, open_page
+import pytest
+
+from conftest import HELLO_SEEN, SCALE, cli, free_port, module, open_page
 
 DJANGO = {
     "manage.py": "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')\n"
@@ -90,3 +92,13 @@ def test_allow_host_opens_the_proxys_socket_to_its_own_pages_only(procs, broadca
             raise AssertionError(f"a socket opened for {origin}")
         except InvalidStatus as refused:
             assert refused.response.status_code == 403
+
+
+@pytest.mark.parametrize("command", ["sigreload", "http_server"])
+def test_a_proxy_url_with_a_path_is_refused_in_one_line(command, tmp_path):
+    """The proxy forwards every path as asked: a prefix would be silently dropped, so it is refused."""
+    args = [tmp_path] if command == "sigreload" else []
+    done = cli(command, *args, "--proxy", "http://127.0.0.1:5000/app", "--port", free_port())
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "/app" in done.stderr and "http://127.0.0.1:5000)" in done.stderr
+    assert "Traceback" not in done.stderr
