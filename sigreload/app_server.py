@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from sigreload.app_ready import answers
 from sigreload.contract import discovery
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
@@ -141,25 +142,6 @@ def family(first: dict[int, float]) -> set[int]:
             parent = 1
         around |= {parent} - {1, os.getpid()}
     return around
-
-
-def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
-    """True once an HTTP request to the app gets any response (any status); over
-    TLS for ``https`` (its certificate unverified: the app is on this machine)."""
-    import http.client  # here: 5 MB that a watcher without --app never needs
-    import ssl
-
-    timeout = max(timeout, 0.05)
-    conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl._create_unverified_context())
-            if scheme == "https" else http.client.HTTPConnection(host, port, timeout=timeout))
-    try:
-        conn.request("HEAD", "/", headers={"User-Agent": "sigreload (is the app up?)"})
-        conn.getresponse().close()
-        return True
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 class Replacements:

@@ -102,3 +102,22 @@ def test_a_proxy_url_with_a_path_is_refused_in_one_line(command, tmp_path):
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "/app" in done.stderr and "http://127.0.0.1:5000)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_restart_puts_no_probe_in_the_apps_log_and_uvicorn_sees_the_clients_address(procs, tmp_path, page):
+    """Readiness is a connection the app takes, not a request; a client on this
+    machine reaches uvicorn without an X-Forwarded-For it would log as 127.0.0.1:0."""
+    from apps import App
+
+    app = App("uvicorn", tmp_path / "app", procs, scale=SCALE)
+    main, url = proxied(procs, app.folder, app.port)
+    open_page(page, url)
+    for n in (1, 2):
+        with page.expect_event("load", timeout=30_000 * SCALE):
+            app.edit(f"v{n}")
+        assert page.locator("#out").inner_text() == f"v{n}"
+        main.wait_seen(r"app server restarted")
+    log = app.proc.output()
+    assert '"HEAD ' not in log, log
+    gets = [line for line in log.splitlines() if '"GET / HTTP' in line]
+    assert gets and not [line for line in gets if ":0 - " in line], log

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import ipaddress
 import logging
 import re
 import socket
@@ -187,8 +188,11 @@ class Proxy:
             headers.append(("Cookie", cookie))
         peer = request.transport.get_extra_info("peername") if request.transport else None
         headers += [("Accept-Encoding", "identity"),  # nothing to decode, mostly
-                    ("X-Forwarded-For", peer[0] if peer else "127.0.0.1"),
                     ("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Host", request.headers.get("Host", ""))]
+        # A client on this machine: the app sees our connection's real address and port (uvicorn
+        # trusts X-Forwarded-For from loopback and would log it as 127.0.0.1:0); another one's address
+        if peer and not ipaddress.ip_address(peer[0].partition("%")[0]).is_loopback:
+            headers.append(("X-Forwarded-For", peer[0]))
         return headers
 
     async def body(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
