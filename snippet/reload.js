@@ -387,11 +387,19 @@
     say(said);
   };
 
-  // The proxy's page for an app that does not answer: back to the app once it does.
+  // The proxy's page for an app that does not answer: back to the app once it
+  // does. The proxy says whether it is up (always a 200: a 502 a poll would be
+  // a console line each time).
+  const up = async () => {
+    for (;;) {
+      try { if ((await (await fetch("/_sigreload/app", { cache: "no-store" })).json()).up) return; } catch {}
+      await sleep(250);
+    }
+  };
   whenParsed(() => {
     if (!document.querySelector('meta[name="sigreload-down"]')) return;
     reloading = true;
-    answer(Infinity).then(() => location.reload());
+    (proxied ? up() : answer(Infinity)).then(() => location.reload());
   });
 
   const onmessage = (e) => {

@@ -121,3 +121,23 @@ def test_a_restart_puts_no_probe_in_the_apps_log_and_uvicorn_sees_the_clients_ad
     assert '"HEAD ' not in log, log
     gets = [line for line in log.splitlines() if '"GET / HTTP' in line]
     assert gets and not [line for line in gets if ":0 - " in line], log
+
+
+def test_an_app_not_started_yet_gets_a_page_that_says_so_at_once_and_no_502_in_the_console(procs, tmp_path, page):
+    from apps import FLASK, PAGE
+
+    port = free_port()
+    (tmp_path / "app.py").write_text(FLASK.format(version="v0", page=PAGE.replace("{snippet}", ""), port=port))
+    main, url = proxied(procs, tmp_path, port)
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.goto(url, timeout=3_000 * SCALE)  # before: a blank tab for HOLD (5 s), then "does not answer"
+    assert "Your app is starting" in page.locator("h1").inner_text(), page.content()
+    page.wait_for_function(HELLO_SEEN)
+    page.wait_for_timeout(500)  # the page's own load (its 502, its favicon's) said what it says
+    before = len(console)
+    page.wait_for_timeout(1500)  # the page asks whether the app is up a few times meanwhile
+    assert console[before:] == [], console  # before: a 502 line per question, ten a second
+    with page.expect_event("load", timeout=30_000 * SCALE):
+        procs([sys.executable, "-u", "app.py"], cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert page.locator("#out").inner_text() == "v0"

@@ -49,7 +49,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import listening
+from sigreload import app_ready, listening
 from sigreload.contract import discovery, messages
 from sigreload.serving import common, injection, page_digest, relay, snippet
 
@@ -58,6 +58,7 @@ PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
+STATUS_WAIT = 0.3  # seconds /_sigreload/app waits for the app to take a connection
 BUFFER = 8 << 20  # an HTML answer with a length up to this is changed whole; others stream
 SNIFF = 1024  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
 ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
@@ -74,9 +75,9 @@ STATIC = re.compile(r"\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf
 DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
 WHOLE_DOCUMENT = re.compile(rb"<!doctype\s+html|<html[\s>]|<body[\s>]", re.I)
 DOWN_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><meta name="sigreload-down"><title>App not answering</title></head>
+<html><head><meta charset="utf-8"><meta name="sigreload-down"><title>{title}</title></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
-<h1>Your app does not answer</h1>
+<h1>{title}</h1>
 <p>sigreload's proxy cannot reach <code>{app}</code>: {why} (see its terminal).
 This page reloads by itself once it answers.</p>
 </body></html>
@@ -96,11 +97,11 @@ class Stale(Exception):
 
 
 class Down(Exception):
-    """The app does not answer; ``why`` says how."""
+    """The app does not answer; ``why`` says how (``starting``: it never answered yet)."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, starting: bool = False) -> None:
         super().__init__(why)
-        self.why = why
+        self.why, self.starting = why, starting
 
 
 def accepting(port: int) -> bool:
@@ -160,7 +161,7 @@ class Proxy:
             return await self.forward(request)
         except Down as down:
             log.debug("%s %s: %s", request.method, request.raw_path, down.why)
-            return self.down(down.why)
+            return self.down(down.why, down.starting)
         except (ConnectionError, asyncio.CancelledError) as gone:  # the client went away
             log.debug("%s %s: the client went away (%s)", request.method, request.raw_path, gone)
             raise asyncio.CancelledError from None
@@ -168,6 +169,9 @@ class Proxy:
     async def own(self, request: web.BaseRequest) -> web.StreamResponse:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
         name = urlsplit(request.raw_path).path[len(PREFIX):]
+        if name == "app":  # the down page asks until it is up: always 200 (a 502 would be a console line each time)
+            up = await asyncio.to_thread(app_ready.answers, self.host, self.port, STATUS_WAIT, self.scheme)
+            return web.json_response({"up": up}, headers={"Cache-Control": "no-store"})
         if name == "socket" and self.broadcaster:
             host, port = self.broadcaster
             if not relay.same_origin(request.headers.get("Origin"), request.headers.get("Host")):
@@ -242,7 +246,10 @@ class Proxy:
                     raise
                 raise Down("it accepts connections but does not answer (a syntax error?)") from None
             except aiohttp.ClientConnectorError as exc:
-                if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end or self.said_down():
+                refused = isinstance(exc.os_error, ConnectionRefusedError)
+                if refused and not self.answered:  # not started yet: say so at once (no restart to wait for)
+                    raise Down("nothing listens on its port yet: it is starting, or not started", True) from None
+                if not refused or loop.time() > end or self.said_down():
                     raise Down("it is restarting, or it stopped with an error") from None
                 await asyncio.sleep(0.05)
             except (aiohttp.ClientError, OSError) as exc:
@@ -447,9 +454,10 @@ class Proxy:
             return re.sub(r";\s*domain=\s*\.?(localhost|127\.0\.0\.1|\[?::1\]?)\s*(?=;|$)", "", value, flags=re.I)
         return value
 
-    def down(self, why: str) -> web.Response:
+    def down(self, why: str, starting: bool = False) -> web.Response:
         """The app does not answer: a page that says so and comes back by itself."""
-        page = DOWN_PAGE.format(app=html.escape(self.base + "/"), why=html.escape(why))
+        title = "Your app is starting" if starting else "Your app does not answer"
+        page = DOWN_PAGE.format(title=title, app=html.escape(self.base + "/"), why=html.escape(why))
         return web.Response(status=502, body=injection.inject(page.encode(), self.tag()),
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
