@@ -141,3 +141,69 @@ def test_an_app_not_started_yet_gets_a_page_that_says_so_at_once_and_no_502_in_t
     with page.expect_event("load", timeout=30_000 * SCALE):
         procs([sys.executable, "-u", "app.py"], cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert page.locator("#out").inner_text() == "v0"
+
+
+STREAMING_APP = '''import time
+from flask import Flask, Response, render_template
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return render_template("index.html")
+
+
+@app.route("/events")
+def events():
+    def beats():
+        while True:
+            yield ": beat\\n\\n"
+            time.sleep(0.5)
+    return Response(beats(), mimetype="text/event-stream")
+
+
+@app.route("/poll")
+def poll():
+    time.sleep(120)  # a long-poll: nothing new
+    return "{}"
+
+
+@app.route("/upload", methods=["POST"])
+def upload():
+    from flask import request
+    return str(len(request.get_data()))
+'''
+OPEN_PAGE = ("<!doctype html><html><head><link rel='stylesheet' href='/static/style.css'></head>"
+             "<body><h1 id='out'>{text}</h1><script>new EventSource('/events'); fetch('/poll');</script></body></html>")
+
+
+def test_open_streams_long_polls_and_half_sent_posts_never_silence_an_edit(procs, tmp_path, page):
+    """Before, every request still open made every template or stylesheet save look like the app's own write."""
+    import socket
+
+    folder = tmp_path / "app"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "static").mkdir()
+    (folder / "app.py").write_text(STREAMING_APP)
+    (folder / "templates" / "index.html").write_text(OPEN_PAGE.format(text="t0"))
+    (folder / "static" / "style.css").write_text("h1 { color: rgb(0, 0, 255); }")
+    port = free_port()
+    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
+    app.wait_for("Debugger PIN", 30)
+    main, url = proxied(procs, folder, port)
+    proxy_port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", proxy_port)) as half:  # a POST whose body never ends
+        half.sendall(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nonly a part")
+        open_page(page, url)
+        for n in (1, 2):
+            page.wait_for_timeout(1500)  # the page's long-poll is older than a view's write (WINDOW_MOST)
+            with page.expect_event("load", timeout=10_000 * SCALE):
+                (folder / "templates" / "index.html").write_text(OPEN_PAGE.format(text=f"t{n}"))
+            assert page.locator("#out").inner_text() == f"t{n}", main.output()
+            page.wait_for_function(HELLO_SEEN)
+            page.wait_for_timeout(1500)
+            color = f"rgb({n}, 0, 0)"
+            (folder / "static" / "style.css").write_text(f"h1 {{ color: {color}; }}")
+            page.wait_for_function(f"getComputedStyle(document.querySelector('h1')).color === '{color}'")
+    assert "not an edit" not in main.output()

@@ -207,15 +207,21 @@ def running(pid: int) -> bool:
 # When the app answered requests lately (the proxy's view), as wall-clock windows (not *.json: those are messages)
 ANSWERING = "app-answering.windows"
 WINDOWS_KEPT = 64
+# Seconds of a window that count: a view writes its data in well under this; a long-poll
+# the app holds open (no answer yet) must not make every later save look like its write
+WINDOW_MOST = 1.0
 
 
 class Answering:
-    """When the app was answering requests (the proxy's view), left for the
+    """When the app was computing answers (the proxy's view), left for the
     watcher: a file the app writes meanwhile (its data, uploads, a cache) is
-    its output, not an edit. The last WINDOWS_KEPT (start, end) windows, in
-    time.time() seconds, written when a request ends into the folder ``where()``
-    names, and the requests being answered now (no end yet), written when
-    one begins and when it ends. Single-threaded (the proxy's event loop)."""
+    its output, not an edit. A window runs from when the app has the whole
+    request (a half-sent POST opens none) until its answer's headers came (an
+    open EventSource's stream is none). The last WINDOWS_KEPT (start, end)
+    windows, in time.time() seconds, written when a request ends into the
+    folder ``where()`` names, and the requests being answered now (no end
+    yet), written when one begins and when it ends. Single-threaded (the
+    proxy's event loop)."""
 
     def __init__(self, where: Callable[[], Path | None]) -> None:
         self.where = where
@@ -228,8 +234,10 @@ class Answering:
         self._write()
 
     def end(self, request: int, end: float) -> None:
-        self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
-        self._write()
+        """The request's answer came (or it ended before it began: nothing)."""
+        if request in self.open:
+            self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
+            self._write()
 
     def _write(self) -> None:
         folder = self.where()
@@ -247,10 +255,12 @@ def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: fl
     comes from the kernel's coarse clock, up to a tick (4 or 10 ms) behind
     time.time(): a write just after a request began may show ``before`` it;
     never after it ended (``after``: rounding only), so an edit saved right
-    after a page load is still an edit."""
+    after a page load is still an edit. Only a window's first WINDOW_MOST
+    seconds count (a long-poll the app holds)."""
     try:
         windows = json.loads((folder / ANSWERING).read_text()) if folder else []
-        return any(start - before <= mtime <= (end if end is not None else float("inf")) + after
+        return any(start - before <= mtime <= min(end if end is not None else start + WINDOW_MOST,
+                                                  start + WINDOW_MOST) + after
                    for start, end in windows)
     except (OSError, ValueError, TypeError):
         return False

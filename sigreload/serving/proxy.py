@@ -199,13 +199,14 @@ class Proxy:
             headers.append(("X-Forwarded-For", peer[0]))
         return headers
 
-    async def body(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
-        """The client's body, streamed; a client that expects 100-continue gets
-        it when the app asked for the body (aiohttp sends it after the app's 100)."""
+    async def body(self, request: web.BaseRequest, sent: Callable[[], None]) -> AsyncIterator[bytes]:
+        """The client's body, streamed, then ``sent()``; a client that expects 100-continue
+        gets it when the app asked for the body (aiohttp sends it after the app's 100)."""
         if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         async for data in request.content.iter_chunked(CHUNK):
             yield data
+        sent()
 
     async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
         """The app's answer (headers); Down when its port stays closed for
@@ -232,8 +233,16 @@ class Proxy:
                 watch[0] = loop.call_later(STALL - STALL_DOWN, stall)
 
         url = URL(self.base + request.raw_path, encoded=True)  # the request target as the client sent it
-        while True:
-            data = self.body(request) if request.body_exists else None
+        answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
+
+        def computing() -> None:
+            if answering is not None:
+                answering.begin(id(request), time.time())
+
+        while True:  # the app computes its answer once it has the whole request, until its headers
+            data = self.body(request, computing) if request.body_exists else None
+            if data is None:
+                computing()
             watch = [loop.call_later(STALL_DOWN, first_look)]
             try:
                 upstream = await self.session.request(
@@ -256,6 +265,8 @@ class Proxy:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:
                 watch[0].cancel()
+                if answering is not None:
+                    answering.end(id(request), time.time())
 
     def said_down(self) -> bool:
         """Whether the watcher said the app is down since it last answered."""
@@ -263,16 +274,6 @@ class Proxy:
         return since is not None and since > self.answered
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
-        answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
-        if answering is not None:
-            answering.begin(id(request), time.time())
-        try:
-            return await self.forward_once(request)
-        finally:
-            if answering is not None:
-                answering.end(id(request), time.time())
-
-    async def forward_once(self, request: web.BaseRequest) -> web.StreamResponse:
         edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
         waits = iter(AGAIN if edited else ())
         while True:
