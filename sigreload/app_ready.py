@@ -69,3 +69,4 @@ def answers_head(host: str, port: int, timeout: float, scheme: str = "http") -> 
         return False
     finally:
         conn.close()
+

@@ -207,3 +207,32 @@ def test_open_streams_long_polls_and_half_sent_posts_never_silence_an_edit(procs
             (folder / "static" / "style.css").write_text(f"h1 {{ color: {color}; }}")
             page.wait_for_function(f"getComputedStyle(document.querySelector('h1')).color === '{color}'")
     assert "not an edit" not in main.output()
+
+
+def test_an_edit_that_leaves_the_page_as_it_was_goes_out_at_once(procs, tmp_path, page):
+    """A template the page does not render (an htmx partial's): the proxy asks the
+    app once, not again and again as for Django's cached loader (1.6 s before)."""
+    import time
+
+    from apps import save
+
+    folder = tmp_path / "app"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "app.py").write_text(STREAMING_APP)
+    (folder / "templates" / "index.html").write_text("<!doctype html><html><body><h1 id='out'>t0</h1></body></html>")
+    (folder / "templates" / "partial.html").write_text("<li>p0</li>")
+    port = free_port()
+    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
+    app.wait_for("Debugger PIN", 30)
+    main, url = proxied(procs, folder, port)
+    open_page(page, url)
+    took = []
+    for n in (1, 2, 3):
+        asked = app.output().count('"GET / HTTP')
+        began = time.monotonic()
+        with page.expect_event("load", timeout=10_000 * SCALE):
+            save(folder / "templates" / "partial.html", f"<li>p{n}</li>")
+        took.append(time.monotonic() - began)
+        page.wait_for_function(HELLO_SEEN)
+        assert app.output().count('"GET / HTTP') - asked == 1, app.output()  # before: 1 + 5 asked again
+    print(f"save -> load of the unchanged page: {', '.join(f'{t:.2f}s' for t in took)}")

@@ -70,6 +70,7 @@ NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
 PAGES_KEPT = 256  # documents whose digest is kept
+CACHING_SERVERS = ("WSGIServer/", "daphne")  # Django's runserver (Server header): templates cached until a tick
 # Static files: their requests are no windows in which the app writes its data (saying one costs two writes)
 STATIC = re.compile(r"\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf|txt)$", re.I)
 DOCUMENTS = ("document", "iframe")  # Sec-Fetch-Dest of a navigation
@@ -134,6 +135,7 @@ class Proxy:
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
+        self.server: str | None = None  # the Server header of the app's last answer
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -248,7 +250,7 @@ class Proxy:
                 upstream = await self.session.request(
                     method, url, headers=self.upstream_headers(request), data=data, allow_redirects=False,
                     expect100=expect)
-                self.answered = time.time()
+                self.answered, self.server = time.time(), upstream.headers.get("Server", "")
                 return upstream
             except asyncio.CancelledError:
                 if not stalled:
@@ -268,6 +270,14 @@ class Proxy:
                 if answering is not None:
                     answering.end(id(request), time.time())
 
+    def caches_templates(self) -> bool:
+        """Whether the app may serve old templates for a while after an edit: Django's
+        runserver (its cached loader, until its reloader's next tick), known by its
+        Server header (wsgiref's; daphne's under Channels), or an app not seen yet.
+        Only then is a page still as before asked for again; any other unchanged
+        page (a template it does not render, an htmx partial's) goes out at once."""
+        return self.server is None or self.server.startswith(CACHING_SERVERS)
+
     def said_down(self) -> bool:
         """Whether the watcher said the app is down since it last answered."""
         since = messages.app_down_since(self.folder())
@@ -275,7 +285,7 @@ class Proxy:
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
-        waits = iter(AGAIN if edited else ())
+        waits = iter(AGAIN if edited and self.caches_templates() else ())
         while True:
             upstream = await self.send(request)
             try:
