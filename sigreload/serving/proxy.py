@@ -66,6 +66,7 @@ CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 FORWARDING = {"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+CONDITIONAL = {"if-modified-since", "if-none-match"}  # not for pages (navigation)
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
@@ -188,7 +189,8 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
+        dropped = NOT_FORWARDED | CONDITIONAL if self.navigation(request) else NOT_FORWARDED
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
@@ -200,6 +202,12 @@ class Proxy:
         if peer and not ipaddress.ip_address(peer[0].partition("%")[0]).is_loopback:
             headers.append(("X-Forwarded-For", peer[0]))
         return headers
+
+    def navigation(self, request: web.BaseRequest) -> bool:
+        """A navigation to a page that gets the snippet: it is asked for whole (never
+        a 304: a server that compares If-Modified-Since in whole seconds, as
+        http.server does, answered 304 for a page saved twice in one second)."""
+        return self.broadcaster is not None and request.headers.get("Sec-Fetch-Dest") in DOCUMENTS
 
     async def body(self, request: web.BaseRequest, sent: Callable[[], None]) -> AsyncIterator[bytes]:
         """The client's body, streamed, then ``sent()``; a client that expects 100-continue
