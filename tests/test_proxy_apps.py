@@ -263,7 +263,8 @@ def test_two_saves_in_one_second_behind_a_server_that_answers_in_whole_seconds_s
     else:
         flags = ["--livereload", lr_port] if mode == "livereload" else []
         main = procs(module("sigreload") + [tmp_path, "--no-http", "--ws-port", ws_port, *flags])
-        main.wait_seen("watching")
+        for ready in ("ready on", "watching"):
+            main.wait_seen(ready)
         url = f"http://127.0.0.1:{http_port}/"
     connected = "window.LiveReload && window.LiveReload.connector.protocol >= 7" if mode == "livereload" else HELLO_SEEN
     page.goto(url)
