@@ -306,3 +306,35 @@ def test_behind_django_a_static_file_edit_is_not_asked_for_again(procs, tmp_path
         until(lambda: app.output().count('"GET / HTTP') > asked, 5, "Django's log line for the page")
         page.wait_for_timeout(300)  # Django logs after it answered: one more would be here by now
         assert app.output().count('"GET / HTTP') - asked == 1, app.output()
+
+
+SLOW_WRITING_APP = '''import json, pathlib, time
+from flask import Flask
+
+app = Flask(__name__)
+DATA = pathlib.Path(__file__).with_name("data.json")
+
+
+@app.route("/")
+def index():
+    time.sleep(1.5)  # a slow view (or a loaded machine): its write comes late in its window
+    views = json.loads(DATA.read_text())["views"] + 1 if DATA.exists() else 1
+    DATA.write_text(json.dumps({"views": views}))
+    return "<!doctype html><html><body><h1 id='out'>" + str(views) + "</h1></body></html>"
+'''
+
+
+def test_a_slow_view_that_writes_its_data_late_is_still_no_edit(procs, tmp_path, page):
+    """A write late in a request still open is looked at again: the request ends
+    soon after it (the app's write), where a long-poll's would not (an edit)."""
+    (tmp_path / "app.py").write_text(SLOW_WRITING_APP)
+    port = free_port()
+    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port],
+                cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    app.wait_for("Debugger PIN", 30)
+    main, url = proxied(procs, tmp_path, port)
+    page.goto(url, timeout=20_000 * SCALE)
+    page.wait_for_function(HELLO_SEEN)
+    main.wait_seen("written by the app while it answered, not an edit", 10)
+    page.wait_for_timeout(3000)  # a reload loop would have loaded it again by now
+    assert page.locator("#out").inner_text() == "1", main.output()
