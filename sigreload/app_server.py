@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sigreload import platforms
+from sigreload.app_ready import answers
 from sigreload.contract import discovery
 
 QUIET = 3.0  # no sign of a restart by then: the edit did not restart the app
@@ -58,13 +59,21 @@ def parse_app(url: str) -> tuple[str, int]:
     return host, port
 
 
-def app_or_exit(url: str, where: str) -> tuple[str, int]:
+def app_or_exit(url: str, where: str, origin_only: bool = False) -> tuple[str, int]:
     """``parse_app(url)``, or exit with one line that starts with ``where``
-    (the command and its flag, e.g. "sigreload: --proxy")."""
+    (the command and its flag, e.g. "sigreload: --proxy"). With ``origin_only``
+    (the proxy: it forwards every path as the client asked for it) a URL with a
+    path is refused, never silently cut to its origin."""
     try:
-        return parse_app(url)
+        found = parse_app(url)
     except ValueError as exc:
         sys.exit(f"{where} {exc}")
+    parts = urlsplit(url if "//" in url else "http://" + url)
+    if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        origin = f"{parts.scheme}://{parts.netloc}"
+        sys.exit(f"{where} {url}: give the app's origin alone ({origin}); every path goes to the app as it is "
+                 f"asked for, so open {parts.path or '/'} on sigreload's address")
+    return found
 
 
 def started_at(pid: int) -> float | None:
@@ -98,25 +107,6 @@ def family(first: dict[int, float]) -> set[int]:
             parent = 1
         around |= {parent} - {1, os.getpid()}
     return around
-
-
-def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
-    """True once an HTTP request to the app gets any response (any status); over
-    TLS for ``https`` (its certificate unverified: the app is on this machine)."""
-    import http.client  # here: 5 MB that a watcher without --app never needs
-    import ssl
-
-    timeout = max(timeout, 0.05)
-    conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl._create_unverified_context())
-            if scheme == "https" else http.client.HTTPConnection(host, port, timeout=timeout))
-    try:
-        conn.request("HEAD", "/", headers={"User-Agent": "sigreload (is the app up?)"})
-        conn.getresponse().close()
-        return True
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 class Replacements:

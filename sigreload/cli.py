@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.proxy:
         from sigreload import app_server
 
-        app_server.app_or_exit(args.proxy, "sigreload: --proxy")
+        app_server.app_or_exit(args.proxy, "sigreload: --proxy", origin_only=True)
         if args.build:
             sys.exit("sigreload: --proxy and --exec do not go together (the app serves the pages)")
     if args.app and not args.no_http:

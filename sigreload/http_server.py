@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.proxy:
         from sigreload import app_server
 
-        app_server.app_or_exit(args.proxy, "sigreload-http: --proxy")
+        app_server.app_or_exit(args.proxy, "sigreload-http: --proxy", origin_only=True)
     else:
         command_line.folder_or_exit(args.root, "sigreload-http")
     stop = process_life.stop_event()

@@ -33,6 +33,31 @@ EVERY_STYLESHEET = "sigreload-every-stylesheet.css"  # a .css path that matches 
 
 log = logging.getLogger("sigreload.broadcast")
 
+# A plugin of the client, served after it: a page reload first fetches the page
+# anew (cache: "reload"), so that the browser's revalidation finds the newest copy
+# in its cache; a server that answers If-Modified-Since in whole seconds (the
+# stdlib's http.server) sent 304 for a page saved twice in one second, and the
+# first save stayed. Stylesheets and images are the client's own to swap.
+FRESH_PAGE = """
+;(() => {
+  const lr = window.LiveReload;
+  if (!lr || !lr.addPlugin) return;
+  class SigreloadFreshPage {
+    constructor(win) { this.window = win; }
+    reload(path, options) {
+      if (options.liveCSS && /\\.css(?:\\.map)?$/i.test(path)) return false;
+      if (options.liveImg && /\\.(jpe?g|gif|png|svg|webp|avif|ico)$/i.test(path)) return false;
+      const win = this.window;
+      win.fetch(win.location.href, { cache: "reload" }).catch(() => {}).then(() => win.location.reload());
+      return true;
+    }
+  }
+  SigreloadFreshPage.identifier = "sigreload-fresh-page";
+  SigreloadFreshPage.version = "1.0";
+  lr.addPlugin(SigreloadFreshPage);
+})();
+"""
+
 
 def respond(connection: ServerConnection, request: Request) -> Response | None:
     """process_request on the LiveReload port: the client at /livereload.js,
@@ -42,7 +67,7 @@ def respond(connection: ServerConnection, request: Request) -> Response | None:
         return None
     if path != "/" + CLIENT:
         return connection.respond(404, "Nothing at this address\n")
-    response = connection.respond(200, (snippet.folder() / CLIENT).read_text())
+    response = connection.respond(200, (snippet.folder() / CLIENT).read_text() + FRESH_PAGE)
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = "text/javascript; charset=utf-8"
     return response

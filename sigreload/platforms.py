@@ -163,6 +163,31 @@ def accepting(port: int) -> bool:
     return ours <= held
 
 
+def taken(port: int, client_port: int) -> bool:
+    """Whether our loopback connection from ``client_port`` to ``port`` was
+    accepted by the app (not waiting in its listening socket's queue).
+
+    Linux: accepted sockets are listed in /proc/net/tcp* with an inode, queued
+    ones without. Elsewhere: a process of this user that listens on ``port``
+    holds the connection's other end (psutil, per process).
+    """
+    if shortcuts():
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    lines = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if (int(fields[1].rsplit(":", 1)[1], 16) == port and int(fields[2].rsplit(":", 1)[1], 16) == client_port
+                        and fields[3] == "01"):
+                    return fields[9] != "0"
+        return False
+    return any(c.raddr and c.laddr.port == port and c.raddr.port == client_port
+               for pid in listeners(port) for c in own_connections(pid))
+
+
 def _accept_queue_empty(port: int) -> bool:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:

@@ -28,6 +28,7 @@ from sigreload.watching.used_files import UsedFiles
 
 STYLESHEETS = (".css",)
 START_LOOK = 0.5  # seconds the watcher looks for its broadcaster at start, before it says it is watching
+RECHECK = 0.2  # seconds before a change the app may have written is looked at again (messages.app_wrote)
 
 log = logging.getLogger("sigreload.watch")
 
@@ -118,7 +119,12 @@ class Notifier:
             except OSError:
                 kept.append(path)  # removed: an edit
                 continue
-            if app_server.restarts(path) or not messages.app_wrote(folder, mtime):
+            wrote = False if app_server.restarts(path) else messages.app_wrote(folder, mtime)
+            if wrote is None:  # while a request is open long: does it end soon after? look again
+                again = threading.Timer(RECHECK, self, ([path],))
+                again.daemon = True
+                again.start()
+            elif not wrote:
                 kept.append(path)
             elif path not in self.app_output:
                 self.app_output.add(path)

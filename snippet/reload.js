@@ -216,6 +216,12 @@
     }
   };
 
+  // An edit the app may answer from a template cache for a while (Django's cached
+  // loader): not code (it restarts the app), not a static file (served as it is).
+  const ASSET = /\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf)$/i;
+  const templates = (paths) => Boolean(paths && paths.length && !paths.some((p) => p.endsWith(".py"))
+    && !paths.every((p) => ASSET.test(p)));
+
   const reload = (why, paths) => {
     if (reloading) return;
     reloading = true;
@@ -223,9 +229,7 @@
     // Behind sigreload's proxy, after an edit that restarts nothing (a template):
     // the app may answer from its cache until its reloader's next tick (Django),
     // so the proxy asks again until the page is not the one it served before.
-    if (proxied && !ours && paths && paths.length && !paths.some((p) => p.endsWith(".py"))) {
-      document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
-    }
+    if (proxied && !ours && templates(paths)) document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
     // Firefox keeps a page's stylesheets and images across a reload, whatever
     // was refetched: its reload(true) bypasses the cache (others ignore it). It
     // also keeps Firefox from restoring fields itself (one-time codes, hidden
@@ -308,9 +312,7 @@
     reloading = true;
     let fallback = "";
     try {
-      if (proxied && !ours && paths && paths.length) {
-        document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
-      }
+      if (proxied && !ours && templates(paths)) document.cookie = "sigreload-edit=1; path=/; max-age=10; samesite=strict";
       const r = await fetch(location.href, { cache: "reload", headers: { Accept: "text/html" } });
       if (!r.ok || r.headers.get("x-sigreload-down")) fallback = `the new answer is ${r.status}`;
       const doc = fallback ? null : parse(await r.text());
@@ -414,11 +416,19 @@
     say(said);
   };
 
-  // The proxy's page for an app that does not answer: back to the app once it does.
+  // The proxy's page for an app that does not answer: back to the app once it
+  // does. The proxy says whether it is up (always a 200: a 502 a poll would be
+  // a console line each time).
+  const up = async () => {
+    for (;;) {
+      try { if ((await (await fetch("/_sigreload/app", { cache: "no-store" })).json()).up) return; } catch {}
+      await sleep(250);
+    }
+  };
   whenParsed(() => {
     if (!document.querySelector('meta[name="sigreload-down"]')) return;
     reloading = true;
-    answer(Infinity).then(() => location.reload());
+    (proxied ? up() : answer(Infinity)).then(() => location.reload());
   });
 
   // What the page missed: the hello recalls the last broadcasts (when it holds

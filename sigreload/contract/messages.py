@@ -209,15 +209,22 @@ def running(pid: int) -> bool:
 # When the app answered requests lately (the proxy's view), as wall-clock windows (not *.json: those are messages)
 ANSWERING = "app-answering.windows"
 WINDOWS_KEPT = 64
+# Seconds of a window still open that count at once: a view writes its data in well under
+# this; a long-poll the app holds open (no answer yet) must not make every later save look like its write
+WINDOW_MOST = 1.0
+SETTLE = 1.0  # seconds after a change in a window open longer: it ended meanwhile (the app's write) or not (an edit)
 
 
 class Answering:
-    """When the app was answering requests (the proxy's view), left for the
+    """When the app was computing answers (the proxy's view), left for the
     watcher: a file the app writes meanwhile (its data, uploads, a cache) is
-    its output, not an edit. The last WINDOWS_KEPT (start, end) windows, in
-    time.time() seconds, written when a request ends into the folder ``where()``
-    names, and the requests being answered now (no end yet), written when
-    one begins and when it ends. Single-threaded (the proxy's event loop)."""
+    its output, not an edit. A window runs from when the app has the whole
+    request (a half-sent POST opens none) until its answer's headers came (an
+    open EventSource's stream is none). The last WINDOWS_KEPT (start, end)
+    windows, in time.time() seconds, written when a request ends into the
+    folder ``where()`` names, and the requests being answered now (no end
+    yet), written when one begins and when it ends. Single-threaded (the
+    proxy's event loop)."""
 
     def __init__(self, where: Callable[[], Path | None]) -> None:
         self.where = where
@@ -230,8 +237,10 @@ class Answering:
         self._write()
 
     def end(self, request: int, end: float) -> None:
-        self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
-        self._write()
+        """The request's answer came (or it ended before it began: nothing)."""
+        if request in self.open:
+            self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
+            self._write()
 
     def _write(self) -> None:
         folder = self.where()
@@ -243,19 +252,26 @@ class Answering:
                 pass  # only a hint: the file reloads the pages, as without a proxy
 
 
-def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: float = 0.005) -> bool:
+def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: float = 0.005) -> bool | None:
     """Whether a file changed at ``mtime`` (time.time() seconds) while the app was
-    answering a request, by what the proxy left in ``folder``. A file's mtime
-    comes from the kernel's coarse clock, up to a tick (4 or 10 ms) behind
-    time.time(): a write just after a request began may show ``before`` it;
-    never after it ended (``after``: rounding only), so an edit saved right
-    after a page load is still an edit."""
+    computing an answer, by what the proxy left in ``folder``: True in a window
+    that ended, or in the first WINDOW_MOST seconds of one still open; None
+    (not known yet: look again) later in one still open, until SETTLE seconds
+    after the change (a slow view ends soon after its write; a long-poll the
+    app holds does not: the change is an edit then). A file's mtime comes from
+    the kernel's coarse clock, up to a tick (4 or 10 ms) behind time.time(): a
+    write just after a request began may show ``before`` it; never after it
+    ended (``after``: rounding only), so an edit saved right after a page load
+    is still an edit."""
     try:
         windows = json.loads((folder / ANSWERING).read_text()) if folder else []
-        return any(start - before <= mtime <= (end if end is not None else float("inf")) + after
-                   for start, end in windows)
+        inside = [(start, end) for start, end in windows
+                  if start - before <= mtime <= (end if end is not None else float("inf")) + after]
     except (OSError, ValueError, TypeError):
         return False
+    if any(end is not None or mtime <= start + WINDOW_MOST for start, end in inside):
+        return True
+    return None if inside and time.time() - mtime < SETTLE else False
 
 
 # Why the app will not answer until a fix (the watcher's view, for the proxy): no file while it may

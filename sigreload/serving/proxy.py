@@ -32,8 +32,8 @@ serves a cached template until its reloader's next tick.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import html
+import ipaddress
 import logging
 import re
 import socket
@@ -51,9 +51,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import listening, platforms
+from sigreload import app_ready, listening, platforms
 from sigreload.contract import discovery, messages
-from sigreload.serving import capped, common, injection, limits, snippet
+from sigreload.serving import capped, common, injection, limits, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -61,6 +61,7 @@ OWN_ORIGIN = "http://127.0.0.1"  # the Origin a checked page's socket reaches th
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
+STATUS_WAIT = 0.3  # seconds /_sigreload/app waits for the app to take a connection
 BUFFER = injection.BUFFER  # an HTML answer with a length up to this is changed whole; others stream
 SNIFF = injection.SNIFF  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
 ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
@@ -69,17 +70,19 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticat
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
 FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri"}
+CONDITIONAL = {"if-modified-since", "if-none-match"}  # not for pages (navigation)
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
 PAGES_KEPT = 256  # documents whose digest is kept
+CACHING_SERVERS = ("WSGIServer/", "daphne")  # Django's runserver (Server header): templates cached until a tick
 # Static files: their requests are no windows in which the app writes its data (saying one costs two writes)
 STATIC = re.compile(r"\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf|txt)$", re.I)
 DOCUMENTS = injection.DOCUMENTS  # Sec-Fetch-Dest of a navigation
 DOWN_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><meta name="sigreload-down"><title>App not answering</title></head>
+<html><head><meta charset="utf-8"><meta name="sigreload-down"><title>{title}</title></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
-<h1>Your app does not answer</h1>
+<h1>{title}</h1>
 <p>sigreload's proxy cannot reach <code>{app}</code>: {why} (see its terminal).
 This page reloads by itself once it answers.</p>
 </body></html>
@@ -99,11 +102,11 @@ class Stale(Exception):
 
 
 class Down(Exception):
-    """The app does not answer; ``why`` says how."""
+    """The app does not answer; ``why`` says how (``starting``: it never answered yet)."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, starting: bool = False) -> None:
         super().__init__(why)
-        self.why = why
+        self.why, self.starting = why, starting
 
 
 def accepting(port: int) -> bool:
@@ -128,6 +131,7 @@ class Proxy:
         self.answered = 0.0  # when the app last answered (time.time())
         self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
         self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
+        self.server: str | None = None  # the Server header of the app's last answer
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -167,7 +171,7 @@ class Proxy:
             return await self.forward(request)
         except Down as down:
             log.debug("%s %s: %s", request.method, request.raw_path, down.why)
-            return self.down(down.why)
+            return self.down(down.why, down.starting)
         except (ConnectionError, asyncio.CancelledError) as gone:  # the client went away
             log.debug("%s %s: the client went away (%s)", request.method, request.raw_path, gone)
             raise asyncio.CancelledError from None
@@ -175,6 +179,9 @@ class Proxy:
     async def own(self, request: web.BaseRequest) -> web.StreamResponse:
         """/_sigreload/reload.js is the snippet; /_sigreload/socket, the broadcaster's socket."""
         name = urlsplit(request.raw_path).path[len(PREFIX):]
+        if name == "app":  # the down page asks until it is up: always 200 (a 502 would be a console line each time)
+            up = await asyncio.to_thread(app_ready.answers, self.host, self.port, STATUS_WAIT, self.scheme)
+            return web.json_response({"up": up}, headers={"Cache-Control": "no-store"})
         if name == "socket" and self.broadcaster:
             if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
                 return web.Response(status=403, text="Only this origin's pages get its socket\n")
@@ -191,24 +198,35 @@ class Proxy:
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
+        dropped = NOT_FORWARDED | CONDITIONAL if self.navigation(request) else NOT_FORWARDED
         headers = [(k, v) for k, v in request.headers.items()
-                   if k.lower() not in NOT_FORWARDED and not k.lower().startswith("x-forwarded-")]
+                   if k.lower() not in dropped and not k.lower().startswith("x-forwarded-")]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
         peer = request.transport.get_extra_info("peername") if request.transport else None
         headers += [("Accept-Encoding", "identity"),  # nothing to decode, mostly
-                    ("X-Forwarded-For", peer[0] if peer else "127.0.0.1"),
                     ("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Host", request.headers.get("Host", ""))]
+        # A client on this machine: the app sees our connection's real address and port (uvicorn
+        # trusts X-Forwarded-For from loopback and would log it as 127.0.0.1:0); another one's address
+        if peer and not ipaddress.ip_address(peer[0].partition("%")[0]).is_loopback:
+            headers.append(("X-Forwarded-For", peer[0]))
         return headers
 
-    async def body(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
-        """The client's body, streamed; a client that expects 100-continue gets
-        it when the app asked for the body (aiohttp sends it after the app's 100)."""
+    def navigation(self, request: web.BaseRequest) -> bool:
+        """A navigation to a page that gets the snippet: it is asked for whole (never
+        a 304: a server that compares If-Modified-Since in whole seconds, as
+        http.server does, answered 304 for a page saved twice in one second)."""
+        return self.broadcaster is not None and request.headers.get("Sec-Fetch-Dest") in DOCUMENTS
+
+    async def body(self, request: web.BaseRequest, sent: Callable[[], None]) -> AsyncIterator[bytes]:
+        """The client's body, streamed, then ``sent()``; a client that expects 100-continue
+        gets it when the app asked for the body (aiohttp sends it after the app's 100)."""
         if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         async for data in capped.body(request, CHUNK, self.patience):  # a body that never comes is cut
             yield data
+        sent()
 
     async def send(self, request: web.BaseRequest) -> aiohttp.ClientResponse:
         """The app's answer (headers); Down when its port stays closed for
@@ -235,27 +253,48 @@ class Proxy:
                 watch[0] = loop.call_later(STALL - STALL_DOWN, stall)
 
         url = URL(self.base + request.raw_path, encoded=True)  # the request target as the client sent it
-        while True:
-            data = self.body(request) if request.body_exists else None
+        answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
+
+        def computing() -> None:
+            if answering is not None:
+                answering.begin(id(request), time.time())
+
+        while True:  # the app computes its answer once it has the whole request, until its headers
+            data = self.body(request, computing) if request.body_exists else None
+            if data is None:
+                computing()
             watch = [loop.call_later(STALL_DOWN, first_look)]
             try:
                 upstream = await self.session.request(
                     method, url, headers=self.upstream_headers(request), data=data, allow_redirects=False,
                     expect100=expect)
-                self.answered = time.time()
+                self.answered, self.server = time.time(), upstream.headers.get("Server", "")
                 return upstream
             except asyncio.CancelledError:
                 if not stalled:
                     raise
                 raise Down("it accepts connections but does not answer (a syntax error?)") from None
             except aiohttp.ClientConnectorError as exc:
-                if not isinstance(exc.os_error, ConnectionRefusedError) or loop.time() > end or self.said_down():
+                refused = isinstance(exc.os_error, ConnectionRefusedError)
+                if refused and not self.answered:  # not started yet: say so at once (no restart to wait for)
+                    raise Down("nothing listens on its port yet: it is starting, or not started", True) from None
+                if not refused or loop.time() > end or self.said_down():
                     raise Down("it is restarting, or it stopped with an error") from None
                 await asyncio.sleep(0.05)
             except (aiohttp.ClientError, OSError) as exc:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:
                 watch[0].cancel()
+                if answering is not None:
+                    answering.end(id(request), time.time())
+
+    def caches_templates(self) -> bool:
+        """Whether the app may serve old templates for a while after an edit: Django's
+        runserver (its cached loader, until its reloader's next tick), known by its
+        Server header (wsgiref's; daphne's under Channels), or an app not seen yet.
+        Only then is a page still as before asked for again; any other unchanged
+        page (a template it does not render, an htmx partial's) goes out at once."""
+        return self.server is None or self.server.startswith(CACHING_SERVERS)
 
     def said_down(self) -> bool:
         """Whether the watcher said the app is down since it last answered."""
@@ -263,18 +302,8 @@ class Proxy:
         return since is not None and since > self.answered
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
-        answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
-        if answering is not None:
-            answering.begin(id(request), time.time())
-        try:
-            return await self.forward_once(request)
-        finally:
-            if answering is not None:
-                answering.end(id(request), time.time())
-
-    async def forward_once(self, request: web.BaseRequest) -> web.StreamResponse:
         edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
-        waits = iter(AGAIN if edited else ())
+        waits = iter(AGAIN if edited and self.caches_templates() else ())
         while True:
             upstream = await self.send(request)
             try:
@@ -323,9 +352,10 @@ class Proxy:
             if page is not None and not body.cut:
                 if not self.document(dest, page):
                     return await self.whole(request, upstream, headers, raw)
-                if self.remember(request.raw_path, digest(upstream.status, [raw])) and again is not None:
+                out = injection.inject(page, inserter.tag)
+                if self.remember(request.raw_path, page_digest.digest(upstream.status, [out])) and again is not None:
                     raise Stale(again)
-                return await self.whole(request, upstream, changed, injection.inject(page, inserter.tag))
+                return await self.whole(request, upstream, changed, out)
         return await self.stream(request, upstream, changed, inserter, dest, body, headers)
 
     def remember(self, path: str, seen: bytes) -> bool:
@@ -409,14 +439,16 @@ class Proxy:
             if not self.document(dest, sniffed + sniffer.held):
                 return await self.pipe(request, upstream, unchanged, body)
         response = await self.start(request, upstream, headers, None)
-        seen = hashlib.blake2b(b"%d " % upstream.status, digest_size=16)
+        seen = page_digest.PageDigest(upstream.status)  # of what the client gets, as for a whole page
         async for data in body.pieces():
-            seen.update(data)
             for out in inserter.pieces(data):
                 if out:
+                    seen.update(out)
                     await response.write(out)
         if not body.cut:
-            await response.write(inserter.end())
+            last = inserter.end()
+            seen.update(last)
+            await response.write(last)
             self.remember(request.raw_path, seen.digest())
         return await self.end(request, response, body)
 
@@ -448,9 +480,10 @@ class Proxy:
             return re.sub(r";\s*domain=\s*\.?(localhost|127\.0\.0\.1|\[?::1\]?)\s*(?=;|$)", "", value, flags=re.I)
         return value
 
-    def down(self, why: str) -> web.Response:
+    def down(self, why: str, starting: bool = False) -> web.Response:
         """The app does not answer: a page that says so and comes back by itself."""
-        page = DOWN_PAGE.format(app=html.escape(self.base + "/"), why=html.escape(why))
+        title = "Your app is starting" if starting else "Your app does not answer"
+        page = DOWN_PAGE.format(title=title, app=html.escape(self.base + "/"), why=html.escape(why))
         return web.Response(status=502, body=injection.inject(page.encode(), self.tag()),
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
@@ -520,14 +553,6 @@ class Body:
             length = self.upstream.content_length
             self.cut = length is not None and self.upstream.content.total_bytes < length
         self.done = True
-
-
-def digest(status: int, pieces: list[bytes]) -> bytes:
-    """What tells two answers apart: their status and their bytes."""
-    seen = hashlib.blake2b(b"%d " % status, digest_size=16)
-    for piece in pieces:
-        seen.update(piece)
-    return seen.digest()
 
 
 def decoded(raw: bytes, encoding: str) -> bytes | None:
