@@ -105,6 +105,7 @@ class Broadcaster:
         self.livereload: set[ServerConnection] = set()  # LiveReload clients that said hello (--livereload)
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
+        self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -187,7 +188,7 @@ class Broadcaster:
         if look:
             self.look_at_watcher()
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
-                 "console": self.console is not None, "morph": self.morph}
+                 "console": self.console is not None, "morph": self.morph, "overlay": self.overlay}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
@@ -390,7 +391,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
               ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True,
-              morph: bool = False) -> None:
+              morph: bool = False, overlay: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -405,7 +406,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:
         broadcaster.console = None
-    broadcaster.morph = morph
+    broadcaster.morph, broadcaster.overlay = morph, overlay
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
@@ -475,6 +476,6 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0, livereload_port: int | None = None,
-                        console: bool = True, morph: bool = False) -> None:
+                        console: bool = True, morph: bool = False, overlay: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay))

@@ -41,6 +41,7 @@ def make_parser() -> argparse.ArgumentParser:
     http.add_argument("--open", action="store_true", help="open the page in your browser once it is served")
     command_line.add_allow_host(http)
     command_line.add_https(http)
+    command_line.add_editor(http)
     http.add_argument("--spa", action="store_true",
                       help="single-page app: unknown paths without an extension serve /index.html")
     http.add_argument("--no-inject", action="store_true",
@@ -58,6 +59,7 @@ def make_parser() -> argparse.ArgumentParser:
     command_line.add_livereload(ws)
     command_line.add_no_console(ws)
     command_line.add_morph(ws)
+    command_line.add_no_overlay(ws)
     watch = parser.add_argument_group("watcher")
     watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
@@ -83,12 +85,13 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
     serve += ["--spa"] * args.spa + ["--open"] * args.open + [f"--allow-host={name}" for name in args.allow_host]
-    serve += ["--https"] * args.https
+    serve += ["--https"] * args.https + ([f"--editor={args.editor}"] if args.editor else [])
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
     origins += ["--allow-file-pages"] * args.allow_file_pages
     origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []
     origins += ["--no-console"] * args.no_console + ["--morph"] * args.morph
+    origins += ["--no-overlay"] * args.no_overlay
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
     watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []

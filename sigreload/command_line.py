@@ -63,6 +63,21 @@ def add_no_console(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                              "console.error) in this terminal")
 
 
+def add_no_overlay(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--no-overlay``: no runtime-error toast on the pages (their errors still print here)."""
+    parser.add_argument("--no-overlay", action="store_true",
+                        help="do not show a page's uncaught errors and unhandled rejections as a toast "
+                             "on the page (they still print in this terminal)")
+
+
+def add_editor(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--editor CMD``: what opens a file at a line, for the pages' error toasts."""
+    parser.add_argument("--editor", metavar="CMD",
+                        help="open a file at a line when a page's error toast names it: CMD with {file}, "
+                             "{line} and {column} replaced, e.g. \"code -g {file}:{line}:{column}\" (default: "
+                             "$VISUAL or $EDITOR when it is code, subl, idea and the like)")
+
+
 def add_https(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--https``, ``--cert FILE``, ``--key FILE``: the HTTP server over TLS."""
     parser.add_argument("--https", action="store_true",

@@ -29,6 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lan", action="store_true", help="listen on every address (opt-in)")
     command_line.add_allow_host(parser)
     command_line.add_https(parser)
+    command_line.add_editor(parser)
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
     parser.add_argument("--inject", type=int, metavar="WS_PORT",
@@ -94,7 +95,7 @@ def bind(args: argparse.Namespace, host: str) -> Any:
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host), tls)
+                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

@@ -401,6 +401,8 @@
     save({ ...s, boot: m.boot, generation: m.generation });
     if (m.type === "hello") {
       forwarded = m.console !== false;
+      toasting = m.overlay !== false;
+      showToasts();
       if (m.morph) startMorphing();
       // Missed a reload while away (same run, newer generation), or the
       // broadcaster restarted while this page was open: reload once.
@@ -454,6 +456,44 @@
     try { tell("console.error", args); } catch {}
     return consoleError.apply(this, args);
   };
+
+  // Runtime errors on the page (--no-overlay: the hello says overlay: false):
+  // a toast in a corner, drawn by overlay.js, loaded on the first error only.
+  // Errors before the hello wait for it (at most TOAST_MOST).
+  const TOAST_MOST = 20, toasts = [];
+  let toasting; // undefined until the hello says
+  const showToasts = () => {
+    if (!toasting || !toasts.length) return;
+    if (status.toast) return toasts.splice(0).forEach((t) => { try { status.toast(t); } catch {} });
+    if (status.toastLoading) return;
+    status.toastLoading = true;
+    const lib = document.createElement("script");
+    lib.src = proxied ? "/_sigreload/overlay.js" : `${secure ? "https" : "http"}://${host}:${port}/overlay.js`;
+    if (me && me.nonce) lib.nonce = me.nonce;
+    lib.onload = showToasts;
+    document.documentElement.append(lib);
+  };
+  const toast = (t) => {
+    if (reloading || toasting === false || toasts.length >= TOAST_MOST) return;
+    toasts.push(t);
+    showToasts();
+  };
+  const described = (x) => x instanceof Error ? `${x.name}: ${x.message}` : text(x);
+  addEventListener("error", (e) => {
+    if (e.error === undefined && !e.message) return; // a resource that failed: not an error of the page
+    const message = e.error instanceof Error ? described(e.error) : e.message || String(e.error);
+    toast({ message, url: e.filename, line: e.lineno, column: e.colno, stack: e.error && e.error.stack });
+  });
+  addEventListener("unhandledrejection", (e) => {
+    toast({ message: `Unhandled rejection: ${described(e.reason)}`, stack: e.reason && e.reason.stack });
+  });
+  // The editor: a file:line the toast names opens there (only pages of
+  // sigreload's own server: it alone knows the file and the run's token).
+  const token = me && me.dataset.token;
+  if (proxied && token) {
+    status.open = (path, line, column) => fetch("/_sigreload/open", { method: "POST", headers:
+      { "Content-Type": "application/json" }, body: JSON.stringify({ token, path, line, column }) }).catch(() => {});
+  }
 
   const connect = () => {
     const ws = new WebSocket(url);

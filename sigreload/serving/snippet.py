@@ -16,7 +16,8 @@ def folder() -> Path:
     return inside if inside.is_dir() else PACKAGE.parent / "snippet"
 
 
-SERVED = ("reload.js", "idiomorph.js")  # what the servers hand out (idiomorph: for --morph)
+SERVED = ("reload.js", "idiomorph.js", "overlay.js")  # what the servers hand out (idiomorph: for --morph;
+# overlay.js: the runtime-error toast, loaded on a page's first error)
 
 
 def source() -> bytes:
@@ -25,12 +26,15 @@ def source() -> bytes:
 
 
 def served(name: str) -> bytes:
-    """One of SERVED: reload.js, or idiomorph.js (idiomorph 0.8.0, pinned: 0BSD, snippet/LICENSE.idiomorph)."""
+    """One of SERVED: reload.js, overlay.js, or idiomorph.js (idiomorph 0.8.0, pinned: 0BSD,
+    snippet/LICENSE.idiomorph)."""
     assert name in SERVED
     return (folder() / name).read_bytes()
 
 
-def tag(src: str, nonce: str | None = None) -> bytes:
-    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped."""
+def tag(src: str, nonce: str | None = None, token: str | None = None) -> bytes:
+    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one; ``token``:
+    this run's, for the editor), escaped."""
     attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+    attr += f' data-token="{html.escape(token)}"' if token else ""
     return f'<script src="{html.escape(src)}"{attr}></script>'.encode()

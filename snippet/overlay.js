@@ -1,0 +1,118 @@
+// sigreload: the runtime-error toast, loaded by reload.js on a page's first
+// uncaught error or unhandled rejection (never before: most pages have none).
+// A notice in the bottom-left corner, in an open shadow root (the page's CSS
+// neither styles it nor is styled by it): the message, file:line:column as
+// the page's own URL path, the first frames of the stack. It never takes
+// focus, never covers the middle of the page, keeps the last MOST errors
+// with a count of all, closes on a click or Escape, and is gone after the
+// next reload (it lives in the page's DOM only).
+(() => {
+  const status = window[Symbol.for("sigreload")];
+  if (!status || status.toast) return;
+  const MOST = 3, FRAMES = 3;
+  let host = null, list = null, count = null, errors = [], total = 0;
+
+  // "f@http://h/a.js:3:5" (Firefox, WebKit), "    at f (http://h/a.js:3:5)" (Chromium)
+  const FRAME = /^\s*(?:at\s+)?(?:(.*?)\s*[@(])?\(?(\S+?):(\d+):(\d+)\)?\s*$/;
+  const frames = (stack) => String(stack || "").split("\n").map((l) => FRAME.exec(l)).filter(Boolean)
+    .map(([, name, url, line, column]) => ({ name: (name || "").replace(/^async\*?\s*/, ""), url, line: +line, column: +column }));
+  // A URL as the page names it: its path on this origin ("index.html" for "/"), else whole.
+  const shown = (url) => {
+    try {
+      const u = new URL(url, location.href);
+      if (u.origin !== location.origin) return { text: u.href, path: null };
+      const path = decodeURIComponent(u.pathname);
+      return { text: (path.endsWith("/") ? `${path}index.html` : path).slice(1), path };
+    } catch { return { text: String(url), path: null }; }
+  };
+
+  const STYLE = ":host{all:initial}"
+    + ".box{position:fixed;left:12px;bottom:12px;z-index:2147483647;box-sizing:border-box;"
+    + "max-width:min(36em,calc(100vw - 24px));max-height:30vh;overflow:auto;padding:8px 30px 8px 10px;"
+    + "background:#2a0d0d;color:#fde2e2;border-left:4px solid #ef4444;border-radius:4px;"
+    + "box-shadow:0 2px 10px #0009;font:12px/1.45 ui-monospace,Menlo,Consolas,monospace;cursor:default;"
+    + "text-align:left;direction:ltr}"
+    + ".close{position:absolute;top:2px;right:8px;font-size:18px;line-height:1;cursor:pointer;color:#fca5a5}"
+    + ".count{color:#fca5a5;font-weight:bold;margin-bottom:2px}"
+    + ".err+.err{border-top:1px solid #fff2;margin-top:6px;padding-top:6px}"
+    + ".msg{white-space:pre-wrap;word-break:break-word;font-weight:bold}"
+    + ".times{color:#fca5a5;font-weight:normal}"
+    + ".at{color:#93c5fd}.at[data-path]{text-decoration:underline;cursor:pointer}"
+    + ".frames{white-space:pre;opacity:.75;overflow:hidden;text-overflow:ellipsis}";
+
+  const close = () => {
+    if (host) host.remove();
+    host = list = count = null;
+    errors = []; total = 0;
+    removeEventListener("keydown", escape, true);
+  };
+  const escape = (e) => { if (e.key === "Escape") close(); };
+
+  const place = (where) => { // "file:line:column", a link to the editor where it can open it
+    const at = document.createElement("span");
+    at.className = "at";
+    const { text, path } = shown(where.url);
+    at.textContent = `${text}:${where.line}${where.column ? `:${where.column}` : ""}`;
+    if (path !== null && status.open) {
+      at.dataset.path = path;
+      at.title = "open in your editor";
+      at.onclick = (e) => { e.stopPropagation(); status.open(path, where.line, where.column); };
+    }
+    return at;
+  };
+
+  const draw = () => {
+    list.textContent = "";
+    count.textContent = total > 1 ? `${total} errors` : "";
+    for (const err of errors) {
+      const div = document.createElement("div");
+      div.className = "err";
+      const msg = document.createElement("div");
+      msg.className = "msg";
+      msg.textContent = err.message;
+      if (err.times > 1) msg.append(Object.assign(document.createElement("span"), { className: "times", textContent: ` ×${err.times}` }));
+      div.append(msg);
+      if (err.at) div.append(place(err.at));
+      const rest = err.frames.slice(0, FRAMES);
+      if (rest.length) {
+        const pre = document.createElement("div");
+        pre.className = "frames";
+        for (const f of rest) {
+          const row = document.createElement("div");
+          row.append(`  ${f.name || "(anonymous)"} `, place(f));
+          pre.append(row);
+        }
+        div.append(pre);
+      }
+      list.append(div);
+    }
+  };
+
+  const open = () => {
+    host = document.createElement("sigreload-toast");
+    const shadow = host.attachShadow({ mode: "open" });
+    shadow.innerHTML = `<style>${STYLE}</style><div class="box" role="status" aria-live="polite">`
+      + '<span class="close" title="close (Escape)" aria-label="close">\u00d7</span><div class="count"></div><div class="list"></div></div>';
+    list = shadow.querySelector(".list");
+    count = shadow.querySelector(".count");
+    // Never takes focus: a press on it leaves the focus (and the caret) where it was.
+    shadow.querySelector(".box").addEventListener("mousedown", (e) => e.preventDefault());
+    shadow.querySelector(".box").addEventListener("click", close);
+    addEventListener("keydown", escape, true);
+    document.documentElement.append(host);
+  };
+
+  // One error: { message, url, line, column, stack } (url: where it was thrown, if known).
+  status.toast = (e) => {
+    const stack = frames(e.stack);
+    const at = e.url ? { url: e.url, line: e.line || 0, column: e.column || 0 } : stack[0] || null;
+    const key = `${e.message}\n${at ? `${at.url}:${at.line}:${at.column}` : ""}`;
+    if (!host || !host.isConnected) { close(); open(); }
+    total += 1;
+    const same = errors.find((x) => x.key === key);
+    if (same) same.times += 1;
+    else errors = [{ key, message: e.message, at, frames: stack, times: 1 }, ...errors].slice(0, MOST);
+    draw();
+  };
+  status.toastClose = close;
+})();
