@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from sigreload import command_line, consoles, listening, livereload, process_life
+from sigreload import command_line, consoles, listening, livereload, page_status, process_life
 from sigreload.contract import messages
 from sigreload.serving import snippet
 
@@ -106,6 +106,9 @@ class Broadcaster:
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
         self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
+        self.status = page_status.Status(broadcast)  # what the status page (/_sigreload/) shows
+        self.status.reload_one = lambda c: broadcast([c], json.dumps(
+            {"type": "reload", "boot": self.boot, "generation": self.generation}))
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -222,7 +225,8 @@ class Broadcaster:
         for connection in self.connections():
             if is_identified(connection):
                 identified.append(connection)
-            elif connection not in self.livereload and not is_livereload_port(connection):
+            elif connection not in self.livereload and not is_livereload_port(connection) \
+                    and not page_status.is_status(connection):
                 plain.append(connection)
         event: dict[str, Any] = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
         if error:
@@ -240,6 +244,7 @@ class Broadcaster:
         what = "every file" if paths is None else ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
         told = len(identified) + (0 if error else len(plain) + len(self.livereload))
         log.info("%s sent to %d page(s) (%s)", event["type"], told, "build failed" if error else what)
+        self.status.reloaded(self.generation, kind, paths, bool(error), told)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
@@ -321,19 +326,22 @@ def is_livereload_port(connection: ServerConnection) -> bool:
 
 def is_identified(connection: ServerConnection) -> bool:
     """Whether a client is a sigreload snippet (it connected to IDENTIFIED_PATH)."""
-    return connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
+    return (connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
+            and not page_status.is_status(connection))
 
 
 def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
-    """process_request: serve GET /reload.js (and /idiomorph.js, for --morph);
-    let WebSocket handshakes through."""
+    """process_request: serve GET /reload.js (/idiomorph.js, for --morph; /overlay.js,
+    the error toast; /status, the status page); let WebSocket handshakes through."""
     name = request.path.split("?")[0][1:]
-    if name not in snippet.SERVED:
+    if name not in snippet.SERVED and name != "status":
         return None
-    response = connection.respond(200, snippet.served(name).decode())
+    page = name == "status"  # the status page, for a site served by another server (--no-http)
+    response = connection.respond(200, (snippet.status_page() if page else snippet.served(name)).decode())
     del response.headers["Content-Type"]  # headers is a multidict: replace, not add
-    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Type"] = "text/html; charset=utf-8" if page else "text/javascript; charset=utf-8"
+    for header, value in snippet.STATUS_HEADERS if page else [("Cache-Control", "no-cache")]:
+        response.headers[header] = value
     return response
 
 
@@ -362,9 +370,15 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
         """Say hello to sigreload snippets, then read only what their pages use."""
         if isinstance(connection, GatedConnection):
             connection.gate.leave(connection)  # its handshake is over: the next one's turn
+        if page_status.is_status(connection):
+            return await page_status.watch(broadcaster.status, connection, lambda: broadcaster.signal("reload"),
+                                           lambda: broadcaster.generation)
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
+            agent = connection.request.headers.get("User-Agent", "") if connection.request else ""
+            broadcaster.status.joined(connection, agent,
+                                      page_status.address(connection))
         broadcaster.busy()
         log.debug("client joined from %s", connection.remote_address)
         try:
@@ -377,12 +391,15 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
                     broadcaster.uses(connection, paths)
                 elif message.get("type") == "console" and broadcaster.console:
                     broadcaster.console.said(connection, message)
+                if message.get("type") in ("page", "focus", "console"):
+                    broadcaster.status.said(connection, message)
         except ConnectionClosed:
             pass  # a client that vanished, or sent a frame over MAX_FRAME
         if connection in broadcaster.using:
             broadcaster.uses(connection, None)
         if broadcaster.console:
             broadcaster.console.left(connection)
+        broadcaster.status.left(connection)
         broadcaster.busy()
         log.debug("client left")
 

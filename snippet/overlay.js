@@ -28,7 +28,7 @@
 
   const STYLE = ":host{all:initial}"
     + ".box{position:fixed;left:12px;bottom:12px;z-index:2147483647;box-sizing:border-box;"
-    + "max-width:min(36em,calc(100vw - 24px));max-height:30vh;overflow:auto;padding:8px 30px 8px 10px;"
+    + "max-width:min(36em,calc(100vw - 24px));max-height:40vh;overflow:auto;padding:8px 30px 8px 10px;"
     + "background:#2a0d0d;color:#fde2e2;border-left:4px solid #ef4444;border-radius:4px;"
     + "box-shadow:0 2px 10px #0009;font:12px/1.45 ui-monospace,Menlo,Consolas,monospace;cursor:default;"
     + "text-align:left;direction:ltr}"

@@ -209,7 +209,7 @@
     const go = () => {
       let state = null;
       try { state = capture(); } catch {}
-      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state } });
+      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state }, reloaded: true });
       location.reload(true);
     };
     if (ours) return go();
@@ -495,13 +495,25 @@
       { "Content-Type": "application/json" }, body: JSON.stringify({ token, path, line, column }) }).catch(() => {});
   }
 
+  // What the status page (/_sigreload/) and --follow know of this page: its
+  // URL and title once loaded, whether sigreload just reloaded it (the
+  // broadcaster measures how long that took), when it last had the focus.
+  const introduce = (ws) => {
+    const s = load(), reloaded = Boolean(s.reloaded);
+    if (reloaded) { delete s.reloaded; save(s); }
+    ws.send(JSON.stringify({ type: "page", url: location.href.slice(0, 2000), title: document.title.slice(0, 300),
+      generation: s.generation, reloaded, focused: document.hasFocus() }));
+  };
+  addEventListener("focus", () => { if (live && live.readyState === 1) live.send('{"type":"focus"}'); });
+
   const connect = () => {
     const ws = new WebSocket(url);
     ws.onopen = () => {
       status.connected = true;
       delay = 200; warned = false; live = ws;
       queued.splice(0).forEach((m) => ws.send(m));
-      if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
+      const loaded = () => { using(ws); introduce(ws); };
+      if (document.readyState === "complete") loaded(); else addEventListener("load", loaded);
     };
     ws.onmessage = onmessage;
     ws.onclose = () => {

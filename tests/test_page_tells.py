@@ -4,6 +4,7 @@ browsers (the toast in Chromium, Firefox and WebKit).
 """
 
 import json
+import os
 import re
 import sys
 import urllib.error
@@ -44,6 +45,11 @@ def serve(procs, root, *extra):
     main.wait_seen("ready on")
     main.wait_seen("watching")
     return main, url, ws_port
+
+
+def screenshot(page, tmp_path, name):
+    """A picture for the README: SIGRELOAD_SCREENSHOTS=docs writes it there (else beside the test)."""
+    page.screenshot(path=os.path.join(os.environ.get("SIGRELOAD_SCREENSHOTS", tmp_path), name))
 
 
 def stock_server(procs, root):
@@ -145,7 +151,11 @@ def test_a_click_on_file_line_opens_the_editor_there(procs, tmp_path, page):
     page.wait_for_function(HELLO_SEEN)
     page.evaluate("fail()")
     page.wait_for_function(f"{TOAST_TEXT}.includes('app.js:2')")
-    page.locator("sigreload-toast .err > .at").click()
+    page.set_viewport_size({"width": 900, "height": 520})
+    page.evaluate("reject()")
+    page.wait_for_function(f"{TOAST_TEXT}.includes('2 errors')")
+    screenshot(page, tmp_path, "toast.png")
+    page.locator("sigreload-toast .err:last-child > .at").click()
     until(record.exists, 5, "the editor was started")
     assert json.loads(record.read_text()) == [str(root / "app.js"), "2", "8"]
     assert page.evaluate(f"!!{TOAST}")  # the link opens, it does not close
@@ -181,3 +191,67 @@ def test_the_editor_opens_only_for_this_origin_this_run_and_files_under_the_root
     assert post(url, good, own) == 204
     until(record.exists, 5, "the editor was started")
     assert json.loads(record.read_text())[:2] == [str(root / "app.js"), "2"]
+
+
+STATUS_ROWS = "document.querySelectorAll('#pages button[data-page]').length"
+
+
+def test_the_status_page_lists_pages_errors_and_reloads_live_and_its_buttons_reload(procs, tmp_path, browser):
+    root = site(tmp_path)
+    (root / "other.html").write_text(PAGE.format(head="", title="other").replace("<title>page", "<title>other"))
+    _, url, _ = serve(procs, root)
+    context = browser.new_context()
+    try:
+        one, two, status = context.new_page(), context.new_page(), context.new_page()
+        for p, where in ((one, url), (two, url + "other.html")):
+            p.goto(where)
+            p.wait_for_function(HELLO_SEEN)
+            p.evaluate("window.marker = 1")
+        status.goto(url + "_sigreload/")
+        status.wait_for_function(f"{STATUS_ROWS} === 2 && document.body.innerText.includes('other.html')")
+        text = status.inner_text("#pages")
+        assert "127.0.0.1" in text and "Chrome" in text, text
+        one.evaluate("fail()")
+        status.wait_for_function("document.getElementById('errors').innerText.includes('TypeError')")
+        (root / "index.html").write_text(PAGE.format(head="", title="two"))
+        one.wait_for_function("document.getElementById('title').textContent === 'two'")
+        status.wait_for_function("/index\\.html[\\s\\S]*saved[\\s\\S]*#\\d+ \\d+ ms/.test("
+                                 "document.getElementById('reloads').innerText)")
+        assert two.evaluate("window.marker") == 1  # other.html does not use index.html
+        row = status.locator("#pages tr", has_text="other.html")
+        row.locator("button").click()
+        two.wait_for_function("window.marker === undefined")
+        two.wait_for_function(HELLO_SEEN)
+        status.wait_for_function("document.getElementById('reloads').innerText.includes('reload this one')")
+        one.evaluate("window.marker = 1")
+        two.evaluate("window.marker = 1")
+        status.click("#all")
+        for p in (one, two):
+            p.wait_for_function("window.marker === undefined")
+        status.wait_for_function("document.getElementById('reloads').innerText.includes('reload all')")
+        assert "reload all\t2" in status.inner_text("#reloads")  # the status page itself is no page
+        status.set_viewport_size({"width": 1100, "height": 640})
+        screenshot(status, tmp_path, "status.png")
+    finally:
+        context.close()
+
+
+def test_the_status_socket_is_for_the_same_origins_as_the_pages_socket(procs, tmp_path):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    _, url, ws_port = serve(procs, site(tmp_path))
+    relayed = url.replace("http", "ws", 1) + "_sigreload/socket?status"
+    for where, origin in ((relayed, "http://evil.example"), (f"ws://127.0.0.1:{ws_port}/sigreload/status",
+                                                              "http://evil.example")):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(where, origin=origin, open_timeout=5 * SCALE)
+        assert refused.value.response.status_code == 403
+    with connect(relayed, origin=url.rstrip("/"), open_timeout=5 * SCALE) as ws:
+        assert json.loads(ws.recv(timeout=5 * SCALE))["type"] == "status"
+    with urllib.request.urlopen(url + "_sigreload/", timeout=5 * SCALE) as answer:
+        assert answer.headers["X-Frame-Options"] == "DENY"
+    request = urllib.request.Request(url + "_sigreload/", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused_page:
+        urllib.request.urlopen(request, timeout=5 * SCALE)
+    assert refused_page.value.code == 403

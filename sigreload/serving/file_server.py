@@ -156,6 +156,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         /_sigreload/socket, the broadcaster's socket, relayed for a page of this origin."""
         if name in snippet.SERVED:
             self.reply(200, "text/javascript; charset=utf-8", snippet.served(name))
+        elif name == "":
+            self.reply(200, "text/html; charset=utf-8", snippet.status_page(), snippet.STATUS_HEADERS)
         elif name != "socket":
             self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
         elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":
@@ -166,7 +168,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         else:
             assert self.ws_port is not None
             self.wfile.flush()
-            why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port)
+            path = "/sigreload/status" if urlsplit(self.path).query == "status" else "/sigreload"
+            why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port, path)
             if why is None:
                 self.server.hand_over(self.connection)
             else:

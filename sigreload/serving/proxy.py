@@ -170,7 +170,13 @@ class Proxy:
         name = urlsplit(request.raw_path).path[len(PREFIX):]
         if name == "socket" and self.broadcaster:
             host, port = self.broadcaster
-            return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload")
+            path = "/sigreload/status" if urlsplit(request.raw_path).query == "status" else "/sigreload"
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            return await self.relay(request, f"ws://{listening.shown(host)}:{port}{path}",
+                                    {"X-Sigreload-Peer": str(peer[0])} if peer else {})
+        if name == "" and self.broadcaster:
+            return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
+                                headers=dict(snippet.STATUS_HEADERS))
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
@@ -444,12 +450,14 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str | URL) -> web.StreamResponse:
-        """A WebSocket to ``url`` (the app's, or the broadcaster's), message for message, both ways."""
+    async def relay(self, request: web.BaseRequest, url: str | URL,
+                    extra: dict[str, str] | None = None) -> web.StreamResponse:
+        """A WebSocket to ``url`` (the app's, or the broadcaster's, with ``extra`` headers), message for
+        message, both ways."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
+                   if k.lower() in ("cookie", "origin", "authorization", "user-agent")} | (extra or {})
         try:
             upstream = await self.session.ws_connect(url, protocols=offered, headers=headers, autoping=False,
                                                      max_msg_size=0, compress=0)

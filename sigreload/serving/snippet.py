@@ -32,6 +32,15 @@ def served(name: str) -> bytes:
     return (folder() / name).read_bytes()
 
 
+STATUS_HEADERS = (("Cache-Control", "no-cache"), ("X-Frame-Options", "DENY"),
+                  ("Content-Security-Policy", "frame-ancestors 'none'"))  # no other site frames its buttons
+
+
+def status_page() -> bytes:
+    """The status page (``/_sigreload/``): a static page that opens its own socket to the broadcaster."""
+    return (folder() / "status.html").read_bytes()
+
+
 def tag(src: str, nonce: str | None = None, token: str | None = None) -> bytes:
     """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one; ``token``:
     this run's, for the editor), escaped."""
