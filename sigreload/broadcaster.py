@@ -34,6 +34,7 @@ def make_parser() -> argparse.ArgumentParser:
     command_line.add_no_console(parser)
     command_line.add_morph(parser)
     command_line.add_no_overlay(parser)
+    command_line.add_follow(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every client and message")
     command_line.add_port_flag(parser)
     return parser
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     process_life.lifeline()
     try:
         broadcasting.serve_until_stopped(hosts, args.port, origins, args.ping_interval, args.livereload,
-                                         not args.no_console, args.morph, not args.no_overlay)
+                                         not args.no_console, args.morph, not args.no_overlay, args.follow)
     except OSError as exc:
         port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.port, args.port_flag)
         if exc.errno != errno.EADDRINUSE:

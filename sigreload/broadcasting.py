@@ -106,6 +106,7 @@ class Broadcaster:
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
         self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
+        self.follow = False  # --follow: a saved page opens in a tab; what changed is shown
         self.status = page_status.Status(broadcast)  # what the status page (/_sigreload/) shows
         self.status.reload_one = lambda c: broadcast([c], json.dumps(
             {"type": "reload", "boot": self.boot, "generation": self.generation}))
@@ -191,12 +192,22 @@ class Broadcaster:
         if look:
             self.look_at_watcher()
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
-                 "console": self.console is not None, "morph": self.morph, "overlay": self.overlay}
+                 "console": self.console is not None, "morph": self.morph, "overlay": self.overlay,
+                 "follow": self.follow}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
             hello["notice"] = self.notice
         return json.dumps(hello)
+
+    def follow_saved(self, identified: list[ServerConnection], paths: list[str]) -> None:
+        """--follow: a saved page that no page shows opens in the tab focused last (taken out of ``identified``)."""
+        chosen = self.status.to_follow(identified, paths)
+        if chosen:
+            identified.remove(chosen[0])
+            broadcast([chosen[0]], json.dumps({"type": "follow", "path": chosen[1], "boot": self.boot,
+                                               "generation": self.generation}))
+            log.info("a tab follows to %s", chosen[1])
 
     def signal(self, kind: str) -> None:
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
@@ -236,6 +247,8 @@ class Broadcaster:
         if self.notice and not error:
             event["notice"] = self.notice
         self.error = error
+        if self.follow and paths is not None and not error and kind == "reload":
+            self.follow_saved(identified, paths)
         broadcast(identified, json.dumps(event))
         if not error:
             broadcast(plain, "reload")
@@ -408,7 +421,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
               ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True,
-              morph: bool = False, overlay: bool = True) -> None:
+              morph: bool = False, overlay: bool = True, follow: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -423,7 +436,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:
         broadcaster.console = None
-    broadcaster.morph, broadcaster.overlay = morph, overlay
+    broadcaster.morph, broadcaster.overlay, broadcaster.follow = morph, overlay, follow
     loop.add_signal_handler(signal.SIGUSR1, broadcaster.signal, "reload")
     loop.add_signal_handler(signal.SIGUSR2, broadcaster.signal, "css")
     # A storm fills asyncio's wakeup socket: the bytes already there stand for the
@@ -493,6 +506,7 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0, livereload_port: int | None = None,
-                        console: bool = True, morph: bool = False, overlay: bool = True) -> None:
+                        console: bool = True, morph: bool = False, overlay: bool = True,
+                        follow: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay, follow))

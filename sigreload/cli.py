@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
     command_line.add_no_console(ws)
     command_line.add_morph(ws)
     command_line.add_no_overlay(ws)
+    command_line.add_follow(ws)
     watch = parser.add_argument_group("watcher")
     watch.add_argument("--interval", type=float, default=command_line.INTERVAL,
                        help="seconds between two looks at recently edited files (default: %(default)s)")
@@ -91,7 +92,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     origins += ["--allow-file-pages"] * args.allow_file_pages
     origins += [f"--livereload={args.livereload}"] if args.livereload is not None else []
     origins += ["--no-console"] * args.no_console + ["--morph"] * args.morph
-    origins += ["--no-overlay"] * args.no_overlay
+    origins += ["--no-overlay"] * args.no_overlay + ["--follow"] * args.follow
     watch = [f"--ignore={glob}" for glob in args.ignore] + ["--poll"] * args.poll
     watch += ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []

@@ -70,6 +70,13 @@ def add_no_overlay(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                              "on the page (they still print in this terminal)")
 
 
+def add_follow(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--follow``: the browser goes to the page you saved, and shows what changed."""
+    parser.add_argument("--follow", action="store_true",
+                        help="a saved page that no tab shows opens in the tab you focused last; after a "
+                             "reload, the first element that changed is scrolled into view and outlined")
+
+
 def add_editor(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--editor CMD``: what opens a file at a line, for the pages' error toasts."""
     parser.add_argument("--editor", metavar="CMD",

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sigreload import consoles
 
@@ -42,6 +43,14 @@ class Page:
         return {"id": self.id, "url": self.url, "title": self.title, "browser": consoles.browser(self.agent),
                 "agent": self.agent, "address": self.address, "since": self.since, "focused": self.focused,
                 "errors": list(self.errors)}
+
+
+def page_paths(url: str) -> list[str]:
+    """The file paths a page's URL may be served from ("/a/": "/a/", "/a/index.html"), as the snippet maps them."""
+    path = unquote(urlsplit(url).path) or "/"
+    if path.endswith("/"):
+        return [path, path + "index.html", path + "index.htm"]
+    return [path] if "." in path.rsplit("/", 1)[-1] else [path, path + ".html", path + "/index.html"]
 
 
 def text(value: Any, most: int) -> str | None:
@@ -109,6 +118,17 @@ class Status:
         """Of the connections ``among``, the one whose page had the focus last (None: none ever had it)."""
         seen = [(self.pages[c].focused, c) for c in among if c in self.pages and self.pages[c].focused]
         return max(seen, key=lambda x: x[0])[1] if seen else None
+
+    def to_follow(self, connections: Iterable[Any], paths: list[str]) -> tuple[Any, str] | None:
+        """--follow: (the connection whose page had the focus last, else the newest, and the page to
+        open there) for the first saved page (.html, .htm) that no page of ``connections`` shows; None."""
+        among = [c for c in connections if c in self.pages]
+        shown = {p for c in among for p in page_paths(self.pages[c].url)}
+        saved = next((p for p in paths if p.endswith((".html", ".htm")) and p not in shown), None)
+        if saved is None or not among:
+            return None
+        chosen = self.focused_most_recently(among) or max(among, key=lambda c: self.pages[c].since)
+        return chosen, saved
 
     def one(self, connection: Any, generation: int) -> None:
         """Reload the page of ``connection`` alone (a status page's button)."""

@@ -255,3 +255,85 @@ def test_the_status_socket_is_for_the_same_origins_as_the_pages_socket(procs, tm
     with pytest.raises(urllib.error.HTTPError) as refused_page:
         urllib.request.urlopen(request, timeout=5 * SCALE)
     assert refused_page.value.code == 403
+
+
+LOADS = "<script>sessionStorage.setItem('loads', +(sessionStorage.getItem('loads') || 0) + 1)</script>"
+
+
+def test_follow_opens_a_saved_page_in_the_tab_focused_last_once(procs, tmp_path, browser):
+    root = site(tmp_path)
+    (root / "other.html").write_text(PAGE.format(head=LOADS, title="other"))
+    (root / "index.html").write_text(PAGE.format(head=LOADS, title="one"))
+    _, url, _ = serve(procs, root, "--follow")
+    context = browser.new_context()
+    try:
+        first, second = context.new_page(), context.new_page()
+        for p, where in ((first, url), (second, url + "other.html")):
+            p.goto(where)
+            p.wait_for_function(HELLO_SEEN)
+        first.bring_to_front()
+        first.evaluate("dispatchEvent(new Event('focus'))")  # headless: no window gets the real event
+        first.wait_for_timeout(200 * SCALE)  # (the focus message is on its way: nothing to wait on)
+        (root / "new.html").write_text(PAGE.format(head=LOADS, title="new"))
+        first.wait_for_function("location.pathname === '/new.html' && document.getElementById('title')"
+                                ".textContent === 'new'")
+        first.wait_for_function(HELLO_SEEN)
+        assert second.evaluate("location.pathname") == "/other.html"
+        assert first.evaluate("+sessionStorage.getItem('loads')") == 2  # one navigation
+        second.evaluate("dispatchEvent(new Event('focus'))")
+        second.wait_for_timeout(200 * SCALE)
+        (root / "sub").mkdir()
+        (root / "sub" / "index.html").write_text(PAGE.format(head=LOADS, title="sub"))
+        second.wait_for_function("location.pathname === '/sub/'")
+        first.wait_for_timeout(500 * SCALE)  # nothing more happens: no loop
+        assert first.evaluate("location.pathname") == "/new.html"
+        assert first.evaluate("+sessionStorage.getItem('loads')") == 2
+        assert second.evaluate("+sessionStorage.getItem('loads')") == 2
+    finally:
+        context.close()
+
+
+TALL = """<!doctype html><html><head><meta charset="utf-8"><title>tall</title></head>
+<body><h1>top</h1><div style="height: 3000px">spacer</div><p id="far">{far}</p><div style="height: 3000px"></div>
+</body></html>"""
+
+
+def test_follow_shows_the_first_element_that_changed(procs, tmp_path, page):
+    root = site(tmp_path)
+    (root / "index.html").write_text(TALL.format(far="first"))
+    _, url, _ = serve(procs, root, "--follow")
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+    assert page.evaluate("scrollY") == 0
+    (root / "index.html").write_text(TALL.format(far="second"))
+    page.wait_for_function("document.getElementById('far').textContent === 'second'")
+    page.wait_for_function("window[Symbol.for('sigreload')].changed?.element.id === 'far'")
+    assert "3px" in page.evaluate("window[Symbol.for('sigreload')].changed.outline")
+    top = page.evaluate("document.getElementById('far').getBoundingClientRect().top")
+    assert 0 <= top <= page.evaluate("innerHeight")  # in view
+    page.wait_for_function("document.getElementById('far').style.outline === ''")  # for a moment
+
+
+BUILD = """import pathlib, sys
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for page in src.glob("*.txt"):
+    html = f"<!doctype html><title>{page.stem}</title><h1 id=title>{page.read_text()}</h1>"
+    target = out / (page.stem + ".html")
+    if not target.exists() or target.read_text() != html:
+        target.write_text(html)
+"""
+
+
+def test_follow_with_a_build_opens_the_output_page_that_changed(procs, tmp_path, page):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "index.txt").write_text("home")
+    (tmp_path / "build.py").write_text(BUILD)
+    build = f"{sys.executable} {tmp_path / 'build.py'} {src} {out}"
+    _, url, _ = serve(procs, src, "--exec", build, "--output", out, "--follow")
+    page.goto(url)
+    page.wait_for_function("document.getElementById('title')?.textContent === 'home'")
+    page.wait_for_function(HELLO_SEEN)
+    (src / "post.txt").write_text("a post")
+    page.wait_for_function("location.pathname === '/post.html' && document.getElementById('title')"
+                           ".textContent === 'a post'")
