@@ -5,7 +5,8 @@ it is an editor whose way to take a line is known.
 
 Only the page's own snippet may ask: a POST to ``/_sigreload/open`` on the
 HTTP server's origin (the Origin header says so), carrying this run's token
-(given to pages in the snippet's tag), for a file under the served folder.
+(``GET /_sigreload/token``, an answer only a page of this origin can read),
+for a file under the served folder.
 Anything else is refused. Terminal editors (vim, nvim, emacs, nano) open
 only when ``--editor`` asks for them, in the terminal it names.
 """
@@ -25,7 +26,9 @@ from urllib.parse import unquote
 
 log = logging.getLogger("sigreload.editor")
 PATH = "/_sigreload/open"
+TOKEN_PATH = "/_sigreload/token"
 MOST_BODY = 4096
+TOKEN_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
 # $VISUAL / $EDITOR by program name: the arguments that open {file} at {line}
 KNOWN = {
     **dict.fromkeys(("code", "code-insiders", "codium", "cursor", "windsurf"), ["-g", "{file}:{line}:{column}"]),
@@ -83,6 +86,13 @@ class Opener:
     def __init__(self, root: str, template: str | None, env: Mapping[str, str] = os.environ) -> None:
         self.root, self.words, self.env = root, command(template, env), env
         self.token = secrets.token_urlsafe(18)
+
+    def token_answer(self, fetch_site: str | None) -> tuple[int, bytes]:
+        """(status, JSON) for GET TOKEN_PATH: this run's token, to a page of this origin only (no
+        other can read the answer; a browser that says where a request comes from is believed)."""
+        if fetch_site not in (None, "same-origin"):
+            return 403, b'{"error": "only this origin\'s pages"}'
+        return 200, json.dumps({"token": self.token}).encode()
 
     def answer(self, same_origin: bool, body: bytes) -> tuple[int, str]:
         """(status, one line) for a request: 204 when the editor was started."""

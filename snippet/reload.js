@@ -548,11 +548,11 @@
     toast({ message: `Unhandled rejection: ${described(e.reason)}`, stack: e.reason && e.reason.stack });
   });
   // The editor: a file:line the toast names opens there (only pages of
-  // sigreload's own server: it alone knows the file and the run's token).
-  const token = me && me.dataset.token;
-  if (proxied && token) {
-    status.open = (path, line, column) => fetch("/_sigreload/open", { method: "POST", headers:
-      { "Content-Type": "application/json" }, body: JSON.stringify({ token, path, line, column }) }).catch(() => {});
+  // sigreload's own server: it alone knows the file, and this run's token).
+  if (proxied) {
+    status.open = (path, line, column) => fetch("/_sigreload/token", { cache: "no-store" }).then((r) => r.json())
+      .then(({ token }) => fetch("/_sigreload/open", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token, path, line, column }) })).catch(() => {});
   }
 
   // What the status page (/_sigreload/) and --follow know of this page: its

@@ -5,7 +5,6 @@ browsers (the toast in Chromium, Firefox and WebKit).
 
 import json
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -133,7 +132,8 @@ def test_a_toast_behind_the_proxy(procs, tmp_path, page):
     page.wait_for_function(f"{TOAST_TEXT}.includes('app.js:2')")
 
 
-RECORDER = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+RECORDER = ("import json, os, sys; open(sys.argv[1] + '~', 'w').write(json.dumps(sys.argv[2:])); "
+            "os.replace(sys.argv[1] + '~', sys.argv[1])")
 
 
 def editor_flag(tmp_path):
@@ -177,8 +177,12 @@ def test_the_editor_opens_only_for_this_origin_this_run_and_files_under_the_root
     (root / "link.txt").symlink_to(tmp_path / "secret.txt")
     flag, record = editor_flag(tmp_path)
     _, url, _ = serve(procs, root, flag)
-    with urllib.request.urlopen(url, timeout=5 * SCALE) as answer:
-        token = re.search(r'data-token="([^"]+)"', answer.read().decode()).group(1)
+    with urllib.request.urlopen(url + "_sigreload/token", timeout=5 * SCALE) as answer:
+        token = json.loads(answer.read())["token"]
+    other_site = urllib.request.Request(url + "_sigreload/token", headers={"Sec-Fetch-Site": "cross-site"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(other_site, timeout=5 * SCALE)
+    assert refused.value.code == 403
     own = url.rstrip("/")
     good = {"token": token, "path": "/app.js", "line": 2, "column": 8}
     assert post(url, good, "http://evil.example") == 403

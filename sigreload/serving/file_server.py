@@ -135,7 +135,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
 
     def snippet_tag(self) -> bytes:
         """The snippet, on the page's own origin: its socket is there too (one port)."""
-        return snippet.tag(OWN + "reload.js", token=self.opener.token if self.opener else None)
+        return snippet.tag(OWN + "reload.js")
 
     def do_POST(self) -> None:
         """/_sigreload/open: the snippet asks to open a file in the editor (editor.Opener checks it)."""
@@ -158,6 +158,9 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             self.reply(200, "text/javascript; charset=utf-8", snippet.served(name))
         elif name == "":
             self.reply(200, "text/html; charset=utf-8", snippet.status_page(), snippet.STATUS_HEADERS)
+        elif name == "token" and self.opener:
+            status, body = self.opener.token_answer(self.headers.get("Sec-Fetch-Site"))
+            self.reply(status, "application/json", body, editor.TOKEN_HEADERS)
         elif name != "socket":
             self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
         elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":

@@ -41,9 +41,7 @@ def status_page() -> bytes:
     return (folder() / "status.html").read_bytes()
 
 
-def tag(src: str, nonce: str | None = None, token: str | None = None) -> bytes:
-    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one; ``token``:
-    this run's, for the editor), escaped."""
+def tag(src: str, nonce: str | None = None) -> bytes:
+    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped."""
     attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
-    attr += f' data-token="{html.escape(token)}"' if token else ""
     return f'<script src="{html.escape(src)}"{attr}></script>'.encode()
