@@ -87,6 +87,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
     serve += ["--spa"] * args.spa + ["--open"] * args.open + [f"--allow-host={name}" for name in args.allow_host]
     serve += ["--https"] * args.https + ([f"--editor={args.editor}"] if args.editor else [])
+    serve += [f"--source={os.path.abspath(args.root)}"] if args.proxy or args.output else []
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     origins = [f"--allow-origin={origin}" for origin in args.allow_origin]
     origins += ["--allow-file-pages"] * args.allow_file_pages

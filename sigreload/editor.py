@@ -83,8 +83,11 @@ def under(root: str, url_path: str) -> str | None:
 class Opener:
     """Answers the snippet's POSTs: checks them, then starts the editor (never waits for it)."""
 
-    def __init__(self, root: str, template: str | None, env: Mapping[str, str] = os.environ) -> None:
-        self.root, self.words, self.env = root, command(template, env), env
+    def __init__(self, root: str, template: str | None, source: str | None = None,
+                 env: Mapping[str, str] = os.environ) -> None:
+        """``root``: the served folder (a page's URL path is a file there); ``source``: the watched
+        one, where a build's output (or an app) names its files relative to (default: ``root``)."""
+        self.root, self.source, self.words, self.env = root, source or root, command(template, env), env
         self.token = secrets.token_urlsafe(18)
 
     def token_answer(self, fetch_site: str | None) -> tuple[int, bytes]:
@@ -104,9 +107,15 @@ class Opener:
                 or not secrets.compare_digest(asked["token"], self.token):
             return 403, "only this origin's pages, with this run's token, open files"
         path, line, column = asked.get("path"), asked.get("line"), asked.get("column", 0)
+        named = asked.get("source")  # a file a build's output names, relative to the watched folder
+        if isinstance(named, str) and path is None:
+            relative = os.path.relpath(named, self.source) if os.path.isabs(named) else named
+            path, root = "/" + relative.replace(os.sep, "/"), self.source
+        else:
+            root = self.root
         if not isinstance(path, str) or type(line) is not int or type(column) is not int or line < 0 or column < 0:
             return 400, "path (a string), line and column (numbers) are needed"
-        file = under(self.root, path)
+        file = under(root, path) or (under(self.source, path) if root != self.source else None)
         if file is None:
             return 404, "no such file in the served folder"
         if self.words is None:

@@ -30,6 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
     command_line.add_allow_host(parser)
     command_line.add_https(parser)
     command_line.add_editor(parser)
+    parser.add_argument("--source", metavar="DIR", help=argparse.SUPPRESS)  # the watched folder (--output, --proxy)
     parser.add_argument("--spa", action="store_true",
                         help="single-page app: unknown paths without an extension serve /index.html")
     parser.add_argument("--inject", type=int, metavar="WS_PORT",
@@ -88,14 +89,17 @@ def bind(args: argparse.Namespace, host: str) -> Any:
     tls = tls_context(args)
     try:
         if args.proxy:
+            from sigreload import editor
             from sigreload.serving import proxy
 
+            opener = editor.Opener(os.path.abspath(args.source or args.root), args.editor) if args.inject else None
             return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
-                                     tuple(args.allow_host), tls)
+                                     tuple(args.allow_host), tls, opener)
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor)
+                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor,
+                                       args.source and os.path.abspath(args.source))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

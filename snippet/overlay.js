@@ -115,4 +115,22 @@
     draw();
   };
   status.toastClose = close;
+
+  // A failed build's output (reload.js draws it): each file:line it names opens in the editor.
+  const NAMED = /File "([^"]+)", line (\d+)|((?:\.{0,2}\/)?[\w@.-]+(?:\/[\w@.-]+)*\.[A-Za-z]\w*):(\d+)(?::(\d+))?/g;
+  status.linkFiles = (pre) => {
+    const text = pre.textContent;
+    let at = 0;
+    pre.textContent = "";
+    for (const m of text.matchAll(NAMED)) {
+      const link = Object.assign(document.createElement("span"), { className: "file", textContent: m[0], title: "open in your editor" });
+      link.onclick = () => status.open(null, +(m[2] || m[4]), +(m[5] || 0), m[1] || m[3]);
+      pre.append(text.slice(at, m.index), link);
+      at = m.index + m[0].length;
+    }
+    pre.append(text.slice(at));
+    pre.before(Object.assign(document.createElement("style"), { textContent: "pre span.file{position:static;inset:auto;"
+      + "display:inline;padding:0;width:auto;height:auto;overflow:visible;background:none;color:#93c5fd;"
+      + "text-decoration:underline;cursor:pointer}" }));
+  };
 })();

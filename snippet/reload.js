@@ -422,7 +422,12 @@
     shadow.append(fill);
     document.documentElement.append(overlay);
   };
-  const showError = (text) => { cover("pre", `Build failed\n\n${text}`); say("build failed (shown on the page)"); };
+  const showError = (text) => {
+    cover("pre", `Build failed\n\n${text}`);
+    say("build failed (shown on the page)");
+    const shown = overlay; // the files it names open in the editor (overlay.js)
+    if (status.open) withOverlay(() => { if (shown === overlay) status.linkFiles(shown.shadowRoot.querySelector("pre")); });
+  };
   const hideError = () => { if (overlay) overlay.remove(); overlay = null; };
 
   // A good build's warning (its error lines): a notice in a corner, closed by a
@@ -522,16 +527,18 @@
   // Errors before the hello wait for it (at most TOAST_MOST).
   const TOAST_MOST = 20, toasts = [];
   let toasting; // undefined until the hello says
-  const showToasts = () => {
-    if (!toasting || !toasts.length) return;
-    if (status.toast) return toasts.splice(0).forEach((t) => { try { status.toast(t); } catch {} });
-    if (status.toastLoading) return;
-    status.toastLoading = true;
+  const waiting = [];
+  const withOverlay = (f) => { // overlay.js, loaded once, when first needed
+    if (status.toast) return f();
+    if (waiting.push(f) > 1) return;
     const lib = document.createElement("script");
     lib.src = proxied ? "/_sigreload/overlay.js" : `${secure ? "https" : "http"}://${host}:${port}/overlay.js`;
     if (me && me.nonce) lib.nonce = me.nonce;
-    lib.onload = showToasts;
+    lib.onload = () => waiting.splice(0).forEach((g) => { try { g(); } catch {} });
     document.documentElement.append(lib);
+  };
+  const showToasts = () => {
+    if (toasting && toasts.length) withOverlay(() => toasts.splice(0).forEach((t) => { try { status.toast(t); } catch {} }));
   };
   const toast = (t) => {
     if (reloading || toasting === false || toasts.length >= TOAST_MOST) return;
@@ -550,9 +557,9 @@
   // The editor: a file:line the toast names opens there (only pages of
   // sigreload's own server: it alone knows the file, and this run's token).
   if (proxied) {
-    status.open = (path, line, column) => fetch("/_sigreload/token", { cache: "no-store" }).then((r) => r.json())
+    status.open = (path, line, column, source) => fetch("/_sigreload/token", { cache: "no-store" }).then((r) => r.json())
       .then(({ token }) => fetch("/_sigreload/open", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ token, path, line, column }) })).catch(() => {});
+        body: JSON.stringify({ token, path, line, column, source }) })).catch(() => {});
   }
 
   // What the status page (/_sigreload/) and --follow know of this page: its

@@ -341,3 +341,39 @@ def test_follow_with_a_build_opens_the_output_page_that_changed(procs, tmp_path,
     (src / "post.txt").write_text("a post")
     page.wait_for_function("location.pathname === '/post.html' && document.getElementById('title')"
                            ".textContent === 'a post'")
+
+
+def test_the_files_a_failed_build_names_open_in_the_editor(procs, tmp_path, page):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "page.txt").write_text("good")
+    build = (f"{sys.executable} -c \"import pathlib, sys; t = pathlib.Path('page.txt').read_text(); "
+             f"'bad' in t and sys.exit('page.txt:3:5: bad input'); pathlib.Path('{out}/index.html').write_text("
+             f"'<h1 id=title>' + t + '</h1>')\"")
+    flag, record = editor_flag(tmp_path)
+    _, url, _ = serve(procs, src, "--exec", build, "--output", out, flag)
+    page.goto(url)
+    page.wait_for_function("document.getElementById('title')?.textContent === 'good'")
+    page.wait_for_function(HELLO_SEEN)
+    (src / "page.txt").write_text("bad")
+    page.locator("sigreload-error span.file", has_text="page.txt:3:5").click()
+    until(record.exists, 5, "the editor was started")
+    assert json.loads(record.read_text()) == [str(src / "page.txt"), "3", "5"]
+
+
+def test_the_editor_behind_the_proxy_opens_the_app_s_file(procs, tmp_path, page):
+    root = site(tmp_path)
+    flag, record = editor_flag(tmp_path)
+    _, url, _ = serve(procs, root, "--proxy", f"http://127.0.0.1:{stock_server(procs, root)}", flag)
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+    page.evaluate("fail()")
+    page.locator("sigreload-toast .err > .at").click()
+    until(record.exists, 5, "the editor was started")
+    assert json.loads(record.read_text()) == [str(root / "app.js"), "2", "8"]
+    own = url.rstrip("/")
+    with urllib.request.urlopen(url + "_sigreload/token", timeout=5 * SCALE) as answer:
+        token = json.loads(answer.read())["token"]
+    assert post(url, {"token": token, "path": "/app.js", "line": 1}, "http://evil.example") == 403
+    assert post(url, {"token": "forged", "path": "/app.js", "line": 1}, own) == 403
+    assert post(url, {"token": token, "path": "/../secret", "line": 1}, own) == 404

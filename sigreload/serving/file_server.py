@@ -227,11 +227,11 @@ def readable(name: str) -> str:
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
                 ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT,
                 allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None,
-                editor_command: str | None = None) -> ThreadingHTTPServer:
+                editor_command: str | None = None, source: str | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
                "timeout": idle_timeout, "allowed_hosts": allowed_hosts,
-               "opener": editor.Opener(root, editor_command) if ws_port else None}
+               "opener": editor.Opener(root, editor_command, source) if ws_port else None}
     handler = type("Handler", (Handler,), options)
     return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS, tls)

@@ -49,9 +49,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import listening
+from sigreload import editor, listening
 from sigreload.contract import discovery, messages
-from sigreload.serving import common, injection, snippet
+from sigreload.serving import common, injection, relay, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -133,6 +133,7 @@ class Proxy:
         self.answering: messages.Answering | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
+        self.opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -177,10 +178,25 @@ class Proxy:
         if name == "" and self.broadcaster:
             return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
                                 headers=dict(snippet.STATUS_HEADERS))
+        if name in ("token", "open") and self.opener:
+            return await self.editor(request, name, self.opener)
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
         return web.Response(status=404, text="Nothing at this address\n")
+
+    async def editor(self, request: web.BaseRequest, name: str, opener: editor.Opener) -> web.StreamResponse:
+        """/_sigreload/token and /_sigreload/open: the editor, for the pages' toasts (editor.Opener checks)."""
+        if name == "token":
+            status, body = opener.token_answer(request.headers.get("Sec-Fetch-Site"))
+            return web.Response(status=status, body=body, content_type="application/json",
+                                headers=dict(editor.TOKEN_HEADERS))
+        if request.method != "POST":
+            return web.Response(status=405, text="POST only\n")
+        body = await request.content.read(editor.MOST_BODY + 1)
+        same = relay.same_origin(request.headers.get("Origin"), request.headers.get("Host"))
+        status, why = opener.answer(same, body if len(body) <= editor.MOST_BODY else b"")
+        return web.Response(status=status, body=f"{why}\n".encode() if why else None)
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
@@ -591,7 +607,7 @@ class AsyncServer:
 
 def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan: bool = False,
                 idle_timeout: float = 15.0, allowed_hosts: tuple[str, ...] = (),
-                tls: ssl.SSLContext | None = None) -> AsyncServer:
+                tls: ssl.SSLContext | None = None, opener: editor.Opener | None = None) -> AsyncServer:
     """Bind the proxy to the app at URL ``app`` (on this machine); raises OSError like socketserver."""
     from sigreload import app_server
 
@@ -603,7 +619,7 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     quiet = logging.getLogger("aiohttp.server")  # a bad request is answered 400 and closed: no traceback
     quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
-    proxy.allowed_hosts = allowed_hosts
+    proxy.allowed_hosts, proxy.opener = allowed_hosts, opener
     if ws_port:
         proxy.folder = discovery.Locator(ws_port).lookup
         proxy.answering = messages.Answering(proxy.folder)
