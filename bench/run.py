@@ -654,6 +654,8 @@ def main(argv=None):
     parser.add_argument("--poll-only", action="store_true", help="only --poll on the big tree and the huge tree")
     parser.add_argument("--devices-only", action="store_true",
                         help="only the pages reached other ways: --https, a forwarder, a second host")
+    parser.add_argument("--page-only", action="store_true",
+                        help="only the page's own rows: error -> toast, --follow's save -> page")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     args = parser.parse_args(argv)
@@ -662,6 +664,11 @@ def main(argv=None):
     try:
         if args.devices_only:
             device_rows(results, pw, pw_browser, args.edits)
+            return report(args, results, woke)
+        if args.page_only:
+            import page_tells
+
+            page_tells.rows(results, pw_browser, Stack, write, summary, args.edits)
             return report(args, results, woke)
         if args.proxy_only:
             import proxies
@@ -681,6 +688,9 @@ def main(argv=None):
         if args.apps_only:
             return report(args, results, woke)
         run_tree("10 files", 10, args, results, pw_browser)
+        import page_tells
+
+        page_tells.rows(results, pw_browser, Stack, write, summary, args.edits)
         device_rows(results, pw, pw_browser, args.edits)
         if not args.quick:
             run_tree(f"{args.big} files", args.big, args, results, pw_browser)
