@@ -1,6 +1,9 @@
-// sigreload: the runtime-error toast, loaded by reload.js on a page's first
-// uncaught error or unhandled rejection (never before: most pages have none).
-// A notice in the bottom-left corner, in an open shadow root (the page's CSS
+// sigreload: what it draws on a page beyond reloading it, loaded by reload.js
+// when first needed (most pages never need it): the runtime-error toast, on a
+// page's first uncaught error or unhandled rejection; the editor links in a
+// failed build's output; --follow's look at what changed.
+//
+// The toast: a notice in the bottom-left corner, in an open shadow root (the page's CSS
 // neither styles it nor is styled by it): the message, file:line:column as
 // the page's own URL path, the first frames of the stack. It never takes
 // focus, never covers the middle of the page, keeps the last MOST errors
@@ -115,6 +118,31 @@
     draw();
   };
   status.toastClose = close;
+
+  // --follow: the first element that changed, by a hash of each element's tag,
+  // attributes and own text in document order (the first FOLLOW_MOST), scrolled
+  // into view unless the person scrolled (reload.js knows), and outlined a moment.
+  const FOLLOW_MOST = 5000;
+  const hash = (s) => { let h = 2166136261; for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619); return h >>> 0; };
+  const elements = () => document.body ? [...document.body.getElementsByTagName("*")].slice(0, FOLLOW_MOST) : [];
+  status.marks = () => elements().map((el) => hash(el.localName + [...el.attributes].map((a) => ` ${a.name}=${a.value}`).join("")
+    + [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.data.trim()).join(" ")));
+  status.firstChanged = (before) => {
+    const now = status.marks();
+    let i = 0;
+    while (i < before.length && i < now.length && before[i] === now[i]) i++;
+    return i < now.length ? elements()[i] : null;
+  };
+  status.showChanged = (el) => {
+    if (!el) return;
+    const r = el.getBoundingClientRect();
+    if (!status.personScrolled && (r.top < 0 || r.bottom > innerHeight)) el.scrollIntoView({ block: "center" });
+    const { outline, outlineOffset } = el.style;
+    el.style.outline = "3px solid #f59e0b";
+    el.style.outlineOffset = "2px";
+    status.changed = { element: el, outline: el.style.outline }; // for tools and tests
+    setTimeout(() => { el.style.outline = outline; el.style.outlineOffset = outlineOffset; }, 1500);
+  };
 
   // A failed build's output (reload.js draws it): each file:line it names opens in the editor.
   const NAMED = /File "([^"]+)", line (\d+)|((?:\.{0,2}\/)?[\w@.-]+(?:\/[\w@.-]+)*\.[A-Za-z]\w*):(\d+)(?::(\d+))?/g;

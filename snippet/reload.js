@@ -125,48 +125,27 @@
   // tab focused last (the broadcaster picks it: a "follow" message); after a
   // reload or morph sigreload caused, the first element that changed is
   // scrolled into view, unless the person scrolled meanwhile, and outlined
-  // for a moment. Elements are compared by a hash of their tag, attributes
-  // and own text, in document order (the first FOLLOW_MOST).
-  let following = false, personScrolled = false;
-  const FOLLOW_MOST = 5000;
-  const hash = (s) => { let h = 2166136261; for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619); return h >>> 0; };
-  const elements = () => document.body ? [...document.body.getElementsByTagName("*")].slice(0, FOLLOW_MOST) : [];
-  const marks = () => elements().map((el) => hash(el.localName + [...el.attributes].map((a) => ` ${a.name}=${a.value}`).join("")
-    + [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.data.trim()).join(" ")));
+  // for a moment (overlay.js compares the page before and after).
+  let following = false;
+  status.personScrolled = false;
+  const NAV_KEYS = /^(Page(Up|Down)|Arrow(Up|Down)|Home|End| )$/, scrolled = () => { status.personScrolled = true; };
+  addEventListener("wheel", scrolled, { capture: true, passive: true });
+  addEventListener("touchmove", scrolled, { capture: true, passive: true });
+  addEventListener("keydown", (e) => { if (NAV_KEYS.test(e.key)) scrolled(); }, { capture: true, passive: true });
   const followMarks = () => { // the browser's own scroll restoration would come after ours: off once
-    if (!following) return {};
+    if (!following || !status.marks) return {};
     try { history.scrollRestoration = "manual"; } catch {}
-    return { follow: { url: location.href, marks: marks() } };
-  };
-  const firstChanged = (before) => {
-    const now = marks();
-    let i = 0;
-    while (i < before.length && i < now.length && before[i] === now[i]) i++;
-    return i < now.length ? elements()[i] : null;
-  };
-  const NAV_KEYS = /^(Page(Up|Down)|Arrow(Up|Down)|Home|End| )$/;
-  addEventListener("wheel", () => { personScrolled = true; }, { capture: true, passive: true });
-  addEventListener("touchmove", () => { personScrolled = true; }, { capture: true, passive: true });
-  addEventListener("keydown", (e) => { if (NAV_KEYS.test(e.key)) personScrolled = true; }, { capture: true, passive: true });
-  const showChanged = (el) => {
-    if (!el) return;
-    const r = el.getBoundingClientRect();
-    if (!personScrolled && (r.top < 0 || r.bottom > innerHeight)) el.scrollIntoView({ block: "center" });
-    const { outline, outlineOffset } = el.style;
-    el.style.outline = "3px solid #f59e0b";
-    el.style.outlineOffset = "2px";
-    status.changed = { element: el, outline: el.style.outline }; // for tools and tests
-    setTimeout(() => { el.style.outline = outline; el.style.outlineOffset = outlineOffset; }, 1500);
+    return { follow: { url: location.href, marks: status.marks() } };
   };
   const followed = load().follow;
   if (followed) {
     const s = load(); delete s.follow; save(s);
     if (followed.url === location.href) {
-      addEventListener("load", () => {
-        showChanged(firstChanged(followed.marks));
+      addEventListener("load", () => withOverlay(() => {
+        status.showChanged(status.firstChanged(followed.marks));
         // (after the browser's own restoration time: it reads the setting after load)
         setTimeout(() => { try { history.scrollRestoration = "auto"; } catch {} }, 1000);
-      });
+      }));
     }
   }
   const goTo = (path) => { // a page no tab shows: this tab (one navigation per save)
@@ -352,7 +331,7 @@
         const active = document.activeElement, focusId = active && active.id;
         let range = null;
         try { range = [active.selectionStart, active.selectionEnd, active.selectionDirection]; } catch {}
-        const was = following ? marks() : null;
+        const was = following && status.marks ? status.marks() : null;
         await Idiomorph.morph(document.documentElement, doc.documentElement, {
           head: { style: "merge" },
           restoreFocus: false, // below, without scrolling the field into view
@@ -369,7 +348,7 @@
           try { if (range && range[0] !== null) again.setSelectionRange(...range); } catch {}
         }
         source = doc;
-        if (was) showChanged(firstChanged(was));
+        if (was) status.showChanged(status.firstChanged(was));
         say(`morphed (${why})`);
       }
     } catch (e) {
@@ -465,6 +444,7 @@
     if (m.type === "hello") {
       forwarded = m.console !== false;
       following = m.follow === true;
+      if (following) withOverlay(() => {}); // what compares the page before and after a reload
       toasting = m.overlay !== false;
       showToasts();
       if (m.morph) startMorphing();

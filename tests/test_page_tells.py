@@ -302,15 +302,19 @@ TALL = """<!doctype html><html><head><meta charset="utf-8"><title>tall</title></
 </body></html>"""
 
 
-def test_follow_shows_the_first_element_that_changed(procs, tmp_path, page):
+@pytest.mark.parametrize("how", ["reload", "--morph"])
+def test_follow_shows_the_first_element_that_changed(procs, tmp_path, page, how):
     root = site(tmp_path)
     (root / "index.html").write_text(TALL.format(far="first"))
-    _, url, _ = serve(procs, root, "--follow")
+    _, url, _ = serve(procs, root, "--follow", *(["--morph"] if how == "--morph" else []))
     page.goto(url)
     page.wait_for_function(HELLO_SEEN)
+    page.wait_for_function("!!window[Symbol.for('sigreload')].marks")  # overlay.js, loaded for --follow
+    page.evaluate("window.marker = 1")
     assert page.evaluate("scrollY") == 0
     (root / "index.html").write_text(TALL.format(far="second"))
     page.wait_for_function("document.getElementById('far').textContent === 'second'")
+    assert page.evaluate("window.marker") == (1 if how == "--morph" else None)
     page.wait_for_function("window[Symbol.for('sigreload')].changed?.element.id === 'far'")
     assert "3px" in page.evaluate("window[Symbol.for('sigreload')].changed.outline")
     top = page.evaluate("document.getElementById('far').getBoundingClientRect().top")
