@@ -108,6 +108,7 @@ class Broadcaster:
         self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
         self.follow = False  # --follow: a saved page opens in a tab; what changed is shown
         self.status = page_status.Status(broadcast)  # what the status page (/_sigreload/) shows
+        self.status.later = lambda delay, f: asyncio.get_running_loop().call_later(delay, f)
         self.status.reload_one = lambda c: broadcast([c], json.dumps(
             {"type": "reload", "boot": self.boot, "generation": self.generation}))
 

@@ -24,6 +24,14 @@ from sigreload import consoles
 RELOADS = 20  # reloads kept
 ERRORS = 5  # errors kept per page
 TOOK_MOST = 60.0  # seconds after a reload in which a page coming back counts as having had it
+PUSH_GAP = 0.1  # seconds between two states sent to the status pages (changes within merge)
+DEVICES = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("CrOS", "ChromeOS"),
+           ("Windows", "Windows"), ("Macintosh", "Mac"), ("Linux", "Linux"))
+
+
+def device(agent: str) -> str:
+    """The kind of device a User-Agent names ("iPhone", "Android", "Mac"...), or ""."""
+    return next((name for token, name in DEVICES if token in agent), "")
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Page:
 
     def shown(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "title": self.title, "browser": consoles.browser(self.agent),
+                "device": device(self.agent),
                 "agent": self.agent, "address": self.address, "since": self.since, "focused": self.focused,
                 "errors": list(self.errors)}
 
@@ -59,7 +68,8 @@ def text(value: Any, most: int) -> str | None:
 
 
 class Status:
-    """The pages and the reloads; ``send(watchers, text)`` tells the status pages."""
+    """The pages and the reloads; ``send(watchers, text)`` tells the status pages, at
+    most every PUSH_GAP when ``later(delay, f)`` is given (the loop's call_later)."""
 
     def __init__(self, send: Callable[[Iterable[Any], str], None], clock: Callable[[], float] = time.time) -> None:
         self.send, self.clock = send, clock
@@ -69,6 +79,8 @@ class Status:
         self.next_id = 0
         self.why: str | None = None  # the cause of the next reload, when not a save or a signal
         self.reload_one: Callable[[Any], None] = lambda connection: None  # set by the broadcaster
+        self.later: Callable[[float, Callable[[], None]], Any] | None = None
+        self.due = False  # a state is to be sent (later)
 
     def joined(self, connection: Any, agent: str, address: str) -> None:
         self.next_id += 1
@@ -144,6 +156,15 @@ class Status:
                            "reloads": list(self.reloads)})
 
     def changed(self) -> None:
+        if not self.watchers or self.due:
+            return
+        if self.later is None:
+            return self.push()
+        self.due = True
+        self.later(PUSH_GAP, self.push)
+
+    def push(self) -> None:
+        self.due = False
         if self.watchers:
             self.send(self.watchers, self.snapshot())
 

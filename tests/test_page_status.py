@@ -31,11 +31,11 @@ def test_pages_their_reloads_and_how_long_each_took():
     s.reloaded(1, "reload", ["/index.html"], False, 1)
     clock.now += 0.25
     s.left("a")
-    s.joined("b", "Firefox/140.0", "192.168.1.7")
+    s.joined("b", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "192.168.1.7")
     s.said("b", {"type": "page", "url": "http://h/", "title": "Home", "generation": 1, "reloaded": True})
     state = sent[-1][1]
     assert sent[-1][0] == {"w"}  # only status pages are told
-    assert [p["browser"] for p in state["pages"]] == ["Firefox"]
+    assert [(p["browser"], p["device"]) for p in state["pages"]] == [("Firefox", "Linux")]
     reload = state["reloads"][0]
     assert reload["why"] == "saved" and reload["what"] == ["/index.html"] and reload["took"][0]["ms"] == 250
 
@@ -102,3 +102,17 @@ def test_only_files_under_the_root_open(tmp_path):
     assert opener.answer(True, b"not json")[0] == 403
     assert opener.answer(True, json.dumps({**good, "line": "1"}).encode())[0] == 400
     assert opener.answer(True, json.dumps({**good, "source": "../out.txt", "path": None}).encode())[0] == 404
+
+
+def test_a_burst_of_changes_is_one_state_to_the_status_pages():
+    s, _, sent = status()
+    calls = []
+    s.later = lambda delay, f: calls.append((delay, f))
+    s.watchers.add("w")
+    s.joined("a", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1", "10.0.0.2")
+    for i in range(50):
+        s.said("a", {"type": "console", "kind": "error", "text": f"e{i}"})
+    assert len(calls) == 1 and not sent
+    calls[0][1]()
+    assert len(sent) == 1 and sent[0][1]["pages"][0]["device"] == "iPhone"
+    assert sent[0][1]["pages"][0]["browser"] == "Mobile Safari"

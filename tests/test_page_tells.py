@@ -234,7 +234,10 @@ def test_the_status_page_lists_pages_errors_and_reloads_live_and_its_buttons_rel
             p.wait_for_function("window.marker === undefined")
         status.wait_for_function("document.getElementById('reloads').innerText.includes('reload all')")
         assert "reload all\t2" in status.inner_text("#reloads")  # the status page itself is no page
-        status.set_viewport_size({"width": 1100, "height": 640})
+        two.wait_for_function(HELLO_SEEN)
+        two.evaluate("fail()")
+        status.wait_for_function("document.getElementById('errors').innerText.includes('other.html')")
+        status.set_viewport_size({"width": 1100, "height": 700})
         screenshot(status, tmp_path, "status.png")
     finally:
         context.close()
