@@ -142,10 +142,14 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         if self.host_refused():
             return
         size = self.headers.get("Content-Length", "")
-        if url_path(self.path) != editor.PATH or not self.opener or not size.isdigit() or int(size) > editor.MOST_BODY:
-            self.reply(405 if url_path(self.path) != editor.PATH else 400, "text/plain; charset=utf-8",
-                       b"sigreload serves files: nothing to POST to\n")
+        if url_path(self.path) != editor.PATH or not self.opener:
+            self.reply(405, "text/plain; charset=utf-8", b"sigreload serves files: nothing to POST to\n",
+                       [("Allow", "GET, HEAD")])
             self.close_connection = True  # its body is unread
+            return
+        if not size.isdigit() or int(size) > editor.MOST_BODY:
+            self.reply(400, "text/plain; charset=utf-8", b"a short JSON body, with its length, is needed\n")
+            self.close_connection = True
             return
         same = relay.same_origin(self.headers.get("Origin"), self.headers.get("Host"))
         status, why = self.opener.answer(same, self.rfile.read(int(size)))
