@@ -390,9 +390,8 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
-            agent = connection.request.headers.get("User-Agent", "") if connection.request else ""
-            broadcaster.status.joined(connection, agent,
-                                      page_status.address(connection))
+        if identified or not is_livereload_port(connection):  # a plain client: its origin only
+            broadcaster.status.joined(connection, identified)
         broadcaster.busy()
         log.debug("client joined from %s", connection.remote_address)
         try:

@@ -82,9 +82,14 @@ class Status:
         self.later: Callable[[float, Callable[[], None]], Any] | None = None
         self.due = False  # a state is to be sent (later)
 
-    def joined(self, connection: Any, agent: str, address: str) -> None:
+    def joined(self, connection: Any, identified: bool) -> None:
+        """A page connected (not ``identified``: a plain snippet, which says nothing; its origin is shown)."""
+        headers = connection.request.headers if connection.request is not None else {}
         self.next_id += 1
-        self.pages[connection] = Page(self.next_id, agent[:300], address[:100], self.clock())
+        page = self.pages[connection] = Page(self.next_id, headers.get("User-Agent", "")[:300], address(connection),
+                                             self.clock())
+        if not identified:
+            page.url, page.title = (headers.get("Origin") or "")[:2000], "(a plain snippet: any message reloads it)"
         self.changed()
 
     def left(self, connection: Any) -> None:

@@ -9,6 +9,14 @@ import os
 from sigreload import editor, page_status
 
 
+class Conn:
+    """A connection as page_status sees one: its request's headers, its peer."""
+
+    def __init__(self, agent="", address="::1", **headers):
+        self.request = type("Request", (), {"headers": {"User-Agent": agent, **headers}})()
+        self.remote_address = (address, 40000)
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
@@ -25,14 +33,15 @@ def status():
 
 def test_pages_their_reloads_and_how_long_each_took():
     s, clock, sent = status()
-    s.joined("a", "Mozilla/5.0 (X11) Firefox/140.0", "192.168.1.7")
-    s.said("a", {"type": "page", "url": "http://h/", "title": "Home", "generation": 0, "reloaded": False})
+    a, b = Conn("Mozilla/5.0 (X11) Firefox/140.0", "192.168.1.7"), Conn("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")
+    s.joined(a, True)
+    s.said(a, {"type": "page", "url": "http://h/", "title": "Home", "generation": 0, "reloaded": False})
     s.watchers.add("w")
     s.reloaded(1, "reload", ["/index.html"], False, 1)
     clock.now += 0.25
-    s.left("a")
-    s.joined("b", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "192.168.1.7")
-    s.said("b", {"type": "page", "url": "http://h/", "title": "Home", "generation": 1, "reloaded": True})
+    s.left(a)
+    s.joined(b, True)
+    s.said(b, {"type": "page", "url": "http://h/", "title": "Home", "generation": 1, "reloaded": True})
     state = sent[-1][1]
     assert sent[-1][0] == {"w"}  # only status pages are told
     assert [(p["browser"], p["device"]) for p in state["pages"]] == [("Firefox", "Linux")]
@@ -42,37 +51,51 @@ def test_pages_their_reloads_and_how_long_each_took():
 
 def test_at_most_twenty_reloads_and_five_errors_a_page_are_kept():
     s, _, _ = status()
-    s.joined("a", "", "::1")
+    a = Conn()
+    s.joined(a, True)
     for i in range(30):
         s.reloaded(i, "css", None, False, 1)
-        s.said("a", {"type": "console", "kind": "error", "text": f"e{i}" * 1000})
+        s.said(a, {"type": "console", "kind": "error", "text": f"e{i}" * 1000})
     assert len(s.reloads) == 20 and s.reloads[0]["generation"] == 29 and s.reloads[0]["why"] == "signal"
-    errors = s.pages["a"].errors
+    errors = s.pages[a].errors
     assert len(errors) == 5 and all(len(e["text"]) <= 1000 for e in errors)
 
 
 def test_what_a_page_says_is_taken_only_in_its_shape():
     s, _, _ = status()
-    s.joined("a", "", "::1")
-    s.said("a", {"type": "page", "url": ["not", "text"], "title": 3, "generation": "1", "reloaded": "yes"})
-    s.said("stranger", {"type": "page", "url": "http://h/"})  # not a page it knows
-    assert s.pages["a"].url == "" and s.pages["a"].title == "" and "stranger" not in s.pages
+    a, stranger = Conn(), Conn()
+    s.joined(a, True)
+    s.said(a, {"type": "page", "url": ["not", "text"], "title": 3, "generation": "1", "reloaded": "yes"})
+    s.said(stranger, {"type": "page", "url": "http://h/"})  # not a page it knows
+    assert s.pages[a].url == "" and s.pages[a].title == "" and stranger not in s.pages
+
+
+def test_a_plain_snippet_is_listed_by_its_origin_and_a_relayed_page_by_its_client_s_address():
+    s, _, _ = status()
+    plain = Conn("Firefox/140.0", "127.0.0.1", Origin="http://127.0.0.1:3000")
+    relayed = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "192.168.1.9"})
+    forged = Conn("", "192.168.1.20", **{"X-Sigreload-Peer": "10.0.0.1"})  # not from a relay here
+    for c in (plain, relayed, forged):
+        s.joined(c, c is not plain)
+    assert s.pages[plain].url == "http://127.0.0.1:3000" and "plain" in s.pages[plain].title
+    assert [s.pages[c].address for c in (relayed, forged)] == ["192.168.1.9", "192.168.1.20"]
 
 
 def test_follow_picks_the_tab_focused_last_for_a_page_no_tab_shows():
     s, clock, _ = status()
-    for name, url in (("a", "http://h/"), ("b", "http://h/blog/"), ("c", "http://h/about.html")):
-        s.joined(name, "", "::1")
-        s.said(name, {"type": "page", "url": url})
+    a, b, c = Conn(), Conn(), Conn()
+    for conn, url in ((a, "http://h/"), (b, "http://h/blog/"), (c, "http://h/about.html")):
+        s.joined(conn, True)
+        s.said(conn, {"type": "page", "url": url})
         clock.now += 1
-    assert s.to_follow("abc", ["/blog/index.html"]) is None  # b shows it
-    assert s.to_follow("abc", ["/style.css"]) is None  # not a page
-    assert s.to_follow("abc", ["/new.html"]) == ("c", "/new.html")  # none focused: the newest
-    s.said("a", {"type": "focus"})
+    assert s.to_follow([a, b, c], ["/blog/index.html"]) is None  # b shows it
+    assert s.to_follow([a, b, c], ["/style.css"]) is None  # not a page
+    assert s.to_follow([a, b, c], ["/new.html"]) == (c, "/new.html")  # none focused: the newest
+    s.said(a, {"type": "focus"})
     clock.now += 1
-    s.said("b", {"type": "focus"})
-    assert s.to_follow("abc", ["/about.html", "/new.html"]) == ("b", "/new.html")
-    assert s.to_follow("ac", ["/new.html"]) == ("a", "/new.html")  # among those told
+    s.said(b, {"type": "focus"})
+    assert s.to_follow([a, b, c], ["/about.html", "/new.html"]) == (b, "/new.html")
+    assert s.to_follow([a, c], ["/new.html"]) == (a, "/new.html")  # among those told
 
 
 def test_editor_commands_from_the_flag_or_a_known_visual():
@@ -109,9 +132,10 @@ def test_a_burst_of_changes_is_one_state_to_the_status_pages():
     calls = []
     s.later = lambda delay, f: calls.append((delay, f))
     s.watchers.add("w")
-    s.joined("a", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1", "10.0.0.2")
+    a = Conn("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1", "10.0.0.2")
+    s.joined(a, True)
     for i in range(50):
-        s.said("a", {"type": "console", "kind": "error", "text": f"e{i}"})
+        s.said(a, {"type": "console", "kind": "error", "text": f"e{i}"})
     assert len(calls) == 1 and not sent
     calls[0][1]()
     assert len(sent) == 1 and sent[0][1]["pages"][0]["device"] == "iPhone"
