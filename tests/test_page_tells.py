@@ -384,3 +384,22 @@ def test_the_editor_behind_the_proxy_opens_the_app_s_file(procs, tmp_path, page)
     assert post(url, {"token": token, "path": "/app.js", "line": 1}, "http://evil.example") == 403
     assert post(url, {"token": "forged", "path": "/app.js", "line": 1}, own) == 403
     assert post(url, {"token": token, "path": "/../secret", "line": 1}, own) == 404
+
+
+def test_the_broadcaster_serves_the_status_page_for_a_site_of_another_server(procs, tmp_path, browser):
+    ws_port = free_port()
+    root = site(tmp_path, PASTED.format(port=ws_port))
+    procs(module("broadcaster") + ["--port", ws_port]).wait_for("ready on")
+    context = browser.new_context()
+    try:
+        page, status = context.new_page(), context.new_page()
+        page.goto(f"http://127.0.0.1:{stock_server(procs, root)}/")
+        page.wait_for_function(HELLO_SEEN)
+        status.goto(f"http://127.0.0.1:{ws_port}/status")
+        status.wait_for_function(f"{STATUS_ROWS} === 1 && document.getElementById('state').textContent === 'live'")
+        page.evaluate("window.marker = 1")
+        status.click("#all")
+        page.wait_for_function("window.marker === undefined")
+        status.wait_for_function("document.getElementById('reloads').innerText.includes('reload all')")
+    finally:
+        context.close()
