@@ -659,6 +659,8 @@ def main(argv=None):
                         help="only the middleware: in-process cost, requests/s through uvicorn and Flask's server")
     parser.add_argument("--attacks-only", action="store_true",
                         help="only the attack rows: 300 slow or idle sockets, 3,000 with ulimit -n 1024 (attacks.py)")
+    parser.add_argument("--page-only", action="store_true",
+                        help="only the page's own rows: error -> toast, --follow's save -> page")
     parser.add_argument("--proxy-only", action="store_true",
                         help="only the proxy: direct, sigreload's and browser-sync's (npm ci --prefix bench/node)")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
@@ -688,6 +690,10 @@ def main(argv=None):
             import middleware
 
             middleware.rows(results, free_port, summary)
+        if args.page_only:
+            import page_tells
+
+            page_tells.rows(results, pw_browser, Stack, write, summary, args.edits)
             return report(args, results, woke)
         if args.proxy_only:
             import proxies
@@ -707,6 +713,9 @@ def main(argv=None):
         if args.apps_only:
             return report(args, results, woke)
         run_tree("10 files", 10, args, results, pw_browser)
+        import page_tells
+
+        page_tells.rows(results, pw_browser, Stack, write, summary, args.edits)
         device_rows(results, pw, pw_browser, args.edits)
         if not args.quick:
             run_tree(f"{args.big} files", args.big, args, results, pw_browser)

@@ -32,7 +32,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from sigreload import command_line, consoles, listening, livereload, platforms, process_life, secret
+from sigreload import command_line, consoles, listening, livereload, page_status, platforms, process_life, secret
 from sigreload.contract import messages
 from sigreload.serving import limits, snippet
 
@@ -115,6 +115,12 @@ class Broadcaster:
         self.console: consoles.Consoles | None = consoles.Consoles()  # pages' errors in the terminal (None: off)
         self.morph = False  # --morph: pages apply HTML edits in place
         self.key = b""  # what a tab's challenge is answered with (secret.folder_key; set by run)
+        self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
+        self.follow = False  # --follow: a saved page opens in a tab; what changed is shown
+        self.status = page_status.Status(broadcast)  # what the status page (/_sigreload/) shows
+        self.status.later = lambda delay, f: asyncio.get_running_loop().call_later(delay, f)
+        self.status.reload_one = lambda c: broadcast([c], json.dumps(
+            {"type": "reload", "boot": self.boot, "generation": self.generation}))
 
     def uses(self, connection: ServerConnection, paths: list[str] | None) -> None:
         """Record what a page uses (None: it left), for the watcher to look at first.
@@ -200,8 +206,8 @@ class Broadcaster:
         if look:
             self.look_at_watcher()
         hello = {"type": "hello", "boot": self.boot, "generation": self.generation, "root": self.watched,
-                 "console": self.console is not None, "morph": self.morph, "now": now_ms(),
-                 "recent": self.recalled()}
+                 "console": self.console is not None, "morph": self.morph, "overlay": self.overlay,
+                 "follow": self.follow, "now": now_ms(), "recent": self.recalled()}
         if self.error:
             hello["error"] = self.error
         elif self.notice:
@@ -221,6 +227,15 @@ class Broadcaster:
         paths = paths if paths is not None and len(paths) <= RECENT_PATHS else None
         self.recent.append({"type": event["type"], "generation": event["generation"], "at": now_ms(),
                             "paths": paths, "root": event.get("root") if paths is not None else None})
+
+    def follow_saved(self, identified: list[ServerConnection], paths: list[str]) -> None:
+        """--follow: a saved page that no page shows opens in the tab focused last (taken out of ``identified``)."""
+        chosen = self.status.to_follow(identified, paths)
+        if chosen:
+            identified.remove(chosen[0])
+            broadcast([chosen[0]], json.dumps({"type": "follow", "path": chosen[1], "boot": self.boot,
+                                               "generation": self.generation}))
+            log.info("a tab follows to %s", chosen[1])
 
     def signal(self, kind: str) -> None:
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
@@ -251,7 +266,8 @@ class Broadcaster:
         for connection in self.connections():
             if is_identified(connection):
                 identified.append(connection)
-            elif connection not in self.livereload and not is_livereload_port(connection):
+            elif connection not in self.livereload and not is_livereload_port(connection) \
+                    and not page_status.is_status(connection):
                 plain.append(connection)
         event: dict[str, Any] = {"type": "error" if error else kind, "boot": self.boot, "generation": self.generation}
         if error:
@@ -262,6 +278,8 @@ class Broadcaster:
             event["notice"] = self.notice
         self.error = error
         self.remember(event)
+        if self.follow and paths is not None and not error and kind == "reload":
+            self.follow_saved(identified, paths)
         broadcast(identified, json.dumps(event))
         if not error:
             broadcast(plain, "reload")
@@ -270,6 +288,7 @@ class Broadcaster:
         what = "every file" if paths is None else ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
         told = len(identified) + (0 if error else len(plain) + len(self.livereload))
         log.info("%s sent to %d page(s) (%s)", event["type"], told, "build failed" if error else what)
+        self.status.reloaded(self.generation, kind, paths, bool(error), told)
         self.timer = asyncio.get_running_loop().call_later(MIN_GAP, self.flush)
 
 
@@ -398,19 +417,22 @@ def is_livereload_port(connection: ServerConnection) -> bool:
 
 def is_identified(connection: ServerConnection) -> bool:
     """Whether a client is a sigreload snippet (it connected to IDENTIFIED_PATH)."""
-    return connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
+    return (connection.request is not None and connection.request.path.startswith(IDENTIFIED_PATH)
+            and not page_status.is_status(connection))
 
 
 def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
-    """process_request: serve GET /reload.js (and /idiomorph.js, for --morph);
-    let WebSocket handshakes through."""
+    """process_request: serve GET /reload.js (/idiomorph.js, for --morph; /overlay.js,
+    the error toast; /status, the status page); let WebSocket handshakes through."""
     name = request.path.split("?")[0][1:]
-    if name not in snippet.SERVED:
+    if name not in snippet.SERVED and name != "status":
         return None
-    response = connection.respond(200, snippet.served(name).decode())
+    page = name == "status"  # the status page, for a site served by another server (--no-http)
+    response = connection.respond(200, (snippet.status_page() if page else snippet.served(name)).decode())
     del response.headers["Content-Type"]  # headers is a multidict: replace, not add
-    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Type"] = "text/html; charset=utf-8" if page else "text/javascript; charset=utf-8"
+    for header, value in snippet.STATUS_HEADERS if page else [("Cache-Control", "no-cache")]:
+        response.headers[header] = value
     return response
 
 
@@ -437,9 +459,14 @@ def reported(message: dict[str, Any]) -> list[str] | None:
 def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
         """Say hello to sigreload snippets, then read only what their pages use."""
+        if page_status.is_status(connection):
+            return await page_status.watch(broadcaster.status, connection, lambda: broadcaster.signal("reload"),
+                                           lambda: broadcaster.generation)
         identified = is_identified(connection)
         if identified:
             await connection.send(broadcaster.hello())
+        if identified or not is_livereload_port(connection):  # a plain client: its origin only
+            broadcaster.status.joined(connection, identified)
         broadcaster.busy()
         log.debug("client joined from %s", connection.remote_address)
         try:
@@ -456,12 +483,15 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
                     broadcaster.uses(connection, paths)
                 elif message.get("type") == "console" and broadcaster.console:
                     broadcaster.console.said(connection, message)
+                if message.get("type") in ("page", "focus", "console"):
+                    broadcaster.status.said(connection, message)
         except ConnectionClosed:
             pass  # a client that vanished, or sent a frame over MAX_FRAME
         if connection in broadcaster.using:
             broadcaster.uses(connection, None)
         if broadcaster.console:
             broadcaster.console.left(connection)
+        broadcaster.status.left(connection)
         broadcaster.busy()
         log.debug("client left")
 
@@ -470,7 +500,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
               ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True,
-              morph: bool = False) -> None:
+              morph: bool = False, overlay: bool = True, follow: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -493,7 +523,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     broadcaster = Broadcaster(lambda: (c for server in servers for c in server.connections))
     if not console:
         broadcaster.console = None
-    broadcaster.morph = morph
+    broadcaster.morph, broadcaster.overlay, broadcaster.follow = morph, overlay, follow
     try:
         here = os.getcwd()
     except OSError:  # run from a folder since removed
@@ -570,6 +600,7 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0, livereload_port: int | None = None,
-                        console: bool = True, morph: bool = False) -> None:
+                        console: bool = True, morph: bool = False, overlay: bool = True,
+                        follow: bool = False) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay, follow))

@@ -49,6 +49,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
     common = ["--lan"] if args.lan else ["--host", args.host]
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
+    serve += [f"--source={os.path.abspath(args.root)}"] if args.proxy or args.output else []
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     watch = ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []

@@ -72,14 +72,17 @@ def bind(args: argparse.Namespace, host: str) -> Any:
     tls = tls_context(args)
     try:
         if args.proxy:
+            from sigreload import editor
             from sigreload.serving import proxy
 
+            opener = editor.Opener(os.path.abspath(args.source or args.root), args.editor) if args.inject else None
             return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
-                                     tuple(args.allow_host), tls)
+                                     tuple(args.allow_host), tls, opener)
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host), tls)
+                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor,
+                                       args.source and os.path.abspath(args.source))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

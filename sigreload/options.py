@@ -86,6 +86,10 @@ OPTIONS = (
            group=HTTP, passed=False),
     Option("key", "with --https: its private key (PEM)", ("sigreload", "http"), metavar="FILE", group=HTTP,
            passed=False),
+    Option("editor", "open a file at a line when a page's error toast names it: CMD with {file}, {line} and "
+                     "{column} replaced, e.g. \"code -g {file}:{line}:{column}\" (default: $VISUAL or $EDITOR "
+                     "when it is code, subl, idea and the like)", ("sigreload", "http"), metavar="CMD", group=HTTP),
+    Option("source", argparse.SUPPRESS, ("http",), metavar="DIR"),  # the watched folder (--output, --proxy)
     Option("spa", "single-page app: unknown paths without an extension serve /index.html", ("sigreload", "http"),
            kind=bool, group=HTTP),
     Option("no-inject", "do not insert the snippet into HTML pages (include it yourself)", ("sigreload",),
@@ -121,6 +125,11 @@ OPTIONS = (
                          "this terminal", ("sigreload", "broadcast"), kind=bool, group=WS),
     Option("morph", "apply a page's HTML edits in place (idiomorph) instead of reloading it: typed input, "
                     "focus, scroll and JavaScript state stay", ("sigreload", "broadcast"), kind=bool, group=WS),
+    Option("no-overlay", "do not show a page's uncaught errors and unhandled rejections as a toast on the page "
+                         "(they still print in this terminal)", ("sigreload", "broadcast"), kind=bool, group=WS),
+    Option("follow", "a saved page that no tab shows opens in the tab you focused last; after a reload, the "
+                     "first element that changed is scrolled into view and outlined", ("sigreload", "broadcast"),
+           kind=bool, group=WS),
     Option("interval", "seconds between two looks at recently edited files (default: %(default)s)",
            ("sigreload", "watch"), kind=float, default=INTERVAL, group=WATCH),
     Option("poll", POLL_HELP, ("sigreload", "watch"), kind=bool, group=WATCH),

@@ -141,6 +141,41 @@
     else addEventListener("load", () => restore(k.state));
   };
 
+  // --follow (the hello says): a saved page that no tab shows opens in the
+  // tab focused last (the broadcaster picks it: a "follow" message); after a
+  // reload or morph sigreload caused, the first element that changed is
+  // scrolled into view, unless the person scrolled meanwhile, and outlined
+  // for a moment (overlay.js compares the page before and after).
+  let following = false;
+  status.personScrolled = false;
+  const NAV_KEYS = /^(Page(Up|Down)|Arrow(Up|Down)|Home|End| )$/, scrolled = () => { status.personScrolled = true; };
+  addEventListener("wheel", scrolled, { capture: true, passive: true });
+  addEventListener("touchmove", scrolled, { capture: true, passive: true });
+  addEventListener("keydown", (e) => { if (NAV_KEYS.test(e.key)) scrolled(); }, { capture: true, passive: true });
+  const followMarks = () => { // the browser's own scroll restoration would come after ours: off once
+    if (!following || !status.marks) return {};
+    try { history.scrollRestoration = "manual"; } catch {}
+    return { follow: { url: location.href, marks: status.marks() } };
+  };
+  const followed = load().follow;
+  if (followed) {
+    const s = load(); delete s.follow; save(s);
+    if (followed.url === location.href) {
+      addEventListener("load", () => withOverlay(() => {
+        status.showChanged(status.firstChanged(followed.marks));
+        // (after the browser's own restoration time: it reads the setting after load)
+        setTimeout(() => { try { history.scrollRestoration = "auto"; } catch {} }, 1000);
+      }));
+    }
+  }
+  const goTo = (path) => { // a page no tab shows: this tab (one navigation per save)
+    if (reloading) return;
+    reloading = true;
+    save({ ...load(), reloaded: true });
+    say(`following ${path}`);
+    location.assign(new URL(path.replace(/(^|\/)index\.html?$/, "$1"), location.origin).href);
+  };
+
   // Served by sigreload's own server? It marks every response no-cache (no
   // refetch needed) and names its folder, so changed paths map to this page:
   // Server-Timing: sigreload;desc=ID, read from this page's own navigation
@@ -238,7 +273,8 @@
       let state = null;
       try { state = capture(); } catch {}
       const proof = (load().trust || {}).proof;
-      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state: proof ? state : null, proof } });
+      save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state: proof ? state : null, proof },
+        reloaded: true, ...followMarks() });
       location.reload(true);
     };
     if (ours) return go();
@@ -324,6 +360,7 @@
         const active = document.activeElement, focusId = active && active.id;
         let range = null;
         try { range = [active.selectionStart, active.selectionEnd, active.selectionDirection]; } catch {}
+        const was = following && status.marks ? status.marks() : null;
         await Idiomorph.morph(document.documentElement, doc.documentElement, {
           head: { style: "merge" },
           restoreFocus: false, // below, without scrolling the field into view
@@ -340,6 +377,7 @@
           try { if (range && range[0] !== null) again.setSelectionRange(...range); } catch {}
         }
         source = doc;
+        if (was) status.showChanged(status.firstChanged(was));
         say(`morphed (${why})`);
       }
     } catch (e) {
@@ -393,7 +431,12 @@
     shadow.append(fill);
     document.documentElement.append(overlay);
   };
-  const showError = (text) => { cover("pre", `Build failed\n\n${text}`); say("build failed (shown on the page)"); };
+  const showError = (text) => {
+    cover("pre", `Build failed\n\n${text}`);
+    say("build failed (shown on the page)");
+    const shown = overlay; // the files it names open in the editor (overlay.js)
+    if (status.open) withOverlay(() => { if (shown === overlay) status.linkFiles(shown.shadowRoot.querySelector("pre")); });
+  };
   const hideError = () => { if (overlay) overlay.remove(); overlay = null; };
 
   // A good build's warning (its error lines): a notice in a corner, closed by a
@@ -455,6 +498,10 @@
     save({ ...s, boot: m.boot, generation: kept });
     if (m.type === "hello") {
       forwarded = m.console !== false;
+      following = m.follow === true;
+      if (following) withOverlay(() => {}); // what compares the page before and after a reload
+      toasting = m.overlay !== false;
+      showToasts();
       if (m.morph) startMorphing();
       // Away (reloading, reconnecting) while the same run broadcast (a newer
       // generation): replay what concerns this page; or the broadcaster
@@ -471,6 +518,7 @@
       else if (stopped) notice(STOPPED, STOPPED);
       else notice(m.notice);
     } else if (m.type === "error") showError(m.text);
+    else if (m.type === "follow") { hideError(); goTo(m.path); }
     else { hideError(); notice(m.notice); update(m); }
   };
 
@@ -514,6 +562,57 @@
     return consoleError.apply(this, args);
   };
 
+  // Runtime errors on the page (--no-overlay: the hello says overlay: false):
+  // a toast in a corner, drawn by overlay.js, loaded on the first error only.
+  // Errors before the hello wait for it (at most TOAST_MOST).
+  const TOAST_MOST = 20, toasts = [];
+  let toasting; // undefined until the hello says
+  const waiting = [];
+  const withOverlay = (f) => { // overlay.js, loaded once, when first needed
+    if (status.toast) return f();
+    if (waiting.push(f) > 1) return;
+    const lib = document.createElement("script");
+    lib.src = proxied ? "/_sigreload/overlay.js" : `${secure ? "https" : "http"}://${host}:${port}/overlay.js`;
+    if (me && me.nonce) lib.nonce = me.nonce;
+    lib.onload = () => waiting.splice(0).forEach((g) => { try { g(); } catch {} });
+    document.documentElement.append(lib);
+  };
+  const showToasts = () => {
+    if (toasting && toasts.length) withOverlay(() => toasts.splice(0).forEach((t) => { try { status.toast(t); } catch {} }));
+  };
+  const toast = (t) => {
+    if (reloading || toasting === false || toasts.length >= TOAST_MOST) return;
+    toasts.push(t);
+    showToasts();
+  };
+  const described = (x) => x instanceof Error ? `${x.name}: ${x.message}` : text(x);
+  addEventListener("error", (e) => {
+    if (e.error === undefined && !e.message) return; // a resource that failed: not an error of the page
+    const message = e.error instanceof Error ? described(e.error) : e.message || String(e.error);
+    toast({ message, url: e.filename, line: e.lineno, column: e.colno, stack: e.error && e.error.stack });
+  });
+  addEventListener("unhandledrejection", (e) => {
+    toast({ message: `Unhandled rejection: ${described(e.reason)}`, stack: e.reason && e.reason.stack });
+  });
+  // The editor: a file:line the toast names opens there (only pages of
+  // sigreload's own server: it alone knows the file, and this run's token).
+  if (proxied) {
+    status.open = (path, line, column, source) => fetch("/_sigreload/token", { cache: "no-store" }).then((r) => r.json())
+      .then(({ token }) => fetch("/_sigreload/open", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token, path, line, column, source }) })).catch(() => {});
+  }
+
+  // What the status page (/_sigreload/) and --follow know of this page: its
+  // URL and title once loaded, whether sigreload just reloaded it (the
+  // broadcaster measures how long that took), when it last had the focus.
+  const introduce = (ws) => {
+    const s = load(), reloaded = Boolean(s.reloaded);
+    if (reloaded) { delete s.reloaded; save(s); }
+    ws.send(JSON.stringify({ type: "page", url: location.href.slice(0, 2000), title: document.title.slice(0, 300),
+      generation: s.generation, reloaded, focused: document.hasFocus() }));
+  };
+  addEventListener("focus", () => { if (live && live.readyState === 1) live.send('{"type":"focus"}'); });
+
   // Who answers: a socket is acted on (and told anything) only once it
   // proved the same as the first one this tab trusted (sigreload/secret.py):
   // another server on the port once sigreload stopped (another user's) gets
@@ -535,7 +634,8 @@
     status.connected = true;
     delay = 200; warned = false; foreignSaid = false; live = ws; // a stranger's socket keeps the backoff growing
     queued.splice(0).forEach((m) => ws.send(m));
-    if (document.readyState === "complete") using(ws); else addEventListener("load", () => using(ws));
+    const loaded = () => { using(ws); introduce(ws); };
+    if (document.readyState === "complete") loaded(); else addEventListener("load", loaded);
     giveBack(proof);
     return true;
   };

@@ -24,7 +24,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from sigreload import command_line
+from sigreload import command_line, editor
 from sigreload.contract import discovery, messages
 from sigreload.serving import common, confined, injection, relay, snippet
 
@@ -51,6 +51,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     spa, ws_port, root_id = False, None, ""
     timeout = command_line.IDLE_TIMEOUT  # socketserver: the connection's timeout, for reads and writes
     used: messages.Used | None = None  # the files served, for the watcher to look at first
+    opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
@@ -163,11 +164,34 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         """The snippet, on the page's own origin: its socket is there too (one port)."""
         return snippet.tag(OWN + "reload.js")
 
+    def do_POST(self) -> None:
+        """/_sigreload/open: the snippet asks to open a file in the editor (editor.Opener checks it)."""
+        if self.host_refused():
+            return
+        size = self.headers.get("Content-Length", "")
+        if url_path(self.path) != editor.PATH or not self.opener:
+            self.reply(405, "text/plain; charset=utf-8", b"sigreload serves files: nothing to POST to\n",
+                       [("Allow", "GET, HEAD")])
+            self.close_connection = True  # its body is unread
+            return
+        if not size.isdigit() or int(size) > editor.MOST_BODY:
+            self.reply(400, "text/plain; charset=utf-8", b"a short JSON body, with its length, is needed\n")
+            self.close_connection = True
+            return
+        same = common.same_origin(self.headers.get("Origin"), self.headers.get("Host"), self.scheme())
+        status, why = self.opener.answer(same, self.rfile.read(int(size)))
+        self.reply(status, "text/plain; charset=utf-8", f"{why}\n".encode() if why else b"")
+
     def own(self, name: str) -> None:
         """/_sigreload/reload.js is the snippet (idiomorph.js, its morphing library);
         /_sigreload/socket, the broadcaster's socket, relayed for a page of this origin."""
         if name in snippet.SERVED:
             self.reply(200, "text/javascript; charset=utf-8", snippet.served(name))
+        elif name == "":
+            self.reply(200, "text/html; charset=utf-8", snippet.status_page(), snippet.STATUS_HEADERS)
+        elif name == "token" and self.opener:
+            status, body = self.opener.token_answer(self.headers.get("Sec-Fetch-Site"))
+            self.reply(status, "application/json", body, editor.TOKEN_HEADERS)
         elif name != "socket":
             self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
         elif self.headers.get("Upgrade", "").lower() != "websocket" or self.command != "GET":
@@ -178,7 +202,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         else:
             assert self.ws_port is not None
             self.wfile.flush()
-            why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port)
+            path = "/sigreload/status" if urlsplit(self.path).query == "status" else "/sigreload"
+            why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port, path)
             if why is None:
                 self.server.hand_over(self.connection)
             else:
@@ -240,10 +265,12 @@ def readable(name: str) -> str:
 
 def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
                 ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT,
-                allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+                allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None,
+                editor_command: str | None = None, source: str | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
     options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
-               "timeout": idle_timeout, "allowed_hosts": allowed_hosts}
+               "timeout": idle_timeout, "allowed_hosts": allowed_hosts,
+               "opener": editor.Opener(root, editor_command, source) if ws_port else None}
     handler = type("Handler", (Handler,), options)
     return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS, tls)

@@ -51,7 +51,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import app_ready, listening, platforms
+from sigreload import app_ready, editor, listening, platforms
 from sigreload.contract import discovery, messages
 from sigreload.serving import capped, common, injection, limits, page_digest, snippet
 
@@ -132,6 +132,7 @@ class Proxy:
         self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
         self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
         self.server: str | None = None  # the Server header of the app's last answer
+        self.opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -186,15 +187,36 @@ class Proxy:
             if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
                 return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
+            path = "/sigreload/status" if urlsplit(request.raw_path).query == "status" else "/sigreload"
+            peer = request.transport.get_extra_info("peername") if request.transport else None
             self.relaying += 1
             try:
-                return await self.relay(request, f"ws://{listening.shown(host)}:{port}/sigreload", OWN_ORIGIN)
+                return await self.relay(request, f"ws://{listening.shown(host)}:{port}{path}", OWN_ORIGIN,
+                                        {"X-Sigreload-Peer": str(peer[0])} if peer else {})
             finally:
                 self.relaying -= 1
+        if name == "" and self.broadcaster:
+            return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
+                                headers=dict(snippet.STATUS_HEADERS))
+        if name in ("token", "open") and self.opener:
+            return await self.editor(request, name, self.opener)
         if name in snippet.SERVED:
             return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
         return web.Response(status=404, text="Nothing at this address\n")
+
+    async def editor(self, request: web.BaseRequest, name: str, opener: editor.Opener) -> web.StreamResponse:
+        """/_sigreload/token and /_sigreload/open: the editor, for the pages' toasts (editor.Opener checks)."""
+        if name == "token":
+            status, body = opener.token_answer(request.headers.get("Sec-Fetch-Site"))
+            return web.Response(status=status, body=body, content_type="application/json",
+                                headers=dict(editor.TOKEN_HEADERS))
+        if request.method != "POST":
+            return web.Response(status=405, text="POST only\n")
+        body = await request.content.read(editor.MOST_BODY + 1)
+        same = common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme)
+        status, why = opener.answer(same, body if len(body) <= editor.MOST_BODY else b"")
+        return web.Response(status=status, body=f"{why}\n".encode() if why else None)
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
@@ -488,13 +510,15 @@ class Proxy:
                             content_type="text/html", charset="utf-8",
                             headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
 
-    async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None) -> web.StreamResponse:
+    async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None,
+                    extra: dict[str, str] | None = None) -> web.StreamResponse:
         """A WebSocket to ``url`` (the app's, or the broadcaster's), message for
-        message, both ways; ``origin`` (when given) replaces the client's Origin."""
+        message, both ways; ``origin`` (when given) replaces the client's Origin;
+        ``extra`` headers are added (the client's address, for the status page)."""
         assert self.session is not None
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("cookie", "origin", "authorization", "user-agent")}
+                   if k.lower() in ("cookie", "origin", "authorization", "user-agent")} | (extra or {})
         if origin is not None:
             headers = {k: v for k, v in headers.items() if k.lower() != "origin"} | {"Origin": origin}
         try:
@@ -624,7 +648,7 @@ class AsyncServer:
 
 def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan: bool = False,
                 idle_timeout: float = 15.0, allowed_hosts: tuple[str, ...] = (),
-                tls: ssl.SSLContext | None = None) -> AsyncServer:
+                tls: ssl.SSLContext | None = None, opener: editor.Opener | None = None) -> AsyncServer:
     """Bind the proxy to the app at URL ``app`` (on this machine); raises OSError like socketserver."""
     from sigreload import app_server
 
@@ -636,7 +660,7 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     quiet = logging.getLogger("aiohttp.server")  # a bad request is answered 400 and closed: no traceback
     quiet.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     proxy = Proxy((scheme, app_host, app_port), broadcaster, lan)
-    proxy.allowed_hosts = allowed_hosts
+    proxy.allowed_hosts, proxy.opener = allowed_hosts, opener
     if ws_port:
         proxy.folder = discovery.Locator(ws_port).lookup
         proxy.answering = messages.Answering(proxy.folder)

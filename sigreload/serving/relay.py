@@ -21,11 +21,14 @@ KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"
         "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
 
 
-def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int) -> bytes:
-    """The request that opens the broadcaster's socket for a checked client:
-    the client's WebSocket headers, a loopback Host and Origin (ours)."""
-    lines = ["GET /sigreload HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
+def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path: str = "/sigreload",
+              peer: str | None = None) -> bytes:
+    """The request that opens the broadcaster's socket (``path``) for a checked
+    client: the client's WebSocket headers, a loopback Host and Origin (ours),
+    the client's address (``peer``, for the status page)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
              "Connection: Upgrade", f"Origin: http://127.0.0.1:{own_port}"]
+    lines += [f"X-Sigreload-Peer: {peer}"] if peer else []
     lines += [f"{name}: {value}" for name, value in headers if name.lower() in KEPT]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -95,7 +98,8 @@ class Relays:
 RELAYS = Relays()
 
 
-def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, own_port: int) -> str | None:
+def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, own_port: int,
+          path: str = "/sigreload") -> str | None:
     """Open the broadcaster's socket for ``client`` (a checked WebSocket
     handshake) and relay it: ``client`` is the relay's then (the HTTP server
     must hand it over). Returns why not (nothing sent to the client) or None.
@@ -112,7 +116,8 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
         return why
     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        upstream.sendall(handshake(headers, ws_port, own_port))
+        peer = client.getpeername()[0] if client.family in (socket.AF_INET, socket.AF_INET6) else None
+        upstream.sendall(handshake(headers, ws_port, own_port, path, peer))
     except OSError as exc:
         upstream.close()
         return f"the broadcaster on port {ws_port} went away ({exc.strerror or exc})"

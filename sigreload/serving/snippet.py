@@ -16,7 +16,8 @@ def folder() -> Path:
     return inside if inside.is_dir() else PACKAGE.parent / "snippet"
 
 
-SERVED = ("reload.js", "idiomorph.js")  # what the servers hand out (idiomorph: for --morph)
+SERVED = ("reload.js", "idiomorph.js", "overlay.js")  # what the servers hand out (idiomorph: for --morph;
+# overlay.js: the runtime-error toast, loaded on a page's first error)
 
 
 def source() -> bytes:
@@ -25,9 +26,19 @@ def source() -> bytes:
 
 
 def served(name: str) -> bytes:
-    """One of SERVED: reload.js, or idiomorph.js (idiomorph 0.8.0, pinned: 0BSD, snippet/LICENSE.idiomorph)."""
+    """One of SERVED: reload.js, overlay.js, or idiomorph.js (idiomorph 0.8.0, pinned: 0BSD,
+    snippet/LICENSE.idiomorph)."""
     assert name in SERVED
     return (folder() / name).read_bytes()
+
+
+STATUS_HEADERS = (("Cache-Control", "no-cache"), ("X-Frame-Options", "DENY"),
+                  ("Content-Security-Policy", "frame-ancestors 'none'"))  # no other site frames its buttons
+
+
+def status_page() -> bytes:
+    """The status page (``/_sigreload/``): a static page that opens its own socket to the broadcaster."""
+    return (folder() / "status.html").read_bytes()
 
 
 def tag(src: str, nonce: str | None = None) -> bytes:
