@@ -78,6 +78,8 @@ def test_the_wheel_installs_one_top_level_name(dist):
     tops = {n.split("/")[0] for n in names if ".dist-info/" not in n}
     assert tops == {"sigreload"}
     assert "sigreload/snippet/reload.js" in names  # the snippet travels inside the package
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "sigreload").rglob("*.py")}
+    assert not modules - set(names), "modules left out of the wheel"  # sigreload.middleware was, once
 
 
 def test_the_sdist_holds_what_the_tests_and_r_need(dist):
