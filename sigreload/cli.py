@@ -71,7 +71,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
     parser = make_parser()
     found = config.or_exit("sigreload", parser, Path.cwd())
     parser.set_defaults(**found.values)
-    return parser.parse_args(argv), set(found.values) | config.given(parser, argv)
+    args, explicit = parser.parse_args(argv), set(found.values) | config.given(parser, argv)
+    if found.path:  # said, so a build command from a file never runs unannounced
+        builds = f"; it builds with: {args.build}" if "build" in found.values and args.build else ""
+        print(f"sigreload: settings from {found.path}{builds}", flush=True)
+    return args, explicit
 
 
 def bare_livereload(argv: list[str]) -> list[str]:

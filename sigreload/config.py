@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sigreload.options import port
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same API from PyPI
@@ -29,6 +31,7 @@ else:  # Python 3.10: the same API from PyPI
 
 NAMES = ("sigreload.toml", "pyproject.toml")  # in one folder, the first wins
 PATHS = {"root", "output", "cert", "key"}  # keys whose values are paths: relative to the file
+MOST_BYTES = 1 << 20  # a larger file is not read (an 80 MB pyproject.toml took 39 s)
 
 
 class ConfigError(Exception):
@@ -43,19 +46,24 @@ class Settings:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def find(start: Path) -> tuple[Path, dict[str, Any]] | None:
+def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str, Any]] | None:
     """The nearest file from ``start`` upward that configures sigreload, and its table.
 
-    A ``pyproject.toml`` without ``[tool.sigreload]`` does not count: the search goes on.
+    A ``pyproject.toml`` without ``[tool.sigreload]`` does not count: the search goes
+    on. So does a file that is not this user's, or that anyone may write (a shared
+    folder above, /tmp): it is never read, and why goes into ``skipped``.
     """
     for folder in (start, *start.parents):
         for name in NAMES:
             path = folder / name
             if not path.is_file():
                 continue
+            why = untrusted(path)
+            if why:
+                if skipped is not None:
+                    skipped.append(f"{path}: {why}: skipped")
+                continue
             table = read(path)
-            if name == "sigreload.toml" or "sigreload" in table.get("tool", {}):
-                trusted_or_error(path)
             if name == "pyproject.toml":
                 table = table.get("tool", {}).get("sigreload")
                 if table is None:
@@ -66,14 +74,20 @@ def find(start: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def trusted_or_error(path: Path) -> None:
-    """A ConfigError unless ``path`` is this user's and only they can write it: the
-    file can name a build command (``exec``), and a folder above may be shared (/tmp)."""
-    info = path.stat()
+def untrusted(path: Path) -> str | None:
+    """Why ``path`` is not read (None: it is): not this user's, or anyone may write it.
+    The file can name a build command (``exec``), and a folder above may be shared."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
     if info.st_uid != os.getuid():
-        raise ConfigError(f"{path}: not yours (owner uid {info.st_uid}): not used; move it or chown it")
-    if info.st_mode & 0o022:
-        raise ConfigError(f"{path}: others can write it: not used; chmod go-w it")
+        return f"not yours (owner uid {info.st_uid})"
+    if info.st_mode & 0o002:
+        return "anyone can write it (chmod o-w it)"
+    if info.st_size > MOST_BYTES:
+        return f"larger than {MOST_BYTES >> 20} MiB"
+    return None
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -86,6 +100,8 @@ def read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it: {exc}") from None
+    except RecursionError:  # arrays nested thousands deep
+        raise ConfigError(f"{path}: not valid TOML: nested too deep") from None
 
 
 def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -101,7 +117,10 @@ def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
     """The nearest file's values, checked against ``parser``, by dest (paths made absolute)."""
-    found = find(start)
+    skipped: list[str] = []
+    found = find(start, skipped)
+    for line in skipped:
+        print(f"sigreload: {line}", file=sys.stderr)
     if found is None:
         return Settings()
     path, table = found
@@ -126,9 +145,10 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         if isinstance(value, str):
             value = [value]
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
-    elif action.type in (int, float):
-        kind = "a whole number" if action.type is int else "a number"
+    elif action.type in (int, float, port):
+        kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)"}[action.type]
         ok = isinstance(value, int | float if action.type is float else int) and not isinstance(value, bool)
+        ok = ok and (action.type is not port or 0 <= value <= 65535)
         if action.nargs == "?" and value is True:  # --livereload alone: its default port
             ok, value = True, action.const
         elif action.nargs == "?":

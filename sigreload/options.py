@@ -14,13 +14,24 @@ The commands: ``sigreload`` (all-in-one), ``http`` (sigreload-http),
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sigreload.command_line import FILE_PAGES_HELP, HOST, HTTP_PORT, IDLE_TIMEOUT, INTERVAL, POLL_HELP, WS_PORT
 
 ALL = ("sigreload", "http", "broadcast", "watch")
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free) to 65535: argparse's type for every port option."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (0 to 65535): {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class Option:
     name: str
     help: str | Mapping[str, str]
     takes: tuple[str, ...]
-    kind: type = str
+    kind: Callable[[str], Any] = str
     default: Any = None
     repeat: bool = False
     metavar: str | None = None
@@ -72,7 +83,7 @@ OPTIONS = (
     Option("no-http", "your own server serves ROOT: run only the broadcaster and the watcher", ("sigreload",),
            kind=bool, group=HTTP),
     Option("port", {"sigreload": "HTTP port (default: %(default)s, or the next free one when it is busy)",
-                    "http": "HTTP port (default: %(default)s; 0: any free)"}, ("sigreload", "http"), kind=int,
+                    "http": "HTTP port (default: %(default)s; 0: any free)"}, ("sigreload", "http"), kind=port,
            default=HTTP_PORT, group=HTTP, passed=False),
     Option("open", "open the page in your browser once it is served", ("sigreload", "http"), kind=bool,
            group=HTTP),
@@ -95,7 +106,7 @@ OPTIONS = (
     Option("no-inject", "do not insert the snippet into HTML pages (include it yourself)", ("sigreload",),
            kind=bool, group=HTTP),
     Option("inject", "insert the snippet (from the broadcaster on WS_PORT) into HTML responses", ("http",),
-           kind=int, metavar="WS_PORT"),
+           kind=port, metavar="WS_PORT"),
     Option("proxy", {"sigreload": "serve your app server at URL (e.g. http://127.0.0.1:5000) through a proxy "
                                   "that inserts the snippet; ROOT is its sources: after a *.py edit, pages "
                                   "reload once the app restarted and answers",
@@ -110,7 +121,7 @@ OPTIONS = (
                        "watch": "the broadcaster's port (default: %(default)s)",
                        "signal": f"the broadcaster's port (default: this user's one broadcaster, on any port; "
                                  f"with several, the one on {WS_PORT}, or the one started here)"},
-           ("sigreload", "broadcast", "watch", "signal"), kind=int, default=WS_PORT,
+           ("sigreload", "broadcast", "watch", "signal"), kind=port, default=WS_PORT,
            flags={"broadcast": "--port"}, defaults={"signal": None},
            group=WS, passed=False),
     Option("allow-origin", "also accept pages from ORIGIN, e.g. http://192.168.1.5:8000 (repeatable)",
@@ -119,7 +130,7 @@ OPTIONS = (
     Option("ping-interval", "keepalive: a client silent for twice this is dropped (s)", ("broadcast",),
            kind=float, default=10.0),
     Option("livereload", "also speak the LiveReload protocol on PORT (default: 35729, the browser extensions' "
-                         "port) and serve /livereload.js there", ("sigreload", "broadcast"), kind=int,
+                         "port) and serve /livereload.js there", ("sigreload", "broadcast"), kind=port,
            const=35729, metavar="PORT", group=WS),
     Option("no-console", "do not print the pages' errors (uncaught, unhandled rejections, console.error) in "
                          "this terminal", ("sigreload", "broadcast"), kind=bool, group=WS),

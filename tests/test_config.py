@@ -62,7 +62,7 @@ def test_the_command_line_wins_and_lists_add_to_the_file(tmp_path):
 
 @pytest.mark.parametrize("text, line", [
     ("wsport = 1\n", "unknown key 'wsport' (did you mean 'ws-port'?)"),
-    ('port = "80"\n', "port takes a whole number, not '80'"),
+    ('port = "80"\n', "port takes a port (0 to 65535), not '80'"),
     ("poll = 1\n", "poll takes true or false, not 1"),
     ("ignore = [1]\n", "ignore takes a list of strings, not [1]"),
     ("port = \n", "not valid TOML"),
@@ -109,9 +109,45 @@ def test_the_readme_table_is_the_parser(tmp_path):
             else value.strip('"') in written, key
 
 
-def test_a_file_others_can_write_is_not_used(tmp_path):
-    """It can name a build command (exec), and a folder above may be shared (/tmp)."""
-    write(tmp_path / "sigreload.toml", 'exec = "touch pwned"\n')
-    (tmp_path / "sigreload.toml").chmod(0o666)
+def test_a_file_anyone_can_write_is_skipped_with_one_line(tmp_path):
+    """It can name a build command (exec), and a folder above may be shared (/tmp):
+    never read, said once, and the search goes on upward."""
+    write(tmp_path / "sigreload.toml", "port = 8104\n")
+    (tmp_path / "below").mkdir()
+    write(tmp_path / "below" / "sigreload.toml", 'exec = "touch pwned"\n')
+    (tmp_path / "below" / "sigreload.toml").chmod(0o666)
+    shown = run(tmp_path / "below", "config")
+    assert shown.returncode == 0, shown
+    assert shown.stderr.count("\n") == 1 and "anyone can write it (chmod o-w it): skipped" in shown.stderr
+    assert "port = 8104" in shown.stdout and not (tmp_path / "below" / "pwned").exists()
+
+
+def test_a_group_writable_file_of_ones_own_is_used(tmp_path):
+    """umask 002 (per-user groups) and git clone give 0664: the user's own file."""
+    write(tmp_path / "sigreload.toml", "port = 8105\n")
+    (tmp_path / "sigreload.toml").chmod(0o664)
+    assert settings(tmp_path)["port"][0] == "8105"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("port = -1\n", "port takes a port (0 to 65535), not -1"),
+    ("ws-port = 70000\n", "ws-port takes a port (0 to 65535), not 70000"),
+    ("ignore = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML"),
+])
+def test_out_of_range_ports_and_deep_nesting_are_one_line(tmp_path, text, line):
+    write(tmp_path / "sigreload.toml", text)
     shown = run(tmp_path, "config")
-    assert shown.returncode == 2 and "others can write it: not used" in shown.stderr, shown
+    assert shown.returncode == 2 and line in shown.stderr and len(shown.stderr.splitlines()) == 1, shown
+
+
+def test_a_port_out_of_range_on_the_command_line_is_refused_by_the_parser(tmp_path):
+    shown = run(tmp_path, "--port", "-1")
+    assert shown.returncode == 2 and "not a port (0 to 65535): -1" in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_a_build_command_from_a_file_is_said_before_it_runs(procs, tmp_path):
+    (tmp_path / "out").mkdir()
+    write(tmp_path / "sigreload.toml", f'exec = "true"\noutput = "out"\nport = {free_port()}\n'
+                                       f"ws-port = {free_port()}\n")
+    stack = procs(module("sigreload"), cwd=tmp_path)
+    stack.wait_seen(rf"sigreload: settings from {tmp_path / 'sigreload.toml'}; it builds with: true", 15)

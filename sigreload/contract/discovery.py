@@ -88,14 +88,16 @@ def find_server(port: int | None = command_line.WS_PORT) -> Any:
     Same user, a command line that runs the broadcaster, a listening socket
     on ``port``: all three, or it is not ours. Two candidates raise LookupError.
     ``port`` None: this user's one broadcaster on any port (sigreload moves
-    off a busy default port); of several, the one on the default port, else
-    the one started in this folder.
+    off a busy default port) that made its message folder; of several, the
+    one started in this folder, else the one on the default port.
     """
     found = find_servers(port)
+    if port is None:  # on any port: only one that made its message folder is a broadcaster of ours
+        found = [p for p in found if messages.folder_of(p) is not None]  # (a decoy named reload_server.py is not)
+    if port is None and len(found) > 1:  # the one started here (another project's may hold the default port)
+        found = [p for p in found if started_here(p)] or found
     if port is None and len(found) > 1:
         found = [p for p in found if listens_on(p, command_line.WS_PORT)] or found
-    if port is None and len(found) > 1:
-        found = [p for p in found if started_here(p)] or found
     if len(found) > 1:
         pids = ", ".join(str(p.pid) for p in found)
         where = f"two broadcasters listen on port {port}" if port else "broadcasters run on several ports"
