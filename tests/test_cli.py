@@ -199,3 +199,16 @@ def test_busy_default_ports_move_to_the_next_free_ones_and_reloads_follow(procs,
     finally:
         for sock in filter(None, holders):
             sock.close()
+
+
+def test_reload_on_any_port_never_signals_a_decoy_named_like_the_broadcaster(procs, tmp_path):
+    """`sigreload reload` without --ws-port looks on every port: a process of the
+    user's that is merely named reload_server.py (a blog's own server) and listens
+    somewhere is no broadcaster: it made no message folder."""
+    write(tmp_path / "reload_server.py", "import http.server, sys\n"
+          "server = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
+          "print('listening', flush=True)\nserver.serve_forever()\n")
+    decoy = procs([sys.executable, "reload_server.py"], cwd=tmp_path)
+    decoy.wait_for("listening")
+    shown = cli("sigreload", "reload")
+    assert "sent SIGUSR1" not in shown.stdout and psutil.Process(decoy.pid).is_running(), shown
