@@ -105,9 +105,10 @@ def claim_ports(args: argparse.Namespace, explicit: set[str]) -> None:
         print(f"sigreload: port {twice} is given twice: each server needs its own", file=sys.stderr)
         sys.exit(2)
     taken = set(given)
-    for what, name, flag in servers:
-        movable = name not in explicit and name != "livereload"
-        setattr(args, name, claim(what, "" if args.lan else args.host, getattr(args, name), flag, movable, taken))
+    movable = {name: name not in explicit and name != "livereload" for _, name, _ in servers}
+    for what, name, flag in sorted(servers, key=lambda server: movable[server[1]]):  # given ones first: a busy
+        host = "" if args.lan else args.host  # one is the only line, never after a default one's move
+        setattr(args, name, claim(what, host, getattr(args, name), flag, movable[name], taken))
 
 
 def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[int]) -> int:

@@ -214,8 +214,10 @@ def template(parser: argparse.ArgumentParser) -> str:
              "# Uncomment what you change. `sigreload config` shows what is in effect.", ""]
     for key, action in keys(parser).items():
         default = None if action.default == argparse.SUPPRESS else action.default
+        example = default if default is not None else action.const if action.const is not None else (
+            f"{action.metavar or key.upper()}" if action.type in (None, str) else 0)  # uncommented: valid TOML
         lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
-                  f"# {key} = {toml(default)}" if default is not None else f"# {key} = ", ""]
+                  f"# {key} = {toml(example)}", ""]
     return "\n".join(lines)
 
 

@@ -81,6 +81,11 @@ def test_init_writes_a_file_that_reads_as_the_defaults(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert all(source == "default" for _, source in settings(tmp_path).values())
     assert run(tmp_path, "init", "--config").returncode != 0  # never overwritten unasked
+    text = (tmp_path / "sigreload.toml").read_text()
+    lines = [line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()]  # uncommented
+    write(tmp_path / "sigreload.toml", "\n".join(lines) + "\n")
+    shown = run(tmp_path, "config")
+    assert "not valid TOML" not in shown.stderr, shown.stderr  # each line, uncommented, reads
 
 
 def test_sigreload_serves_on_the_files_ports(procs, tmp_path):
