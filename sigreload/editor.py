@@ -156,15 +156,13 @@ class Opener:
 
     def spend(self, token: object) -> bool:
         """Whether ``token`` is one given out less than TOKEN_LIFE ago and not used yet
-        (it is used now), and fewer than OPENS_PER_SECOND files opened in the last second."""
+        (it is used now), and fewer than OPENS_PER_SECOND files opened in the last second
+        (the token is then kept)."""
         now = self.clock()
         with self.lock:
             if len(self.opens) == self.opens.maxlen and now - self.opens[0] < 1.0:
                 return False  # the token stays good: the page may ask again
-            if (self.tokens.pop(token, 0.0) if isinstance(token, str) else 0.0) <= now:
-                return False
-            self.opens.append(now)
-            return True
+            return (self.tokens.pop(token, 0.0) if isinstance(token, str) else 0.0) > now
 
     def answer(self, same_origin: bool, body: bytes, client_ours: bool) -> tuple[int, str]:
         """(status, one line) for a request: 204 when the editor was started."""
@@ -192,6 +190,8 @@ class Opener:
             log.warning("cannot open %s:%d: %s", consoles.escaped(file, 1000), line, why_none(self.env))
             return 501, why_none(self.env)
         argv = filled(self.words, file, line, column)
+        with self.lock:
+            self.opens.append(self.clock())
         try:
             started = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
