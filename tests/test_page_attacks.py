@@ -134,3 +134,22 @@ def test_names_with_control_characters_are_escaped_in_the_terminal(procs, tmp_pa
     assert post(url, {"token": token_of(url), "path": "/" + name, "line": 1}, url.rstrip("/")) == 204
     main.wait_seen(r"opened .*a\\x1b\]0;pwned\\x07\\x1b\[2Jb\.js:1 in")
     assert "\x1b" not in main.output() and "\x07" not in main.output()
+
+
+@pytest.mark.parametrize("server", ["files", "proxy"])
+def test_with_lan_no_other_device_gets_a_token(procs, tmp_path, server):
+    from sigreload import command_line
+
+    addresses = command_line.lan_addresses()
+    if not addresses:
+        pytest.skip("no LAN address on this machine")
+    root = site(tmp_path)
+    flag, _ = editor_flag(tmp_path)
+    extra = ["--proxy", f"http://127.0.0.1:{stock_server(procs, root)}"] if server == "proxy" else []
+    _, url, _ = serve(procs, root, flag, "--lan", *extra)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    lan = f"http://{addresses[0]}:{port}/"  # from this machine, but by its LAN address: as a phone comes
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        token_of(lan)
+    assert refused.value.code == 403
+    assert token_of(f"http://127.0.0.1:{port}/")  # the same server, from loopback
