@@ -153,3 +153,29 @@ def test_with_lan_no_other_device_gets_a_token(procs, tmp_path, server):
         token_of(lan)
     assert refused.value.code == 403
     assert token_of(f"http://127.0.0.1:{port}/")  # the same server, from loopback
+
+
+CATCH_SOCKETS = """window.sockets = [];
+window.WebSocket = class extends WebSocket { constructor(...a) { super(...a); window.sockets.push(this); } };"""
+
+
+@pytest.mark.parametrize("path", ["/\\\\127.0.0.1:{port}\\\\attack.html", "//127.0.0.1:{port}/attack.html",
+                                  "/\\t/127.0.0.1:{port}/attack.html", "http://127.0.0.1:{port}/attack.html"])
+def test_the_snippet_follows_only_within_its_own_origin(procs, tmp_path, page, path):
+    """The broadcaster sends no such path (above); the page would not go there either."""
+    root = site(tmp_path)
+    (root / "other.html").write_text(PAGE.format(head="", title="other"))
+    foreign = stock_server(procs, tmp_path)
+    _, url, _ = serve(procs, root, "--follow")
+    page.add_init_script(CATCH_SOCKETS)  # to hand the page's own (proven) socket a message
+    page.goto(url)
+    page.wait_for_function(HELLO_SEEN)
+    say = """(path) => { const s = JSON.parse(sessionStorage.getItem('sigreload'));
+      window.sockets.at(-1).dispatchEvent(new MessageEvent('message', { data: JSON.stringify(
+        { type: 'follow', path, boot: s.boot, generation: s.generation + 1 }) })); }"""
+    page.evaluate(say, path.format(port=foreign))
+    page.wait_for_timeout(500 * SCALE)  # (the absence is what is tested)
+    assert page.evaluate("location.href") == url
+    page.evaluate(say, "/other.html")  # the same message with a path of this site: followed
+    page.wait_for_function("location.pathname === '/other.html'")
+    assert page.evaluate("location.origin") == url.rstrip("/")
