@@ -445,9 +445,9 @@ def status_refused(connection: ServerConnection, request: Request) -> str | None
     """Why the status socket (every page's URL, title, errors; reloads) is not for this
     client, or None: it is for sigreload's relays (they prove it: secret.relay_proven)
     and for the broadcaster's own /status page (Origin: a loopback host, this port)."""
-    if secret.relay_proven(request.headers):
-        return None
     port = connection.local_address[1] if connection.local_address else 0
+    if secret.relay_proven(request.headers, port):
+        return None
     own = {f"http://{host}:{port}" for host in ("127.0.0.1", "localhost", "[::1]")}
     origin = request.headers.get("Origin")
     return None if origin in own else f"Origin {consoles.escaped(str(origin), 100)} is not this port's /status page"

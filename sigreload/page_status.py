@@ -105,7 +105,7 @@ class Status:
         self.next_id += 1
         page = self.pages[connection] = Page(self.next_id, headers.get("User-Agent", "")[:300], address(connection),
                                              self.clock(), origin=(headers.get("Origin") or "")[:2000],
-                                             relayed=secret.relay_proven(headers))
+                                             relayed=relayed(connection))
         if not identified:
             page.url, page.title = (headers.get("Origin") or "")[:2000], "(a plain snippet: any message reloads it)"
         self.changed()
@@ -216,13 +216,19 @@ def is_status(connection: Any) -> bool:
     return connection.request is not None and connection.request.path.startswith(PATH)
 
 
+def relayed(connection: Any) -> bool:
+    """Whether a client came through sigreload's own relay (it proved it for this port)."""
+    here = connection.local_address
+    return connection.request is not None and bool(here) and secret.relay_proven(connection.request.headers, here[1])
+
+
 def address(connection: Any) -> str:
     """Where a page is: the TCP peer, or, for a page relayed from this machine, the address the relay saw."""
     remote = connection.remote_address
     host = str(remote[0]) if remote else "?"
     headers = connection.request.headers if connection.request is not None else None
     told = headers.get(PEER) if headers is not None else None
-    if isinstance(told, str) and told and secret.relay_proven(headers):
+    if isinstance(told, str) and told and relayed(connection):
         return told[:100]
     return host
 

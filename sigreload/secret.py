@@ -106,16 +106,17 @@ def proof(key: bytes, port: int, nonce: object) -> str | None:
 
 
 @cache
-def relay_proof() -> str | None:
-    """What sigreload's relays send in RELAY_HEADER: HMAC(the user's secret, a fixed
-    label). A browser cannot set that header on a WebSocket, and another local user
-    cannot compute it; None where this user has no secret (nothing is then relayed
-    as proven: the status socket is refused through a relay)."""
+def relay_proof(port: int) -> str | None:
+    """What sigreload's relays send in RELAY_HEADER to the broadcaster on ``port``:
+    HMAC(the user's secret, a fixed label and the port). A browser cannot set that
+    header on a WebSocket, another local user cannot compute it, and a server that
+    squats another port learns nothing good here. None where this user has no secret
+    (nothing is then relayed as proven: the status socket is refused through a relay)."""
     found = user_secret()
-    return hmac.new(found, RELAY_LABEL, hashlib.sha256).hexdigest() if found else None
+    return hmac.new(found, RELAY_LABEL + f":{port}".encode(), hashlib.sha256).hexdigest() if found else None
 
 
-def relay_proven(headers: Mapping[str, str] | None) -> bool:
-    """Whether a request's ``headers`` carry this user's relay proof (RELAY_HEADER)."""
-    told, own = headers.get(RELAY_HEADER) if headers is not None else None, relay_proof()
+def relay_proven(headers: Mapping[str, str] | None, port: int) -> bool:
+    """Whether a request's ``headers`` carry this user's relay proof for ``port`` (RELAY_HEADER)."""
+    told, own = headers.get(RELAY_HEADER) if headers is not None else None, relay_proof(port)
     return isinstance(told, str) and own is not None and hmac.compare_digest(told.encode(), own.encode())

@@ -10,6 +10,8 @@ import pytest
 
 from sigreload import consoles, editor, page_status, secret
 
+PORT = 5678  # the broadcaster's
+
 
 class Conn:
     """A connection as page_status sees one: its request's headers, its peer."""
@@ -17,6 +19,7 @@ class Conn:
     def __init__(self, agent="", address="::1", **headers):
         self.request = type("Request", (), {"headers": {"User-Agent": agent, **headers}})()
         self.remote_address = (address, 40000)
+        self.local_address = ("127.0.0.1", PORT)
 
 
 class Clock:
@@ -75,13 +78,16 @@ def test_what_a_page_says_is_taken_only_in_its_shape():
 def test_a_plain_snippet_is_listed_by_its_origin_and_a_relayed_page_by_its_client_s_address():
     s, _, _ = status()
     plain = Conn("Firefox/140.0", "127.0.0.1", Origin="http://127.0.0.1:3000")
-    relayed = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "192.168.1.9", secret.RELAY_HEADER: secret.relay_proof()})
+    proof = secret.relay_proof(PORT)
+    relayed = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "192.168.1.9", secret.RELAY_HEADER: proof})
     forged = Conn("", "192.168.1.20", **{"X-Sigreload-Peer": "10.0.0.1"})  # not from a relay here
     unproven = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "10.0.0.2", secret.RELAY_HEADER: "0" * 64})
-    for c in (plain, relayed, forged, unproven):
+    other_port = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "10.0.0.3", secret.RELAY_HEADER: secret.relay_proof(1)})
+    for c in (plain, relayed, forged, unproven, other_port):
         s.joined(c, c is not plain)
     assert s.pages[plain].url == "http://127.0.0.1:3000" and "plain" in s.pages[plain].title
-    assert [s.pages[c].address for c in (relayed, forged, unproven)] == ["192.168.1.9", "192.168.1.20", "127.0.0.1"]
+    assert [s.pages[c].address for c in (relayed, forged, unproven, other_port)] == [
+        "192.168.1.9", "192.168.1.20", "127.0.0.1", "127.0.0.1"]
 
 
 def test_follow_picks_the_tab_focused_last_for_a_page_no_tab_shows():
@@ -117,7 +123,8 @@ def test_follow_sends_a_tab_only_to_a_plain_path_and_only_a_tab_that_is_what_it_
     s.joined(liar, True)
     s.said(liar, {"type": "page", "url": "http://127.0.0.1:8000/", "focused": True})
     assert s.to_follow([own, liar], ["/new.html"]) == (own, "/new.html")
-    relayed = Conn(**{secret.RELAY_HEADER: secret.relay_proof()})  # through the file server: its Origin is the relay's
+    # Through the file server: its Origin is the relay's.
+    relayed = Conn(**{secret.RELAY_HEADER: secret.relay_proof(PORT)})
     clock.now += 1
     s.joined(relayed, True)
     s.said(relayed, {"type": "page", "url": "http://192.168.1.5:8000/", "focused": True})

@@ -191,7 +191,7 @@ class Proxy:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.relaying += 1
             try:
-                proof = secret.relay_proof()  # the broadcaster believes the peer, and gives the status socket, then
+                proof = secret.relay_proof(port)  # the broadcaster believes the peer, and gives the status socket, then
                 return await self.relay(request, f"ws://{listening.shown(host)}:{port}{path}", OWN_ORIGIN,
                                         ({"X-Sigreload-Peer": str(peer[0])} if peer else {})
                                         | ({secret.RELAY_HEADER: proof} if proof else {}))

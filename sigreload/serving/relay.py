@@ -32,7 +32,7 @@ def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path:
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
              "Connection: Upgrade", f"Origin: http://127.0.0.1:{own_port}"]
     lines += [f"X-Sigreload-Peer: {peer}"] if peer else []
-    lines += [f"{secret.RELAY_HEADER}: {proof}"] if (proof := secret.relay_proof()) else []
+    lines += [f"{secret.RELAY_HEADER}: {proof}"] if (proof := secret.relay_proof(ws_port)) else []
     lines += [f"{name}: {value}" for name, value in headers if name.lower() in KEPT]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
