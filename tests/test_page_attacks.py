@@ -47,10 +47,13 @@ def status_socket(ws_port, **kwargs):
     return connect(f"ws://127.0.0.1:{ws_port}/sigreload/status", open_timeout=5 * SCALE, **kwargs)
 
 
-def test_the_status_socket_is_for_sigreload_s_relays_and_its_own_status_page_only(procs, tmp_path):
+@pytest.mark.parametrize("server", ["files", "proxy"])
+def test_the_status_socket_is_for_sigreload_s_relays_and_its_own_status_page_only(procs, tmp_path, server):
     from websockets.exceptions import InvalidStatus
 
-    _, url, ws_port = serve(procs, site(tmp_path))
+    root = site(tmp_path)
+    extra = ["--proxy", f"http://127.0.0.1:{stock_server(procs, root)}"] if server == "proxy" else []
+    _, url, ws_port = serve(procs, root, *extra)
     for origin, headers in (("http://127.0.0.1:1", {}), ("http://localhost:35100", {}), (None, {}),
                             ("http://127.0.0.1:1", {"X-Sigreload-Relay": "0" * 64}),
                             (None, {"X-Sigreload-Relay": ""})):
@@ -60,7 +63,7 @@ def test_the_status_socket_is_for_sigreload_s_relays_and_its_own_status_page_onl
     for own in (f"http://127.0.0.1:{ws_port}", f"http://localhost:{ws_port}"):  # its own /status page
         with status_socket(ws_port, origin=own) as ws:
             assert json.loads(ws.recv(timeout=5 * SCALE))["type"] == "status"
-    relayed = url.replace("http", "ws", 1) + "_sigreload/socket?status"  # the file server proves itself
+    relayed = url.replace("http", "ws", 1) + "_sigreload/socket?status"  # the file server (the proxy) proves itself
     from websockets.sync.client import connect
 
     with connect(relayed, origin=url.rstrip("/"), open_timeout=5 * SCALE) as ws:
