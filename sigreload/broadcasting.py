@@ -235,7 +235,7 @@ class Broadcaster:
             identified.remove(chosen[0])
             broadcast([chosen[0]], json.dumps({"type": "follow", "path": chosen[1], "boot": self.boot,
                                                "generation": self.generation}))
-            log.info("a tab follows to %s", chosen[1])
+            log.info("a tab follows to %s", consoles.escaped(chosen[1]))
 
     def signal(self, kind: str) -> None:
         """Record a trigger; idempotent within one gap ("reload" beats "css")."""
@@ -285,7 +285,8 @@ class Broadcaster:
             broadcast(plain, "reload")
             for command in livereload.commands(kind, paths) if self.livereload else ():
                 broadcast(self.livereload, command)
-        what = "every file" if paths is None else ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
+        what = "every file" if paths is None else ", ".join(map(consoles.escaped, paths[:3])) + (
+            " ..." if len(paths) > 3 else "")  # a file's name never moves the terminal's cursor
         told = len(identified) + (0 if error else len(plain) + len(self.livereload))
         log.info("%s sent to %d page(s) (%s)", event["type"], told, "build failed" if error else what)
         self.status.reloaded(self.generation, kind, paths, bool(error), told)
@@ -423,7 +424,11 @@ def is_identified(connection: ServerConnection) -> bool:
 
 def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
     """process_request: serve GET /reload.js (/idiomorph.js, for --morph; /overlay.js,
-    the error toast; /status, the status page); let WebSocket handshakes through."""
+    the error toast; /status, the status page); let WebSocket handshakes through,
+    the status socket's only from sigreload's relays or the /status page (status_refused)."""
+    if request.path.startswith(page_status.PATH) and (why := status_refused(connection, request)):
+        log.debug("status socket refused: %s", why)
+        return connection.respond(403, "Only sigreload's relays and its own /status page get the status socket\n")
     name = request.path.split("?")[0][1:]
     if name not in snippet.SERVED and name != "status":
         return None
@@ -434,6 +439,18 @@ def snippet_response(connection: ServerConnection, request: Request) -> Response
     for header, value in snippet.STATUS_HEADERS if page else [("Cache-Control", "no-cache")]:
         response.headers[header] = value
     return response
+
+
+def status_refused(connection: ServerConnection, request: Request) -> str | None:
+    """Why the status socket (every page's URL, title, errors; reloads) is not for this
+    client, or None: it is for sigreload's relays (they prove it: secret.relay_proven)
+    and for the broadcaster's own /status page (Origin: a loopback host, this port)."""
+    port = connection.local_address[1] if connection.local_address else 0
+    if secret.relay_proven(request.headers, port):
+        return None
+    own = {f"http://{host}:{port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+    origin = request.headers.get("Origin")
+    return None if origin in own else f"Origin {consoles.escaped(str(origin), 100)} is not this port's /status page"
 
 
 def parsed(frame: str | bytes) -> dict[str, Any] | None:

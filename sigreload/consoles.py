@@ -42,7 +42,9 @@ def browser(user_agent: str) -> str:
 
 
 def escaped(text: str, most: int = TEXT_MOST) -> str:
-    """``text`` cut to ``most`` characters, control characters written as escapes."""
+    """``text`` cut to ``most`` characters, control characters written as escapes: what
+    a page or a file's name says never moves the terminal's cursor (every line of ours
+    that prints one goes through here)."""
     cut = text[:most] + ("…" if len(text) > most else "")
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in cut)
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sigreload import consoles
+from sigreload import consoles, secret
 
 RELOADS = 20  # reloads kept
 ERRORS = 5  # errors kept per page
+RELOADS_PER_SECOND = 3  # reloads the status pages may ask for, in all
 TOOK_MOST = 60.0  # seconds after a reload in which a page coming back counts as having had it
 PUSH_GAP = 0.1  # seconds between two states sent to the status pages (changes within merge)
 DEVICES = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("CrOS", "ChromeOS"),
@@ -45,6 +46,8 @@ class Page:
     url: str = ""
     title: str = ""
     focused: float = 0.0  # when it last had the focus (time.time()); 0: never seen
+    origin: str = ""  # the Origin its socket came with
+    relayed: bool = False  # its socket came through sigreload's own relay (secret.relay_proven)
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ERRORS))
 
     def shown(self) -> dict[str, Any]:
@@ -60,6 +63,19 @@ def page_paths(url: str) -> list[str]:
     if path.endswith("/"):
         return [path, path + "index.html", path + "index.htm"]
     return [path] if "." in path.rsplit("/", 1)[-1] else [path, path + ".html", path + "/index.html"]
+
+
+def followable(path: str) -> bool:
+    """Whether --follow may send a tab to ``path``: a plain absolute URL path (one
+    leading "/", no "\\", no control character). A browser resolves "/\\host\\x",
+    "//host/x" or "/\t/host/x" against the page's origin to ANOTHER host."""
+    return path.startswith("/") and not path.startswith("//") and "\\" not in path and path.isprintable()
+
+
+def origin_of(url: str) -> str:
+    """The origin of ``url`` ("http://127.0.0.1:8000"), as a browser's Origin header writes it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
 
 
 def text(value: Any, most: int) -> str | None:
@@ -81,13 +97,15 @@ class Status:
         self.reload_one: Callable[[Any], None] = lambda connection: None  # set by the broadcaster
         self.later: Callable[[float, Callable[[], None]], Any] | None = None
         self.due = False  # a state is to be sent (later)
+        self.asked: deque[float] = deque(maxlen=RELOADS_PER_SECOND)  # when the status pages last asked to reload
 
     def joined(self, connection: Any, identified: bool) -> None:
         """A page connected (not ``identified``: a plain snippet, which says nothing; its origin is shown)."""
         headers = connection.request.headers if connection.request is not None else {}
         self.next_id += 1
         page = self.pages[connection] = Page(self.next_id, headers.get("User-Agent", "")[:300], address(connection),
-                                             self.clock())
+                                             self.clock(), origin=(headers.get("Origin") or "")[:2000],
+                                             relayed=relayed(connection))
         if not identified:
             page.url, page.title = (headers.get("Origin") or "")[:2000], "(a plain snippet: any message reloads it)"
         self.changed()
@@ -139,13 +157,28 @@ class Status:
     def to_follow(self, connections: Iterable[Any], paths: list[str]) -> tuple[Any, str] | None:
         """--follow: (the connection whose page had the focus last, else the newest, and the page to
         open there) for the first saved page (.html, .htm) that no page of ``connections`` shows; None."""
-        among = [c for c in connections if c in self.pages]
+        among = [c for c in connections if c in self.pages and self.may_follow(self.pages[c])]
         shown = {p for c in among for p in page_paths(self.pages[c].url)}
-        saved = next((p for p in paths if p.endswith((".html", ".htm")) and p not in shown), None)
+        saved = next((p for p in paths if p.endswith((".html", ".htm")) and followable(p) and p not in shown), None)
         if saved is None or not among:
             return None
         chosen = self.focused_most_recently(among) or max(among, key=lambda c: self.pages[c].since)
         return chosen, saved
+
+    @staticmethod
+    def may_follow(page: Page) -> bool:
+        """Whether a tab is sent where --follow goes: it came through sigreload's relay,
+        or its socket's Origin is the origin of the URL it says it shows (a page of
+        another loopback port cannot claim the focus for itself)."""
+        return page.relayed or (bool(page.origin) and page.origin.lower() == origin_of(page.url))
+
+    def may_reload(self) -> bool:
+        """Whether a status page's reload is done now: at most RELOADS_PER_SECOND a second, in all."""
+        now = self.clock()
+        if len(self.asked) == self.asked.maxlen and now - self.asked[0] < 1.0:
+            return False
+        self.asked.append(now)
+        return True
 
     def one(self, connection: Any, generation: int) -> None:
         """Reload the page of ``connection`` alone (a status page's button)."""
@@ -183,12 +216,19 @@ def is_status(connection: Any) -> bool:
     return connection.request is not None and connection.request.path.startswith(PATH)
 
 
+def relayed(connection: Any) -> bool:
+    """Whether a client came through sigreload's own relay (it proved it for this port)."""
+    here = connection.local_address
+    return connection.request is not None and bool(here) and secret.relay_proven(connection.request.headers, here[1])
+
+
 def address(connection: Any) -> str:
     """Where a page is: the TCP peer, or, for a page relayed from this machine, the address the relay saw."""
     remote = connection.remote_address
     host = str(remote[0]) if remote else "?"
-    told = connection.request.headers.get(PEER) if connection.request is not None else None
-    if isinstance(told, str) and told and host in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+    headers = connection.request.headers if connection.request is not None else None
+    told = headers.get(PEER) if headers is not None else None
+    if isinstance(told, str) and told and relayed(connection):
         return told[:100]
     return host
 
@@ -208,7 +248,7 @@ async def watch(status: Status, connection: Any, reload_all: Callable[[], None],
                 message = json.loads(frame)
             except ValueError:
                 continue
-            if not isinstance(message, dict) or message.get("type") != "reload":
+            if not isinstance(message, dict) or message.get("type") != "reload" or not status.may_reload():
                 continue
             if "page" not in message:
                 status.why = "status page: reload all"

@@ -30,6 +30,8 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 from sigreload.contract import messages
@@ -38,6 +40,8 @@ log = logging.getLogger("sigreload.broadcast")
 NAME = "secret"
 SIZE = 32  # bytes of the user's secret
 NONCE_MOST = 128  # characters of a tab's nonce
+RELAY_HEADER = "X-Sigreload-Relay"  # sigreload's own relays (file server, proxy) prove themselves with it
+RELAY_LABEL = b"sigreload relay"
 
 
 def state_folder() -> Path:
@@ -99,3 +103,20 @@ def proof(key: bytes, port: int, nonce: object) -> str | None:
     if not isinstance(nonce, str) or not 0 < len(nonce) <= NONCE_MOST or not nonce.isprintable():
         return None
     return hmac.new(key, f"{port}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+@cache
+def relay_proof(port: int) -> str | None:
+    """What sigreload's relays send in RELAY_HEADER to the broadcaster on ``port``:
+    HMAC(the user's secret, a fixed label and the port). A browser cannot set that
+    header on a WebSocket, another local user cannot compute it, and a server that
+    squats another port learns nothing good here. None where this user has no secret
+    (nothing is then relayed as proven: the status socket is refused through a relay)."""
+    found = user_secret()
+    return hmac.new(found, RELAY_LABEL + f":{port}".encode(), hashlib.sha256).hexdigest() if found else None
+
+
+def relay_proven(headers: Mapping[str, str] | None, port: int) -> bool:
+    """Whether a request's ``headers`` carry this user's relay proof for ``port`` (RELAY_HEADER)."""
+    told, own = headers.get(RELAY_HEADER) if headers is not None else None, relay_proof(port)
+    return isinstance(told, str) and own is not None and hmac.compare_digest(told.encode(), own.encode())

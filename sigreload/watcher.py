@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, building, command_line, options, process_life
+from sigreload import app_server, building, command_line, consoles, options, process_life
 from sigreload.contract import discovery, messages, reserve
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
@@ -165,7 +165,7 @@ class Notifier:
         self.tell(paths)
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
-        names = [ascii(os.path.relpath(p, root or self.root))[1:-1] for p in paths]
+        names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]
         return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
     def tell(self, paths: list[str], signum: signal.Signals | None = None,

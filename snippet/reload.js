@@ -169,11 +169,14 @@
     }
   }
   const goTo = (path) => { // a page no tab shows: this tab (one navigation per save)
-    if (reloading) return;
+    if (reloading || typeof path !== "string") return;
+    let url;
+    try { url = new URL(path.replace(/(^|\/)index\.html?$/, "$1"), location.origin); } catch { return; }
+    if (url.origin !== location.origin) return; // "/\\host\\x", "//host": never another site
     reloading = true;
     save({ ...load(), reloaded: true });
     say(`following ${path}`);
-    location.assign(new URL(path.replace(/(^|\/)index\.html?$/, "$1"), location.origin).href);
+    location.assign(url.href);
   };
 
   // Served by sigreload's own server? It marks every response no-cache (no

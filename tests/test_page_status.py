@@ -6,7 +6,11 @@ tests/test_page_tells.py."""
 import json
 import os
 
-from sigreload import editor, page_status
+import pytest
+
+from sigreload import consoles, editor, page_status, secret
+
+PORT = 5678  # the broadcaster's
 
 
 class Conn:
@@ -15,6 +19,7 @@ class Conn:
     def __init__(self, agent="", address="::1", **headers):
         self.request = type("Request", (), {"headers": {"User-Agent": agent, **headers}})()
         self.remote_address = (address, 40000)
+        self.local_address = ("127.0.0.1", PORT)
 
 
 class Clock:
@@ -73,17 +78,21 @@ def test_what_a_page_says_is_taken_only_in_its_shape():
 def test_a_plain_snippet_is_listed_by_its_origin_and_a_relayed_page_by_its_client_s_address():
     s, _, _ = status()
     plain = Conn("Firefox/140.0", "127.0.0.1", Origin="http://127.0.0.1:3000")
-    relayed = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "192.168.1.9"})
+    proof = secret.relay_proof(PORT)
+    relayed = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "192.168.1.9", secret.RELAY_HEADER: proof})
     forged = Conn("", "192.168.1.20", **{"X-Sigreload-Peer": "10.0.0.1"})  # not from a relay here
-    for c in (plain, relayed, forged):
+    unproven = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "10.0.0.2", secret.RELAY_HEADER: "0" * 64})
+    other_port = Conn("", "127.0.0.1", **{"X-Sigreload-Peer": "10.0.0.3", secret.RELAY_HEADER: secret.relay_proof(1)})
+    for c in (plain, relayed, forged, unproven, other_port):
         s.joined(c, c is not plain)
     assert s.pages[plain].url == "http://127.0.0.1:3000" and "plain" in s.pages[plain].title
-    assert [s.pages[c].address for c in (relayed, forged)] == ["192.168.1.9", "192.168.1.20"]
+    assert [s.pages[c].address for c in (relayed, forged, unproven, other_port)] == [
+        "192.168.1.9", "192.168.1.20", "127.0.0.1", "127.0.0.1"]
 
 
 def test_follow_picks_the_tab_focused_last_for_a_page_no_tab_shows():
     s, clock, _ = status()
-    a, b, c = Conn(), Conn(), Conn()
+    a, b, c = Conn(Origin="http://h"), Conn(Origin="http://h"), Conn(Origin="http://h")
     for conn, url in ((a, "http://h/"), (b, "http://h/blog/"), (c, "http://h/about.html")):
         s.joined(conn, True)
         s.said(conn, {"type": "page", "url": url})
@@ -96,6 +105,56 @@ def test_follow_picks_the_tab_focused_last_for_a_page_no_tab_shows():
     s.said(b, {"type": "focus"})
     assert s.to_follow([a, b, c], ["/about.html", "/new.html"]) == (b, "/new.html")
     assert s.to_follow([a, c], ["/new.html"]) == (a, "/new.html")  # among those told
+
+
+def test_follow_sends_a_tab_only_to_a_plain_path_and_only_a_tab_that_is_what_it_claims():
+    s, clock, _ = status()
+    own = Conn(Origin="http://127.0.0.1:8000")
+    s.joined(own, True)
+    s.said(own, {"type": "page", "url": "http://127.0.0.1:8000/"})
+    for path in ("/\\127.0.0.1:35100\\attack.html", "//127.0.0.1:35100/attack.html", "/\n/127.0.0.1:35100/a.html",
+                 "/\t/127.0.0.1:35100/a.html", "/a\x1b[2J.html", "attack.html"):
+        assert not page_status.followable(path), path
+        assert s.to_follow([own], [path]) is None, path
+    assert s.to_follow([own], ["/new.html"]) == (own, "/new.html")
+    # A page of another loopback port claims to be this site's and to have the focus: never followed.
+    liar = Conn(Origin="http://127.0.0.1:35100")
+    clock.now += 1
+    s.joined(liar, True)
+    s.said(liar, {"type": "page", "url": "http://127.0.0.1:8000/", "focused": True})
+    assert s.to_follow([own, liar], ["/new.html"]) == (own, "/new.html")
+    # Through the file server: its Origin is the relay's.
+    relayed = Conn(**{secret.RELAY_HEADER: secret.relay_proof(PORT)})
+    clock.now += 1
+    s.joined(relayed, True)
+    s.said(relayed, {"type": "page", "url": "http://192.168.1.5:8000/", "focused": True})
+    assert s.to_follow([own, liar, relayed], ["/new.html"]) == (relayed, "/new.html")
+
+
+def test_status_pages_reload_at_most_a_few_times_a_second():
+    s, clock, _ = status()
+    assert [s.may_reload() for _ in range(5)] == [True] * page_status.RELOADS_PER_SECOND + [False] * (
+        5 - page_status.RELOADS_PER_SECOND)
+    clock.now += 1.01
+    assert s.may_reload()
+
+
+def test_a_name_with_control_characters_never_reaches_the_terminal_raw():
+    shown = consoles.escaped("/a\x1b]0;pwned\x07\nb\r.html")
+    assert shown == "/a\\x1b]0;pwned\\x07\\nb\\r.html" and shown.isprintable()
+    assert consoles.escaped("/café.html") == "/café.html"
+
+
+@pytest.mark.parametrize("name", ["a;touch X;.js", "$(touch X).js", "`touch X`.js", "a\ntouch X\n.js", "it's.js"])
+def test_a_shell_s_script_gets_the_file_name_quoted(tmp_path, name):
+    import subprocess
+
+    words = editor.command(f"sh -c 'printf %s {{file}} > {tmp_path / 'got'}'")
+    subprocess.run(editor.filled(words, name, 1, 2), cwd=tmp_path, check=True, timeout=10)
+    assert (tmp_path / "got").read_text() == name and not (tmp_path / "X").exists()
+    assert editor.filled(["bash", "-lc", "e {file}:{line}", "{file}"], "a;b", 3, 1) == [
+        "bash", "-lc", "e 'a;b':3", "a;b"]
+    assert editor.filled(["/bin/zsh", "-c", "e {file}"], "x y", 1, 1) == ["/bin/zsh", "-c", "e 'x y'"]
 
 
 def test_editor_commands_from_the_flag_or_a_known_visual():
@@ -119,12 +178,40 @@ def test_only_files_under_the_root_open(tmp_path):
     for refused in ("/../out.txt", "/%2e%2e/out.txt", "/link.txt", "/.env", "relative", "/sub/nothing", "/\0"):
         assert editor.under(str(root), refused) is None, refused
     opener = editor.Opener(str(root), "true")
-    good = {"token": opener.token, "path": "/sub/", "line": 1}
-    assert opener.answer(False, json.dumps(good).encode())[0] == 403  # not its own origin
-    assert opener.answer(True, json.dumps({**good, "token": "x" * 24}).encode())[0] == 403
-    assert opener.answer(True, b"not json")[0] == 403
-    assert opener.answer(True, json.dumps({**good, "line": "1"}).encode())[0] == 400
-    assert opener.answer(True, json.dumps({**good, "source": "../out.txt", "path": None}).encode())[0] == 404
+
+    def token():
+        return json.loads(opener.token_answer("same-origin", True)[1])["token"]
+
+    good = {"token": token(), "path": "/sub/", "line": 1}
+    assert opener.answer(False, json.dumps(good).encode(), True)[0] == 403  # not its own origin
+    assert opener.answer(True, json.dumps({**good, "token": "x" * 24}).encode(), True)[0] == 403
+    assert opener.answer(True, b"not json", True)[0] == 403
+    assert opener.answer(True, json.dumps({**good, "token": token(), "line": "1"}).encode(), True)[0] == 400
+    assert opener.answer(True, json.dumps({**good, "token": token(), "source": "../out.txt", "path": None}
+                                          ).encode(), True)[0] == 404
+
+
+def test_a_token_is_for_this_user_s_browser_and_opens_once_a_few_times_a_second(tmp_path):
+    (tmp_path / "a.js").write_text("x")
+    clock = Clock()
+    opener = editor.Opener(str(tmp_path), "true", clock=clock)
+    assert opener.token_answer("same-origin", False)[0] == 403  # another user, another device
+    assert opener.token_answer(None, True)[0] == 403  # not a browser (curl): a browser always says
+    assert opener.token_answer("cross-site", True)[0] == 403
+    tokens = [json.loads(opener.token_answer("same-origin", True)[1])["token"] for _ in range(5)]
+    assert len(set(tokens)) == 5  # a fresh one each time
+    ask = {"path": "/a.js", "line": 1}
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[0]}).encode(), False)[0] == 403
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[1]}).encode(), True)[0] == 204
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[1]}).encode(), True)[0] == 403  # spent
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[2]}).encode(), True)[0] == 204
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[3]}).encode(), True)[0] == 204
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[4]}).encode(), True)[0] == 403  # a 4th this second
+    clock.now += 1.01
+    late = json.loads(opener.token_answer("same-origin", True)[1])["token"]
+    assert opener.answer(True, json.dumps({**ask, "token": tokens[4]}).encode(), True)[0] == 204  # a second later
+    clock.now += editor.TOKEN_LIFE + 0.01
+    assert opener.answer(True, json.dumps({**ask, "token": late}).encode(), True)[0] == 403  # too old
 
 
 def test_a_burst_of_changes_is_one_state_to_the_status_pages():

@@ -161,6 +161,13 @@ def test_a_click_on_file_line_opens_the_editor_there(procs, tmp_path, page):
     assert page.evaluate(f"!!{TOAST}")  # the link opens, it does not close
 
 
+def token_of(url, headers=None):
+    """A fresh token, asked for as a browser's page of ``url`` asks (Sec-Fetch-Site: same-origin)."""
+    request = urllib.request.Request(url + "_sigreload/token", headers=headers or {"Sec-Fetch-Site": "same-origin"})
+    with urllib.request.urlopen(request, timeout=5 * SCALE) as answer:
+        return json.loads(answer.read())["token"]
+
+
 def post(url, body, origin):
     request = urllib.request.Request(url + "_sigreload/open", data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Origin": origin})
@@ -177,8 +184,7 @@ def test_the_editor_opens_only_for_this_origin_this_run_and_files_under_the_root
     (root / "link.txt").symlink_to(tmp_path / "secret.txt")
     flag, record = editor_flag(tmp_path)
     _, url, _ = serve(procs, root, flag)
-    with urllib.request.urlopen(url + "_sigreload/token", timeout=5 * SCALE) as answer:
-        token = json.loads(answer.read())["token"]
+    token = token_of(url)
     other_site = urllib.request.Request(url + "_sigreload/token", headers={"Sec-Fetch-Site": "cross-site"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(other_site, timeout=5 * SCALE)
@@ -190,7 +196,7 @@ def test_the_editor_opens_only_for_this_origin_this_run_and_files_under_the_root
     assert post(url, {**good, "token": token[:-2] + "xx"}, own) == 403
     assert post(url, {**good, "token": ""}, own) == 403
     for outside in ("/../secret.txt", "/%2e%2e/secret.txt", "/link.txt", "/../../../../etc/passwd"):
-        assert post(url, {**good, "path": outside}, own) == 404, outside
+        assert post(url, {**good, "token": token_of(url), "path": outside}, own) == 404, outside
     assert not record.exists()
     assert post(url, good, own) == 204
     until(record.exists, 5, "the editor was started")
@@ -379,8 +385,7 @@ def test_the_editor_behind_the_proxy_opens_the_app_s_file(procs, tmp_path, page)
     until(record.exists, 5, "the editor was started")
     assert json.loads(record.read_text()) == [str(root / "app.js"), "2", "8"]
     own = url.rstrip("/")
-    with urllib.request.urlopen(url + "_sigreload/token", timeout=5 * SCALE) as answer:
-        token = json.loads(answer.read())["token"]
+    token = token_of(url)
     assert post(url, {"token": token, "path": "/app.js", "line": 1}, "http://evil.example") == 403
     assert post(url, {"token": "forged", "path": "/app.js", "line": 1}, own) == 403
     assert post(url, {"token": token, "path": "/../secret", "line": 1}, own) == 404

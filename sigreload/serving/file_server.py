@@ -179,7 +179,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             self.close_connection = True
             return
         same = common.same_origin(self.headers.get("Origin"), self.headers.get("Host"), self.scheme())
-        status, why = self.opener.answer(same, self.rfile.read(int(size)))
+        status, why = self.opener.answer(same, self.rfile.read(int(size)), self.ours())
         self.reply(status, "text/plain; charset=utf-8", f"{why}\n".encode() if why else b"")
 
     def own(self, name: str) -> None:
@@ -190,7 +190,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         elif name == "":
             self.reply(200, "text/html; charset=utf-8", snippet.status_page(), snippet.STATUS_HEADERS)
         elif name == "token" and self.opener:
-            status, body = self.opener.token_answer(self.headers.get("Sec-Fetch-Site"))
+            status, body = self.opener.token_answer(self.headers.get("Sec-Fetch-Site"), self.ours())
             self.reply(status, "application/json", body, editor.TOKEN_HEADERS)
         elif name != "socket":
             self.reply(404, "text/plain; charset=utf-8", b"Nothing at this address\n")
@@ -210,6 +210,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
                 self.reply(502, "text/plain; charset=utf-8", f"sigreload: {why}\n".encode())
             self.close_connection = True
         return None
+
+    def ours(self) -> bool:
+        """Whether the client is a process of this user on this machine (editor.ours)."""
+        return editor.ours((str(self.client_address[0]), int(self.client_address[1])), self.server.server_port)
 
     def scheme(self) -> str:
         """The scheme this request came by."""

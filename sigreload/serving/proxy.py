@@ -51,7 +51,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from sigreload import app_ready, editor, listening, platforms
+from sigreload import app_ready, editor, listening, platforms, secret
 from sigreload.contract import discovery, messages
 from sigreload.serving import capped, common, injection, limits, page_digest, snippet
 
@@ -191,8 +191,10 @@ class Proxy:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.relaying += 1
             try:
+                proof = secret.relay_proof(port)  # the broadcaster believes the peer, and gives the status socket, then
                 return await self.relay(request, f"ws://{listening.shown(host)}:{port}{path}", OWN_ORIGIN,
-                                        {"X-Sigreload-Peer": str(peer[0])} if peer else {})
+                                        ({"X-Sigreload-Peer": str(peer[0])} if peer else {})
+                                        | ({secret.RELAY_HEADER: proof} if proof else {}))
             finally:
                 self.relaying -= 1
         if name == "" and self.broadcaster:
@@ -207,15 +209,19 @@ class Proxy:
 
     async def editor(self, request: web.BaseRequest, name: str, opener: editor.Opener) -> web.StreamResponse:
         """/_sigreload/token and /_sigreload/open: the editor, for the pages' toasts (editor.Opener checks)."""
+        transport = request.transport
+        peer, here = (transport.get_extra_info("peername"), transport.get_extra_info("sockname")) if transport \
+            else (None, None)
+        ours = peer is not None and here is not None and await asyncio.to_thread(editor.ours, peer, here[1])
         if name == "token":
-            status, body = opener.token_answer(request.headers.get("Sec-Fetch-Site"))
+            status, body = opener.token_answer(request.headers.get("Sec-Fetch-Site"), ours)
             return web.Response(status=status, body=body, content_type="application/json",
                                 headers=dict(editor.TOKEN_HEADERS))
         if request.method != "POST":
             return web.Response(status=405, text="POST only\n")
         body = await request.content.read(editor.MOST_BODY + 1)
         same = common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme)
-        status, why = opener.answer(same, body if len(body) <= editor.MOST_BODY else b"")
+        status, why = opener.answer(same, body if len(body) <= editor.MOST_BODY else b"", ours)
         return web.Response(status=status, body=f"{why}\n".encode() if why else None)
 
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:

@@ -13,6 +13,8 @@ import socket
 import ssl
 import threading
 
+from sigreload import secret
+
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
 SEND_TIMEOUT = 5.0  # a side that takes nothing for this long (a frozen tab) loses its socket
@@ -25,10 +27,12 @@ def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path:
               peer: str | None = None) -> bytes:
     """The request that opens the broadcaster's socket (``path``) for a checked
     client: the client's WebSocket headers, a loopback Host and Origin (ours),
-    the client's address (``peer``, for the status page)."""
+    the client's address (``peer``, for the status page), and the relay's proof
+    (secret.relay_proof: the broadcaster believes ``peer`` and gives the status socket only then)."""
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
              "Connection: Upgrade", f"Origin: http://127.0.0.1:{own_port}"]
     lines += [f"X-Sigreload-Peer: {peer}"] if peer else []
+    lines += [f"{secret.RELAY_HEADER}: {proof}"] if (proof := secret.relay_proof(ws_port)) else []
     lines += [f"{name}: {value}" for name, value in headers if name.lower() in KEPT]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
