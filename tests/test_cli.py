@@ -199,3 +199,17 @@ def test_busy_default_ports_move_to_the_next_free_ones_and_reloads_follow(procs,
     finally:
         for sock in filter(None, holders):
             sock.close()
+
+
+def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, site, tmp_path):
+    """Issue 36: the line named the broadcaster child's PID, not the sigreload the user started."""
+    http, ws = free_port(), free_port()
+    first = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws])
+    first.wait_seen("watching")
+    first.wait_seen("ready on")
+    for flag, busy, args in (("--ws-port", ws, ["--port", free_port(), "--ws-port", ws]),
+                             ("--port", http, ["--port", http, "--ws-port", free_port()])):
+        done = cli("sigreload", tmp_path, *args)
+        assert done.returncode == 1
+        assert (done.stdout + done.stderr).splitlines() == [
+            f"sigreload: port {busy} is in use by sigreload (PID {first.pid}); stop that process or pass {flag}"]
