@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import json
 import logging
 import os
@@ -51,7 +52,8 @@ COLLECT_MOST = 60.0  # ... or at most this long after the last time, while clien
 REPORT_GAP = 0.1  # seconds between two writes of what pages use
 RECENT_MOST, RECENT_AGE, RECENT_PATHS = 16, 60.0, 32  # broadcasts a hello recalls: how many, how old, their paths
 # Page origins trusted by default: loopback pages (any port, http or https), and
-# clients that send no Origin at all (not browsers: browsers always send one).
+# clients that send no Origin at all (not browsers: browsers always send one)
+# from this machine only: from another, no Origin gets 403 (``from_this_machine``).
 # Anything else gets 403, "null" too: file:// pages send it, and so does a
 # sandboxed frame of any web site (it would read build errors and file names).
 Origins = Sequence[Origin | re.Pattern[str] | None] | None  # websockets' origins: None accepts any
@@ -411,6 +413,34 @@ def accepting(extra: Iterable[str], file_pages: bool = False,
     return LOOPBACK_ORIGINS + served + [Origin(o) for o in extra] + ([Origin("null")] if file_pages else [])
 
 
+def from_this_machine(connection: ServerConnection) -> bool:
+    """Whether a client's peer address is loopback (an IPv4-mapped one too), or unknown."""
+    peer = connection.remote_address
+    if not peer:
+        return True
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    except ValueError:
+        return True  # a Unix socket: this machine
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
+
+
+def origin_required(respond: Callable[[ServerConnection, Request], Response | None]
+                    ) -> Callable[[ServerConnection, Request], Response | None]:
+    """``respond`` (a process_request), and then 403 for a handshake without an
+    Origin from another machine: a client there that is not a page (a script on
+    the café's Wi-Fi) would read build output, changed paths and the hello's
+    recent list. Its Origin, when it sends one, is checked against those served."""
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        response = respond(connection, request)
+        if response is None and "Origin" not in request.headers and not from_this_machine(connection):
+            log.debug("refused a client without an Origin from %s", connection.remote_address)
+            return connection.respond(403, "A client on another machine must be a page of an origin served\n")
+        return response
+    return process_request
+
+
 def is_livereload_port(connection: ServerConnection) -> bool:
     """Whether a client came to the LiveReload port (it gets only that protocol's commands)."""
     return connection.request is not None and connection.request.path.split("?")[0] == livereload.PATH
@@ -605,7 +635,8 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
     the address (``filename``), when one is taken."""
     gated = type("Connection", (GatedConnection,), {"gate": Gate(HANDSHAKES_AT_ONCE, crowd)})
     sockets = listening.bind(hosts, port, BACKLOG)
-    servers = [await serve(handler, sock=sock, process_request=respond or snippet_response, create_connection=gated,
+    respond = origin_required(respond or snippet_response)
+    servers = [await serve(handler, sock=sock, process_request=respond, create_connection=gated,
                            backlog=ACCEPTS_AT_ONCE, origins=origins, compression=None, max_size=MAX_FRAME,
                            max_queue=4, ping_interval=ping_interval, ping_timeout=ping_interval, close_timeout=0.5,
                            open_timeout=HANDSHAKE_DEADLINE)

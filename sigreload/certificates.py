@@ -46,17 +46,25 @@ def fingerprint(cert_pem: bytes) -> str:
 
 def covers(cert_pem: bytes, names: list[str]) -> bool:
     """Whether the certificate names every one of ``names`` and is valid for a while yet."""
+    return shortfall(cert_pem, names) is None
+
+
+def shortfall(cert_pem: bytes, names: list[str]) -> str | None:
+    """Why the certificate does not do for ``names`` ("it did not cover
+    10.237.0.1", "it expires on 2027-01-02"), or None when it does."""
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(cert_pem)
-    if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7):
-        return False
+    ends = cert.not_valid_after_utc
+    if ends < datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7):
+        return f"it expires on {ends:%Y-%m-%d}"
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return False
+        return "it named no host"
     have = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return all(str(ipaddress.ip_address(n)) in have if is_address(n) else n in have for n in names)
+    missing = [n for n in names if (str(ipaddress.ip_address(n)) if is_address(n) else n) not in have]
+    return f"it did not cover {', '.join(missing)}" if missing else None
 
 
 def is_address(name: str) -> bool:
@@ -90,24 +98,32 @@ def make(names: list[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def kept(names: list[str], folder: Path | None = None) -> tuple[Path, Path, bool]:
+FIRST = "none was kept"  # why a certificate is made: the first time
+
+
+def kept(names: list[str], folder: Path | None = None) -> tuple[Path, Path, str | None]:
     """The made certificate and key for ``names`` in ``folder`` (the cache
     folder): made anew when missing or when it does not cover them. Returns
-    (cert, key, whether it was made now). Raises OSError (its strerror one
-    line for a person: a folder others may write to is refused)."""
+    (cert, key, why it was made now: FIRST, "it did not cover 10.237.0.1"...;
+    None when the kept one does). Raises OSError (its strerror one line for a
+    person: a folder others may write to is refused)."""
     folder = folder or cache_folder()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     closed(folder)
     cert, key = folder / "cert.pem", folder / "key.pem"
     try:
-        if covers(cert.read_bytes(), names) and private_key(key):
-            return cert, key, False
+        why = shortfall(cert.read_bytes(), names)
+        if why is None and private_key(key):
+            return cert, key, None
+        why = why or "its key was not a private file of yours"
+    except FileNotFoundError:
+        why = FIRST
     except (OSError, ValueError):
-        pass
+        why = "the one kept could not be read"
     cert_pem, key_pem = make(list(dict.fromkeys(NAMES + names)))
     put(key, key_pem)
     put(cert, cert_pem)
-    return cert, key, True
+    return cert, key, why
 
 
 def closed(folder: Path) -> None:

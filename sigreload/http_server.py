@@ -39,7 +39,7 @@ def tls_context(args: argparse.Namespace) -> Any:
 
     if bool(args.cert) != bool(args.key):
         sys.exit("sigreload-http: --cert and --key go together (mkcert's two files)")
-    made = False
+    made: str | None = None  # why a certificate was made now
     try:
         if args.cert:
             cert, key = args.cert, args.key
@@ -60,9 +60,10 @@ def tls_context(args: argparse.Namespace) -> Any:
         if certificates.readable_by_others(args.key):
             log.warning("the key %s may be read by other users of this machine: chmod 600 it", args.key)
     else:
-        log.info("HTTPS with a self-signed certificate %s %s (SHA-256 fingerprint %s): your browser asks once; "
-                 "or pass your own with --cert and --key (mkcert)", "made and kept in" if made else "kept in",
-                 os.path.dirname(cert), print_)
+        how = ("made and kept in" if made == certificates.FIRST else "made anew in" if made else "kept in")
+        log.info("HTTPS with a self-signed certificate %s %s%s (SHA-256 fingerprint %s): your browser asks once; "
+                 "or pass your own with --cert and --key (mkcert)", how, os.path.dirname(cert),
+                 f": {made}" if made and made != certificates.FIRST else "", print_)
     return context
 
 

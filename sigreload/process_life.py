@@ -29,6 +29,8 @@ LIFELINE_ENV = "SIGRELOAD_LIFELINE"
 STOP_GRACE = 1.5  # seconds the children have to stop before they are killed
 
 log = logging.getLogger("sigreload")
+# Taken on import, before any handler of ours: nohup leaves SIGHUP ignored.
+_HANGUP_IGNORED = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
 
 
 def _inherited_lifeline(parent: int) -> int | None:
@@ -51,11 +53,15 @@ def _inherited_lifeline(parent: int) -> int | None:
 
 class _Lineage:
     """Who started this process, taken once by the first function that needs it
-    (never on import): its PID, and the lifeline it left us."""
+    (never on import): its PID, the lifeline it left us, and whether we were
+    started to outlive it (``detached``: nohup, SIGHUP ignored, or setsid, a
+    session of our own; a lifeline is always followed)."""
 
     def __init__(self) -> None:
         self.parent = os.getppid()
         self.lifeline = _inherited_lifeline(self.parent)
+        self.detached = self.lifeline is None and (_HANGUP_IGNORED or os.getsid(0) == os.getpid())
+        self.said = False  # whether we said that we outlive the parent
 
 
 _lineage: _Lineage | None = None
@@ -77,12 +83,20 @@ def orphaned() -> bool:
 
     rfilerunner's ``r`` does not forward SIGTERM and exits with os._exit on
     SIGINT; its children notice and shut down cleanly. A process started
-    orphaned on purpose (nohup, init: parent 1) follows no one.
+    orphaned (parent 1) or to outlive its shell (``nohup``, ``setsid``)
+    follows no one: when its parent goes it says so, once, and keeps running.
     """
     line = lineage()
     if line.lifeline is not None:
         return bool(select.select([line.lifeline], [], [], 0)[0])
-    return line.parent != 1 and os.getppid() != line.parent
+    gone = line.parent != 1 and os.getppid() != line.parent
+    if gone and line.detached:
+        if not line.said:
+            line.said = True
+            log.info("the process that started me (PID %d) is gone; I keep running, as nohup or setsid "
+                     "asked (stop me with kill %d)", line.parent, os.getpid())
+        return False
+    return gone
 
 
 def _tell_when_parent_exits(handler: Callable[[int, Any], None]) -> bool:
@@ -118,6 +132,9 @@ def lifeline(interval: float = 0.5) -> None:
     if _tell_when_parent_exits(stop_if_orphaned):
         stop_if_orphaned()  # it may have gone before we asked
         return
+
+    if lineage().detached:
+        return  # nobody to follow; elsewhere than Linux its parent's exit goes unsaid
 
     def follow() -> None:
         fd = lineage().lifeline
@@ -165,7 +182,7 @@ def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: fl
     """
     line = lineage()
     fds = [fd for fd in (_wakeup, line.lifeline) if fd is not None]
-    quiet = _wakeup is not None and (line.lifeline is not None or _told)
+    quiet = _wakeup is not None and (line.lifeline is not None or _told or line.detached)
     while not stop.is_set() and not (done and done()):
         if orphaned():
             stop.set()

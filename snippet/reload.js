@@ -34,13 +34,17 @@
   // the scroll of inner panels. Only after a reload sigreload caused (saved
   // just before it, used once), only where the same field still exists (same
   // id, or same name in the same form, same type); never passwords, files,
-  // hidden or one-time fields, or autocomplete="off"; data-sigreload-keep="off"
-  // on an element (or <html>) opts it out.
+  // hidden or one-time fields, card fields (autocomplete="cc-..."), fields
+  // named like a secret (pin, cvv, token, api_key... in name or id), or
+  // autocomplete="off"; data-sigreload-keep="off" on an element (or <html>) opts it out.
   const OFF = '[data-sigreload-keep="off"]';
   const SKIPPED = /^(password|file|hidden|submit|button|reset|image)$/;
   // A password shown as text (a "show" button sets type=text) is still one:
   // every field that ever was type=password, or says it holds one, or a code.
-  const SECRET = /(^|\s)(current-password|new-password|one-time-code|off)(\s|$)/;
+  const SECRET = /(^|\s)(current-password|new-password|one-time-code|off|cc-[a-z-]+)(\s|$)/;
+  // Names and ids as words ("cardPin", "card-cvv", "api_key"; not "shipping" or "secretary").
+  const SECRET_NAME = /(^|[^a-z])(pin|cvv2?|cvc2?|csc|passphrase|secrets?|tokens?|api[-_ ]?keys?)([^a-z]|$)/;
+  const words = (el) => `${el.name || ""} ${el.id || ""}`.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
   const wasPassword = new WeakSet();
   const markPasswords = () => document.querySelectorAll('input[type="password"]').forEach((el) => wasPassword.add(el));
   try {
@@ -61,7 +65,7 @@
   const fields = () => [...document.querySelectorAll("input, textarea, select, [contenteditable]")].filter((el) => {
     const auto = (el.getAttribute("autocomplete") || (el.form && el.form.getAttribute("autocomplete")) || "").toLowerCase();
     return !el.closest(OFF) && !SKIPPED.test(el.type || "") && !SECRET.test(auto) && !wasPassword.has(el)
-      && !/passw|passwd|pwd/i.test(`${el.name || ""} ${el.id || ""}`)
+      && !/passw|passwd|pwd/i.test(`${el.name || ""} ${el.id || ""}`) && !SECRET_NAME.test(words(el))
       && (!el.isContentEditable || el.hasAttribute("contenteditable"));
   });
   const capture = () => {

@@ -61,8 +61,27 @@ def test_a_key_readable_by_others_is_made_private_and_said_once(tmp_path, caplog
     folder.mkdir(mode=0o755)
     cert, key, made = certificates.kept(["localhost"], folder)
     key.chmod(0o644)
-    assert certificates.kept(["localhost"], folder) == (cert, key, False)
+    assert certificates.kept(["localhost"], folder) == (cert, key, None)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert certificates.kept(["localhost"], folder) == (cert, key, False)
+    assert certificates.kept(["localhost"], folder) == (cert, key, None)
     said = [r.getMessage() for r in caplog.records if "readable by others" in r.getMessage()]
     assert len(said) == 1 and str(key) in said[0]
+
+
+def test_a_kept_certificate_made_anew_says_why(procs, tmp_path):
+    """Issue 36: when the machine's addresses change the certificate is made
+    anew, and the line says what the kept one did not cover."""
+    folder = tmp_path / "cache" / "sigreload"
+    folder.mkdir(parents=True, mode=0o700)
+    assert certificates.kept(["localhost"], folder)[2] == certificates.FIRST
+    cert, key, made = certificates.kept(["localhost", "10.237.0.1"], folder)
+    assert made == "it did not cover 10.237.0.1"
+    assert certificates.kept(["localhost", "10.237.0.1"], folder) == (cert, key, None)
+    old, _ = certificates.make(["localhost"])  # made when the machine had no 127.0.0.1, say
+    cert.write_bytes(old)
+    site = tmp_path / "site"
+    site.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    server = procs(module("http_server") + [site, "--https", "--port", "0"], env=env)
+    line = server.wait_for(r"self-signed certificate .*fingerprint").string
+    assert f"made anew in {folder}: it did not cover 127.0.0.1 (SHA-256 fingerprint" in line, line

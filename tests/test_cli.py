@@ -212,3 +212,15 @@ def test_reload_on_any_port_never_signals_a_decoy_named_like_the_broadcaster(pro
     decoy.wait_for("listening")
     shown = cli("sigreload", "reload")
     assert "sent SIGUSR1" not in shown.stdout and psutil.Process(decoy.pid).is_running(), shown
+def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, site, tmp_path):
+    """Issue 36: the line named the broadcaster child's PID, not the sigreload the user started."""
+    http, ws = free_port(), free_port()
+    first = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws])
+    first.wait_seen("watching")
+    first.wait_seen("ready on")
+    for flag, busy, args in (("--ws-port", ws, ["--port", free_port(), "--ws-port", ws]),
+                             ("--port", http, ["--port", http, "--ws-port", free_port()])):
+        done = cli("sigreload", tmp_path, *args)
+        assert done.returncode == 1
+        assert (done.stdout + done.stderr).splitlines() == [
+            f"sigreload: port {busy} is in use by sigreload (PID {first.pid}); stop that process or pass {flag}"]

@@ -328,3 +328,36 @@ def test_from_another_host_in_firefox_a_lan_devices_page_gets_no_socket(procs, t
         assert results == dict.fromkeys(keys, "refused"), results
     finally:
         firefox.close()
+
+
+NO_ORIGIN = """
+import sys
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+for url, origin in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        with connect(url, origin=origin or None, open_timeout=20) as ws:
+            print(101, flush=True)
+    except InvalidStatus as refused:
+        print(refused.response.status_code, flush=True)
+"""
+
+
+def test_with_lan_a_client_without_origin_is_refused_from_another_host_and_accepted_on_loopback(
+        procs, lan_host):
+    """Issue 36: a script on the café's Wi-Fi (no Origin) read build output and
+    changed paths from the broadcaster and LiveReload; a page of an origin served
+    still connects from the LAN, and a tool without an Origin from this machine."""
+    ws, live = free_port(), free_port()
+    b = procs(module("broadcaster") + ["--lan", "--port", ws, "--livereload", live])
+    b.wait_for("ready")
+    here = lan_host.here
+    mine = f"http://{here}:8000"  # the developer's page, opened from the LAN address
+    asked = [f"ws://{here}:{ws}/sigreload", "", f"ws://{here}:{live}/livereload", "",
+             f"ws://{here}:{ws}/", "", f"ws://{here}:{ws}/sigreload", mine, f"ws://{here}:{live}/livereload", mine]
+    there = lan_host.run([sys.executable, "-c", NO_ORIGIN, *asked], capture_output=True, text=True,
+                         timeout=60 * SCALE)
+    assert there.stdout.split() == ["403", "403", "403", "101", "101"], there.stderr
+    status, hello = handshake(ws, "/sigreload", None)
+    assert status == 101 and '"hello"' in hello
+    assert handshake(live, "/livereload", None)[0] == 101

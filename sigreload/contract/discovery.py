@@ -66,15 +66,41 @@ def port_owner(port: int, host: str | None = None) -> int | None:
     return min(platforms.listeners(port, host), default=None)
 
 
+def runs_sigreload(cmdline: Sequence[str]) -> bool:
+    """True when a command line runs sigreload itself (the command that starts
+    the three processes): ``python -m sigreload`` or the ``sigreload`` script."""
+    args = list(cmdline)
+    if args and os.path.basename(args[0]).startswith("python"):
+        args = [a for a in args[1:] if a not in PYTHON_FLAGS]
+        if args[:2] == ["-m", "sigreload"]:
+            return True
+    return bool(args) and os.path.basename(args[0]) == "sigreload"
+
+
+def sigreload_above(pid: int) -> int | None:
+    """The PID of the running ``sigreload`` that started process ``pid`` (its
+    broadcaster, HTTP server or watcher), or None."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid).parent()
+        return parent.pid if parent is not None and runs_sigreload(parent.cmdline()) else None
+    except (psutil.Error, OSError):
+        return None
+
+
 def in_use(port: int, flag: str, host: str | None = None) -> str:
     """The one line for a busy port: where (``host``, when only one of the
     addresses is), who holds it (when psutil can tell: not another user's
-    process) and the flag to pass (``--port``), or the setting to change
+    process; a running sigreload, not its child, when the holder is one of
+    its three processes) and the flag to pass (``--port``), or the setting to change
     (``WS_PORT=``, under ``r``)."""
     from sigreload import listening
 
     owner = port_owner(port, host)
-    by = f" by PID {owner}" if owner else " by another process (another user's?)" if host else ""
+    above = sigreload_above(owner) if owner else None  # the PID the user started, not its child's
+    by = (f" by sigreload (PID {above})" if above else f" by PID {owner}" if owner
+          else " by another process (another user's?)" if host else "")
     on = f" on {host if ':' not in host else f'[{host}]'}" if host else ""
     advice = f"set {flag}<another port>" if flag.endswith("=") else f"pass {flag}"
     if not owner and not listening.listened(host, port):  # no server: a connection's own end holds it

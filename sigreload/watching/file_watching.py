@@ -20,6 +20,7 @@ from sigreload.watching import notifications
 from sigreload.watching.file_tree import Tree
 from sigreload.watching.pacing import HOT_AGE, HOT_MAX, Pacing
 from sigreload.watching.signatures import DEFAULT_IGNORE, WatchedFile, has_entries, signature_of, written_ago
+from sigreload.watching.unsettled import Unsettled
 
 log = logging.getLogger("sigreload.watch")
 
@@ -61,6 +62,7 @@ class SimpleWatcher:
         self.used_paths: list[str] = []  # ... as it said last
         self.used: dict[str, Any] = {}  # ... not hot, looked at every tick while polling: {path: signature}
         self.busy = 0.0  # CPU spent in the callback (not watching)
+        self.unsettled = Unsettled()  # whether a burst that looks settled is still being written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # None: not running (a failing thread clears it)
         self._life = threading.Lock()  # start, stop and a failing thread change _thread one at a time
@@ -99,6 +101,7 @@ class SimpleWatcher:
             trees, self.adding = self.adding, []
         for tree in trees:
             self.trees = {**self.trees, tree.root: tree}
+            self.unsettled.add_root(tree.root)
             self._heat(tree.recent(time.time() - HOT_AGE, HOT_MAX), now)
         if trees:
             self._rearm()
@@ -312,7 +315,7 @@ class SimpleWatcher:
                 log.debug("%s pass: %d changed, %.1f ms", "hint" if hinted else "poll", len(found), 1000 * spent)
             if found:
                 self._heat([], now)
-            paths = self.pacing.burst(now)
+            paths = self.pacing.burst(now, self.unsettled)
             if paths and self.callback:
                 started = time.thread_time()
                 self.callback(paths)

@@ -15,13 +15,14 @@ often as the budget left by the ticks allows.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sigreload.command_line import INTERVAL
 
 SETTLE = 0.005  # quiet time that ends a save (a hot file's lone change) ...
 BURST_SETTLE = 0.02  # ... and any other burst (longer for big ones, up to 0.1 s)
 MAX_BURST = 2.0  # a never-ending stream of writes still reloads this often
+HOLD_LOOK = 0.01  # a burst that looks settled but is still being written (``unsettled``): looked at again
 POLL_BUDGET = 0.029  # the most of a core the watcher spends polling (ticks and sweep): 3% for all
 HINT_BUDGET = 0.002  # ... and with notifications (the sweep is a safety net...
 HINT_PERIOD = 2.0  # ... every this many seconds at most often)
@@ -55,6 +56,7 @@ class Pacing:
         self.heated: dict[str, float] = {}  # the hot list, hottest first: path -> when it got hot
         self.pending: set[str] = set()  # the burst so far
         self.first = self.last = 0.0  # when its first and last change were found
+        self.held = 0.0  # a burst still being written is not told before this
         self.gathering = False  # sweeping the whole tree every tick until ...
         self.clean = False  # ... a full sweep found nothing
         self.saved = False  # the gathering began with a hot file's change
@@ -129,7 +131,7 @@ class Pacing:
         until the next slice of a sweep is due (a hint wakes the loop sooner)."""
         if self.pending:
             quiet = max(self.settle(), GATHER_QUIET) if self.gathering and not self.clean else self.settle()
-            wait = self.last + quiet - now
+            wait = max(self.last + quiet, self.held) - now
         elif ticking or (self.heated and not self.hinting):
             wait = self.interval
         else:
@@ -183,15 +185,26 @@ class Pacing:
         self.heat(paths, now)
         self.last = max(self.last, now - age)
 
-    def burst(self, now: float) -> list[str] | None:
+    def burst(self, now: float, unsettled: Callable[[list[str]], float] | None = None) -> list[str] | None:
         """The burst's paths, sorted, once it settled (and, gathering, a full sweep
-        found nothing more), or went on for MAX_BURST; else None."""
+        found nothing more), or went on for MAX_BURST; else None.
+
+        ``unsettled(paths)``, asked when the burst looks settled, says for how
+        long after its first change it may still be held (0: not at all): a
+        writer's temporary is still there, git holds its index lock. Held, it
+        is looked at again every HOLD_LOOK, the paths found meanwhile join it;
+        once done, it waits ``settle()`` more for the last writes' news."""
         if not self.pending:
             self.gathering = False
             return None
-        settled = now - self.last >= self.settle() and (self.clean or not self.gathering)
+        settled = now - self.last >= self.settle() and (self.clean or not self.gathering) and now >= self.held
+        if settled and unsettled is not None:
+            if now - self.first < min(unsettled(sorted(self.pending)), MAX_BURST):
+                self.held, settled = now + HOLD_LOOK, False
+            elif self.held:  # done being written just now: its last writes may not be found yet
+                self.held, self.last, self.clean, settled = 0.0, now, False, False
         if settled or now - self.first > MAX_BURST:
-            paths, self.pending, self.first = sorted(self.pending), set(), 0.0
+            paths, self.pending, self.first, self.held = sorted(self.pending), set(), 0.0, 0.0
             self.gathering = self.clean = False
             return paths
         return None

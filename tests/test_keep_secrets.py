@@ -1,0 +1,51 @@
+"""What a reload keeps never includes card numbers or secrets (issue 36, 6):
+fields with autocomplete="cc-…", and fields whose name or id is a secret's
+(pin, cvv, cvc, csc, passphrase, secret, token, api_key/apikey); a field
+merely containing such letters ("shipping") is still kept."""
+
+import json
+
+from conftest import SCALE, free_port, module, open_page
+
+SECRETS = {  # id: (attributes, typed value)
+    "card": ('name="number" autocomplete="cc-number"', "4111111111111111"),
+    "expiry": ('name="exp" autocomplete="section-pay billing cc-exp"', "12/29"),
+    "cardPin": ('name="cardPin"', "4921"),
+    "pin": ('name="pin" inputmode="numeric"', "8361"),
+    "cvv": ('name="card-cvv"', "737"),
+    "cvc": ('name="cvc"', "738"),
+    "csc": ('name="csc"', "739"),
+    "phrase": ('name="passphrase"', "correct horse battery"),
+    "secret": ('name="client_secret"', "s3cr3t-value"),
+    "token": ('name="token"', "tok_abcdef123"),
+    "api": ('name="api_key"', "sk_live_abcdef"),
+    "apikey": ('name="apikey"', "ak_live_ghijkl"),
+    "apiKey2": ('name="x"', "AKIAEXAMPLE"),
+}
+KEPT = {"name": "Ada Lovelace", "shipping": "12 Main Street"}
+FORM = ("<!doctype html><html><head><meta charset='utf-8'><title>pay</title></head><body><h1 id='title'>v1</h1>"
+        "<form id='f'>" + "".join(f'<input id="{i}" {attrs}>' for i, (attrs, _) in SECRETS.items())
+        + "".join(f'<input id="{i}" name="{i}">' for i in KEPT) + "</form></body></html>")
+TYPED = {**{i: v for i, (_, v) in SECRETS.items()}, **KEPT}
+
+
+def test_a_reload_never_keeps_card_numbers_or_secrets(procs, tmp_path, page):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text(FORM)
+    web, ws = free_port(), free_port()
+    main = procs(module("sigreload") + [site, "--port", web, "--ws-port", ws])
+    main.wait_seen(r"serving .* at http://127\.0\.0\.1")
+    main.wait_seen("ready on ws://")
+    open_page(page, f"http://127.0.0.1:{web}/")
+    page.evaluate("(typed) => Object.entries(typed).forEach(([id, v]) => { document.getElementById(id).value = v; })",
+                  TYPED)
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        (site / "index.html").write_text(FORM.replace("v1", "v2"))
+    page.wait_for_function("() => document.getElementById('name').value === 'Ada Lovelace'")
+    values = page.evaluate("(ids) => Object.fromEntries(ids.map((id) => [id, document.getElementById(id).value]))",
+                           list(TYPED))
+    assert values == {**dict.fromkeys(SECRETS, ""), **KEPT}
+    stored = page.evaluate("sessionStorage.getItem('sigreload') || ''")
+    assert json.loads(stored)["trust"]["proof"]  # the snippet's storage, read after the reload
+    assert [v for _, v in SECRETS.values() if v in stored] == []
