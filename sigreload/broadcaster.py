@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     process_life.lifeline()
     try:
         broadcasting.serve_until_stopped(hosts, args.ws_port, origins, args.ping_interval, args.livereload,
-                                         not args.no_console, args.morph, not args.no_overlay, args.follow)
+                                         not args.no_console, args.morph, not args.no_overlay, args.follow,
+                                         not args.sources)
     except OSError as exc:
         port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.ws_port, args.port_flag)
         if exc.errno != errno.EADDRINUSE:

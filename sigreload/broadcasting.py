@@ -119,6 +119,7 @@ class Broadcaster:
         self.key = b""  # what a tab's challenge is answered with (secret.folder_key; set by run)
         self.overlay = True  # a page's runtime errors shown on it (--no-overlay: False)
         self.follow = False  # --follow: a saved page opens in a tab; what changed is shown
+        self.navigate = True  # --follow may open a saved page (False: ROOT holds an app's sources)
         self.status = page_status.Status(broadcast)  # what the status page (/_sigreload/) shows
         self.status.later = lambda delay, f: asyncio.get_running_loop().call_later(delay, f)
         self.status.reload_one = lambda c: broadcast([c], json.dumps(
@@ -232,7 +233,9 @@ class Broadcaster:
 
     def follow_saved(self, identified: list[ServerConnection], paths: list[str]) -> None:
         """--follow: a saved page that no page shows opens in the tab focused last (taken out of ``identified``)."""
-        chosen = self.status.to_follow(identified, paths)
+        if not self.navigate:  # --proxy, --app: saved files are sources (templates), not pages
+            return
+        chosen = self.status.to_follow(identified, paths, (p for used in self.using.values() for p in used))
         if chosen:
             identified.remove(chosen[0])
             broadcast([chosen[0]], json.dumps({"type": "follow", "path": chosen[1], "boot": self.boot,
@@ -547,7 +550,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
 
 async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
               ping_interval: float = 10.0, livereload_port: int | None = None, console: bool = True,
-              morph: bool = False, overlay: bool = True, follow: bool = False) -> None:
+              morph: bool = False, overlay: bool = True, follow: bool = False, navigate: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP (each closes every connection with 1001)."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
@@ -571,6 +574,7 @@ async def run(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
     if not console:
         broadcaster.console = None
     broadcaster.morph, broadcaster.overlay, broadcaster.follow = morph, overlay, follow
+    broadcaster.navigate = navigate
     try:
         here = os.getcwd()
     except OSError:  # run from a folder since removed
@@ -649,6 +653,7 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], hosts: 
 def serve_until_stopped(hosts: list[str], port: int, origins: Origins = LOOPBACK_ORIGINS,
                         ping_interval: float = 10.0, livereload_port: int | None = None,
                         console: bool = True, morph: bool = False, overlay: bool = True,
-                        follow: bool = False) -> None:
+                        follow: bool = False, navigate: bool = True) -> None:
     """Serve the pages until SIGINT, SIGTERM or SIGHUP; raises OSError when it cannot listen."""
-    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay, follow))
+    asyncio.run(run(hosts, port, origins, ping_interval, livereload_port, console, morph, overlay, follow,
+                    navigate))

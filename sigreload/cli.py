@@ -59,6 +59,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) 
         "http": run("sigreload.http_server") + [*serve, "--port", str(args.port), f"--port-flag={http_flag}",
                                                 *common, *options.argv(args, "http")],
         "broadcast": run("sigreload.broadcaster") + ["--port", str(args.ws_port), f"--port-flag={ws_flag}",
+                                                     *(["--sources"] if args.proxy or args.app else []),
                                                      *common, *options.argv(args, "broadcast")],
         "watch": run("sigreload.watcher") + [args.root, "--ws-port", str(args.ws_port), *watch,
                                              *options.argv(args, "watch")],

@@ -141,6 +141,7 @@ OPTIONS = (
     Option("follow", "a saved page that no tab shows opens in the tab you focused last; after a reload, the "
                      "first element that changed is scrolled into view and outlined", ("sigreload", "broadcast"),
            kind=bool, group=WS),
+    Option("sources", argparse.SUPPRESS, ("broadcast",), kind=bool),  # ROOT is an app's sources: --follow opens nothing
     Option("interval", "seconds between two looks at recently edited files (default: %(default)s)",
            ("sigreload", "watch"), kind=float, default=INTERVAL, group=WATCH),
     Option("poll", POLL_HELP, ("sigreload", "watch"), kind=bool, group=WATCH),

@@ -154,11 +154,13 @@ class Status:
         seen = [(self.pages[c].focused, c) for c in among if c in self.pages and self.pages[c].focused]
         return max(seen, key=lambda x: x[0])[1] if seen else None
 
-    def to_follow(self, connections: Iterable[Any], paths: list[str]) -> tuple[Any, str] | None:
+    def to_follow(self, connections: Iterable[Any], paths: list[str],
+                  used: Iterable[str] = ()) -> tuple[Any, str] | None:
         """--follow: (the connection whose page had the focus last, else the newest, and the page to
-        open there) for the first saved page (.html, .htm) that no page of ``connections`` shows; None."""
+        open there) for the first saved page (.html, .htm) that no page of ``connections`` shows
+        nor ``used`` (a fragment a page fetched is reloaded there, never opened alone); None."""
         among = [c for c in connections if c in self.pages and self.may_follow(self.pages[c])]
-        shown = {p for c in among for p in page_paths(self.pages[c].url)}
+        shown = {p for c in among for p in page_paths(self.pages[c].url)} | set(used)
         saved = next((p for p in paths if p.endswith((".html", ".htm")) and followable(p) and p not in shown), None)
         if saved is None or not among:
             return None

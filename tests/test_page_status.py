@@ -105,6 +105,8 @@ def test_follow_picks_the_tab_focused_last_for_a_page_no_tab_shows():
     s.said(b, {"type": "focus"})
     assert s.to_follow([a, b, c], ["/about.html", "/new.html"]) == (b, "/new.html")
     assert s.to_follow([a, c], ["/new.html"]) == (a, "/new.html")  # among those told
+    # A fragment a page fetched (what it said it uses) reloads that page: never opened alone.
+    assert s.to_follow([a, b, c], ["/partials/nav.html"], used=["/", "/partials/nav.html"]) is None
 
 
 def test_follow_sends_a_tab_only_to_a_plain_path_and_only_a_tab_that_is_what_it_claims():
