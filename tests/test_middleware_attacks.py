@@ -245,3 +245,19 @@ def test_the_nonce_is_the_script_s(broadcaster, policies, nonce):
 
     assert tag_of(port, nonce=nonce) in get(flask_app(port, {"/csp": csp}), "/csp").get_data()
 
+
+
+# The proxy: the same rules (4, 5, 8), against a real app (uvicorn).
+
+def test_the_proxy_changes_no_part_no_download_and_takes_the_script_s_nonce(procs, tmp_path):
+    from proxy_app import NONCE
+    from test_proxy import Proxied, get as fetch
+
+    proxied = Proxied(procs, tmp_path)
+    app = f"http://127.0.0.1:{proxied.app_port}/"
+    for path in ("part", "download"):
+        status, headers, body = fetch(proxied.url + path, headers=DOC)
+        assert (status, body) == fetch(app + path, headers=DOC)[::2], path
+        assert b"reload.js" not in body and headers.get("Content-Length") == str(len(body))
+    _, _, body = fetch(proxied.url + "csp-style-first", headers=DOC)
+    assert f'<script src="/_sigreload/reload.js" nonce="{NONCE}"></script>'.encode() in body, body
