@@ -250,8 +250,9 @@ def test_the_nonce_is_the_script_s(broadcaster, policies, nonce):
 # The proxy: the same rules (4, 5, 8), against a real app (uvicorn).
 
 def test_the_proxy_changes_no_part_no_download_and_takes_the_script_s_nonce(procs, tmp_path):
-    from proxy_app import NONCE
     from test_proxy import Proxied, get as fetch
+
+    from proxy_app import NONCE
 
     proxied = Proxied(procs, tmp_path)
     app = f"http://127.0.0.1:{proxied.app_port}/"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from sigreload.serving import injection, snippet
+from sigreload.serving import answer_headers, snippet
 
 log = logging.getLogger("sigreload.middleware")
 WS_PORT = 5678  # as command_line.WS_PORT (not imported: it pulls in argparse's world)
@@ -158,7 +158,7 @@ def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str |
     joined by commas) allows scripts by, else ``nonce``."""
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
-    return snippet.tag(f"{scheme}://{name}:{port}/reload.js", injection.script_nonce(policy) or nonce)
+    return snippet.tag(f"{scheme}://{name}:{port}/reload.js", answer_headers.script_nonce(policy) or nonce)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:

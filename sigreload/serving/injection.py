@@ -18,14 +18,14 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from sigreload.serving.answer_headers import HTML_TYPES, attachment, media_type
+
 # The snippet, already in a page: sigreload's own <script src>: "/_sigreload/reload.js" (its
 # servers), or "reload.js" right after a port (the broadcaster's, as the README pastes it:
 # "http://127.0.0.1:5678/reload.js"; "livereload.js" there: --livereload's), or the file itself
 # ("reload.js", "/reload.js", "./reload.js"), or pasted. "/static/livereload.js" or "page-reload.js" is not it.
 HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?(?:[^"'\s>]*/_sigreload/|[^"'\s>]*:\d+/(?:live)?|\.?/?)"""
                          rb"""reload\.js(?:[?#"'\s>]|$)|Symbol\.for\(["']sigreload""", re.I)
-NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")  # a CSP nonce
-SCRIPT_SOURCES = ("script-src-elem", "script-src", "default-src")  # the directive a <script src> obeys: first found
 # A comment; <!doctype>, <?..?> or </end>; a start tag (its name)
 MARKUP = re.compile(rb"<(?:(!--)|([!?/][^>]*>?)|([a-zA-Z][^\s/>]*))")
 HOLD_MOST = 64 << 10  # bytes held back (or looked at in a file) to find where the snippet goes
@@ -60,30 +60,6 @@ def has_snippet(html: bytes) -> bool:
     """Whether ``html`` includes the snippet already (HAS_SNIPPET; its words,
     as written, are looked for first: the pattern alone costs 50 ns a byte)."""
     return (b"reload.js" in html or b"sigreload" in html) and bool(HAS_SNIPPET.search(html))
-
-
-def script_nonce(policy: str) -> str | None:
-    """The nonce a <script src> may reuse under ``policy`` (Content-Security-Policy
-    headers, joined by commas: each is a policy; all apply): of the first
-    policy that restricts scripts, its script-src-elem, else script-src, else
-    default-src directive's first nonce; None when there is none."""
-    for one in policy.split(","):
-        directives: dict[str, str] = {}
-        for directive in one.split(";"):
-            name, _, value = directive.strip().partition(" ")
-            directives.setdefault(name.lower(), value)
-        for name in SCRIPT_SOURCES:
-            if name in directives:
-                found = NONCE.search(directives[name])
-                if found:
-                    return found.group(1)
-                break
-    return None
-
-
-def media_type(ctype: str) -> str:
-    """The media type of a Content-Type value (``text/html``), lower case, without parameters."""
-    return ctype.split(";", 1)[0].strip().lower()
 
 
 def inject(html: bytes, tag: bytes) -> bytes:
@@ -219,9 +195,6 @@ def navigation(method: str, dest: str | None, htmx: bool) -> bool:
     return method != "HEAD" and (dest is None or dest in DOCUMENTS) and not htmx
 
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
 def injects(dest: str | None, ctype: str, encoding: str, bodyless: bool, htmx: bool = False,
             partial: bool = False, disposition: str = "") -> bool:
     """Whether an answer may get the snippet: HTML (its media type), with a
@@ -231,11 +204,6 @@ def injects(dest: str | None, ctype: str, encoding: str, bodyless: bool, htmx: b
     (``disposition``, its Content-Disposition: attachment)."""
     return (not bodyless and media_type(ctype) in HTML_TYPES and (dest or "document") in DOCUMENTS and not htmx
             and encoding in ENCODINGS and not partial and not attachment(disposition))
-
-
-def attachment(disposition: str) -> bool:
-    """Whether a Content-Disposition value makes the answer a download."""
-    return disposition.split(";", 1)[0].strip().lower() == "attachment"
 
 
 def document(dest: str | None, start: bytes) -> bool:

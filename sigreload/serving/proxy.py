@@ -53,7 +53,7 @@ from yarl import URL
 
 from sigreload import app_ready, editor, listening, platforms
 from sigreload.contract import discovery, messages
-from sigreload.serving import capped, common, injection, limits, page_digest, snippet
+from sigreload.serving import answer_headers, capped, common, injection, limits, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -490,7 +490,7 @@ class Proxy:
     def tag(self, upstream: aiohttp.ClientResponse | None = None) -> bytes:
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
         policy = ",".join(upstream.headers.getall("Content-Security-Policy", ())) if upstream else ""
-        return snippet.tag(f"{PREFIX}reload.js", injection.script_nonce(policy))
+        return snippet.tag(f"{PREFIX}reload.js", answer_headers.script_nonce(policy))
 
     def rewrite(self, request: web.BaseRequest, name: str, value: str) -> str:
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""
