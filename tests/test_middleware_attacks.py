@@ -262,3 +262,25 @@ def test_the_proxy_changes_no_part_no_download_and_takes_the_script_s_nonce(proc
         assert b"reload.js" not in body and headers.get("Content-Length") == str(len(body))
     _, _, body = fetch(proxied.url + "csp-style-first", headers=DOC)
     assert f'<script src="/_sigreload/reload.js" nonce="{NONCE}"></script>'.encode() in body, body
+
+
+def test_a_forked_worker_looks_in_its_own_thread(broadcaster):
+    import os
+
+    _, port = broadcaster
+    running = presence.Presence(port)
+    assert running  # the parent's thread found it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a pre-fork server's worker: the parent's thread is not here
+        try:
+            ok = bool(running) and any(t.name == "sigreload-presence" for t in threading.enumerate())
+            os.write(write, b"1" if ok and running.pid == os.getpid() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

@@ -73,6 +73,7 @@ class Presence:
         self.first = threading.Event()
         self.lock = threading.Lock()
         self.locator: Any = None
+        self.seen: Any = None  # the broadcaster process whose addresses ``listens`` are
         self.pid = 0  # the process the thread runs in
 
     def __bool__(self) -> bool:
@@ -90,7 +91,7 @@ class Presence:
             if self.pid == os.getpid():
                 return
             self.pid = os.getpid()
-            self.locator = None  # a forked worker's copy of the parent's: looked up anew
+            self.locator = self.seen = None  # a forked worker's copy of the parent's: looked up anew
             threading.Thread(target=self.keep_looking, name="sigreload-presence", daemon=True).start()
 
     def keep_looking(self) -> None:
@@ -114,9 +115,12 @@ class Presence:
             if self.locator is None:
                 self.locator = discovery.Locator(self.port)
             server = self.locator.locate(quiet=True)
-            if server is not None:
+            if server is not None and server is self.seen:  # the same process: the same addresses
+                listens = self.listens
+            elif server is not None:
                 listens = frozenset(c.laddr.ip for c in platforms.own_connections(server)
                                     if platforms.is_listening(c, self.port))
+            self.seen = server if listens else None
             found = bool(listens)
             wait = LOOK_EVERY if found else OTHER_EVERY
         if found != self.found:
