@@ -349,7 +349,8 @@ class Proxy:
         if head and not self.injects(request, ctype, encoding, bodyless, upstream):
             upstream.close()  # its body is not needed: never read a download for a HEAD
             return await self.start(request, upstream, headers, upstream.content_length)
-        if not bodyless and dest in DOCUMENTS and upstream.status >= 400 and "html" not in ctype and self.broadcaster:
+        a_page = answer_headers.media_type(ctype) in answer_headers.HTML_TYPES
+        if not bodyless and dest in DOCUMENTS and upstream.status >= 400 and not a_page and self.broadcaster:
             return await self.error_page(request, upstream)
         body = Body(upstream)
         if not self.injects(request, ctype, encoding, bodyless, upstream):
