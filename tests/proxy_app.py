@@ -58,6 +58,15 @@ async def app(scope, receive, send):
         body = page(f"<h1 id='out'>csp</h1><script nonce='{NONCE}'>window.appRan = true;</script>", accept)
     elif path == "/error":
         status, body = 500, page("<h1 id='out'>Internal Server Error</h1>", accept)
+    elif path == "/part":  # a part of a page: never changed (its Content-Range would lie)
+        whole = page("<h1 id='out'>part</h1>", accept)
+        status, body, extra = 206, whole[:60], [(b"content-range", f"bytes 0-59/{len(whole)}".encode())]
+    elif path == "/download":  # a page saved, not shown: never changed
+        body, extra = page("<h1 id='out'>download</h1>", accept), [(b"content-disposition", b"attachment")]
+    elif path == "/csp-style-first":  # the style's nonce comes first; the script's is in a second policy
+        extra = [(b"content-security-policy", b"style-src 'nonce-STYLE'"),
+                 (b"content-security-policy", f"script-src 'nonce-{NONCE}'".encode())]
+        body = page("<h1 id='out'>csp</h1>", accept)
     else:
         body = page("<h1 id='out'>home</h1>", accept)
     await send({"type": "http.response.start", "status": status,

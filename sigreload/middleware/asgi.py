@@ -47,7 +47,7 @@ class ASGIMiddleware:
         extensions = scope.get("extensions") or {}
         if any(name in extensions for name in BYPASSES):
             scope = dict(scope, extensions={k: v for k, v in extensions.items() if k not in BYPASSES})
-        answer = Answer(send, dest_text, self.running.port, scope)
+        answer = Answer(send, dest_text, self.running, scope)
         try:
             await self.app(scope, receive, answer.send)
         except Exception:
@@ -61,8 +61,9 @@ class ASGIMiddleware:
 class Answer:
     """One answer that may be a page: ``send`` is the app's."""
 
-    def __init__(self, send: Send, dest: str | None, port: int, scope: MutableMapping[str, Any]) -> None:
-        self.client, self.dest, self.port, self.scope = send, dest, port, scope
+    def __init__(self, send: Send, dest: str | None, running: presence.Presence,
+                 scope: MutableMapping[str, Any]) -> None:
+        self.client, self.dest, self.running, self.scope = send, dest, running, scope
         self.start: Message | None = None  # held
         self.page: injection.Page | None = None
         self.passing = False
@@ -89,14 +90,18 @@ class Answer:
         ctype = (presence.header(headers, b"content-type") or b"").decode("latin-1")
         encoding = (presence.header(headers, b"content-encoding") or b"identity").decode("latin-1").strip().lower()
         status = int(message["status"])
-        if not injection.injects(self.dest, ctype, encoding, status in (204, 304) or status < 200):
+        disposition = (presence.header(headers, b"content-disposition") or b"").decode("latin-1")
+        partial = status == 206 or presence.header(headers, b"content-range") is not None
+        if not injection.injects(self.dest, ctype, encoding, status in (204, 304) or status < 200, partial=partial,
+                                 disposition=disposition):
             self.passing = True
             return await self.client(message)
         length = presence.header(headers, b"content-length")
-        policy = (presence.header(headers, b"content-security-policy") or b"").decode("latin-1")
+        policy = ",".join(bytes(v).decode("latin-1") for k, v in headers
+                          if bytes(k).lower() == b"content-security-policy")
         host = presence.header(self.scope.get("headers") or (), b"host")
         scheme = self.scope.get("scheme", "http")
-        tag = presence.tag(self.port, host.decode("latin-1") if host else None, scheme, policy)
+        tag = self.running.tag(host.decode("latin-1") if host else None, scheme, policy)
         self.page = injection.Page(tag, encoding, self.dest, int(length) if length and length.isdigit() else None)
         self.start = message
 
@@ -123,7 +128,7 @@ class Answer:
         why (the exception goes on to the server, which logs it) and keeps
         live reload, so the tab comes back once the code is fixed."""
         host = presence.header(self.scope.get("headers") or (), b"host")
-        tag = presence.tag(self.port, host.decode("latin-1") if host else None, self.scope.get("scheme", "http"))
+        tag = self.running.tag(host.decode("latin-1") if host else None, self.scope.get("scheme", "http"))
         body = injection.inject(ERROR_PAGE.format(text=html.escape(text)).encode(), tag)
         await self.client({"type": "http.response.start", "status": 500, "headers": [
             (b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store"),

@@ -73,10 +73,12 @@ class DjangoMiddleware:
         dest = meta.get("HTTP_SEC_FETCH_DEST")
         encoding = response.get("Content-Encoding", "identity").strip().lower()
         bodyless = response.status_code in (204, 304) or response.status_code < 200
-        if not injection.injects(dest, response.get("Content-Type", ""), encoding, bodyless):
+        partial = response.status_code == 206 or response.has_header("Content-Range")
+        if not injection.injects(dest, response.get("Content-Type", ""), encoding, bodyless, partial=partial,
+                                 disposition=response.get("Content-Disposition", "")):
             return response
-        tag = presence.tag(self.running.port, meta.get("HTTP_HOST"), request.scheme,
-                           response.get("Content-Security-Policy", ""), getattr(request, "csp_nonce", None))
+        tag = self.running.tag(meta.get("HTTP_HOST"), request.scheme, response.get("Content-Security-Policy", ""),
+                               getattr(request, "csp_nonce", None))
         if not response.streaming:
             page = injection.Page(tag, encoding, dest, len(response.content))
             body = page.feed(response.content) + page.end()

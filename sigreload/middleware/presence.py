@@ -10,14 +10,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
-from sigreload.serving import injection, snippet
+from sigreload.serving import answer_headers, snippet
 
 log = logging.getLogger("sigreload.middleware")
 WS_PORT = 5678  # as command_line.WS_PORT (not imported: it pulls in argparse's world)
 LOOK_EVERY = 1.0  # seconds between two looks for the broadcaster
-OTHER_EVERY = 10.0  # ... while another program listens on its port (a psutil look costs 0.1 s)
+OTHER_EVERY = 10.0  # ... while another program listens on its port (a psutil look costs 0.1 s to 2 s)
+FIRST_WAIT = 5.0  # seconds the first request waits for the first look, at most (once per process)
+FRESH = 0.1  # seconds a look's "found" holds without the bind probe's confirmation
+WILDCARDS = frozenset(("0.0.0.0", "::"))  # listening there: on every address
+LOOPBACKS = frozenset(("127.0.0.1", "::1"))  # where "localhost" leads a browser
 
 
 def ws_port() -> int:
@@ -48,55 +53,116 @@ def listened(port: int) -> bool:
 
 
 class Presence:
-    """Whether the broadcaster listens on ``port``, looked at at most once
-    every LOOK_EVERY seconds, by the request that finds the last look too
-    old (the others keep its answer). A port nobody listens on is told at
-    once; a listener there is then checked with psutil (same user, runs the
-    broadcaster): once for a broadcaster (then only whether it still runs),
-    every OTHER_EVERY seconds while it is someone else. Thread-safe."""
+    """Whether the broadcaster listens on ``port``, and on which addresses.
+
+    A daemon thread (started on first use, never at import; anew in a forked
+    worker) looks at most once every LOOK_EVERY seconds: a port nobody
+    listens on is told at once; a listener there is then checked with psutil
+    (same user, runs the broadcaster): once for a broadcaster (then only
+    whether it still runs), every OTHER_EVERY seconds while it is someone
+    else. A request only reads that answer (``bool``), never looks itself,
+    except for the first one, which waits up to FIRST_WAIT for the first look;
+    an answer older than FRESH is confirmed by the bind probe (microseconds):
+    a broadcaster that just stopped gets no tag into pages. Thread-safe."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or ws_port()
         self.found = False
-        self.next_look = 0.0
+        self.listens: frozenset[str] = frozenset()  # the broadcaster's listening addresses
+        self.looked = 0.0  # when the last look ended (monotonic)
+        self.first = threading.Event()
         self.lock = threading.Lock()
         self.locator: Any = None
+        self.seen: Any = None  # the broadcaster process whose addresses ``listens`` are
+        self.pid = 0  # the process the thread runs in
 
     def __bool__(self) -> bool:
-        if time.monotonic() >= self.next_look and self.lock.acquire(blocking=False):
-            try:
-                self.look()
-            finally:
-                self.lock.release()
-        return self.found
+        if self.pid != os.getpid():
+            self.start()
+        if not self.first.is_set():
+            self.first.wait(FIRST_WAIT)
+        if not self.found:
+            return False
+        return time.monotonic() - self.looked < FRESH or listened(self.port)
 
-    def look(self) -> None:
-        """Look now: a listener on the port, then (psutil) whether it is our broadcaster."""
-        found, wait = False, LOOK_EVERY
+    def start(self) -> None:
+        """The looking thread, in this process (once)."""
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.locator = self.seen = None  # a forked worker's copy of the parent's: looked up anew
+            threading.Thread(target=self.keep_looking, name="sigreload-presence", daemon=True).start()
+
+    def keep_looking(self) -> None:
+        while True:
+            try:
+                wait = self.look()
+            except Exception:  # never let the thread die: an app keeps running without it
+                log.exception("sigreload: looking for the broadcaster failed")
+                wait = OTHER_EVERY
+            self.first.set()
+            time.sleep(wait)
+
+    def look(self) -> float:
+        """Look now: a listener on the port, then (psutil) whether it is our
+        broadcaster, and where it listens; the seconds until the next look."""
+        found, wait, listens = False, LOOK_EVERY, frozenset[str]()
         if listened(self.port):
+            from sigreload import platforms
             from sigreload.contract import discovery  # here: psutil only when something listens
 
             if self.locator is None:
                 self.locator = discovery.Locator(self.port)
-            found = self.locator.locate(quiet=True) is not None
+            server = self.locator.locate(quiet=True)
+            if server is not None and server is self.seen:  # the same process: the same addresses
+                listens = self.listens
+            elif server is not None:
+                listens = frozenset(c.laddr.ip for c in platforms.own_connections(server)
+                                    if platforms.is_listening(c, self.port))
+            self.seen = server if listens else None
+            found = bool(listens)
             wait = LOOK_EVERY if found else OTHER_EVERY
         if found != self.found:
             log.info("sigreload: %s on port %d", "broadcaster found" if found else "no broadcaster", self.port)
-        self.found, self.next_look = found, time.monotonic() + wait
+        self.found, self.listens, self.looked = found, listens, time.monotonic()
+        return wait
+
+    def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
+        """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on."""
+        return tag(self.port, host, scheme, policy, nonce, self.listens)
 
 
-def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
-    """The snippet's <script>, from the broadcaster on ``port`` of the page's
-    ``host`` (its Host header; escaped), with the nonce ``policy`` (the
-    answer's Content-Security-Policy) allows scripts by, else ``nonce``."""
-    name = (host or "127.0.0.1").strip()
+def address(host: str | None, listens: Collection[str] | None) -> str:
+    """The name the page's script src gives the broadcaster: the page's
+    ``host`` (its Host header, without its port) when the broadcaster
+    listens there (or on every address), else a loopback address it listens
+    on; never an address where some other program may listen in its stead.
+    ``listens`` None: the host as it is."""
+    name = (host or "").strip()
     if name.startswith("["):
-        name = name[:name.find("]") + 1] or "127.0.0.1"
+        name = name[:name.find("]") + 1]
     else:
         name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-    found = injection.NONCE.search(policy)
+    if listens is None:
+        return name or "127.0.0.1"
+    bare = name.strip("[]").lower()
+    if WILDCARDS.intersection(listens):
+        return name or "127.0.0.1"
+    if bare in listens or (bare == "localhost" and LOOPBACKS <= set(listens)):
+        return name
+    return "[::1]" if "::1" in listens and "127.0.0.1" not in listens else "127.0.0.1"
+
+
+def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str | None = None,
+        listens: Collection[str] | None = None) -> bytes:
+    """The snippet's <script>, from the broadcaster on ``port`` at ``address``
+    (of the page's ``host`` and where the broadcaster ``listens``; escaped),
+    with the nonce ``policy`` (the answer's Content-Security-Policy headers,
+    joined by commas) allows scripts by, else ``nonce``."""
     scheme = "https" if scheme in ("https", "wss") else "http"
-    return snippet.tag(f"{scheme}://{name or '127.0.0.1'}:{port}/reload.js", found.group(1) if found else nonce)
+    name = address(host, listens)
+    return snippet.tag(f"{scheme}://{name}:{port}/reload.js", answer_headers.script_nonce(policy) or nonce)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:

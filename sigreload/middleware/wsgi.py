@@ -30,7 +30,7 @@ class WSGIMiddleware:
         if not injection.navigation(environ.get("REQUEST_METHOD", ""), dest, "HTTP_HX_REQUEST" in environ) \
                 or not self.running:
             return self.app(environ, start_response)
-        answer = Answer(environ, start_response, dest, self.running.port)
+        answer = Answer(environ, start_response, dest, self.running)
         result = self.app(environ, answer.start)
         if answer.passed:  # decided already: not a page
             return result
@@ -41,8 +41,9 @@ class Answer:
     """One answer that may be a page: ``start`` is the app's start_response;
     what it is told is held while the snippet may go in."""
 
-    def __init__(self, environ: dict[str, Any], start_response: StartResponse, dest: str | None, port: int) -> None:
-        self.environ, self.start_response, self.dest, self.port = environ, start_response, dest, port
+    def __init__(self, environ: dict[str, Any], start_response: StartResponse, dest: str | None,
+                 running: presence.Presence) -> None:
+        self.environ, self.start_response, self.dest, self.running = environ, start_response, dest, running
         self.passed = False  # start_response called with the app's own status and headers
         self.sent = False  # the real start_response was called
         self.status, self.headers, self.exc_info = "", Headers(), None
@@ -56,12 +57,14 @@ class Answer:
         named = {k.lower(): v for k, v in reversed(headers)}  # the first of each name
         ctype, encoding = named.get("content-type", ""), named.get("content-encoding", "identity")
         code = int(status[:3])
-        if not injection.injects(self.dest, ctype, encoding.strip().lower(), code in (204, 304) or code < 200):
+        if not injection.injects(self.dest, ctype, encoding.strip().lower(), code in (204, 304) or code < 200,
+                                 partial=code == 206 or "content-range" in named,
+                                 disposition=named.get("content-disposition", "")):
             self.passed = self.sent = True
             return self.start_response(status, headers, exc_info)
         length = named.get("content-length")
-        tag = presence.tag(self.port, self.environ.get("HTTP_HOST"), self.environ.get("wsgi.url_scheme", "http"),
-                           named.get("content-security-policy", ""))
+        policy = ",".join(v for k, v in headers if k.lower() == "content-security-policy")
+        tag = self.running.tag(self.environ.get("HTTP_HOST"), self.environ.get("wsgi.url_scheme", "http"), policy)
         self.page = injection.Page(tag, encoding.strip().lower(), self.dest,
                                    int(length) if length and length.isdigit() else None)
         return self.written.append

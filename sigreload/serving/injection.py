@@ -18,9 +18,14 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-# The snippet, already in a page: included by <script src=".../reload.js">, or pasted.
-HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?[^"'\s>]*reload\.js|Symbol\.for\(["']sigreload""", re.I)
-NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_-]+)'")  # a CSP script-src nonce the inserted script reuses
+from sigreload.serving.answer_headers import HTML_TYPES, attachment, media_type
+
+# The snippet, already in a page: sigreload's own <script src>: "/_sigreload/reload.js" (its
+# servers), or "reload.js" right after a port (the broadcaster's, as the README pastes it:
+# "http://127.0.0.1:5678/reload.js"; "livereload.js" there: --livereload's), or the file itself
+# ("reload.js", "/reload.js", "./reload.js"), or pasted. "/static/livereload.js" or "page-reload.js" is not it.
+HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?(?:[^"'\s>]*/_sigreload/|[^"'\s>]*:\d+/(?:live)?|\.?/?)"""
+                         rb"""reload\.js(?:[?#"'\s>]|$)|Symbol\.for\(["']sigreload""", re.I)
 # A comment; <!doctype>, <?..?> or </end>; a start tag (its name)
 MARKUP = re.compile(rb"<(?:(!--)|([!?/][^>]*>?)|([a-zA-Z][^\s/>]*))")
 HOLD_MOST = 64 << 10  # bytes held back (or looked at in a file) to find where the snippet goes
@@ -190,11 +195,15 @@ def navigation(method: str, dest: str | None, htmx: bool) -> bool:
     return method != "HEAD" and (dest is None or dest in DOCUMENTS) and not htmx
 
 
-def injects(dest: str | None, ctype: str, encoding: str, bodyless: bool, htmx: bool = False) -> bool:
-    """Whether an answer may get the snippet: HTML, with a body, in an encoding
-    that can be decoded, to a request that may be a navigation."""
-    return (not bodyless and "html" in ctype.lower() and (dest or "document") in DOCUMENTS and not htmx
-            and encoding in ENCODINGS)
+def injects(dest: str | None, ctype: str, encoding: str, bodyless: bool, htmx: bool = False,
+            partial: bool = False, disposition: str = "") -> bool:
+    """Whether an answer may get the snippet: HTML (its media type), with a
+    body, in an encoding that can be decoded, to a request that may be a
+    navigation; never a part of one (``partial``: a 206, or any answer with
+    Content-Range: its byte numbers would no longer match), never a download
+    (``disposition``, its Content-Disposition: attachment)."""
+    return (not bodyless and media_type(ctype) in HTML_TYPES and (dest or "document") in DOCUMENTS and not htmx
+            and encoding in ENCODINGS and not partial and not attachment(disposition))
 
 
 def document(dest: str | None, start: bytes) -> bool:
@@ -223,7 +232,9 @@ class Page:
     piece of its body as it comes (what to send now comes back), then ``end``.
 
     An answer of known ``length`` (up to BUFFER) is held whole and changed at
-    once (``inject``: never twice); others stream through an Inserter. With
+    once (``inject``: never twice); others stream through an Inserter. Never
+    more than ``length`` (or BUFFER) bytes are held: an app that sends more
+    than it said gets its answer back as it is, passed through. With
     ``dest`` None (no Sec-Fetch headers) the first SNIFF decoded bytes decide
     whether it is a whole document. ``changed`` is None until that is known:
     then True (the body sent is decoded, with the snippet: Content-Encoding
@@ -233,6 +244,8 @@ class Page:
     def __init__(self, tag: bytes, encoding: str, dest: str | None, length: int | None) -> None:
         self.tag, self.encoding, self.dest = tag, encoding, dest
         self.whole = length is not None and length <= BUFFER
+        self.most = length if length is not None and self.whole else BUFFER  # bytes held at most
+        self.held = 0
         self.inserter = Inserter(tag, encoding)
         self.changed: bool | None = None
         self.raw: list[bytes] = []  # held while it is not known whether it changes
@@ -245,6 +258,9 @@ class Page:
         if self.changed is False:
             return data
         self.raw.append(data)
+        self.held += len(data)
+        if self.held > self.most:  # more than it said (or than can be held): not changed
+            return self.release(False)
         if self.whole:
             return b""
         try:

@@ -53,7 +53,7 @@ from yarl import URL
 
 from sigreload import app_ready, editor, listening, platforms, secret
 from sigreload.contract import discovery, messages
-from sigreload.serving import capped, common, injection, limits, page_digest, snippet
+from sigreload.serving import answer_headers, capped, common, injection, limits, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
@@ -352,13 +352,14 @@ class Proxy:
         encoding = upstream.headers.get("Content-Encoding", "identity").strip().lower()
         dest = request.headers.get("Sec-Fetch-Dest")
         bodyless = upstream.status in (204, 304) or upstream.status < 200
-        if head and not self.injects(request, ctype, encoding, bodyless):
+        if head and not self.injects(request, ctype, encoding, bodyless, upstream):
             upstream.close()  # its body is not needed: never read a download for a HEAD
             return await self.start(request, upstream, headers, upstream.content_length)
-        if not bodyless and dest in DOCUMENTS and upstream.status >= 400 and "html" not in ctype and self.broadcaster:
+        a_page = answer_headers.media_type(ctype) in answer_headers.HTML_TYPES
+        if not bodyless and dest in DOCUMENTS and upstream.status >= 400 and not a_page and self.broadcaster:
             return await self.error_page(request, upstream)
         body = Body(upstream)
-        if not self.injects(request, ctype, encoding, bodyless):
+        if not self.injects(request, ctype, encoding, bodyless, upstream):
             length = upstream.content_length
             if length is not None and length <= CHUNK and not bodyless:  # small: one write (most assets)
                 body.first = [d async for d in body.pieces()]
@@ -394,10 +395,14 @@ class Proxy:
             self.pages.pop(next(iter(self.pages)))
         return same
 
-    def injects(self, request: web.BaseRequest, ctype: str, encoding: str, bodyless: bool) -> bool:
-        """Whether the answer may get the snippet: HTML, decodable, with a body, for a document."""
+    def injects(self, request: web.BaseRequest, ctype: str, encoding: str, bodyless: bool,
+                upstream: aiohttp.ClientResponse) -> bool:
+        """Whether the answer may get the snippet: HTML, decodable, with a body, for a document,
+        whole (no 206, no Content-Range), not a download."""
         dest, htmx = request.headers.get("Sec-Fetch-Dest"), "HX-Request" in request.headers
-        if not self.broadcaster or not injection.injects(dest, ctype, "identity", bodyless, htmx):
+        partial = upstream.status == 206 or "Content-Range" in upstream.headers
+        disposition = upstream.headers.get("Content-Disposition", "")
+        if not self.broadcaster or not injection.injects(dest, ctype, "identity", bodyless, htmx, partial, disposition):
             return False
         if encoding not in injection.ENCODINGS:
             log.warning("%s: cannot insert the snippet into a %s-encoded page", request.raw_path, encoding)
@@ -491,9 +496,8 @@ class Proxy:
 
     def tag(self, upstream: aiohttp.ClientResponse | None = None) -> bytes:
         """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
-        policy = upstream.headers.get("Content-Security-Policy", "") if upstream else ""
-        nonce = injection.NONCE.search(policy)
-        return snippet.tag(f"{PREFIX}reload.js", nonce.group(1) if nonce else None)
+        policy = ",".join(upstream.headers.getall("Content-Security-Policy", ())) if upstream else ""
+        return snippet.tag(f"{PREFIX}reload.js", answer_headers.script_nonce(policy))
 
     def rewrite(self, request: web.BaseRequest, name: str, value: str) -> str:
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""
