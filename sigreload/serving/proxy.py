@@ -157,8 +157,9 @@ class Proxy:
         hosts = request.headers.getall("Host", [])
         host = hosts[0] if len(hosts) == 1 else None
         if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
-            return web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain",
-                                headers={"Connection": "close"})
+            refused = web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain")
+            refused.force_close()  # what follows on this connection is never read as a request
+            return refused
         if not common.host_allowed(host, self.lan, self.allowed_hosts):
             return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
