@@ -69,7 +69,8 @@ CHUNK = 64 << 10
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
-FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri"}
+FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri",
+              "client-ip", "true-client-ip", "x-client-ip", "x-host", "x-cluster-client-ip"}
 CONDITIONAL = {"if-modified-since", "if-none-match"}  # not for pages (navigation)
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
@@ -228,8 +229,8 @@ class Proxy:
     def upstream_headers(self, request: web.BaseRequest) -> list[tuple[str, str]]:
         """The client's headers for the app: hop-by-hop ones dropped, forwarding ones replaced."""
         dropped = NOT_FORWARDED | CONDITIONAL if self.navigation(request) else NOT_FORWARDED
-        headers = [(k, v) for k, v in request.headers.items()
-                   if k.lower() not in dropped and not k.lower().startswith("x-forwarded-")]
+        headers = [(k, v) for k, v in request.headers.items()  # X_Forwarded_For: WSGI reads it as X-Forwarded-For
+                   if (name := k.lower().replace("_", "-")) not in dropped and not name.startswith("x-forwarded-")]
         if cookie := "; ".join(c for c in request.headers.getall("Cookie", ())
                                for c in [c.strip() for c in c.split(";")] if c and c != EDITED):
             headers.append(("Cookie", cookie))
