@@ -50,6 +50,7 @@ MOST_CONNECTIONS = 10_000  # in all (fewer below the open-files limit); limits.P
 COLLECT_AFTER = 2.0  # seconds without a client joining or leaving before the old generation is collected
 COLLECT_MOST = 60.0  # ... or at most this long after the last time, while clients keep coming and going
 REPORT_GAP = 0.1  # seconds between two writes of what pages use
+CREDIT_WINDOW = 0.1  # seconds a message collected before its signal came stands for that signal
 RECENT_MOST, RECENT_AGE, RECENT_PATHS = 16, 60.0, 32  # broadcasts a hello recalls: how many, how old, their paths
 # Page origins trusted by default: loopback pages (any port, http or https), and
 # clients that send no Origin at all (not browsers: browsers always send one)
@@ -106,6 +107,7 @@ class Broadcaster:
         self.notice: str | None = None  # what the last good build still reported (its error lines)
         self.pending: str | None = None  # "reload" or "css" waiting for the gap to end
         self.signals = 0  # deliveries merged into the next broadcast
+        self.credit, self.credit_until = 0, 0.0  # messages collected before their signals came (flush)
         self.timer: asyncio.TimerHandle | None = None
         self.using: dict[ServerConnection, list[str]] = {}  # connection -> the URL paths its page uses
         self.counts: Counter[str] = Counter()  # path -> how many pages use it
@@ -256,16 +258,26 @@ class Broadcaster:
         if kind is None:
             return
         self.look_at_watcher()
-        self.generation += 1
         collected = messages.collect(self.folder)
+        if not collected and self.signals <= (self.credit if time.monotonic() < self.credit_until else 0):
+            self.credit -= self.signals  # these signals' messages went out with the last broadcast
+            self.signals = 0
+            return
+        self.generation += 1
         error, paths, root = merge(collected)
         if collected:  # a bare kill -USR1 keeps the last build's notice
             self.notice = None if error else collected[-1].get("notice")
         # Signals carry no sender: more of them than messages means a bare kill among them. (The
         # watcher posts before each signal, and merged signals count once: never more than its messages.)
-        if self.signals > len(collected):
+        # A message can be collected a flush before its own signal arrives (posted, then the kill
+        # lands after this flush read the folder): it is credited to the next flush, for a second.
+        credit = self.credit if time.monotonic() < self.credit_until else 0
+        credit += len(collected) - self.signals
+        if credit < 0:
             paths = root = None
-        self.signals = 0
+        if credit > self.credit:  # earned now: good for the signals of the next moment only (OS signals
+            self.credit_until = time.monotonic() + CREDIT_WINDOW  # merge: an old credit could hide a bare kill)
+        self.credit, self.signals = max(credit, 0), 0
         plain: list[ServerConnection] = []
         identified: list[ServerConnection] = []
         for connection in self.connections():

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
+from conftest import ROOT, SCALE, cli, client, free_port, module, recv, running, until, write
 
 # Each command's module and arguments: sigreload-reload, -css and -init as `sigreload` runs them.
 COMMANDS = [["sigreload"], ["http_server"], ["broadcaster"], ["watcher"],
@@ -211,7 +211,7 @@ def test_reload_on_any_port_never_signals_a_decoy_named_like_the_broadcaster(pro
     decoy = procs([sys.executable, "reload_server.py"], cwd=tmp_path)
     decoy.wait_for("listening")
     shown = cli("sigreload", "reload")
-    assert "sent SIGUSR1" not in shown.stdout and psutil.Process(decoy.pid).is_running(), shown
+    assert f"PID {decoy.pid}" not in shown.stdout and running(psutil.Process(decoy.pid)), shown  # SIGUSR1 kills it
 def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, site, tmp_path):
     """Issue 36: the line named the broadcaster child's PID, not the sigreload the user started."""
     http, ws = free_port(), free_port()

@@ -110,7 +110,9 @@ def test_the_editor_s_token_is_for_this_user_s_browser_only(procs, tmp_path, ser
     extra = ["--proxy", f"http://127.0.0.1:{stock_server(procs, root)}"] if server == "proxy" else []
     _, url, _ = serve(procs, root, flag, *extra)
     # (the portable look goes over every process of this user: seconds, as root on a busy machine)
-    asked = subprocess.run(prefix + [sys.executable, "-c", ASK, url, str(30 * SCALE)], capture_output=True, text=True,
+    # The system's Python: another user may not load pyenv's (a shared libpython under /root)
+    client = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    asked = subprocess.run(prefix + [client, "-c", ASK, url, str(30 * SCALE)], capture_output=True, text=True,
                            timeout=40 * SCALE, cwd="/")
     assert asked.stdout.strip() == "403", asked.stderr  # another local user
     with pytest.raises(urllib.error.HTTPError) as refused:
