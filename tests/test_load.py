@@ -14,7 +14,7 @@ import time
 import pytest
 from test_hardening import limit_fds
 
-from conftest import SCALE, deadline, free_port, module, write
+from conftest import SCALE, deadline, free_port, module, run_async, write
 
 
 class Tricklers:
@@ -174,7 +174,7 @@ def test_one_lan_device_holds_at_most_so_many_sockets_and_pages_still_open(ws_se
             await ws.close()
         return len(opened), refused
 
-    opened, refused = asyncio.run(crowd())
+    opened, refused = run_async(crowd())  # Playwright owns the main thread's loop after a browser test
     assert opened == limits.PER_ADDRESS and refused == 20
 
 
