@@ -647,6 +647,24 @@ def test_a_broadcaster_found_before_it_made_its_folder_is_looked_at_again(procs,
     assert locator.folder() == messages.folder_of(psutil.Process(late.pid)) and len(met) == 1
 
 
+def test_a_dead_broadcasters_mark_read_at_start_up_is_not_taken_for_the_folder(tmp_path):
+    """A broadcaster starting on a port reads a dead one's MARK before it removes
+    that folder: a watcher looking at its open files then must not take it (CI saw
+    a watcher keep the removed folder: every message after was "No such file")."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "sigreload-1-stale"
+    stale.mkdir(mode=0o700)
+    (stale / messages.MARK).write_text(dead.stdout.strip())
+    me = psutil.Process()
+    with open(stale / messages.MARK) as reading:  # as Mailbox's clean-up holds it, for a moment
+        assert reading.read() and messages.folder_of(me) is None
+        box = messages.Mailbox(int(free_port()))
+        try:
+            assert messages.folder_of(me) == box.folder
+        finally:
+            box.close()
+
+
 @pytest.mark.portable_too
 def test_a_killed_broadcasters_folder_and_what_its_pages_used_are_gone_for_the_next_on_its_port(procs, tmp_path):
     port = free_port()

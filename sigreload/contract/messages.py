@@ -88,7 +88,10 @@ def alive(folder: str) -> bool:
 
 def folder_of(proc: Any) -> Path | None:
     """The message folder of the broadcaster ``proc`` (a psutil.Process of this
-    user): the folder of the MARK it holds open, if that folder is private."""
+    user): the folder of the MARK it holds open, if that folder is private and
+    the MARK names ``proc``. (A broadcaster starting on the same port opens a
+    dead one's MARK for a moment, to read it, before it removes that folder:
+    its open files may show that MARK first, and its own not yet.)"""
     import psutil
 
     try:
@@ -97,9 +100,17 @@ def folder_of(proc: Any) -> Path | None:
         return None
     for f in files:
         path = Path(f.path)
-        if path.name == MARK and private(path.parent):
+        if path.name == MARK and private(path.parent) and names(path, proc.pid):
             return path.parent
     return None
+
+
+def names(mark: Path, pid: int) -> bool:
+    """Whether the MARK file ``mark`` holds ``pid`` (False while it is being written)."""
+    try:
+        return mark.read_text() == str(pid)
+    except OSError:
+        return False
 
 
 def root_id(root: str | os.PathLike[str]) -> str:
