@@ -34,10 +34,10 @@ from websockets.protocol import State
 from websockets.typing import Origin
 
 from sigreload import command_line, consoles, listening, livereload, page_status, platforms, process_life, secret
-from sigreload.contract import messages
+from sigreload.contract import messages, wire
 from sigreload.serving import limits, snippet
 
-IDENTIFIED_PATH = "/sigreload"
+IDENTIFIED_PATH = wire.SOCKET_PATH
 MIN_GAP = 0.05  # seconds between two broadcasts; later signals merge (trailing edge)
 MAX_FRAME = 4096  # clients have little to say: cap what they can send
 MAX_USING = 64  # paths one page may report using

@@ -32,10 +32,11 @@ from collections.abc import Callable, Mapping
 from urllib.parse import unquote
 
 from sigreload import consoles, platforms
+from sigreload.contract import wire
 
 log = logging.getLogger("sigreload.editor")
-PATH = "/_sigreload/open"
-TOKEN_PATH = "/_sigreload/token"
+PATH = wire.OWN_OPEN_PATH
+TOKEN_PATH = wire.OWN_TOKEN_PATH
 MOST_BODY = 4096
 TOKEN_LIFE = 10.0  # seconds a token opens a file (once)
 TOKENS_MOST = 64  # tokens waiting to be used

@@ -20,10 +20,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sigreload.contract import wire
 from sigreload.serving import snippet
 
 PORT = 35729  # the extensions' fixed port
-PATH = "/livereload"
+PATH = wire.LIVERELOAD_SOCKET_PATH
 CLIENT = "livereload.js"  # livereload-js 4.0.2, dist/livereload.min.js (MIT: snippet/LICENSE.livereload-js)
 PROTOCOL_7 = "http://livereload.com/protocols/official-7"
 HANDSHAKE_TIMEOUT = 5.0  # the client closes when the server's hello takes longer
@@ -65,7 +66,7 @@ def respond(connection: ServerConnection, request: Request) -> Response | None:
     path = request.path.split("?")[0]
     if path == PATH:
         return None
-    if path != "/" + CLIENT:
+    if path != wire.LIVERELOAD_CLIENT_PATH:
         return connection.respond(404, "Nothing at this address\n")
     response = connection.respond(200, (snippet.folder() / CLIENT).read_text() + FRESH_PAGE)
     del response.headers["Content-Type"]

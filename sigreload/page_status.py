@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sigreload import consoles, secret
+from sigreload.contract import wire
 
 RELOADS = 20  # reloads kept
 ERRORS = 5  # errors kept per page
@@ -209,8 +210,8 @@ class Status:
             self.send(self.watchers, self.snapshot())
 
 
-PATH = "/sigreload/status"  # the status page's socket on the broadcaster
-PEER = "X-Sigreload-Peer"  # the page's address, as a relay on this machine (file server, proxy) saw it
+PATH = wire.STATUS_SOCKET_PATH  # the status page's socket on the broadcaster
+PEER = wire.PEER_HEADER  # the page's address, as a relay on this machine (file server, proxy) saw it
 
 
 def is_status(connection: Any) -> bool:

@@ -34,13 +34,13 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
-from sigreload.contract import messages
+from sigreload.contract import messages, wire
 
 log = logging.getLogger("sigreload.broadcast")
 NAME = "secret"
 SIZE = 32  # bytes of the user's secret
 NONCE_MOST = 128  # characters of a tab's nonce
-RELAY_HEADER = "X-Sigreload-Relay"  # sigreload's own relays (file server, proxy) prove themselves with it
+RELAY_HEADER = wire.RELAY_HEADER  # sigreload's own relays (file server, proxy) prove themselves with it
 RELAY_LABEL = b"sigreload relay"
 
 

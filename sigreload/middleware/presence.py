@@ -13,6 +13,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from sigreload.contract import wire
 from sigreload.serving import answer_headers, snippet
 
 log = logging.getLogger("sigreload.middleware")
@@ -162,7 +163,7 @@ def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str |
     joined by commas) allows scripts by, else ``nonce``."""
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
-    return snippet.tag(f"{scheme}://{name}:{port}/reload.js", answer_headers.script_nonce(policy) or nonce)
+    return snippet.tag(f"{scheme}://{name}:{port}{wire.SNIPPET_PATH}", answer_headers.script_nonce(policy) or nonce)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:

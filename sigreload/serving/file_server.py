@@ -25,11 +25,11 @@ from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line, editor
-from sigreload.contract import discovery, messages
+from sigreload.contract import discovery, messages, wire
 from sigreload.serving import common, confined, injection, relay, snippet
 
 log = logging.getLogger("sigreload.http")
-OWN = "/_sigreload/"  # the snippet and its socket, on the page's own origin
+OWN = wire.PREFIX  # the snippet and its socket, on the page's own origin
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
 MOST_CONNECTIONS = 128  # served at once (a thread each); more wait in the listen backlog
 CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
@@ -53,7 +53,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     used: messages.Used | None = None  # the files served, for the watcher to look at first
     opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
-    server_version = "sigreload"  # the snippet trusts our no-cache and skips its refetch
+    server_version = wire.SERVER_NAME  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
 
@@ -202,7 +202,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         else:
             assert self.ws_port is not None
             self.wfile.flush()
-            path = "/sigreload/status" if urlsplit(self.path).query == "status" else "/sigreload"
+            path = wire.STATUS_SOCKET_PATH if urlsplit(self.path).query == wire.STATUS_QUERY else wire.SOCKET_PATH
             why = relay.relay(self.connection, list(self.headers.items()), self.ws_port, self.server.server_port, path)
             if why is None:
                 self.server.hand_over(self.connection)
@@ -243,8 +243,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
         # lets the snippet map changed paths (its page: Server-Timing; anything else: the header)
-        self.send_header("Server-Timing", f'sigreload;desc="{self.root_id}"')
-        self.send_header("X-Sigreload-Root", self.root_id)
+        self.send_header("Server-Timing", f'{wire.SERVER_NAME};desc="{self.root_id}"')
+        self.send_header(wire.ROOT_HEADER, self.root_id)
         super().end_headers()
 
 

@@ -52,11 +52,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from sigreload import app_ready, editor, listening, platforms, secret
-from sigreload.contract import discovery, messages
+from sigreload.contract import discovery, messages, wire
 from sigreload.serving import answer_headers, capped, common, injection, limits, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
-PREFIX = "/_sigreload/"  # the snippet (reload.js) and its socket, on the page's own origin
+PREFIX = wire.PREFIX  # the snippet (reload.js) and its socket, on the page's own origin
 OWN_ORIGIN = "http://127.0.0.1"  # the Origin a checked page's socket reaches the broadcaster with
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
@@ -73,7 +73,7 @@ FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-or
               "client-ip", "true-client-ip", "x-client-ip", "x-host", "x-cluster-client-ip"}
 CONDITIONAL = {"if-modified-since", "if-none-match"}  # not for pages (navigation)
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
-EDITED = "sigreload-edit=1"  # the snippet's cookie on a reload after an edit that restarts nothing
+EDITED = f"{wire.EDIT_COOKIE}=1"  # the snippet's cookie on a reload after an edit that restarts nothing
 AGAIN = (0.1, 0.2, 0.3, 0.4, 0.6)  # seconds between asking again for a page still as before (Django: 1 s tick)
 PAGES_KEPT = 256  # documents whose digest is kept
 CACHING_SERVERS = ("WSGIServer/", "daphne")  # Django's runserver (Server header): templates cached until a tick
@@ -189,13 +189,14 @@ class Proxy:
             if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
                 return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
-            path = "/sigreload/status" if urlsplit(request.raw_path).query == "status" else "/sigreload"
+            status = urlsplit(request.raw_path).query == wire.STATUS_QUERY
+            path = wire.STATUS_SOCKET_PATH if status else wire.SOCKET_PATH
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.relaying += 1
             try:
                 proof = secret.relay_proof(port)  # the broadcaster believes the peer, and gives the status socket, then
                 return await self.relay(request, f"ws://{listening.shown(host)}:{port}{path}", OWN_ORIGIN,
-                                        ({"X-Sigreload-Peer": str(peer[0])} if peer else {})
+                                        ({wire.PEER_HEADER: str(peer[0])} if peer else {})
                                         | ({secret.RELAY_HEADER: proof} if proof else {}))
             finally:
                 self.relaying -= 1
@@ -520,7 +521,7 @@ class Proxy:
         page = DOWN_PAGE.format(title=title, app=html.escape(self.base + "/"), why=html.escape(why))
         return web.Response(status=502, body=injection.inject(page.encode(), self.tag()),
                             content_type="text/html", charset="utf-8",
-                            headers={"X-Sigreload-Down": "1", "Cache-Control": "no-store"})
+                            headers={wire.DOWN_HEADER: "1", "Cache-Control": "no-store"})
 
     async def relay(self, request: web.BaseRequest, url: str | URL, origin: str | None = None,
                     extra: dict[str, str] | None = None) -> web.StreamResponse:

@@ -14,6 +14,7 @@ import ssl
 import threading
 
 from sigreload import secret
+from sigreload.contract import wire
 
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
@@ -23,7 +24,7 @@ KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"
         "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
 
 
-def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path: str = "/sigreload",
+def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path: str = wire.SOCKET_PATH,
               peer: str | None = None) -> bytes:
     """The request that opens the broadcaster's socket (``path``) for a checked
     client: the client's WebSocket headers, a loopback Host and Origin (ours),
@@ -31,7 +32,7 @@ def handshake(headers: list[tuple[str, str]], ws_port: int, own_port: int, path:
     (secret.relay_proof: the broadcaster believes ``peer`` and gives the status socket only then)."""
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{ws_port}", "Upgrade: websocket",
              "Connection: Upgrade", f"Origin: http://127.0.0.1:{own_port}"]
-    lines += [f"X-Sigreload-Peer: {peer}"] if peer else []
+    lines += [f"{wire.PEER_HEADER}: {peer}"] if peer else []
     lines += [f"{secret.RELAY_HEADER}: {proof}"] if (proof := secret.relay_proof(ws_port)) else []
     lines += [f"{name}: {value}" for name, value in headers if name.lower() in KEPT]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -103,7 +104,7 @@ RELAYS = Relays()
 
 
 def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, own_port: int,
-          path: str = "/sigreload") -> str | None:
+          path: str = wire.SOCKET_PATH) -> str | None:
     """Open the broadcaster's socket for ``client`` (a checked WebSocket
     handshake) and relay it: ``client`` is the relay's then (the HTTP server
     must hand it over). Returns why not (nothing sent to the client) or None.
