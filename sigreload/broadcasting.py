@@ -34,7 +34,7 @@ from websockets.protocol import State
 from websockets.typing import Origin
 
 from sigreload import command_line, consoles, listening, livereload, page_status, platforms, process_life, secret
-from sigreload.contract import messages, wire
+from sigreload.contract import changes, messages, used_paths, watcher_ids, wire
 from sigreload.serving import limits, snippet
 
 IDENTIFIED_PATH = wire.SOCKET_PATH
@@ -89,7 +89,7 @@ class Broadcaster:
     The first signal is sent at once; signals that arrive within MIN_GAP of
     a broadcast merge into one more broadcast at the end of the gap, so the
     last change is never lost. What changed (and a failed build's error)
-    comes from the watcher's messages (messages.post), read at send time.
+    comes from the watcher's messages (changes.write), read at send time.
     """
 
     def __init__(self, server_connections: Callable[[], Iterable[ServerConnection]]) -> None:
@@ -97,7 +97,7 @@ class Broadcaster:
         self.port = 0  # set once bound
         self.folder: Path | None = None  # where the watcher leaves its messages (messages.Mailbox)
         self.watched: list[str] | None = None  # what its watcher watches (None: none runs)
-        self.watcher_said: tuple[int, int] | None = None  # the stamp of what the watcher said, when read
+        self.watcher_said: tuple[int, int, int] | None = None  # the stamp of what the watcher said, when read
         self.watcher_exit: Callable[[], None] | None = None  # stops following the watcher's exit
         self.stop_told = False  # pages were told the watcher stopped
         self.boot = secrets.token_hex(6)
@@ -111,7 +111,7 @@ class Broadcaster:
         self.timer: asyncio.TimerHandle | None = None
         self.using: dict[ServerConnection, list[str]] = {}  # connection -> the URL paths its page uses
         self.counts: Counter[str] = Counter()  # path -> how many pages use it
-        self.reported = messages.Used(lambda: self.folder, "pages")  # their paths, for the watcher
+        self.reported = used_paths.Writer(lambda: self.folder, "pages")  # their paths, for the watcher
         self.report_due: asyncio.TimerHandle | None = None
         self.collect_due: asyncio.TimerHandle | None = None
         self.last_busy = self.busy_since = 0.0  # the last join or leave; the first since a collection
@@ -170,11 +170,11 @@ class Broadcaster:
         """Whether a watcher runs, as it said in the folder (a stat; read when it
         changed). Its exit is an event (platforms.on_exit: a pidfd, or its PID
         looked at every 0.25 s): the pages are told, and again when a watcher is back."""
-        said = messages.stamp(self.folder / messages.WATCHER) if self.folder else None
+        said = watcher_ids.stamp(self.folder)
         if said == self.watcher_said and (self.watched is None or self.watcher_exit is not None):
             return
         self.watcher_said = said
-        found = messages.watcher(self.folder)
+        found = watcher_ids.read(self.folder)
         self.watched = found[0] if found else None
         self.forget_watcher()
         if found:
@@ -258,7 +258,7 @@ class Broadcaster:
         if kind is None:
             return
         self.look_at_watcher()
-        collected = messages.collect(self.folder)
+        collected = changes.read(self.folder)
         if not collected and self.signals <= (self.credit if time.monotonic() < self.credit_until else 0):
             self.credit -= self.signals  # these signals' messages went out with the last broadcast
             self.signals = 0

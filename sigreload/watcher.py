@@ -21,14 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sigreload import app_server, building, command_line, consoles, options, process_life
-from sigreload.contract import discovery, messages, reserve
+from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
 from sigreload.watching.used_files import UsedFiles
 
 STYLESHEETS = (".css",)
 START_LOOK = 0.5  # seconds the watcher looks for its broadcaster at start, before it says it is watching
-RECHECK = 0.2  # seconds before a change the app may have written is looked at again (messages.app_wrote)
+RECHECK = 0.2  # seconds before a change the app may have written is looked at again (answering.app_wrote)
 
 log = logging.getLogger("sigreload.watch")
 
@@ -65,7 +65,7 @@ class Notifier:
     def __init__(self, root: str, locator: discovery.Locator, builder: building.Builder | None = None,
                  app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
-        self.root_id = messages.root_id(root)
+        self.root_id = watcher_ids.root_id(root)
         self.app = app_server.Waiter(app, self.after_restart) if app else None
         self.scan: Callable[[], list[str]] = list  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
@@ -79,7 +79,8 @@ class Notifier:
         """Tell the broadcaster's pages which folders are watched (again after a
         build: it may have made its output folder anew)."""
         output = os.path.abspath(self.output) if self.output else None
-        self.ids = messages.watching(self.locator.folder(), self.root, output, self.ids)
+        self.ids = watcher_ids.watched(self.root, output, self.ids)
+        watcher_ids.write(self.locator.folder(), self.ids)
 
     def met(self) -> None:
         """A broadcaster's folder is known (at start, or a new broadcaster): say
@@ -119,7 +120,7 @@ class Notifier:
             except OSError:
                 kept.append(path)  # removed: an edit
                 continue
-            wrote = False if app_server.restarts(path) else messages.app_wrote(folder, mtime)
+            wrote = False if app_server.restarts(path) else answering.app_wrote(folder, mtime)
             if wrote is None:  # while a request is open long: does it end soon after? look again
                 again = threading.Timer(RECHECK, self, ([path],))
                 again.daemon = True
@@ -156,12 +157,12 @@ class Notifier:
             log.info("%s changed: the build's output is the same: nothing to reload", self.describe(changed))
         else:  # as an edit of the output: only the pages that use what changed, stylesheets swapped
             output = os.path.abspath(self.output)
-            message = {"paths": [url_path(p, output) for p in made], "root": messages.root_id(output)}
+            message = {"paths": [url_path(p, output) for p in made], "root": watcher_ids.root_id(output)}
             self.tell(made, pick_signal(made, {p for p in made if os.path.exists(p)}), message, output)
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
-        messages.app_down(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
+        app_down.write(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
         self.tell(paths)
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
@@ -182,7 +183,7 @@ class Notifier:
             if folder is None:
                 raise FileNotFoundError("the broadcaster holds no message folder")
             if "error" in message:
-                messages.post(folder, message)  # before the signal: the broadcaster reads it then
+                changes.write(folder, message)  # before the signal: the broadcaster reads it then
             else:
                 self.poster.post(folder, message)  # ... a full folder said once, with its reserve
         except OSError as exc:

@@ -13,7 +13,7 @@ import pytest
 
 from apps import fetch
 from conftest import ROOT, SCALE, client, drain, free_port, module, open_page, recv, until, write
-from sigreload.contract import messages
+from sigreload.contract import changes, messages
 
 
 @pytest.mark.parametrize("proxied", [False, True], ids=["file-server", "proxy"])
@@ -166,11 +166,11 @@ def test_signals_merged_in_a_gap_keep_their_paths_when_each_left_a_message(broad
     with client(port) as ws:
         recv(ws)
         for n in range(4):
-            messages.post(folder, {"paths": [f"/tree/f{n}.txt"], "root": "r"})
+            changes.write(folder, {"paths": [f"/tree/f{n}.txt"], "root": "r"})
             os.kill(proc.pid, signal.SIGUSR1)
         events = [json.loads(m) for m in drain(ws)]
         assert {p for e in events for p in e.get("paths", ["every file"])} == {f"/tree/f{n}.txt" for n in range(4)}
-        messages.post(folder, {"paths": ["/tree/f9.txt"], "root": "r"})
+        changes.write(folder, {"paths": ["/tree/f9.txt"], "root": "r"})
         os.kill(proc.pid, signal.SIGUSR1)
         assert json.loads(recv(ws))["paths"] == ["/tree/f9.txt"]
         os.kill(proc.pid, signal.SIGUSR1)  # a bare kill -USR1: in the gap or not, every page

@@ -15,7 +15,7 @@ import zlib
 from hypothesis import assume, given, strategies as st
 
 from sigreload import broadcasting, consoles, livereload, secret
-from sigreload.contract import messages
+from sigreload.contract import changes, watcher_ids
 from sigreload.serving import common, injection
 
 TAG = b"<script src=/_sigreload/reload.js></script>"
@@ -87,13 +87,13 @@ def test_any_records_in_the_message_folder_make_one_event_never_an_error(tmp_pat
     folder = tmp_path_factory.mktemp("messages")
     for i, data in enumerate(records):
         (folder / f"{i:020d}-1.json").write_bytes(data)
-    collected = messages.collect(folder)
+    collected = changes.read(folder)
     assert len(collected) == len(records) and all(isinstance(m, dict) for m in collected)
     error, paths, root = broadcasting.merge(collected)
     assert error is None or isinstance(error, str)
     assert paths is None or all(isinstance(p, str) for p in paths)
-    (folder / messages.WATCHER).write_bytes(records[0] if records else b"")
-    assert messages.watcher(folder) is None or isinstance(messages.watcher(folder), tuple)
+    (folder / watcher_ids.CHANNEL.name).write_bytes(records[0] if records else b"")
+    assert watcher_ids.read(folder) is None or isinstance(watcher_ids.read(folder), tuple)
 
 
 # --- what pages send -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
 from sigreload import watcher
-from sigreload.contract import discovery, messages
+from sigreload.contract import discovery, messages, used_paths
 from sigreload.watching import file_tree, file_watching, pacing, signatures
 from sigreload.watching.signatures import scan_dir
 from sigreload.watching.used_files import UsedFiles
@@ -672,16 +672,16 @@ def test_a_killed_broadcasters_folder_and_what_its_pages_used_are_gone_for_the_n
     first.wait_for("ready on")
     old = messages.folder_of(psutil.Process(first.pid))
     assert old is not None and messages.private(old)
-    for name in messages.used_files(old):
-        write(name, str(tmp_path / "old.html"))  # left by a broadcaster and a server killed with -9
+    for channel in used_paths.CHANNELS.values():
+        write(old / channel.name, str(tmp_path / "old.html"))  # left by a broadcaster and a server killed with -9
     first.kill()
     second = procs(module("broadcaster") + ["--port", port])
     second.wait_for("ready on")
     assert not old.exists()
     procs(module("http_server") + [tmp_path, "--port", "0", "--inject", port]).wait_for("serving")
     new = messages.folder_of(psutil.Process(second.pid))
-    until(lambda: os.path.exists(messages.used_files(new)[0]), 5, "the HTTP server wrote no list")
-    assert messages.used(messages.used_files(new))[1] == {"http": []}
+    until(lambda: (new / used_paths.CHANNELS["http"].name).exists(), 5, "the HTTP server wrote no list")
+    assert used_paths.read(new) == {"http": []}
 
 
 def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs, broadcaster, tmp_path):
@@ -708,9 +708,9 @@ def test_the_http_server_and_the_snippets_tell_the_watcher_what_pages_use(procs,
                         json.dumps({"type": "using", "paths": ["relative.html"]}), json.dumps([1, 2])):
             ws.send(hostile)  # ignored
         ws.send(json.dumps({"type": "using", "paths": ["/other.html", "/../../etc/passwd", "/sub/"]}))
-        until(lambda: uses.stamp != messages.used_stamp(uses.files), 5, "the broadcaster wrote nothing")
+        until(lambda: uses.stamp != used_paths.stamp(uses.folder), 5, "the broadcaster wrote nothing")
         assert uses()[-2:] == [str(site / "other.html"), str(site / "sub" / "index.html")]
-    until(lambda: not messages.used(uses.files)[1].get("pages"), 5,
+    until(lambda: not used_paths.read(uses.folder).get("pages"), 5,
           "a page that left is still counted")
 
 

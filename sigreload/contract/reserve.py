@@ -6,7 +6,7 @@ minute, and one warning line per change. So the watcher keeps RESERVE bytes
 of spaces in the folder, written while there was room; when a message
 cannot be written, it goes into the reserve in place (its blocks are
 allocated already: no new space is needed) and the reserve is renamed into
-a message (trailing spaces are valid JSON). The broadcaster's ``collect``
+a message (trailing spaces are valid JSON). The broadcaster's ``changes.read``
 removes it, which frees its blocks for the next messages. It is said once
 when the folder fills and once when there is room again (a new reserve
 could be made); pages keep getting what changed all along, as long as
@@ -22,25 +22,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sigreload.contract import messages
+from sigreload.contract import changes, messages
 
 RESERVE = 64 << 10  # bytes: a message of about a thousand paths
-NAME = ".reserve"  # not *.json: collect() never takes it
+CHANNEL = messages.Channel(
+    ".reserve",  # not *.json: changes.read never takes it
+    format="RESERVE bytes of spaces, then a change message written over them in place (renamed: a *.json)",
+    writer="the watcher, at its first message and after each one it used",
+    reader="the broadcaster, once it is renamed into a change message (changes.read)",
+    removed="renamed into a change message when the folder takes no new file",
+)
 
 log = logging.getLogger("sigreload.watch")
 
 
 class Poster:
-    """Leaves the watcher's change messages (``post``), through the reserve when it must."""
+    """Leaves the watcher's change messages (``post``: ``changes.write``), through the reserve when it must."""
 
     def __init__(self) -> None:
         self.full: str | None = None  # why the folder refused a message, until there is room again
 
     def post(self, folder: Path, message: dict[str, Any]) -> None:
-        """``messages.post``, or the reserve when the folder takes no new file; raises
+        """``changes.write``, or the reserve when the folder takes no new file; raises
         OSError only when neither worked (said once per spell)."""
         try:
-            messages.post(folder, message)
+            changes.write(folder, message)
         except OSError as exc:
             used = self.from_reserve(folder, message)
             self.refused(exc, used)
@@ -51,7 +57,7 @@ class Poster:
     def from_reserve(self, folder: Path, message: dict[str, Any]) -> bool:
         """The message written into the reserve in place, renamed into a message."""
         data = json.dumps(message).encode()
-        reserve = folder / NAME
+        reserve = folder / CHANNEL.name
         if len(data) > RESERVE:
             return False
         try:
@@ -79,11 +85,11 @@ class Poster:
     def keep(self, folder: Path) -> None:
         """A reserve in ``folder`` when there is none (at start, after one was used);
         the first one made after a refusal says there is room again."""
-        reserve = folder / NAME
+        reserve = folder / CHANNEL.name
         if reserve.exists():
             return
         try:
-            messages.write(folder, NAME, b" " * RESERVE)
+            CHANNEL.put(folder, b" " * RESERVE)
         except OSError:
             return
         if self.full is not None:

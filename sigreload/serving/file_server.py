@@ -25,7 +25,7 @@ from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line, editor
-from sigreload.contract import discovery, messages, wire
+from sigreload.contract import discovery, used_paths, watcher_ids, wire
 from sigreload.serving import common, confined, injection, relay, snippet
 
 log = logging.getLogger("sigreload.http")
@@ -50,7 +50,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
 
     spa, ws_port, root_id = False, None, ""
     timeout = command_line.IDLE_TIMEOUT  # socketserver: the connection's timeout, for reads and writes
-    used: messages.Used | None = None  # the files served, for the watcher to look at first
+    used: used_paths.Writer | None = None  # the files served, for the watcher to look at first
     opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     server_version = wire.SERVER_NAME  # the snippet trusts our no-cache and skips its refetch
@@ -272,8 +272,8 @@ def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = 
                 allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None,
                 editor_command: str | None = None, source: str | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
-    used = messages.Used(discovery.Locator(ws_port).lookup, "http") if ws_port else None
-    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": messages.root_id(root), "used": used,
+    used = used_paths.Writer(discovery.Locator(ws_port).lookup, "http") if ws_port else None
+    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": watcher_ids.root_id(root), "used": used,
                "timeout": idle_timeout, "allowed_hosts": allowed_hosts,
                "opener": editor.Opener(root, editor_command, source) if ws_port else None}
     handler = type("Handler", (Handler,), options)

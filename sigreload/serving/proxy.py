@@ -52,7 +52,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from sigreload import app_ready, editor, listening, platforms, secret
-from sigreload.contract import discovery, messages, wire
+from sigreload.contract import answering, app_down, discovery, wire
 from sigreload.serving import answer_headers, capped, common, injection, limits, page_digest, snippet
 
 log = logging.getLogger("sigreload.proxy")
@@ -127,7 +127,7 @@ class Proxy:
         self.base = f"{self.scheme}://{listening.shown(self.host)}:{self.port}"
         self.session: aiohttp.ClientSession | None = None
         self.pages: dict[str, bytes] = {}  # path -> digest of the document served there last
-        self.answering: messages.Answering | None = None  # when the app answered, for the watcher
+        self.answering: answering.Writer | None = None  # when the app answered, for the watcher
         self.folder: Callable[[], Path | None] = lambda: None  # the broadcaster's message folder
         self.answered = 0.0  # when the app last answered (time.time())
         self.patience = 15.0  # seconds a request's head may take, and its body before BODY_RATE counts (idle_timeout)
@@ -329,7 +329,7 @@ class Proxy:
 
     def said_down(self) -> bool:
         """Whether the watcher said the app is down since it last answered."""
-        since = messages.app_down_since(self.folder())
+        since = app_down.read(self.folder())
         return since is not None and since > self.answered
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -676,6 +676,6 @@ def make_server(app: str, host: str, port: int, ws_port: int | None = None, lan:
     proxy.allowed_hosts, proxy.opener = allowed_hosts, opener
     if ws_port:
         proxy.folder = discovery.Locator(ws_port).lookup
-        proxy.answering = messages.Answering(proxy.folder)
+        proxy.answering = answering.Writer(proxy.folder)
     return AsyncServer(proxy, listening.bind(host, port), idle_timeout, tls)
 

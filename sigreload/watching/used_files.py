@@ -8,10 +8,11 @@ message folder (the watcher's ``Locator`` knows it).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sigreload.contract import messages
+from sigreload.contract import used_paths
 from sigreload.contract.discovery import Locator
 
 
@@ -21,16 +22,16 @@ class UsedFiles:
 
     def __init__(self, locator: Locator, root: str) -> None:
         self.locator, self.root = locator, root
-        self.files: list[str] = []
+        self.folder: Path | None = None
         self.stamp: list[Any] | None = None
 
     def __call__(self) -> list[str] | None:
-        files = messages.used_files(self.locator.folder())
-        if files != self.files:
-            self.files, self.stamp = files, None
-        if messages.used_stamp(self.files) == self.stamp:
+        folder = self.locator.folder()
+        if folder != self.folder:
+            self.folder, self.stamp = folder, None
+        if used_paths.stamp(self.folder) == self.stamp:
             return None
-        self.stamp, lists = messages.used(self.files)
+        self.stamp, lists = used_paths.stamp(self.folder), used_paths.read(self.folder)
         files = [p for p in lists.get("http", ()) if p.startswith(self.root + os.sep)]
         pages = (self.file_at(url) for url in lists.get("pages", ()))
         return list(dict.fromkeys(files + [f for f in pages if f]))

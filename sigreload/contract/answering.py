@@ -1,0 +1,91 @@
+"""The app's answering windows: when the app was computing answers (the
+proxy's view), for the watcher.
+
+A file the app writes while it answers a request (its data, uploads, a
+cache) is its output, not an edit: the watcher does not reload the pages for
+it (and an app server that restarts on a change is not told to).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sigreload.contract import messages
+
+CHANNEL = messages.Channel(
+    "app-answering.windows",
+    format="JSON: [[start, end or null], ...] in time.time() seconds, oldest first: the last WINDOWS_KEPT "
+           "requests answered, then the ones being answered now (no end yet)",
+    writer="the proxy (sigreload-http --proxy), when a request begins and when it ends (Writer)",
+    reader="the watcher, for each change, with the file's mtime (app_wrote)",
+)
+WINDOWS_KEPT = 64
+# Seconds of a window still open that count at once: a view writes its data in well under
+# this; a long-poll the app holds open (no answer yet) must not make every later save look like its write
+WINDOW_MOST = 1.0
+SETTLE = 1.0  # seconds after a change in a window open longer: it ended meanwhile (the app's write) or not (an edit)
+
+Window = tuple[float, float | None]  # (start, end), None: still open
+
+
+class Writer:
+    """The proxy's side. A window runs from when the app has the whole request
+    (a half-sent POST opens none) until its answer's headers came (an open
+    EventSource's stream is none). Written into the folder ``where()`` names
+    when a request begins and when it ends. Single-threaded (the proxy's event loop)."""
+
+    def __init__(self, where: Callable[[], Path | None]) -> None:
+        self.where = where
+        self.windows: list[Window] = []
+        self.open: dict[int, float] = {}  # requests being answered: their start
+
+    def begin(self, request: int, start: float) -> None:
+        """A request is being answered (its window is open until ``end``)."""
+        self.open[request] = start
+        write(self.where(), self.windows + [(start, None) for start in self.open.values()])
+
+    def end(self, request: int, end: float) -> None:
+        """The request's answer came (or it ended before it began: nothing)."""
+        if request in self.open:
+            self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
+            write(self.where(), self.windows + [(start, None) for start in self.open.values()])
+
+
+def write(folder: Path | None, windows: list[Window]) -> None:
+    """Say when the app was answering (``windows``); never raises (only a hint:
+    without it the file reloads the pages, as without a proxy)."""
+    if folder is not None:
+        try:
+            CHANNEL.put(folder, json.dumps(windows).encode())
+        except OSError:
+            pass
+
+
+def read(folder: Path | None) -> list[Window]:
+    """The windows the proxy said ([] without a folder, a file, or one that is not windows)."""
+    try:
+        said = json.loads(CHANNEL.get(folder) or b"[]")
+        return [(float(start), None if end is None else float(end)) for start, end in said]
+    except (ValueError, TypeError):
+        return []
+
+
+def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: float = 0.005) -> bool | None:
+    """Whether a file changed at ``mtime`` (time.time() seconds) while the app was
+    computing an answer, by what the proxy left in ``folder``: True in a window
+    that ended, or in the first WINDOW_MOST seconds of one still open; None
+    (not known yet: look again) later in one still open, until SETTLE seconds
+    after the change (a slow view ends soon after its write; a long-poll the
+    app holds does not: the change is an edit then). A file's mtime comes from
+    the kernel's coarse clock, up to a tick (4 or 10 ms) behind time.time(): a
+    write just after a request began may show ``before`` it; never after it
+    ended (``after``: rounding only), so an edit saved right after a page load
+    is still an edit."""
+    inside = [(start, end) for start, end in read(folder)
+              if start - before <= mtime <= (end if end is not None else float("inf")) + after]
+    if any(end is not None or mtime <= start + WINDOW_MOST for start, end in inside):
+        return True
+    return None if inside and time.time() - mtime < SETTLE else False
