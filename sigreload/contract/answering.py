@@ -2,8 +2,7 @@
 proxy's view), for the watcher.
 
 A file the app writes while it answers a request (its data, uploads, a
-cache) is its output, not an edit: the watcher does not reload the pages for
-it (and an app server that restarts on a change is not told to).
+cache) is its output, not an edit: the watcher does not reload the pages for it.
 """
 
 from __future__ import annotations
