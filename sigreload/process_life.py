@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sigreload import platforms
+from sigreload import interpreter, platforms
 
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -195,8 +195,8 @@ def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: fl
 def module_argv(module: str) -> list[str]:
     """The command line that runs ``module`` (e.g. ``sigreload.watcher``) in a
     new interpreter, by module name: nothing in the current folder can take
-    its place (``-P``: the folder is not put on sys.path, Python 3.11+)."""
-    return [sys.executable, "-u", *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module]
+    its place (``interpreter.module_argv``: ``-P``, or a bootstrap on 3.10)."""
+    return interpreter.module_argv(module)
 
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
-from sigreload import watcher
+from sigreload import interpreter, watcher
 from sigreload.contract import discovery, messages
 from sigreload.watching import file_tree, file_watching, pacing, signatures
 from sigreload.watching.signatures import scan_dir
@@ -170,7 +170,7 @@ def test_an_unexpected_error_is_logged_and_kept_and_start_starts_anew(tmp_path, 
 
 
 FAULTY_WATCHER = """import sys
-from sigreload import watcher
+from sigreload import interpreter, watcher
 def tell(self, paths, signum=None, message=None):
     raise RuntimeError("a bug while telling the broadcaster")
 watcher.Notifier.tell = tell  # an unexpected error in the watching thread
@@ -564,9 +564,11 @@ def test_reload_and_css_commands(broadcaster):
 def test_a_command_line_runs_the_broadcaster_only_when_it_starts_it():
     py = sys.executable
     runs = [[py, "-u", "-P", "-m", "sigreload.broadcaster", "--port", "0"], ["/venv/bin/sigreload-broadcast"],
-            [py, "/venv/bin/sigreload-broadcast", "-v"], ["python3", "reload_server.py", "--port", "5678"]]
+            [py, "/venv/bin/sigreload-broadcast", "-v"], ["python3", "reload_server.py", "--port", "5678"],
+            [py, "-u", "-c", interpreter.BOOTSTRAP, "sigreload.broadcaster", "--port", "0"]]  # 3.10
     merely_names = [["vim", "reload_server.py"], [py, "-m", "sigreload.broadcasterx"], [py, "-m", "sigreload"],
-                    [py, "-c", "import sigreload.broadcaster"], ["less", "sigreload-broadcast.log"], []]
+                    [py, "-c", "import sigreload.broadcaster"],
+                    [py, "-c", "print(1)", "sigreload.broadcaster"], ["less", "sigreload-broadcast.log"], []]
     assert all(discovery.runs_broadcaster(argv) for argv in runs)
     assert not any(discovery.runs_broadcaster(argv) for argv in merely_names)
 

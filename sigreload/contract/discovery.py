@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sigreload import command_line, options, platforms
+from sigreload import command_line, interpreter, options, platforms
 from sigreload.contract import messages
 
 BROADCASTER_MODULE = "sigreload.broadcaster"
@@ -27,19 +27,20 @@ BROADCASTER_MODULE = "sigreload.broadcaster"
 BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
 LOOK_FIRST, LOOKS, LOOK_MOST = 0.05, (1.0, 2.0, 4.0), 5.0  # seconds between looks for a broadcaster
 LOOK_GONE = 1.0  # seconds between looks at a running broadcaster, where no pidfd says when it exits
-PYTHON_FLAGS = ("-u", "-B", "-E", "-s", "-S", "-P", "-I", "-O", "-OO", "-q")
+PYTHON_FLAGS = interpreter.PYTHON_FLAGS
 
 log = logging.getLogger("sigreload.watch")
 
 
 def runs_broadcaster(cmdline: Sequence[str]) -> bool:
     """True when a command line RUNS the broadcaster (not merely names it):
-    ``python -m sigreload.broadcaster``, ``sigreload-broadcast`` or ``python reload_server.py``."""
+    ``python -m sigreload.broadcaster`` (or sigreload's own bootstrap of it on
+    Python 3.10), ``sigreload-broadcast`` or ``python reload_server.py``."""
     args = list(cmdline)
+    if interpreter.runs_module(args, BROADCASTER_MODULE):
+        return True
     if args and os.path.basename(args[0]).startswith("python"):
         args = [a for a in args[1:] if a not in PYTHON_FLAGS]
-        if args[:2] == ["-m", BROADCASTER_MODULE]:
-            return True
     return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
 
 
@@ -70,10 +71,10 @@ def runs_sigreload(cmdline: Sequence[str]) -> bool:
     """True when a command line runs sigreload itself (the command that starts
     the three processes): ``python -m sigreload`` or the ``sigreload`` script."""
     args = list(cmdline)
+    if interpreter.runs_module(args, "sigreload"):
+        return True
     if args and os.path.basename(args[0]).startswith("python"):
         args = [a for a in args[1:] if a not in PYTHON_FLAGS]
-        if args[:2] == ["-m", "sigreload"]:
-            return True
     return bool(args) and os.path.basename(args[0]) == "sigreload"
 
 
