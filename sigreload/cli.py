@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[
     sys.exit(f"sigreload: {why}, and the {PORT_TRIES - 1} ports after it too: set one with {flag}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
     if os.path.basename(sys.argv[0]) == "__main__.py":  # python -m sigreload: argparse says `usage: sigreload`
@@ -173,12 +174,32 @@ def main(argv: list[str] | None = None) -> None:
     if args.root in SUBCOMMANDS:
         log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
     stop = process_life.stop_event()
-    broadcast = process_life.spawn(children_argv(args)["broadcast"])
+    sys.exit(process_life.supervise(start(args), stop))
+
+
+def start(args: argparse.Namespace) -> dict[str, subprocess.Popen[bytes]]:
+    """The three processes for ``args``, each in a session of its own: the
+    terminal's Ctrl-C reaches only us (never a child still importing, which
+    would print a KeyboardInterrupt traceback); ``supervise`` stops them with
+    SIGTERM, and each follows our lifeline should we die."""
+    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+        return process_life.spawn(argv, start_new_session=True)
+
+    broadcast = spawn(children_argv(args)["broadcast"])
     others = children_argv(args, broadcast.pid)
-    children = {"broadcast": broadcast, "watch": process_life.spawn(others["watch"])}
+    children = {"broadcast": broadcast, "watch": spawn(others["watch"])}
     if not args.no_http:
-        children["http"] = process_life.spawn(others["http"])
-    sys.exit(process_life.supervise(children, stop))
+        children["http"] = spawn(others["http"])
+    return children
+
+
+def main(argv: list[str] | None = None) -> None:
+    """sigreload: serve ROOT, watch it and live-reload the pages (all three
+    processes). Ctrl-C before they start exits quietly (status 130)."""
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -224,3 +224,17 @@ def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, s
         assert done.returncode == 1
         assert (done.stdout + done.stderr).splitlines() == [
             f"sigreload: port {busy} is in use by sigreload (PID {first.pid}); stop that process or pass {flag}"]
+
+
+def test_ctrl_c_while_the_processes_start_stops_them_without_a_traceback(procs, tmp_path):
+    """Issue 34: the terminal's SIGINT reached the children while they imported
+    (KeyboardInterrupt tracebacks); only sigreload gets it, and stops them."""
+    write(tmp_path / "index.html", "<h1>v1</h1>")
+    stack = procs(module("sigreload") + [tmp_path, "--port", free_port(), "--ws-port", free_port()])
+    until(lambda: len(psutil.Process(stack.pid).children()) == 3, 15, "the three processes never started")
+    children = psutil.Process(stack.pid).children()
+    os.killpg(stack.pid, signal.SIGINT)  # the terminal signals its foreground group
+    assert stack.exit_code(10) == 0
+    psutil.wait_procs(children, timeout=5 * SCALE)
+    assert not any(map(running, children))
+    assert "Traceback" not in stack.output() and "KeyboardInterrupt" not in stack.output()
