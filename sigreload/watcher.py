@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, building, command_line, consoles, options, process_life
+from sigreload import app_server, build_output, building, command_line, consoles, options, process_life
 from sigreload.contract import discovery, messages, reserve
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
@@ -149,7 +149,7 @@ class Notifier:
             changed = edits
         message: dict[str, Any] = dict(builder.message(result))
         was_failed, self.failed = self.failed, message if "error" in message else None
-        made = building.Output.changed(before, builder.compared.snapshot()) if builder.compared else None
+        made = build_output.Output.changed(before, builder.compared.snapshot()) if builder.compared else None
         if self.failed or was_failed or made is None or "notice" in message or not self.output:
             self.tell(changed, signal.SIGUSR1, message)  # every page: the error, or what changed is unknown
         elif not made:
@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
-    builder = building.Builder(shlex.split(args.build), root, args.output) if args.build else None
+    builder = building.Builder(argv=shlex.split(args.build), root=root, output=args.output,
+                               orphaned=process_life.orphaned) if args.build else None
     notifier = Notifier(root, discovery.Locator(args.ws_port, args.pid), builder, args.app, args.output)
     # An unexpected error in the watching thread (its traceback is logged) stops this
     # process, non-zero: SIGTERM only sets ``stop``, and its wake-up ends wait().
@@ -255,8 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     notifier.say_watching()
     if builder:  # stopping stops the build's whole group, the first build's too (main is in it then)
         threading.Thread(target=stop_build, args=(stop, builder), name="build", daemon=True).start()
-        first_build(builder, notifier, watcher)
-    if stop.is_set():
+        first_build(builder, notifier, watcher)  # a build notices our parent's death too (Builder.look)
+    if stop.is_set() or process_life.orphaned():
         sys.exit(0)
     watcher.start()
     threading.Thread(target=notifier.locator.follow, args=(stop,), name="broadcaster", daemon=True).start()
