@@ -28,6 +28,10 @@ BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
 LOOK_FIRST, LOOKS, LOOK_MOST = 0.05, (1.0, 2.0, 4.0), 5.0  # seconds between looks for a broadcaster
 LOOK_GONE = 1.0  # seconds between looks at a running broadcaster, where no pidfd says when it exits
 PYTHON_FLAGS = interpreter.PYTHON_FLAGS
+# A child's --port-flag starting with MOVES: its port is a default one that sigreload moves when busy.
+# Taken meanwhile (another user bound it after sigreload looked), the child exits with PORT_MOVES and
+# says nothing: sigreload says the one line and starts them again on the next free port.
+MOVES, PORT_MOVES = "moves:", 75
 
 log = logging.getLogger("sigreload.watch")
 
@@ -95,9 +99,12 @@ def in_use(port: int, flag: str, host: str | None = None) -> str:
     addresses is), who holds it (when psutil can tell: not another user's
     process; a running sigreload, not its child, when the holder is one of
     its three processes) and the flag to pass (``--port``), or the setting to change
-    (``WS_PORT=``, under ``r``)."""
+    (``WS_PORT=``, under ``r``). A flag marked MOVES exits with PORT_MOVES instead.
+    """
     from sigreload import listening
 
+    if flag.startswith(MOVES):
+        raise SystemExit(PORT_MOVES)
     owner = port_owner(port, host)
     above = sigreload_above(owner) if owner else None  # the PID the user started, not its child's
     by = (f" by sigreload (PID {above})" if above else f" by PID {owner}" if owner
