@@ -205,8 +205,12 @@ def serve(args: argparse.Namespace, moves: set[str], stop: threading.Event) -> i
         for name in moved:
             what, dest, flag = MOVING[name]
             host, others = "" if args.lan else args.host, {args.port, args.ws_port, args.livereload}
-            setattr(args, dest, claim(what, host, getattr(args, dest), flags()[flag], True,
-                                      others - {getattr(args, dest)}))
+            try:
+                setattr(args, dest, claim(what, host, getattr(args, dest), flags()[flag], True,
+                                          others - {getattr(args, dest)}))
+            except SystemExit:  # no free port left: its one line, and the others stop with us
+                process_life.end_all(children)
+                raise
         if "broadcast" in moved:
             process_life.end_all(children)
             children = start(args, moves)
