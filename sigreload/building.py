@@ -10,7 +10,6 @@ build. Nothing here watches or signals: ``watcher.Notifier`` does.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -18,8 +17,12 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from sigreload import process_life
+from sigreload.build_output import Output
 from sigreload.watching.signatures import has_entries
 
 TAIL = 8000  # characters of a build's output kept for the pages
@@ -28,8 +31,6 @@ ERRORS_MAX = 40  # error lines shown above the log
 # (not "0 errors", not "KeyError: ..." inside a traceback's last line: that fails the build anyway)
 ERROR_LINE = re.compile(r"(?:^|[\s:(\[])(?:ERROR|Error|error)\b\s*[:\]-]")
 
-OUTPUT_FILES_MAX = 20_000  # an output larger than this (files or bytes) is not compared: every page reloads
-OUTPUT_BYTES_MAX = 512 << 20
 WAKE = 0.25  # seconds between two looks at the signals while a build runs
 STOP_GRACE = 1.0  # seconds a stopped build's group has after SIGTERM, before SIGKILL (sigreload waits 1.5 s)
 
@@ -71,17 +72,19 @@ def start(argv: list[str], cwd: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def collect(proc: subprocess.Popen[bytes], argv: list[str], started: float) -> Result:
+def collect(proc: subprocess.Popen[bytes], argv: list[str], started: float,
+            wake: Callable[[], None] = lambda: None) -> Result:
     """Wait for the build ``proc``; its result, output and errors collected.
 
-    The wait wakes every WAKE seconds: in the main thread, a stop signal that
-    the kernel gave another thread runs its handler only when main runs."""
+    The wait wakes every WAKE seconds (and calls ``wake``): in the main
+    thread, a stop signal that the kernel gave another thread runs its
+    handler only when main runs."""
     while True:
         try:
             output = proc.communicate(timeout=WAKE)[0].decode(errors="replace")
             break
         except subprocess.TimeoutExpired:
-            continue
+            wake()
     tail = output[-TAIL:] or (f"{argv[0]} exited with status {proc.returncode}" if proc.returncode else "")
     return Result(proc.returncode, tail, error_lines(output), time.monotonic() - started)
 
@@ -153,75 +156,20 @@ class Products:
         return edits
 
 
-HTML_COMMENT = re.compile(rb"<!--.*?-->", re.S)
-
-
-def digest_of(path: str) -> bytes:
-    """A file's content digest; for a page, its HTML comments aside (mkdocs stamps
-    its build time into the home page: no change a reader sees)."""
-    digest = hashlib.blake2b()
-    with open(path, "rb") as f:
-        if path.endswith((".html", ".htm")):
-            digest.update(HTML_COMMENT.sub(b"", f.read()))
-        else:
-            while block := f.read(1 << 20):
-                digest.update(block)
-    return digest.digest()
-
-
-class Output:
-    """The build's output folder, compared before and after a build: what the
-    build changed (its pages, its stylesheets) decides what the pages do.
-    Files are compared by content (builders rewrite what did not change),
-    pages without their HTML comments; a file's digest is kept while its
-    size, mtime and inode stay."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.digests: dict[str, tuple[tuple[int, int, int], bytes]] = {}  # path -> (stat key, digest)
-
-    def snapshot(self) -> dict[str, bytes] | None:
-        """{path: digest} of every file, or None when it is too large to compare."""
-        found: dict[str, bytes] = {}
-        total = 0
-        for top, _, files in os.walk(self.folder):
-            for name in files:
-                path = os.path.join(top, name)
-                try:
-                    st = os.stat(path)
-                    key = (st.st_size, st.st_mtime_ns, st.st_ino)
-                    known = self.digests.get(path)
-                    if known is None or known[0] != key:
-                        known = (key, digest_of(path))
-                        self.digests[path] = known
-                except OSError:
-                    continue  # gone meanwhile
-                found[path] = known[1]
-                total += key[0]
-                if len(found) > OUTPUT_FILES_MAX or total > OUTPUT_BYTES_MAX:
-                    return None
-        self.digests = {p: d for p, d in self.digests.items() if p in found}
-        return found
-
-    @staticmethod
-    def changed(before: dict[str, bytes] | None, after: dict[str, bytes] | None) -> list[str] | None:
-        """The files a build added, removed or changed; None when unknown."""
-        if before is None or after is None:
-            return None
-        return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-
-
 class Builder:
     """The build a watcher runs (``argv`` in ``root``): each run said in the
     terminal, what it writes learned (``products``), and what the pages are told."""
 
-    def __init__(self, argv: list[str], root: str, output: str | None = None) -> None:
+    def __init__(self, *, argv: list[str], root: str, output: str | None = None,
+                 orphaned: Callable[[], bool] = lambda: False) -> None:
         self.argv, self.root, self.output = argv, root, output
+        self.orphaned = orphaned  # whether the process that started us is gone: the build stops then
         self.products = Products()
         self.compared = Output(output) if output else None  # what a build changes in its output
         self.empty_said = False
         self.lock = threading.Lock()  # ``run`` (the watching thread, or main at start) against ``stop``
         self.proc: subprocess.Popen[bytes] | None = None  # the build running now
+        self.below: list[Any] = []  # its processes seen while it runs (psutil), a setsid one's too
         self.stopping = False
 
     def run(self) -> Result:
@@ -236,9 +184,9 @@ class Builder:
             except OSError as exc:
                 proc, result = None, cannot(self.argv, exc)
         if proc is not None:
-            result = collect(proc, self.argv, started)
+            result = collect(proc, self.argv, started, self.look)
         with self.lock:
-            self.proc, result.stopped = None, self.stopping
+            self.proc, self.below, result.stopped = None, [], self.stopping
         if result.stopped:
             log.info("build stopped: the watcher is stopping")
         elif result.ok:
@@ -247,15 +195,32 @@ class Builder:
             log.error("build failed (exit %d):\n%s", result.status, result.output.rstrip())
         return result
 
-    def stop(self) -> None:
-        """Stop the running build's whole process group (SIGTERM, then SIGKILL
-        after STOP_GRACE) and start no other; returns once it is gone. Idempotent,
-        from any thread."""
+    def look(self) -> None:
+        """While the build runs (every WAKE): note its processes (one that left
+        its group with setsid is still below it), and stop it when the process
+        that started us is gone (SIGKILLed during the first build, say)."""
         with self.lock:
-            self.stopping = True
             proc = self.proc
         if proc is not None:
+            below = process_life.descendants([proc])
+            with self.lock:
+                self.below = list({p.pid: p for p in [*self.below, *below]}.values())
+        if self.orphaned():
+            log.info("the process that started me is gone: stopping the build")
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the running build's whole process group (SIGTERM, then SIGKILL
+        after STOP_GRACE), and every process seen below it (SIGKILL: one in a
+        session of its own); start no other. Returns once they are gone.
+        Idempotent, from any thread."""
+        with self.lock:
+            self.stopping = True
+            proc, seen = self.proc, self.below
+        if proc is not None:
+            below = [*seen, *process_life.descendants([proc])]  # before the group goes: then they are orphans
             stop_group(proc.pid)
+            process_life.kill(below)
 
     def notice(self, result: Result) -> str | None:
         """What a good build should still tell you (terminal and pages): its error

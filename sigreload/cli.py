@@ -10,13 +10,18 @@ import argparse
 import errno
 import logging
 import os
+import subprocess
 import sys
+import threading
+from collections.abc import Collection
 from pathlib import Path
 
 from sigreload import command_line, config, listening, options, process_life, starter
 from sigreload.contract import discovery
 
 LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
+# The servers whose default port moves: their process's name -> (said as, dest, index in flags())
+MOVING = {"http": ("the HTTP server", "port", 0), "broadcast": ("the broadcaster", "ws_port", 1)}
 PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
                "config": lambda argv: config.show(make_parser(), argv)}
@@ -38,14 +43,19 @@ def make_parser() -> argparse.ArgumentParser:
     return options.add(parser, "sigreload")
 
 
-def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None) -> dict[str, list[str]]:
+def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None,
+                  moves: Collection[str] = ()) -> dict[str, list[str]]:
     """The three processes' command lines for the parsed ``args``.
 
     The watcher gets the broadcaster's PID: it signals that process only,
-    never another project's broadcaster that holds the port.
+    never another project's broadcaster that holds the port. A port whose
+    dest is in ``moves`` (a default one) is marked so: taken meanwhile, its
+    server exits with ``discovery.PORT_MOVES`` and says nothing (``serve``).
     """
     under_r = bool(os.environ.get("SIGRELOAD_UNDER_R"))  # set by rfile.yml: name its settings
     http_flag, ws_flag = ("PORT=", "WS_PORT=") if under_r else ("--port", "--ws-port")
+    http_flag = discovery.MOVES * ("port" in moves) + http_flag
+    ws_flag = discovery.MOVES * ("ws_port" in moves) + ws_flag
     common = ["--lan"] if args.lan else ["--host", args.host]
     serve = ["--proxy", args.proxy] if args.proxy else [args.output or args.root]
     serve += [] if args.no_inject else ["--inject", str(args.ws_port)]
@@ -91,14 +101,18 @@ def bare_livereload(argv: list[str]) -> list[str]:
     return argv
 
 
+def flags() -> tuple[str, str]:
+    """What sets the HTTP and the broadcaster's ports: the options, or under ``r`` its settings."""
+    return ("PORT=", "WS_PORT=") if os.environ.get("SIGRELOAD_UNDER_R") else ("--port", "--ws-port")
+
+
 def claim_ports(args: argparse.Namespace, explicit: set[str]) -> None:
     """Before any process starts, each server's port in ``args``: a given one
     (``--port``, ``--ws-port``, ``--livereload``) free, or exit with one line;
     a default one free, or the next free one, said in one line. The same port
     given twice exits with status 2."""
-    flags = ("PORT=", "WS_PORT=") if os.environ.get("SIGRELOAD_UNDER_R") else ("--port", "--ws-port")
-    servers = [("the broadcaster", "ws_port", flags[1])]
-    servers += [] if args.no_http else [("the HTTP server", "port", flags[0])]
+    servers = [("the broadcaster", "ws_port", flags()[1])]
+    servers += [] if args.no_http else [("the HTTP server", "port", flags()[0])]
     servers += [] if args.livereload is None else [("LiveReload", "livereload", "--livereload=")]
     given = [getattr(args, name) for _, name, _ in servers if name in explicit or name == "livereload"]
     twice = next((port for port in given if given.count(port) > 1 and port), None)
@@ -138,7 +152,7 @@ def claim(what: str, host: str, port: int, flag: str, movable: bool, taken: set[
     sys.exit(f"sigreload: {why}, and the {PORT_TRIES - 1} ports after it too: set one with {flag}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three processes)."""
     command_line.require_signals()
     if os.path.basename(sys.argv[0]) == "__main__.py":  # python -m sigreload: argparse says `usage: sigreload`
@@ -173,12 +187,61 @@ def main(argv: list[str] | None = None) -> None:
     if args.root in SUBCOMMANDS:
         log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
     stop = process_life.stop_event()
-    broadcast = process_life.spawn(children_argv(args)["broadcast"])
-    others = children_argv(args, broadcast.pid)
-    children = {"broadcast": broadcast, "watch": process_life.spawn(others["watch"])}
+    sys.exit(serve(args, {name for name in ("port", "ws_port") if name not in explicit}, stop))
+
+
+def serve(args: argparse.Namespace, moves: set[str], stop: threading.Event) -> int:
+    """Start the three processes and supervise them until ``stop`` or one exits;
+    our exit status. A server whose default port (its dest in ``moves``) was
+    taken between ``claim_ports`` and its own bind exits with PORT_MOVES: that
+    port moves to the next free one (said in one line) and the server starts
+    again there (the broadcaster with the others: they name its port)."""
+    children = start(args, moves)
+    while True:
+        status = process_life.supervise(children, stop, quiet={discovery.PORT_MOVES})
+        moved = [name for name, proc in children.items() if proc.returncode == discovery.PORT_MOVES]
+        if stop.is_set() or not moved:
+            return status
+        for name in moved:
+            what, dest, flag = MOVING[name]
+            host, others = "" if args.lan else args.host, {args.port, args.ws_port, args.livereload}
+            try:
+                setattr(args, dest, claim(what, host, getattr(args, dest), flags()[flag], True,
+                                          others - {getattr(args, dest)}))
+            except SystemExit:  # no free port left: its one line, and the others stop with us
+                process_life.end_all(children)
+                raise
+        if "broadcast" in moved:
+            process_life.end_all(children)
+            children = start(args, moves)
+        else:
+            argv = children_argv(args, children["broadcast"].pid, moves)["http"]
+            children["http"] = process_life.spawn(argv, start_new_session=True)
+
+
+def start(args: argparse.Namespace, moves: Collection[str] = ()) -> dict[str, subprocess.Popen[bytes]]:
+    """The three processes for ``args``, each in a session of its own: the
+    terminal's Ctrl-C reaches only us (never a child still importing, which
+    would print a KeyboardInterrupt traceback); ``supervise`` stops them with
+    SIGTERM, and each follows our lifeline should we die."""
+    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+        return process_life.spawn(argv, start_new_session=True)
+
+    broadcast = spawn(children_argv(args, moves=moves)["broadcast"])
+    others = children_argv(args, broadcast.pid, moves)
+    children = {"broadcast": broadcast, "watch": spawn(others["watch"])}
     if not args.no_http:
-        children["http"] = process_life.spawn(others["http"])
-    sys.exit(process_life.supervise(children, stop))
+        children["http"] = spawn(others["http"])
+    return children
+
+
+def main(argv: list[str] | None = None) -> None:
+    """sigreload: serve ROOT, watch it and live-reload the pages (all three
+    processes). Ctrl-C before they start exits quietly (status 130)."""
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

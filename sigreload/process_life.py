@@ -18,10 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from sigreload import platforms
+from sigreload import interpreter, platforms
 
 TRIGGERS = ("SIGUSR1", "SIGUSR2")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -195,8 +195,8 @@ def wait(stop: threading.Event, done: Callable[[], bool] | None = None, tick: fl
 def module_argv(module: str) -> list[str]:
     """The command line that runs ``module`` (e.g. ``sigreload.watcher``) in a
     new interpreter, by module name: nothing in the current folder can take
-    its place (``-P``: the folder is not put on sys.path, Python 3.11+)."""
-    return [sys.executable, "-u", *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module]
+    its place (``interpreter.module_argv``: ``-P``, or a bootstrap on 3.10)."""
+    return interpreter.module_argv(module)
 
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -239,16 +239,27 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     return proc
 
 
-def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Event) -> int:
+def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Event,
+              quiet: Collection[int] = ()) -> int:
     """Wait until ``stop`` is set or a child exits; then stop every child.
-    Returns the exit status for us: 0, or the status of the child that ended first."""
+    Returns the exit status for us: 0, or the status of the child that ended
+    first, said in one line; when that status is one of ``quiet``, nothing is
+    said and the others keep running: the caller decides (``end_all``)."""
     status = 0
     signal.signal(signal.SIGCHLD, lambda *_: None)  # its byte wakes wait(): no polling
     wait(stop, lambda: any(p.poll() is not None for p in children.values()))
     exited = [(name, p.returncode) for name, p in children.items() if p.returncode is not None]
     if exited and not stop.is_set():
+        if exited[0][1] in quiet:
+            return int(exited[0][1])
         log.error("%s exited with status %s; stopping the others", *exited[0])
         status = exited[0][1] or 1
+    end_all(children)
+    return status
+
+
+def end_all(children: Mapping[str, subprocess.Popen[Any]]) -> None:
+    """Stop every child (SIGTERM, SIGKILL after STOP_GRACE), and what runs below them."""
     below = descendants(children.values())  # a build's group (its own session): stopped by the watcher
     for proc in children.values():
         if proc.poll() is None:
@@ -261,7 +272,6 @@ def supervise(children: Mapping[str, subprocess.Popen[Any]], stop: threading.Eve
             proc.kill()
             proc.wait()
     kill(below)  # ... unless the watcher was killed first: then here, so nothing outlives us
-    return status
 
 
 def descendants(children: Iterable[subprocess.Popen[Any]]) -> list[Any]:

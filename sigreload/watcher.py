@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, building, command_line, consoles, options, process_life
+from sigreload import app_server, build_output, building, command_line, consoles, options, process_life
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
@@ -60,14 +60,15 @@ class Notifier:
     after a good one, what it changed in --output is told as an edit would
     be: stylesheets swap, the pages that use a changed file reload, and every
     page when that is unknown); with an ``app`` URL, a wait for its restart.
+    ``scan()`` is the watcher's full pass (what a build wrote). Keyword-only.
     """
 
-    def __init__(self, root: str, locator: discovery.Locator, builder: building.Builder | None = None,
-                 app: str | None = None, output: str | None = None) -> None:
+    def __init__(self, *, root: str, locator: discovery.Locator, scan: Callable[[], list[str]] = list,
+                 builder: building.Builder | None = None, app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
         self.root_id = watcher_ids.root_id(root)
         self.app = app_server.Waiter(app, self.after_restart) if app else None
-        self.scan: Callable[[], list[str]] = list  # what changed since it last looked (the watcher's full pass)
+        self.scan = scan  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
         self.fatal: str | None = None  # why this process must stop (said by main)
@@ -150,7 +151,7 @@ class Notifier:
             changed = edits
         message: dict[str, Any] = dict(builder.message(result))
         was_failed, self.failed = self.failed, message if "error" in message else None
-        made = building.Output.changed(before, builder.compared.snapshot()) if builder.compared else None
+        made = build_output.Output.changed(before, builder.compared.snapshot()) if builder.compared else None
         if self.failed or was_failed or made is None or "notice" in message or not self.output:
             self.tell(changed, signal.SIGUSR1, message)  # every page: the error, or what changed is unknown
         elif not made:
@@ -243,21 +244,23 @@ def main(argv: list[str] | None = None) -> None:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
-    builder = building.Builder(shlex.split(args.build), root, args.output) if args.build else None
-    notifier = Notifier(root, discovery.Locator(args.ws_port, args.pid), builder, args.app, args.output)
+    builder = building.Builder(argv=shlex.split(args.build), root=root, output=args.output,
+                               orphaned=process_life.orphaned) if args.build else None
+    locator = discovery.Locator(args.ws_port, pid=args.pid)
     # An unexpected error in the watching thread (its traceback is logged) stops this
     # process, non-zero: SIGTERM only sets ``stop``, and its wake-up ends wait().
-    watcher = SimpleWatcher(notifier, args.interval, ignore, hints=not args.poll,
+    watcher = SimpleWatcher(interval=args.interval, ignore=ignore, hints=not args.poll, uses=UsedFiles(locator, root),
                             on_error=lambda _: os.kill(os.getpid(), signal.SIGTERM))
-    watcher.uses = UsedFiles(notifier.locator, root)
+    notifier = Notifier(root=root, locator=locator, scan=watcher.scan, builder=builder, app=args.app,
+                        output=args.output)
+    watcher.set_callback(notifier)  # each needs the other: the callback comes second
     tree = watcher.watch_tree(root)
-    notifier.scan = watcher.scan
     notifier.locator.wait_for(START_LOOK)  # started with it (r, sigreload): it is listening in a moment
     notifier.say_watching()
     if builder:  # stopping stops the build's whole group, the first build's too (main is in it then)
         threading.Thread(target=stop_build, args=(stop, builder), name="build", daemon=True).start()
-        first_build(builder, notifier, watcher)
-    if stop.is_set():
+        first_build(builder, notifier, watcher)  # a build notices our parent's death too (Builder.look)
+    if stop.is_set() or process_life.orphaned():
         sys.exit(0)
     watcher.start()
     threading.Thread(target=notifier.locator.follow, args=(stop,), name="broadcaster", daemon=True).start()

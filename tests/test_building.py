@@ -58,21 +58,23 @@ def test_what_builds_write_is_theirs_and_edits_during_a_build_are_not():
 BUILD = """import os, subprocess, sys
 if os.path.exists("slow"):  # a build of two processes (a group) that takes its time
     subprocess.run(["sleep", "300"])
+if os.path.exists("setsid"):  # ... one of them in a session (and group) of its own
+    subprocess.run(["setsid", "sleep", "300"])
 """
 
 
-@pytest.mark.parametrize("build", ["first", "after an edit"])
+@pytest.mark.parametrize("build", ["first", "after an edit", "first, with setsid"])
 @pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM"])
 def test_stopping_sigreload_during_a_build_stops_the_build_whole_in_one_line(procs, tmp_path, how, build):
     src = tmp_path / "src"
     src.mkdir()
     write(src / "build.py", BUILD)
-    if build == "first":
-        write(src / "slow", "")
+    if build.startswith("first"):
+        write(src / ("setsid" if "setsid" in build else "slow"), "")
     stack = procs(module("sigreload") + [src, "--exec", f"{sys.executable} build.py", "--output", tmp_path / "out",
                                          "--port", free_port(), "--ws-port", free_port()], cwd=tmp_path)
     stack.wait_seen("ready on", 15)
-    if build != "first":
+    if not build.startswith("first"):
         stack.wait_seen("watching", 15)
         write(src / "slow", "")
     sleeps = []
@@ -88,3 +90,19 @@ def test_stopping_sigreload_during_a_build_stops_the_build_whole_in_one_line(pro
     said = stack.output()
     assert said.count("build stopped") <= 1  # one line (none when the watcher was too slow to say it: killed)
     assert "build failed" not in said and "cannot leave" not in said and "build error" not in said
+
+
+def test_sigkill_of_sigreload_during_the_first_build_ends_the_watcher_and_the_build(procs, tmp_path):
+    """Issue 34: the watcher followed its parent only once watching, after the first build."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "build.py", BUILD)
+    write(src / "slow", "")
+    stack = procs(module("sigreload") + [src, "--exec", f"{sys.executable} build.py", "--output", tmp_path / "out",
+                                         "--port", free_port(), "--ws-port", free_port()], cwd=tmp_path)
+    sleeps = []
+    until(lambda: sleeps.extend(p for p in psutil.Process(stack.pid).children(recursive=True)
+                                if p.cmdline()[:1] == ["sleep"]) or sleeps, 15, "the build never started")
+    below = psutil.Process(stack.pid).children(recursive=True)
+    os.kill(stack.pid, signal.SIGKILL)  # sigreload alone: no handler, no goodbye
+    until(lambda: not any(map(running, below)), 10, "a process outlived a SIGKILLed sigreload")

@@ -224,3 +224,43 @@ def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, s
         assert done.returncode == 1
         assert (done.stdout + done.stderr).splitlines() == [
             f"sigreload: port {busy} is in use by sigreload (PID {first.pid}); stop that process or pass {flag}"]
+
+
+def test_ctrl_c_while_the_processes_start_stops_them_without_a_traceback(procs, tmp_path):
+    """Issue 34: the terminal's SIGINT reached the children while they imported
+    (KeyboardInterrupt tracebacks); only sigreload gets it, and stops them."""
+    write(tmp_path / "index.html", "<h1>v1</h1>")
+    stack = procs(module("sigreload") + [tmp_path, "--port", free_port(), "--ws-port", free_port()])
+    until(lambda: len(psutil.Process(stack.pid).children()) == 3, 15, "the three processes never started")
+    children = psutil.Process(stack.pid).children()
+    os.killpg(stack.pid, signal.SIGINT)  # the terminal signals its foreground group
+    assert stack.exit_code(10) == 0
+    psutil.wait_procs(children, timeout=5 * SCALE)
+    assert not any(map(running, children))
+    assert "Traceback" not in stack.output() and "KeyboardInterrupt" not in stack.output()
+
+
+@pytest.mark.parametrize("server, option", [("http_server", "--port"), ("broadcaster", "--ws-port")])
+def test_a_default_port_taken_before_its_server_binds_moves_on_in_one_line(procs, tmp_path, server, option):
+    """Issue 34: another user may bind a default port between sigreload's look and its
+    server's bind: that server's port moves on, said once (no second line, no exit)."""
+    write(tmp_path / "index.html", "<h1>v1</h1>")
+    stack = procs(module("sigreload"), cwd=tmp_path)
+    argv = []
+    until(lambda: argv.extend(next((p.cmdline() for p in psutil.Process(stack.pid).children()
+                                    if f"sigreload.{server}" in p.cmdline()), [])) or argv, 15, "no server started")
+    port = int(argv[argv.index(option if server == "http_server" else "--port") + 1])
+    sock = held(port)  # the server is still importing: it binds in a while
+    try:
+        assert sock is not None, f"the server bound port {port} before the test could"
+        moved = int(stack.wait_seen(rf"port {port} is in use by PID {os.getpid()}: .* listens on (\d+) instead.*; "
+                                    rf"{option} chooses", 15).group(1))
+        stack.wait_seen(rf"ready on ws://127\.0\.0\.1:{moved} " if option == "--ws-port"
+                        else rf"at http://127\.0\.0\.1:{moved}/", 15)
+        stack.wait_seen("watching", 15)
+        assert stack.popen.poll() is None
+        said = stack.output()
+        assert said.count(f"port {port} ") == 1 and "exited with status" not in said, said
+    finally:
+        if sock is not None:
+            sock.close()

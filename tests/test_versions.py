@@ -7,8 +7,13 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import ROOT, SCALE, client, free_port, recv, write
+from sigreload import process_life
+from sigreload.contract import discovery
 
 STUB = 'raise SystemExit("{name}.py from the current folder ran inside sigreload")\n'
 
@@ -27,13 +32,20 @@ def test_python_m_sigreload_runs_its_own_argparse_not_the_folders(tmp_path):
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
 
 
-def test_a_users_email_json_and_signal_py_never_run_inside_its_processes(procs, tmp_path):
+# ``python -m sigreload`` typed by hand imports the folder's runpy.py before any of
+# sigreload's code (Python itself does, on every version): only the script avoids it.
+HOW = {"console script": ([str(Path(sys.executable).parent / "sigreload")], ("runpy",)),
+       "python -m sigreload": ([sys.executable, "-u", "-m", "sigreload"], ())}
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_users_stdlib_named_files_never_run_inside_its_processes(procs, tmp_path, how):
     site = tmp_path / "site"
     shutil.copytree(ROOT / "snippet", site)
-    shadowing(site, "email", "json", "signal", "argparse")
+    command, more = HOW[how]
+    shadowing(site, "email", "json", "signal", "argparse", *more)
     ws = free_port()
-    sigreload = procs([sys.executable, "-u", "-m", "sigreload", ".", "--port", free_port(), "--ws-port", ws],
-                      cwd=site)
+    sigreload = procs([*command, ".", "--port", free_port(), "--ws-port", ws], cwd=site)
     for ready in ("serving", "ready on", "watching"):
         sigreload.wait_seen(ready)
     with client(ws) as page:
@@ -41,3 +53,12 @@ def test_a_users_email_json_and_signal_py_never_run_inside_its_processes(procs, 
         write(site / "index.html", (site / "index.html").read_text() + "<!-- edited -->")
         assert json.loads(recv(page, 10))["type"] == "reload"
     assert "current folder ran" not in sigreload.output()
+
+
+def test_each_process_runs_by_name_past_a_users_runpy_py(tmp_path):
+    shadowing(tmp_path, "runpy", "argparse")
+    for name in ("sigreload.watcher", "sigreload.broadcaster", "sigreload.http_server"):
+        done = subprocess.run([*process_life.module_argv(name), "--help"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=30 * SCALE, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+        assert discovery.runs_broadcaster(process_life.module_argv(name)) == (name == "sigreload.broadcaster")

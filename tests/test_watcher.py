@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from conftest import ROOT, SCALE, cli, client, free_port, module, recv, until, write
-from sigreload import watcher
+from sigreload import interpreter, watcher
 from sigreload.contract import discovery, messages, used_paths
 from sigreload.watching import file_tree, file_watching, pacing, signatures
 from sigreload.watching.signatures import scan_dir
@@ -109,7 +109,7 @@ def test_a_watched_file_is_reported_as_fast_as_a_file_in_a_watched_folder_and_it
     got = queue.Queue()
     page = tmp_path / "p.html"
     page.write_text("1")
-    w = file_watching.SimpleWatcher(got.put, interval=0.02)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.02)
     w.watch_file(str(page))
     w.start()
     try:
@@ -127,7 +127,7 @@ def test_a_watched_file_is_reported_as_fast_as_a_file_in_a_watched_folder_and_it
 
 def test_trees_added_while_it_runs_are_watched_and_never_kill_it(tmp_path):
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, interval=0.01)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.01)
     (tmp_path / "first").mkdir()
     w.watch_tree(str(tmp_path / "first"))
     w.start()
@@ -154,7 +154,7 @@ def test_an_unexpected_error_is_logged_and_kept_and_start_starts_anew(tmp_path, 
     def callback(paths):
         raise RuntimeError("a bug in the callback")
 
-    w = file_watching.SimpleWatcher(callback, interval=0.02, on_error=failed.put)
+    w = file_watching.SimpleWatcher(callback=callback, interval=0.02, on_error=failed.put)
     w.watch_file(str(page))
     w.start()
     touch_later(page, 1)
@@ -170,7 +170,7 @@ def test_an_unexpected_error_is_logged_and_kept_and_start_starts_anew(tmp_path, 
 
 
 FAULTY_WATCHER = """import sys
-from sigreload import watcher
+from sigreload import interpreter, watcher
 def tell(self, paths, signum=None, message=None):
     raise RuntimeError("a bug while telling the broadcaster")
 watcher.Notifier.tell = tell  # an unexpected error in the watching thread
@@ -194,7 +194,7 @@ def test_simple_watcher_api(tmp_path):
     got = queue.Queue()
     page = tmp_path / "p.html"
     page.write_text("1")
-    w = file_watching.SimpleWatcher(got.put, interval=0.02)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.02)
     w.watch_file(str(page))
     assert w.is_watched(str(page)) and not w.is_watched(str(tmp_path / "q.html"))
     assert w.stop() is False
@@ -219,7 +219,7 @@ BURST = "import pathlib, sys\nfor i in range(200): (pathlib.Path(sys.argv[1]) / 
 @pytest.mark.parametrize("hints", [False, True], ids=["poll", "hints"])
 def test_a_burst_gives_one_call_after_the_last_write(tmp_path, hints):
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, interval=0.02, hints=hints)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.02, hints=hints)
     w.watch_tree(str(tmp_path))
     w.start()
     try:
@@ -249,7 +249,7 @@ def test_a_checkout_across_cold_folders_gives_one_call(tmp_path, hints):
         os.utime(tmp_path / f"d{d:02d}", (1e9, 1e9))
     (tmp_path / "index.html").write_text("page")  # edited just now: hot
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, hints=hints)
+    w = file_watching.SimpleWatcher(callback=got.put, hints=hints)
     w.watch_tree(str(tmp_path))
     w.start()
     try:
@@ -294,7 +294,7 @@ def test_a_folder_deleted_and_rebuilt_gives_one_call(tmp_path, hints):
     for i in range(50):
         (out / f"page{i}.html").write_text("v0")
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, hints=hints)
+    w = file_watching.SimpleWatcher(callback=got.put, hints=hints)
     w.watch_tree(str(out))
     w.start()
     try:
@@ -312,7 +312,7 @@ def test_a_change_without_notification_is_found_and_switches_to_polling(tmp_path
     page = tmp_path / "page.html"
     page.write_text("1")
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, interval=0.02, hints=True)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.02, hints=True)
     w.watch_tree(str(tmp_path))
     w.start()
     try:
@@ -564,9 +564,11 @@ def test_reload_and_css_commands(broadcaster):
 def test_a_command_line_runs_the_broadcaster_only_when_it_starts_it():
     py = sys.executable
     runs = [[py, "-u", "-P", "-m", "sigreload.broadcaster", "--port", "0"], ["/venv/bin/sigreload-broadcast"],
-            [py, "/venv/bin/sigreload-broadcast", "-v"], ["python3", "reload_server.py", "--port", "5678"]]
+            [py, "/venv/bin/sigreload-broadcast", "-v"], ["python3", "reload_server.py", "--port", "5678"],
+            [py, "-u", "-c", interpreter.BOOTSTRAP, "sigreload.broadcaster", "--port", "0"]]  # 3.10
     merely_names = [["vim", "reload_server.py"], [py, "-m", "sigreload.broadcasterx"], [py, "-m", "sigreload"],
-                    [py, "-c", "import sigreload.broadcaster"], ["less", "sigreload-broadcast.log"], []]
+                    [py, "-c", "import sigreload.broadcaster"],
+                    [py, "-c", "print(1)", "sigreload.broadcaster"], ["less", "sigreload-broadcast.log"], []]
     assert all(discovery.runs_broadcaster(argv) for argv in runs)
     assert not any(discovery.runs_broadcaster(argv) for argv in merely_names)
 
@@ -599,11 +601,10 @@ def test_while_polling_what_pages_use_is_looked_at_every_tick(tmp_path):
             os.utime(tmp_path / f"d{d}" / f"f{f}.css", (1e9, 1e9))
     used, cold = str(tmp_path / "d1" / "f3.css"), tmp_path / "d2" / "f4.css"
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, interval=0.05)
+    reports = [[used, str(tmp_path / "nowhere.css"), "/etc/passwd"]]
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.05, uses=lambda: reports.pop() if reports else None)
     w.watch_tree(str(tmp_path))
     w.pacing.budget = 1e-7  # a sweep every few hours: as on a tree far too big to sweep
-    reports = [[used, str(tmp_path / "nowhere.css"), "/etc/passwd"]]
-    w.uses = lambda: reports.pop() if reports else None
     w.start()
     try:
         write(tmp_path / "d1" / "f3.css", "new")
@@ -722,9 +723,9 @@ def test_start_right_after_an_error_always_starts_anew(tmp_path):
     def broken():
         raise RuntimeError("a bug in what pages use")
 
-    w = file_watching.SimpleWatcher(None, interval=0.01, on_error=failed.put)
+    # what pages use is asked on every tick: each thread fails on its first
+    w = file_watching.SimpleWatcher(callback=None, interval=0.01, on_error=failed.put, uses=broken)
     w.watch_tree(str(tmp_path))
-    w.uses = broken  # asked on every tick: each thread fails on its first
     w.start()
     try:
         for attempt in range(300):
@@ -744,7 +745,7 @@ def test_a_save_before_notifications_start_is_seen_at_once_and_keeps_them(tmp_pa
     page = tmp_path / "page.html"
     page.write_text("1")
     got = queue.Queue()
-    w = file_watching.SimpleWatcher(got.put, interval=0.02, hints=True)
+    w = file_watching.SimpleWatcher(callback=got.put, interval=0.02, hints=True)
     w.watch_tree(str(tmp_path))
     page.write_text("2")  # saved in the window: no notification can name it
     touch_later(page, -3600)  # and long enough ago that the sweep would call it a lost one
@@ -775,7 +776,7 @@ def test_editors_temporary_names_never_reach_the_pages(procs, broadcaster, site)
     assert not signatures.transient(str(site / "sedAb12Cd"))
     (site / "sedAb12Cd").unlink()
     _, port = broadcaster
-    notifier = watcher.Notifier(str(site), discovery.Locator(port))
+    notifier = watcher.Notifier(root=str(site), locator=discovery.Locator(port))
     notifier.locator.wait_for(5 * SCALE)
     with client(port) as ws:
         recv(ws)

@@ -1,9 +1,10 @@
-"""Finding the broadcaster and signalling it (psutil), and the commands that do
-just that: ``sigreload-reload`` (SIGUSR1) and ``sigreload-css`` (SIGUSR2).
+"""Following the broadcaster: ``Locator`` finds the one a process signals (or
+reads the message folder of), says once when there is none, and follows it
+across restarts without waking while it runs (``until_exit``).
 
-A process is the broadcaster when it is ours (same user), its command line
-runs the broadcaster, and it listens on the port: all three, or it is not
-signalled. psutil refuses to signal a PID that was reused meanwhile.
+Which process is the broadcaster, the busy-port line and the commands that
+signal it live in ``finding``; they are importable from here too (their old
+home): ``discovery.find_server``, ``discovery.reload_main``, ...
 """
 
 from __future__ import annotations
@@ -11,160 +12,46 @@ from __future__ import annotations
 import logging
 import os
 import select
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sigreload import command_line, options, platforms
+from sigreload import platforms
 from sigreload.contract import messages
+from sigreload.contract.finding import (
+    BROADCASTER_MODULE,
+    BROADCASTER_NAMES,
+    MOVES,
+    PORT_MOVES,
+    PYTHON_FLAGS,
+    css_main,
+    find_server,
+    find_servers,
+    in_use,
+    listening,
+    listens_on,
+    port_owner,
+    reload_main,
+    runs_broadcaster,
+    runs_sigreload,
+    signal_server,
+    sigreload_above,
+    started_here,
+    trigger,
+)
 
-BROADCASTER_MODULE = "sigreload.broadcaster"
-# the console script, and the repository's runnable file (python reload_server.py)
-BROADCASTER_NAMES = ("sigreload-broadcast", "reload_server.py")
+__all__ = [
+    "Locator", "until_exit", "BROADCASTER_MODULE", "BROADCASTER_NAMES", "MOVES", "PORT_MOVES", "PYTHON_FLAGS",
+    "css_main", "find_server", "find_servers", "in_use", "listening", "listens_on", "port_owner", "reload_main",
+    "runs_broadcaster", "runs_sigreload", "sigreload_above", "signal_server", "started_here", "trigger",
+]
+
 LOOK_FIRST, LOOKS, LOOK_MOST = 0.05, (1.0, 2.0, 4.0), 5.0  # seconds between looks for a broadcaster
 LOOK_GONE = 1.0  # seconds between looks at a running broadcaster, where no pidfd says when it exits
-PYTHON_FLAGS = ("-u", "-B", "-E", "-s", "-S", "-P", "-I", "-O", "-OO", "-q")
 
 log = logging.getLogger("sigreload.watch")
-
-
-def runs_broadcaster(cmdline: Sequence[str]) -> bool:
-    """True when a command line RUNS the broadcaster (not merely names it):
-    ``python -m sigreload.broadcaster``, ``sigreload-broadcast`` or ``python reload_server.py``."""
-    args = list(cmdline)
-    if args and os.path.basename(args[0]).startswith("python"):
-        args = [a for a in args[1:] if a not in PYTHON_FLAGS]
-        if args[:2] == ["-m", BROADCASTER_MODULE]:
-            return True
-    return bool(args) and os.path.basename(args[0]) in BROADCASTER_NAMES
-
-
-def listening(conn: Any, port: int | None) -> bool:
-    """True when psutil connection ``conn`` is a listening socket on ``port`` (None: any)."""
-    return platforms.is_listening(conn, port)
-
-
-def listens_on(proc: Any, port: int | None) -> bool:
-    """True when process ``proc`` (a psutil.Process or a PID) has a listening
-    TCP socket on ``port`` (None: any; its own sockets only: cheap). False when it is gone."""
-    import psutil
-
-    try:
-        proc = psutil.Process(proc) if isinstance(proc, int) else proc
-        return any(listening(c, port) for c in proc.net_connections(kind="tcp"))
-    except (psutil.Error, OSError):
-        return False
-
-
-def port_owner(port: int, host: str | None = None) -> int | None:
-    """PID of this user's process that listens on ``port`` (on ``host``, when
-    given); None when none of ours does (another user's, or nothing)."""
-    return min(platforms.listeners(port, host), default=None)
-
-
-def runs_sigreload(cmdline: Sequence[str]) -> bool:
-    """True when a command line runs sigreload itself (the command that starts
-    the three processes): ``python -m sigreload`` or the ``sigreload`` script."""
-    args = list(cmdline)
-    if args and os.path.basename(args[0]).startswith("python"):
-        args = [a for a in args[1:] if a not in PYTHON_FLAGS]
-        if args[:2] == ["-m", "sigreload"]:
-            return True
-    return bool(args) and os.path.basename(args[0]) == "sigreload"
-
-
-def sigreload_above(pid: int) -> int | None:
-    """The PID of the running ``sigreload`` that started process ``pid`` (its
-    broadcaster, HTTP server or watcher), or None."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid).parent()
-        return parent.pid if parent is not None and runs_sigreload(parent.cmdline()) else None
-    except (psutil.Error, OSError):
-        return None
-
-
-def in_use(port: int, flag: str, host: str | None = None) -> str:
-    """The one line for a busy port: where (``host``, when only one of the
-    addresses is), who holds it (when psutil can tell: not another user's
-    process; a running sigreload, not its child, when the holder is one of
-    its three processes) and the flag to pass (``--port``), or the setting to change
-    (``WS_PORT=``, under ``r``)."""
-    from sigreload import listening
-
-    owner = port_owner(port, host)
-    above = sigreload_above(owner) if owner else None  # the PID the user started, not its child's
-    by = (f" by sigreload (PID {above})" if above else f" by PID {owner}" if owner
-          else " by another process (another user's?)" if host else "")
-    on = f" on {host if ':' not in host else f'[{host}]'}" if host else ""
-    advice = f"set {flag}<another port>" if flag.endswith("=") else f"pass {flag}"
-    if not owner and not listening.listened(host, port):  # no server: a connection's own end holds it
-        return f"port {port} is held{on} by a connection's end, not a server; try again in a moment or {advice}"
-    return f"port {port} is in use{on}{by}; stop that process or {advice}"
-
-
-def find_server(port: int | None = command_line.WS_PORT) -> Any:
-    """The broadcaster listening on ``port``, as a psutil.Process, or None.
-
-    Same user, a command line that runs the broadcaster, a listening socket
-    on ``port``: all three, or it is not ours. Two candidates raise LookupError.
-    ``port`` None: this user's one broadcaster on any port (sigreload moves
-    off a busy default port) that made its message folder; of several, the
-    one started in this folder, else the one on the default port.
-    """
-    found = find_servers(port)
-    if port is None:  # on any port: only one that made its message folder is a broadcaster of ours
-        found = [p for p in found if messages.folder_of(p) is not None]  # (a decoy named reload_server.py is not)
-    if port is None and len(found) > 1:  # the one started here (another project's may hold the default port)
-        found = [p for p in found if started_here(p)] or found
-    if port is None and len(found) > 1:
-        found = [p for p in found if listens_on(p, command_line.WS_PORT)] or found
-    if len(found) > 1:
-        pids = ", ".join(str(p.pid) for p in found)
-        where = f"two broadcasters listen on port {port}" if port else "broadcasters run on several ports"
-        raise LookupError(f"{where} (PIDs {pids})")
-    return found[0] if found else None
-
-
-def started_here(proc: Any) -> bool:
-    """Whether process ``proc`` runs in the current folder (False when it is gone)."""
-    import psutil
-
-    try:
-        return bool(proc.cwd() == os.getcwd())
-    except psutil.Error:
-        return False
-
-
-def find_servers(port: int | None) -> list[Any]:
-    """This user's broadcasters listening on ``port`` (None: on any), as psutil.Process."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["uids", "cmdline"]):
-        info = proc.info
-        if not info["uids"] or info["uids"].real != os.getuid():
-            continue
-        if proc.pid != os.getpid() and runs_broadcaster(info["cmdline"] or ()):
-            if listens_on(proc, port):
-                found.append(proc)
-    return found
-
-
-def signal_server(proc: Any, signum: int) -> bool:
-    """Signal ``proc``; False when it is gone (psutil refuses a reused PID)."""
-    import psutil
-
-    try:
-        proc.send_signal(signum)
-        return True
-    except psutil.NoSuchProcess:
-        return False
 
 
 class Locator:
@@ -177,7 +64,7 @@ class Locator:
     what it watches). ``follow`` keeps looking for one, in a thread, without
     waking while it runs."""
 
-    def __init__(self, port: int, pid: int | None = None) -> None:
+    def __init__(self, port: int, *, pid: int | None = None) -> None:
         self.port, self.pid = port, pid
         self.server: Any = None
         self.missing_said = False
@@ -294,30 +181,3 @@ def until_exit(pid: int, stop: threading.Event) -> None:
         select.select([fd], [], [])
     finally:
         os.close(fd)
-
-
-def trigger(signame: str, argv: Iterable[str] | None = None) -> None:
-    """Find the broadcaster and send it one signal; exit 1 when there is none."""
-    command_line.require_signals()
-    what = "reload every page" if signame == "SIGUSR1" else "refresh every page's stylesheets"
-    parser = command_line.parser(f"Send {signame} to the broadcaster: {what}.")
-    args = options.add(parser, "signal").parse_args(None if argv is None else list(argv))
-    try:
-        proc = find_server(args.ws_port)
-    except LookupError as exc:
-        sys.exit(f"sigreload: {exc}; signal the right one by hand")
-    if proc is None or not signal_server(proc, getattr(signal, signame)):
-        where = f"on port {args.ws_port}" if args.ws_port else "here"
-        sys.exit(f"sigreload: no broadcaster listens {where}; "
-                 "start one with `r` or `sigreload-broadcast`")
-    print(f"sigreload: sent {signame} to broadcaster PID {proc.pid}")
-
-
-def reload_main(argv: Iterable[str] | None = None) -> None:
-    """sigreload-reload: reload every connected page."""
-    trigger("SIGUSR1", argv)
-
-
-def css_main(argv: Iterable[str] | None = None) -> None:
-    """sigreload-css: refresh the stylesheets of every connected page."""
-    trigger("SIGUSR2", argv)
