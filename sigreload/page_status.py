@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sigreload import consoles, secret
+from sigreload.contract import wire
 
 RELOADS = 20  # reloads kept
 ERRORS = 5  # errors kept per page
@@ -194,8 +195,9 @@ class Status:
         return next((c for c, p in self.pages.items() if p.id == page_id), None)
 
     def snapshot(self) -> str:
-        return json.dumps({"type": "status", "now": self.clock(), "pages": [p.shown() for p in self.pages.values()],
-                           "reloads": list(self.reloads)})
+        state: wire.Status = {"type": "status", "now": self.clock(), "pages": [p.shown() for p in self.pages.values()],
+                              "reloads": list(self.reloads)}
+        return json.dumps(state)
 
     def changed(self) -> None:
         if not self.watchers or self.due:

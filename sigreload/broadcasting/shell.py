@@ -22,6 +22,7 @@ from sigreload.contract import messages
 from sigreload.contract.wire import ChangeKind, Event
 
 log = logging.getLogger("sigreload.broadcast")
+SLACK = time.get_clock_info("monotonic").resolution
 
 
 def now_ms() -> int:
@@ -83,7 +84,7 @@ class Broadcaster:
     def wake(self) -> None:
         """Do what the core says is due: a broadcast, a report of what pages use, a collection."""
         self.timer = None
-        now = self.loop.time()
+        now = self.loop.time() + SLACK  # asyncio runs a timer up to its clock's resolution early
         if self.core.flush_due(now):
             self.look_at_watcher()
             done = self.core.flush(messages.collect(self.folder), now, now_ms())

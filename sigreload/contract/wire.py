@@ -6,7 +6,7 @@ in one table at the top of ``snippet/reload.js``.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 # Events
 #
@@ -89,4 +89,13 @@ class Proof(TypedDict):
     proof: str
 
 
-Event = Hello | Change | BuildError | Follow | Proof
+class Status(TypedDict):
+    """To the status page (``/_sigreload/``): every connected page and the last reloads (``page_status``)."""
+
+    type: Literal["status"]
+    now: float  # the broadcaster's wall clock, in s
+    pages: list[dict[str, Any]]
+    reloads: list[dict[str, Any]]
+
+
+Event = Hello | Change | BuildError | Follow | Proof | Status
