@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         broadcasting.serve_until_stopped(options)
     except OSError as exc:
-        port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.ws_port, args.port_flag)
+        if isinstance(exc, broadcasting.LiveReloadPortError):
+            port, flag = exc.port, "--livereload="
+        else:
+            port, flag = args.ws_port, args.port_flag
         if exc.errno != errno.EADDRINUSE:
             sys.exit(f"sigreload-broadcast: cannot listen on {host}:{port}: {exc.strerror}")
         from sigreload.contract import discovery

@@ -24,7 +24,7 @@ The rooms, by job:
 from sigreload.broadcasting.admission import LOOPBACK_ORIGINS, accepting
 from sigreload.broadcasting.core import Features, merge
 from sigreload.broadcasting.handler import MAX_USING, parsed, reported
-from sigreload.broadcasting.server import Options, run, serve_until_stopped
+from sigreload.broadcasting.server import LiveReloadPortError, Options, run, serve_until_stopped
 
-__all__ = ["LOOPBACK_ORIGINS", "MAX_USING", "Features", "Options", "accepting", "merge", "parsed", "reported", "run",
-           "serve_until_stopped"]
+__all__ = ["LOOPBACK_ORIGINS", "MAX_USING", "Features", "LiveReloadPortError", "Options", "accepting", "merge",
+           "parsed", "reported", "run", "serve_until_stopped"]

@@ -39,6 +39,14 @@ log = logging.getLogger("sigreload.broadcast")
 Respond = Callable[[ServerConnection, Request], Response | None]
 
 
+class LiveReloadPortError(OSError):
+    """LiveReload's port (``port``) cannot be listened on: ``broadcaster.main`` names it, and its flag."""
+
+    def __init__(self, cause: OSError, *, port: int) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.port = port
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """What one broadcaster is run with (``broadcaster.main`` makes it from the command line)."""
@@ -77,8 +85,7 @@ async def run(options: Options) -> None:
         try:
             lr_sockets = listening.bind(options.hosts, options.livereload_port, BACKLOG)
         except OSError as exc:
-            exc.port = options.livereload_port  # type: ignore[attr-defined]  # main names the port that is taken
-            raise
+            raise LiveReloadPortError(exc, port=options.livereload_port) from None
     mailbox = make_mailbox(port)
     broadcaster = Broadcaster(features=options.features, folder=mailbox.folder if mailbox else None, port=port,
                               key=secret.folder_key(here()),
