@@ -38,19 +38,24 @@ def main(argv: list[str] | None = None) -> None:
     # --allow-host names and of --allow-origin; never "null" unless asked (--allow-file-pages)
     wide = args.lan or args.host in listening.WILDCARDS
     served = command_line.lan_addresses() if wide else [listening.shown(h) for h in listening.hosts(args.host)]
-    origins = broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host)
-    if args.lan:
-        args.host = ""  # every interface, IPv4 and IPv6
-    hosts = listening.hosts(args.host)
+    host = "" if args.lan else args.host  # --lan: every interface, IPv4 and IPv6
+    hosts = listening.hosts(host)
+    features = broadcasting.Features(console=not args.no_console, morph=args.morph, overlay=not args.no_overlay,
+                                     follow=args.follow, navigate=not args.sources)
+    options = broadcasting.Options(
+        hosts=hosts, port=args.ws_port, ping_interval=args.ping_interval, livereload_port=args.livereload,
+        origins=broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host),
+        features=features)
     process_life.lifeline()
     try:
-        broadcasting.serve_until_stopped(hosts, args.ws_port, origins, args.ping_interval, args.livereload,
-                                         not args.no_console, args.morph, not args.no_overlay, args.follow,
-                                         not args.sources)
+        broadcasting.serve_until_stopped(options)
     except OSError as exc:
-        port, flag = (exc.port, "--livereload=") if hasattr(exc, "port") else (args.ws_port, args.port_flag)
+        if isinstance(exc, broadcasting.LiveReloadPortError):
+            port, flag = exc.port, "--livereload="
+        else:
+            port, flag = args.ws_port, args.port_flag
         if exc.errno != errno.EADDRINUSE:
-            sys.exit(f"sigreload-broadcast: cannot listen on {args.host}:{port}: {exc.strerror}")
+            sys.exit(f"sigreload-broadcast: cannot listen on {host}:{port}: {exc.strerror}")
         from sigreload.contract import discovery
 
         partly = exc.filename if exc.filename != hosts[0] else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -94,26 +95,24 @@ def is_hello(message: object) -> bool:
     return isinstance(protocols, list) and PROTOCOL_7 in protocols
 
 
-def make_handler(clients: set[ServerConnection],
-                 busy: Callable[[], None]) -> Callable[[ServerConnection], Awaitable[None]]:
+def make_handler(join: Callable[[ServerConnection, Literal["livereload"]], None],
+                 leave: Callable[[ServerConnection], None]) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
         """The hello answered (protocol 7, or the socket is closed); the client is
-        in ``clients`` from then until it leaves; what it says next is ignored."""
-        busy()
+        ``join``ed from then until it leaves; what it says next is ignored."""
         try:
             if not is_hello(json.loads(await connection.recv())):
                 await connection.close(1002, "LiveReload protocol 7 only")
                 return
             await connection.send(json.dumps({"command": "hello", "protocols": [PROTOCOL_7],
                                                "serverName": "sigreload"}))
-            clients.add(connection)
+            join(connection, "livereload")
             log.debug("LiveReload client joined from %s", connection.remote_address)
             async for _ in connection:
                 pass  # "info", "url": nothing to act on
         except (ConnectionClosed, ValueError):
             pass
         finally:
-            clients.discard(connection)
-            busy()
+            leave(connection)  # idempotent: one that never said hello too
 
     return handler

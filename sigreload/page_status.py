@@ -88,15 +88,17 @@ class Status:
     """The pages and the reloads; ``send(watchers, text)`` tells the status pages, at
     most every PUSH_GAP when ``later(delay, f)`` is given (the loop's call_later)."""
 
-    def __init__(self, send: Callable[[Iterable[Any], str], None], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, send: Callable[[Iterable[Any], str], None], clock: Callable[[], float] = time.time, *,
+                 later: Callable[[float, Callable[[], None]], Any] | None = None,
+                 reload_one: Callable[[Any], None] = lambda connection: None) -> None:
         self.send, self.clock = send, clock
         self.pages: dict[Any, Page] = {}
         self.reloads: deque[dict[str, Any]] = deque(maxlen=RELOADS)
         self.watchers: set[Any] = set()
         self.next_id = 0
         self.why: str | None = None  # the cause of the next reload, when not a save or a signal
-        self.reload_one: Callable[[Any], None] = lambda connection: None  # set by the broadcaster
-        self.later: Callable[[float, Callable[[], None]], Any] | None = None
+        self.reload_one = reload_one  # reloads one page (the broadcaster's)
+        self.later = later
         self.due = False  # a state is to be sent (later)
         self.asked: deque[float] = deque(maxlen=RELOADS_PER_SECOND)  # when the status pages last asked to reload
 
@@ -193,8 +195,9 @@ class Status:
         return next((c for c, p in self.pages.items() if p.id == page_id), None)
 
     def snapshot(self) -> str:
-        return json.dumps({"type": "status", "now": self.clock(), "pages": [p.shown() for p in self.pages.values()],
-                           "reloads": list(self.reloads)})
+        state: wire.Status = {"type": "status", "now": self.clock(), "pages": [p.shown() for p in self.pages.values()],
+                              "reloads": list(self.reloads)}
+        return json.dumps(state)
 
     def changed(self) -> None:
         if not self.watchers or self.due:

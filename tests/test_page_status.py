@@ -217,9 +217,9 @@ def test_a_token_is_for_this_user_s_browser_and_opens_once_a_few_times_a_second(
 
 
 def test_a_burst_of_changes_is_one_state_to_the_status_pages():
-    s, _, sent = status()
-    calls = []
-    s.later = lambda delay, f: calls.append((delay, f))
+    sent, calls = [], []
+    s = page_status.Status(lambda to, text: sent.append((set(to), json.loads(text))), Clock(),
+                           later=lambda delay, f: calls.append((delay, f)))
     s.watchers.add("w")
     a = Conn("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1", "10.0.0.2")
     s.joined(a, True)
