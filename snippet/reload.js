@@ -69,6 +69,11 @@
   // Reconnecting: 200 ms, doubling, at most 5 s.
   const FIRST_DELAY = 200, LAST_DELAY = 5000;
   const nextDelay = (delay) => Math.min(delay * 2, LAST_DELAY);
+  // Asking a page's server until it answers (each failure is a line in the
+  // browser's console): every 100 ms for the first second (a restart), then
+  // 250 ms doubling, at most 5 s. SLOWER: the try after which it slows down.
+  const SLOWER = 10;
+  const pollDelay = (tries) => tries < SLOWER ? 100 : Math.min(250 * 2 ** (tries - SLOWER), LAST_DELAY);
 
   // A URL as a path on the page's origin (decoded), or null (another origin, not a URL).
   const pathOf = (u, base) => {
@@ -191,7 +196,7 @@
   if (typeof window === "undefined") { // Node (tests/node/): the pure parts, nothing run
     if (typeof module === "object") {
       module.exports = { WIRE, whereFrom, parseMessage, FIRST_DELAY, LAST_DELAY, nextDelay, pathOf, pagePaths, templates,
-        fresh, followUrl, changes, decide, recorded, missedOnHello, toReplay, keepable, asText, perSecond };
+        fresh, followUrl, changes, decide, SLOWER, pollDelay, recorded, missedOnHello, toReplay, keepable, asText, perSecond };
     }
     return;
   }
@@ -232,6 +237,7 @@
     forwarded: true, toasting: undefined, // the hello says whether errors go to the terminal, to a toast
     keptState: null, // typed state saved before the reload, given back once the socket proved itself
     cover: null, box: null, // what is drawn over the page: an error, a notice
+    slowSaid: false, // that the page's server does not answer (asked less often)
   };
 
   // overlay.js (the toast, editor links, --follow's marks), loaded once, when first needed.
@@ -485,15 +491,20 @@
     .map((r) => fetch(r.name, { cache: "reload" }).then((b) => b.blob()).catch(() => {})));
   // An app server may be restarting: fetch the page (fresh) until it answers
   // (not with the proxy's "down" page), so a reload never lands on a closed port.
+  // Past the first second, less often, said once.
   const answer = async (until) => {
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       try { // an app that accepts but never answers (uvicorn after an import error): given up on, said
         const wait = Math.max(1000, Math.min(until - Date.now(), 10000));
         const r = await fetch(location.href, { cache: "reload", signal: AbortSignal.timeout && AbortSignal.timeout(wait) });
         if (!r.headers.get(WIRE.DOWN_HEADER)) return r;
       } catch {}
       if (Date.now() > until) return null;
-      await sleep(100);
+      if (tries === SLOWER && !S.slowSaid) {
+        S.slowSaid = true;
+        say(`${location.origin} does not answer: asking again less often (every ${LAST_DELAY / 1000} s at most)`);
+      }
+      await sleep(pollDelay(tries));
     }
   };
   // Behind sigreload's proxy, after an edit that restarts nothing (a template):
@@ -544,8 +555,11 @@
   // morphed into it, its JavaScript state, typed input, focus and scroll kept.
   // Its scripts do not run again: a changed script element, an error answer,
   // a morph that throws and a page with data-sigreload-morph="off" reload instead.
-  whenParsed(() => { // the whole page, as before deferred and module scripts ran
-    S.served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
+  // The whole page, as before deferred and module scripts ran: copied unless
+  // this tab's last hello said no --morph (not on every reload).
+  whenParsed(() => {
+    const s = load();
+    if (s.morph || !s.boot) S.served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
   });
   const parse = (text) => new DOMParser().parseFromString(text, "text/html");
   const own = (el) => /(^|\/)reload\.js(\?|$)|\/_sigreload\//.test(el.getAttribute("src") || "")
@@ -719,6 +733,7 @@
     if (S.following) withOverlay(() => {}); // what compares the page before and after a reload
     S.toasting = m.overlay !== false;
     showToasts();
+    if (Boolean(m.morph) !== Boolean(saved.morph)) save({ ...load(), morph: Boolean(m.morph) });
     if (m.morph) startMorphing();
     const missed = missedOnHello(m, saved, S.first);
     S.first = false;

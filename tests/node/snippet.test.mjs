@@ -193,3 +193,9 @@ test("console: errors with their stack, values as JSON, at most so many a second
   const allowed = S.perSecond(2);
   assert.deepEqual([allowed(1000), allowed(1500), allowed(1999), allowed(2000)], [true, true, false, true]);
 });
+
+test("asking a server that does not answer: 100 ms for a second, then 250 ms doubling to 5 s", () => {
+  const delays = Array.from({ length: 18 }, (_, tries) => S.pollDelay(tries));
+  assert.deepEqual(delays.slice(0, S.SLOWER), Array(S.SLOWER).fill(100));
+  assert.deepEqual(delays.slice(S.SLOWER), [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+});
