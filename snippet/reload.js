@@ -14,6 +14,7 @@
     SNIPPET: "/_sigreload/reload.js",
     OVERLAY: "/_sigreload/overlay.js",
     IDIOMORPH: "/_sigreload/idiomorph.js",
+    MORPH: "/_sigreload/morph.js",
     APP_STATE: "/_sigreload/app", // the proxy: whether the app answers ({"up": true})
     EDITOR_TOKEN: "/_sigreload/token",
     EDITOR_OPEN: "/_sigreload/open",
@@ -22,6 +23,7 @@
     BROADCASTER_SNIPPET: "/reload.js", // on the broadcaster's port
     BROADCASTER_OVERLAY: "/overlay.js",
     BROADCASTER_IDIOMORPH: "/idiomorph.js",
+    BROADCASTER_MORPH: "/morph.js",
     EDITED_COOKIE: "sigreload-edit", // a reload after an edit that restarts nothing (the proxy asks again)
     KEEP_ATTRIBUTE: "data-sigreload-keep", // ="off": typed state not kept
     MORPH_ATTRIBUTE: "data-sigreload-morph", // ="off": reloaded, never morphed
@@ -54,6 +56,7 @@
       url: proxied ? `${ws}://${page.host}${WIRE.SOCKET}` : `${ws}://${host}:${port}${WIRE.IDENTIFIED_PATH}`,
       overlay: proxied ? WIRE.OVERLAY : base + WIRE.BROADCASTER_OVERLAY,
       idiomorph: proxied ? WIRE.IDIOMORPH : base + WIRE.BROADCASTER_IDIOMORPH,
+      morph: proxied ? WIRE.MORPH : base + WIRE.BROADCASTER_MORPH,
     };
   };
 
@@ -209,7 +212,7 @@
   if (window[ONCE]) return;
   const status = window[ONCE] = { connected: false, personScrolled: false };
   const me = document.currentScript;
-  const { proxied, url, overlay: overlayUrl, idiomorph: idiomorphUrl } = whereFrom(me && me.src, location.href,
+  const { proxied, url, overlay: overlayUrl, idiomorph: idiomorphUrl, morph: morphUrl } = whereFrom(me && me.src, location.href,
     me && me.dataset.port);
   const KEY = "sigreload", say = (m) => console.info(`sigreload: ${m}`);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -550,11 +553,9 @@
     }, go);
   };
 
-  // ---- --morph: a change to the page's HTML applied in place. ----
-  // idiomorph, loaded only then: the new page is fetched and the open one
-  // morphed into it, its JavaScript state, typed input, focus and scroll kept.
-  // Its scripts do not run again: a changed script element, an error answer,
-  // a morph that throws and a page with data-sigreload-morph="off" reload instead.
+  // ---- --morph: a change to the page's HTML applied in place (morph.js). ----
+  // morph.js and idiomorph, loaded only then (window.Idiomorph: both are
+  // here). A page with data-sigreload-morph="off", or before they are here: a reload.
   // The whole page, as before deferred and module scripts ran: copied unless
   // this tab's last hello said no --morph (not on every reload).
   whenParsed(() => {
@@ -562,57 +563,22 @@
     if (s.morph || !s.boot) S.served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
   });
   const parse = (text) => new DOMParser().parseFromString(text, "text/html");
-  const own = (el) => /(^|\/)reload\.js(\?|$)|\/_sigreload\//.test(el.getAttribute("src") || "")
-    || el.textContent.includes('Symbol.for("sigreload")');
-  const scripts = (doc) => [...doc.querySelectorAll("script")].filter((el) => !own(el))
-    .map((el) => el.hasAttribute("src") ? `src ${el.getAttribute("src")} ${el.type}` : `${el.type} ${el.textContent}`).join("\n");
   const startMorphing = () => {
     if (S.morphing) return;
     S.morphing = true;
     if (!S.source) S.source = parse(S.served || document.documentElement.outerHTML); // as before deferred scripts ran
-    if (window.Idiomorph) return;
+    if (window.Idiomorph && status.morph) return;
     const lib = document.createElement("script");
-    lib.src = idiomorphUrl;
+    lib.src = morphUrl;
+    lib.dataset.idiomorph = idiomorphUrl; // loaded next, by morph.js
     document.head.append(lib);
   };
-  const morph = async (why, paths) => {
+  const morph = (why, paths) => {
     if (S.reloading) return;
-    if (document.documentElement.matches(`[${WIRE.MORPH_ATTRIBUTE}="off"]`) || !window.Idiomorph) return reload(why, paths);
-    S.reloading = true;
-    let fallback = "";
-    try {
-      markEdited(paths);
-      const r = await fetch(location.href, { cache: "reload", headers: { Accept: "text/html" } });
-      if (!r.ok || r.headers.get(WIRE.DOWN_HEADER)) fallback = `the new answer is ${r.status}`;
-      const doc = fallback ? null : parse(await r.text());
-      if (doc && scripts(doc) !== scripts(S.source)) fallback = "a script element changed";
-      if (!fallback) {
-        const before = S.source;
-        const unchanged = (el) => el.id && before.getElementById(el.id) && doc.getElementById(el.id)
-          && before.getElementById(el.id).outerHTML === doc.getElementById(el.id).outerHTML;
-        const active = document.activeElement, focusId = active && active.id, range = active && selectionOf(active);
-        const was = S.following && status.marks ? status.marks() : null;
-        await Idiomorph.morph(document.documentElement, doc.documentElement, {
-          head: { style: "merge" },
-          restoreFocus: false, // below, without scrolling the field into view
-          callbacks: {
-            beforeNodeMorphed: (old) => !(old.nodeType === 1 && unchanged(old)), // a widget's container: left as it is
-            beforeAttributeUpdated: (attr, el) => !(/^(value|checked|selected)$/.test(attr)
-              && /^(input|textarea|option|select)$/.test(el.localName)), // what was typed stays
-            beforeNodeRemoved: (node) => node.localName !== "sigreload-error" && node.localName !== "sigreload-notice",
-          },
-        });
-        const again = active && active.isConnected ? active : focusId && document.getElementById(focusId);
-        if (again && again !== document.body && document.activeElement !== again) refocus(again, range);
-        S.source = doc;
-        if (was) status.showChanged(status.firstChanged(was));
-        say(`morphed (${why})`);
-      }
-    } catch (e) {
-      fallback = `the morph failed: ${e}`;
+    if (document.documentElement.matches(`[${WIRE.MORPH_ATTRIBUTE}="off"]`) || !window.Idiomorph || !status.morph) {
+      return reload(why, paths);
     }
-    S.reloading = false;
-    if (fallback) { say(`reload instead of a morph: ${fallback}`); reload(why, paths); }
+    status.morph({ S, reload, say, markEdited, parse, selectionOf, refocus, DOWN_HEADER: WIRE.DOWN_HEADER }, why, paths);
   };
 
   // ---- What a change does here: decide(), then its steps. ----

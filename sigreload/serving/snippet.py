@@ -18,8 +18,8 @@ def folder() -> Path:
     return inside if inside.is_dir() else PACKAGE.parent / "snippet"
 
 
-SERVED = ("reload.js", "idiomorph.js", "overlay.js")  # what the servers hand out (idiomorph: for --morph;
-# overlay.js: the runtime-error toast, loaded on a page's first error)
+SERVED = ("reload.js", "idiomorph.js", "morph.js", "overlay.js")  # what the servers hand out (morph.js and
+# idiomorph: for --morph; overlay.js: the runtime-error toast, loaded on a page's first error)
 
 
 OWN_SNIPPET = "/_sigreload/reload.js"  # where sigreload's servers insert it (the broadcaster's /reload.js: as pasted)

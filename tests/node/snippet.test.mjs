@@ -19,7 +19,7 @@ test("the wire table: UPPER_SNAKE keys, paths under the prefix", () => {
     assert.match(key, /^[A-Z][A-Z0-9_]*$/);
     assert.equal(typeof value, "string");
   }
-  for (const key of ["SOCKET", "SNIPPET", "OVERLAY", "IDIOMORPH", "APP_STATE", "EDITOR_TOKEN", "EDITOR_OPEN"]) {
+  for (const key of ["SOCKET", "SNIPPET", "OVERLAY", "IDIOMORPH", "MORPH", "APP_STATE", "EDITOR_TOKEN", "EDITOR_OPEN"]) {
     assert.ok(S.WIRE[key].startsWith(S.WIRE.PREFIX), key);
   }
 });
@@ -27,7 +27,8 @@ test("the wire table: UPPER_SNAKE keys, paths under the prefix", () => {
 test("where from: pasted from the broadcaster, its host and port", () => {
   const w = S.whereFrom("http://127.0.0.1:5690/reload.js", "http://localhost:8000/a/", undefined);
   assert.deepEqual(w, { proxied: false, url: "ws://127.0.0.1:5690/sigreload",
-    overlay: "http://127.0.0.1:5690/overlay.js", idiomorph: "http://127.0.0.1:5690/idiomorph.js" });
+    overlay: "http://127.0.0.1:5690/overlay.js", idiomorph: "http://127.0.0.1:5690/idiomorph.js",
+    morph: "http://127.0.0.1:5690/morph.js" });
 });
 
 test("where from: inserted by sigreload's server, the page's own origin", () => {
