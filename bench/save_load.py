@@ -50,7 +50,8 @@ def stock_server(root, port):
 
 
 class Setup:
-    """One page, its servers and its tab: ``save(i)`` -> ms from the write to the new page's load."""
+    """One page, its servers and its tab: ``save(i)`` -> ms from the write to the new page's load, and
+    to its navigation's start (the rest is the new page's load itself)."""
 
     def __init__(self, name, root, snippet, free_port, browser, procs):
         self.name, self.root, self.snippet = name, root, snippet
@@ -91,7 +92,8 @@ class Setup:
         with self.tab.expect_event("load", timeout=10_000):
             self.write(f"v{i}")
             os.kill(self.signalled, signal.SIGUSR1)
-        return self.tab.evaluate("window.loadedAt") - start
+        loaded, began = self.tab.evaluate("[window.loadedAt, performance.timeOrigin]")
+        return loaded - start, began - start  # (save -> load, save -> the new page's navigation starts)
 
 
 def rows(results, pw_browser, free_port, summary, edits=20):
@@ -103,13 +105,18 @@ def rows(results, pw_browser, free_port, summary, edits=20):
             setups = [Setup(name, Path(tmp) / str(n), snippet, free_port, browser, procs)
                       for n, (name, snippet) in enumerate((("seed", SEED), ("ours, inserted", ""),
                                                            ("ours, pasted", PASTED)))]
-            ms = {s.name: [] for s in setups}
+            ms, began = {s.name: [] for s in setups}, {s.name: [] for s in setups}
             for i in range(1, edits + 1):
                 turn = setups[i % 3:] + setups[:i % 3]
                 for s in turn:
-                    ms[s.name].append(s.save(i))
+                    total, start = s.save(i)
+                    ms[s.name].append(total)
+                    began[s.name].append(start)
             for name, values in ms.items():
                 results[f"save -> new page's load event, {name} (ms)"] = summary(values)
+                results[f"save -> new page's navigation starts, {name} (ms)"] = summary(began[name])
+                results[f"new page's navigation start -> its load event, {name} (ms)"] = summary(
+                    [a - b for a, b in zip(values, began[name], strict=True)])
             for name in ("ours, inserted", "ours, pasted"):
                 results[f"save -> new page's load event, {name} / the seed's bare recipe (median ratio)"] = summary(
                     [statistics.median(ms[name]) / statistics.median(ms["seed"])])
