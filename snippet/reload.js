@@ -27,9 +27,9 @@
     EDITED_COOKIE: "sigreload-edit", // a reload after an edit that restarts nothing (the proxy asks again)
     KEEP_ATTRIBUTE: "data-sigreload-keep", // ="off": typed state not kept
     MORPH_ATTRIBUTE: "data-sigreload-morph", // ="off": reloaded, never morphed
-    DOWN_HEADER: "x-sigreload-down", // the proxy's page for an app that does not answer
+    DOWN_HEADER: "X-Sigreload-Down", // the proxy's page for an app that does not answer
     DOWN_META: "sigreload-down", // <meta name=...> on that page
-    ROOT_HEADER: "x-sigreload-root", // sigreload's file server: the folder it serves
+    ROOT_HEADER: "X-Sigreload-Root", // sigreload's file server: the folder it serves
     TIMING_NAME: "sigreload", // Server-Timing: sigreload;desc=ROOT (the same, without a request)
     SERVER_NAME: "sigreload", // Server: sigreload/...
     FRESH_PARAM: "sigreload", // ?sigreload=TIME on a swapped stylesheet or image
