@@ -713,6 +713,9 @@ def main(argv=None):
         if args.apps_only:
             return report(args, results, woke)
         run_tree("10 files", 10, args, results, pw_browser)
+        import save_load
+
+        save_load.rows(results, pw_browser, free_port, summary, args.edits)
         import page_tells
 
         page_tells.rows(results, pw_browser, Stack, write, summary, args.edits)

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from conftest import ROOT, SCALE, cli, free_port, module, until
+from sigreload.serving import snippet
 
 
 def get(url, path, headers=None):
@@ -67,7 +68,7 @@ def test_the_host_header_never_reaches_the_inserted_tag(procs, site):
     assert response.status == 400 and b"<img src=x" not in body
     response, body = get(url, "/", {"Host": "my-site.localhost"})
     assert response.status == 200
-    assert b'<script src="/_sigreload/reload.js"></script>' in body  # on the page's own origin, whatever its name
+    assert snippet.tag("/_sigreload/reload.js") in body  # on the page's own origin, whatever its name
 
 
 @pytest.mark.portable_too
@@ -163,7 +164,7 @@ def test_injection_inserts_the_snippet_in_memory_only(procs, site):
     (site / "own.html").write_text('<body><script src="reload.js" data-port="5999"></script></body>')
     before = {p.name: p.read_bytes() for p in site.iterdir() if p.is_file()}
     url = serve(procs, site, "--inject", "5999")
-    tag = b'<script src="/_sigreload/reload.js"></script>'
+    tag = snippet.tag("/_sigreload/reload.js")  # its URL versioned
     response, body = get(url, "/upper.html")
     assert body == b"<!DOCTYPE html>\n<!-- <head> --><HTML lang=en><HEAD>" + tag + b"<script>x()</script></HEAD>"
     assert response.headers["Content-Length"] == str(len(body))  # first in <head>: before the page's scripts

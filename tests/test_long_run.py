@@ -54,7 +54,7 @@ def reload_held(page, site, edit, during):
             during()
         route.continue_()
 
-    page.route("**/_sigreload/reload.js", hold, times=1)
+    page.route("**/_sigreload/reload.js*", hold, times=1)
     write(site / "index.html", edit)
 
 

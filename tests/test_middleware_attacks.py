@@ -14,7 +14,7 @@ from flask import Flask, Response
 
 from conftest import SCALE, until
 from sigreload.middleware import ASGIMiddleware, WSGIMiddleware, presence
-from sigreload.serving import injection
+from sigreload.serving import injection, snippet
 
 PAGE = b"<!doctype html><html><head><title>x</title></head><body>hi</body></html>"
 DOC = {"Sec-Fetch-Dest": "document"}
@@ -261,7 +261,7 @@ def test_the_proxy_changes_no_part_no_download_and_takes_the_script_s_nonce(proc
         assert (status, body) == fetch(app + path, headers=DOC)[::2], path
         assert b"reload.js" not in body and headers.get("Content-Length") == str(len(body))
     _, _, body = fetch(proxied.url + "csp-style-first", headers=DOC)
-    assert f'<script src="/_sigreload/reload.js" nonce="{NONCE}"></script>'.encode() in body, body
+    assert snippet.tag("/_sigreload/reload.js", NONCE) in body, body
 
 
 def test_a_forked_worker_looks_in_its_own_thread(broadcaster):

@@ -16,8 +16,9 @@ import urllib.request
 import pytest
 
 from conftest import HELLO_SEEN, ROOT, SCALE, free_port, module, open_page
+from sigreload.serving import snippet
 
-SNIPPET_TAG = '<script src="/_sigreload/reload.js"'
+SNIPPET_TAG = snippet.tag("/_sigreload/reload.js").decode().removesuffix("></script>")  # its URL versioned
 
 
 class Proxied:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import HELLO_SEEN, SCALE, free_port, module
+from sigreload.serving import snippet
 
-TAG = b'<script src="/_sigreload/reload.js"></script>'
+TAG = snippet.tag("/_sigreload/reload.js")  # its URL versioned
 DOC = b"<!doctype html><html><body><h1 id=out>page</h1></body></html>"
 
 

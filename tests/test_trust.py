@@ -20,6 +20,7 @@ import pytest
 from apps import crowd
 from conftest import SCALE, client, free_port, module, open_page, recv, run_async, write
 from sigreload.contract import messages
+from sigreload.serving import snippet
 
 OTHER = "sigreload-other"
 FAILS_ON_FAIL = "import sys; sys.exit('page.txt:1: error: bad' if 'FAIL' in open('page.txt').read() else 0)"
@@ -187,7 +188,7 @@ def test_a_huge_page_is_streamed_with_the_snippet_and_range_works_on_it(procs, t
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30 * SCALE)
     conn.request("GET", "/big.html")
     response = conn.getresponse()
-    tag = b'<script src="/_sigreload/reload.js"></script>'
+    tag = snippet.tag("/_sigreload/reload.js")  # its URL versioned
     assert int(response.headers["Content-Length"]) == size + len(tag)
     head = response.read(64 + len(tag))
     assert head.startswith(b"<!doctype html>" + tag + b"<body><h1>big</h1></body>")

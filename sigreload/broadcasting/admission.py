@@ -96,10 +96,13 @@ def snippet_response(connection: ServerConnection, request: Request) -> Response
     if name not in snippet.SERVED and name != "status":
         return None
     page = name == "status"  # the status page, for a site served by another server (--no-http)
-    response = connection.respond(200, (snippet.status_page() if page else snippet.served(name)).decode())
+    # The snippet: 304 while the same (ETag). websockets closes the connection after any answer but 101.
+    status, body, headers = (200, snippet.status_page(), snippet.STATUS_HEADERS) if page else snippet.answer(
+        name, request.path, request.headers.get("If-None-Match"))
+    response = connection.respond(status, body.decode())
     del response.headers["Content-Type"]  # headers is a multidict: replace, not add
     response.headers["Content-Type"] = "text/html; charset=utf-8" if page else "text/javascript; charset=utf-8"
-    for header, value in snippet.STATUS_HEADERS if page else [("Cache-Control", "no-cache")]:
+    for header, value in headers:
         response.headers[header] = value
     return response
 

@@ -19,7 +19,8 @@ from typing import Any, Literal, TypedDict
 SOCKET_PATH = "/sigreload"  # the snippet's WebSocket: a client that connects here is a sigreload page
 STATUS_SOCKET_PATH = "/sigreload/status"  # the status page's WebSocket (every page's URL, errors; relays only)
 SNIPPET_PATH = "/reload.js"  # the snippet, for a page that pastes a script tag
-MORPH_PATH = "/idiomorph.js"  # the morphing library the snippet loads when it morphs (--morph)
+IDIOMORPH_PATH = "/idiomorph.js"  # the morphing library the snippet loads when it morphs (--morph)
+MORPH_PATH = "/morph.js"  # the snippet's own morphing part, loaded only when the hello says --morph
 OVERLAY_PATH = "/overlay.js"  # the error overlay the snippet loads when a build fails
 STATUS_PAGE_PATH = "/status"  # the status page (which pages are open, their errors)
 
@@ -30,7 +31,8 @@ LIVERELOAD_CLIENT_PATH = "/livereload.js"  # the LiveReload client that sites' t
 # The page's own origin (sigreload's file server and proxy): everything under PREFIX is sigreload's
 PREFIX = "/_sigreload/"  # never forwarded to the app nor looked up in the served folder
 OWN_SNIPPET_PATH = PREFIX + "reload.js"  # the snippet the servers insert into pages
-OWN_MORPH_PATH = PREFIX + "idiomorph.js"  # MORPH_PATH, on the page's origin
+OWN_IDIOMORPH_PATH = PREFIX + "idiomorph.js"  # IDIOMORPH_PATH, on the page's origin
+OWN_MORPH_PATH = PREFIX + "morph.js"  # MORPH_PATH, on the page's origin
 OWN_OVERLAY_PATH = PREFIX + "overlay.js"  # OVERLAY_PATH, on the page's origin
 OWN_SOCKET_PATH = PREFIX + "socket"  # the broadcaster's SOCKET_PATH, relayed for a page of this origin
 OWN_STATUS_PAGE_PATH = PREFIX  # the status page, on the page's origin
@@ -50,12 +52,17 @@ RELAY_HEADER = "X-Sigreload-Relay"  # sigreload's own relays (file server, proxy
 PEER_HEADER = "X-Sigreload-Peer"  # the page's address, as a relay on this machine saw it (for the status page)
 ROOT_HEADER = "X-Sigreload-Root"  # the file server's folder id: the snippet maps changed files to its URLs
 DOWN_HEADER = "X-Sigreload-Down"  # "1": the proxy's answer is its own down page, not the app's
-SERVER_NAME = "sigreload"  # the file server's Server header, and its Server-Timing metric (desc: the folder id)
+SERVER_NAME = "sigreload"  # the file server's Server header
+TIMING_NAME = "sigreload"  # the file server's Server-Timing metric (desc: the folder id)
 
 # Page markup
 DOWN_META = "sigreload-down"  # <meta name=...> in the proxy's down page: the snippet asks OWN_APP_PATH
 KEEP_ATTRIBUTE = "data-sigreload-keep"  # ="off" on an element (or <html>): its state is not kept over a reload
 MORPH_ATTRIBUTE = "data-sigreload-morph"  # ="off" on <html>: the page reloads instead of morphing
+
+# Event types (the "type" of what the broadcaster sends, and of what a page sends it)
+HELLO, RELOAD, CSS, ERROR, FOLLOW, PROOF = "hello", "reload", "css", "error", "follow", "proof"
+CHALLENGE, USING, PAGE, FOCUS, CONSOLE = "challenge", "using", "page", "focus", "console"
 
 # Events
 #

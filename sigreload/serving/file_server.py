@@ -53,6 +53,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     used: used_paths.Writer | None = None  # the files served, for the watcher to look at first
     opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
+    cache_control = "no-cache"  # this answer's Cache-Control (end_headers)
     server_version = wire.SERVER_NAME  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
@@ -185,8 +186,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     def own(self, name: str) -> None:
         """/_sigreload/reload.js is the snippet (idiomorph.js, its morphing library);
         /_sigreload/socket, the broadcaster's socket, relayed for a page of this origin."""
-        if name in snippet.SERVED:
-            self.reply(200, "text/javascript; charset=utf-8", snippet.served(name))
+        if name in snippet.SERVED:  # versioned: kept by the browser; else 304 while the same
+            status, body, headers = snippet.answer(name, self.path, self.headers.get("If-None-Match"))
+            self.cache_control = dict(headers)["Cache-Control"]
+            self.reply(status, "text/javascript; charset=utf-8", body, [h for h in headers if h[0] != "Cache-Control"])
         elif name == "":
             self.reply(200, "text/html; charset=utf-8", snippet.status_page(), snippet.STATUS_HEADERS)
         elif name == "token" and self.opener:
@@ -241,9 +244,10 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
         return not confined.refused(url_path(self.path).split("/"))
 
     def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")  # always revalidate: never a stale file
+        # always revalidate: never a stale file (but the snippet's versioned URL: this answer's own, once)
+        self.send_header("Cache-Control", self.__dict__.pop("cache_control", "no-cache"))
         # lets the snippet map changed paths (its page: Server-Timing; anything else: the header)
-        self.send_header("Server-Timing", f'{wire.SERVER_NAME};desc="{self.root_id}"')
+        self.send_header("Server-Timing", f'{wire.TIMING_NAME};desc="{self.root_id}"')
         self.send_header(wire.ROOT_HEADER, self.root_id)
         super().end_headers()
 

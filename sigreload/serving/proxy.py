@@ -205,9 +205,10 @@ class Proxy:
                                 headers=dict(snippet.STATUS_HEADERS))
         if name in ("token", "open") and self.opener:
             return await self.editor(request, name, self.opener)
-        if name in snippet.SERVED:
-            return web.Response(body=snippet.served(name), content_type="text/javascript", charset="utf-8",
-                                headers={"Cache-Control": "no-cache"})
+        if name in snippet.SERVED:  # versioned: kept by the browser; else 304 while the same
+            code, body, headers = snippet.answer(name, request.raw_path, request.headers.get("If-None-Match"))
+            return web.Response(status=code, body=body or None, content_type="text/javascript", charset="utf-8",
+                                headers=dict(headers))
         return web.Response(status=404, text="Nothing at this address\n")
 
     async def editor(self, request: web.BaseRequest, name: str, opener: editor.Opener) -> web.StreamResponse:

@@ -3,8 +3,12 @@ source, and the ``<script>`` tag that includes it."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from sigreload.contract import wire
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -16,8 +20,37 @@ def folder() -> Path:
     return inside if inside.is_dir() else PACKAGE.parent / "snippet"
 
 
-SERVED = ("reload.js", "idiomorph.js", "overlay.js")  # what the servers hand out (idiomorph: for --morph;
-# overlay.js: the runtime-error toast, loaded on a page's first error)
+SERVED = ("reload.js", "idiomorph.js", "morph.js", "overlay.js")  # what the servers hand out (morph.js and
+# idiomorph: for --morph; overlay.js: the runtime-error toast, loaded on a page's first error)
+
+
+OWN_SNIPPET = wire.OWN_SNIPPET_PATH  # where sigreload's servers insert it (the broadcaster's /reload.js: as pasted)
+IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned URL: its answer never changes
+REVALIDATE = "no-cache"  # any other: asked again each time, answered 304 while it is the same (ETag)
+_versions: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def version(name: str) -> str:
+    """The first 16 hex digits of SHA-256 of one of SERVED, as it is now (hashed again only after a change)."""
+    stat = (folder() / name).stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    known = _versions.get(name)
+    if known is None or known[0] != key:
+        known = _versions[name] = (key, hashlib.sha256(served(name)).hexdigest()[:16])
+    return known[1]
+
+
+def answer(name: str, target: str, if_none_match: str | None) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """(status, body, headers besides Content-Type) for GET ``target`` of one of SERVED:
+    immutable when its ``?v=`` is the file's version (the inserted tag's URL), else
+    revalidated; 304 and no body when ``If-None-Match`` names its ETag."""
+    now = version(name)
+    asked = parse_qs(urlsplit(target).query).get("v", [""])[0]
+    etag = f'"{now}"'
+    headers = [("Cache-Control", IMMUTABLE if asked == now else REVALIDATE), ("ETag", etag)]
+    if if_none_match and etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
+        return 304, b"", headers
+    return 200, served(name), headers
 
 
 def source() -> bytes:
@@ -42,6 +75,10 @@ def status_page() -> bytes:
 
 
 def tag(src: str, nonce: str | None = None) -> bytes:
-    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped."""
+    """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped;
+    sigreload's servers' URL of reload.js (OWN_SNIPPET) gets its version (``?v=``):
+    browsers keep that answer (IMMUTABLE)."""
+    if src.endswith(OWN_SNIPPET):
+        src += f"?v={version('reload.js')}"
     attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
     return f'<script src="{html.escape(src)}"{attr}></script>'.encode()
