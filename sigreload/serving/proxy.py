@@ -66,6 +66,7 @@ BUFFER = injection.BUFFER  # an HTML answer with a length up to this is changed 
 SNIFF = injection.SNIFF  # bytes looked at to tell a whole document from a fragment (no Sec-Fetch headers)
 ERROR_SHOWN = 1 << 20  # bytes of a non-HTML error answer shown in its page
 CHUNK = 64 << 10
+EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
@@ -138,8 +139,9 @@ class Proxy:
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=capped.most_clients(), ssl=context, enable_cleanup_closed=True),
-            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            connector=aiohttp.TCPConnector(limit=capped.most_clients(), ssl=context, enable_cleanup_closed=True,
+                                           **capped.small_reads()),
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, read_bufsize=capped.READ,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=HOLD, sock_read=None),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
 
@@ -249,12 +251,30 @@ class Proxy:
         http.server does, answered 304 for a page saved twice in one second)."""
         return self.broadcaster is not None and request.headers.get("Sec-Fetch-Dest") in DOCUMENTS
 
-    async def body(self, request: web.BaseRequest, sent: Callable[[], None]) -> AsyncIterator[bytes]:
-        """The client's body, streamed, then ``sent()``; a client that expects 100-continue
-        gets it when the app asked for the body (aiohttp sends it after the app's 100)."""
-        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+    async def early(self, request: web.BaseRequest) -> capped.ClientBody:
+        """The client's body, read before the app is asked: whole when it has at
+        most EARLY bytes (600 POSTs trickling theirs held as many connections
+        and threads of the app, and the developer's requests waited behind
+        them), else its first EARLY bytes; meanwhile its connection may be let
+        go as an idle one. None read when the client expects 100-continue:
+        the app says first whether it wants it."""
+        early = capped.ClientBody(request, CHUNK, self.patience)
+        if request.body_exists and not expects_continue(request):
+            capped.answering(request, False)
+            try:
+                await early.read(EARLY)
+            finally:
+                capped.answering(request, True)
+        return early
+
+    async def body(self, request: web.BaseRequest, sent: Callable[[], None],
+                   early: capped.ClientBody) -> AsyncIterator[bytes]:
+        """The client's body, streamed (what ``early`` read first), then ``sent()``; a
+        client that expects 100-continue gets it when the app asked for the body
+        (aiohttp sends it after the app's 100)."""
+        if expects_continue(request):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        async for data in capped.body(request, CHUNK, self.patience):  # a body that never comes is cut
+        async for data in early.rest():  # a body that never comes is cut
             yield data
         sent()
 
@@ -263,8 +283,9 @@ class Proxy:
         HOLD seconds, or when it accepts nothing for STALL seconds; at once
         (STALL_DOWN) when the watcher said it is down since it last answered."""
         assert self.session is not None
+        early = await self.early(request)  # the app sees a request once its body came (up to EARLY bytes)
         method = "GET" if request.method == "HEAD" else request.method  # HEAD answered as GET would be
-        expect = request.headers.get("Expect", "").lower() == "100-continue"
+        expect = expects_continue(request)
         loop = asyncio.get_running_loop()
         end = loop.time() + HOLD
         task, stalled = asyncio.current_task(), list[bool]()
@@ -290,8 +311,12 @@ class Proxy:
                 answering.begin(id(request), time.time())
 
         while True:  # the app computes its answer once it has the whole request, until its headers
-            data = self.body(request, computing) if request.body_exists else None
-            if data is None:
+            data: bytes | AsyncIterator[bytes] | None = None
+            if early.whole and request.body_exists:
+                data = b"".join(early.pieces)
+            elif not early.whole:
+                data = self.body(request, computing, early)
+            if not isinstance(data, AsyncIterator):
                 computing()
             watch = [loop.call_later(STALL_DOWN, first_look)]
             try:
@@ -442,7 +467,7 @@ class Proxy:
         """The app's answer, byte for byte, as it comes (never cut for silence)."""
         response = await self.start(request, upstream, headers, upstream.content_length)
         async for data in body.pieces():
-            await response.write(data)
+            await capped.write(request, response, data)
         return await self.end(request, response, body)
 
     async def end(self, request: web.BaseRequest, response: web.StreamResponse, body: Body) -> web.StreamResponse:
@@ -479,7 +504,7 @@ class Proxy:
             for out in inserter.pieces(data):
                 if out:
                     seen.update(out)
-                    await response.write(out)
+                    await capped.write(request, response, out)
         if not body.cut:
             last = inserter.end()
             seen.update(last)
@@ -589,6 +614,11 @@ class Body:
             length = self.upstream.content_length
             self.cut = length is not None and self.upstream.content.total_bytes < length
         self.done = True
+
+
+def expects_continue(request: web.BaseRequest) -> bool:
+    """Whether the client waits for 100 Continue before it sends its body."""
+    return request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1)
 
 
 def decoded(raw: bytes, encoding: str) -> bytes | None:
