@@ -77,8 +77,9 @@ def bind(args: argparse.Namespace, host: str) -> Any:
             from sigreload.serving import proxy
 
             opener = editor.Opener(os.path.abspath(args.source or args.root), args.editor) if args.inject else None
-            return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
-                                     tuple(args.allow_host), tls, opener)
+            return proxy.make_server(app=args.proxy, host=host, port=args.port, ws_port=args.inject, lan=args.lan,
+                                     idle_timeout=args.idle_timeout, allowed_hosts=tuple(args.allow_host), tls=tls,
+                                     opener=opener)
         from sigreload.serving import file_server
 
         return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
