@@ -82,9 +82,10 @@ def bind(args: argparse.Namespace, host: str) -> Any:
                                      opener=opener)
         from sigreload.serving import file_server
 
-        return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor,
-                                       args.source and os.path.abspath(args.source))
+        return file_server.make_server(root=os.path.abspath(args.root), host=host, port=args.port, lan=args.lan,
+                                       spa=args.spa, ws_port=args.inject, idle_timeout=args.idle_timeout,
+                                       allowed_hosts=tuple(args.allow_host), tls=tls, editor_command=args.editor,
+                                       source=args.source and os.path.abspath(args.source))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery
