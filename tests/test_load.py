@@ -15,7 +15,7 @@ import psutil
 import pytest
 from test_hardening import limit_fds
 
-from conftest import SCALE, deadline, free_port, module, run_async, write
+from conftest import SCALE, deadline, free_port, module, run_async, until, write
 
 
 class Tricklers:
@@ -346,10 +346,7 @@ def test_unread_downloads_are_paused_with_small_buffers_and_their_memory_given_b
             s.close()
     print(f"\n300 unread downloads: proxy RSS {before / 2**20:.0f} -> {during / 2**20:.0f} MB")
     assert during - before < 300 * (400 << 10), "more than 400 KB held for each paused download"
-    end = deadline(10)
-    while process.memory_info().rss - before > 30 << 20:
-        assert time.monotonic() < end, f"RSS {process.memory_info().rss / 2**20:.0f} MB: not given back"
-        time.sleep(0.1)
+    until(lambda: process.memory_info().rss - before < 30 << 20, 10, "the paused downloads' memory given back")
 
 
 def test_the_proxy_answers_while_3000_sockets_sit_idle_with_1024_open_files(proxy):
