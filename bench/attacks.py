@@ -9,7 +9,10 @@ Attacks, on the file server, the proxy (before sigreload's file server as its
 app) and the broadcaster, each on a fresh process:
 - slow: 300 connections that send a request head one byte every 10 s;
 - idle: 300 connections that send nothing;
-- idle, 3,000 with ``ulimit -n 1024`` (the server's open-files limit).
+- idle, 3,000 with ``ulimit -n 1024`` (the server's open-files limit);
+and on the proxy alone (``proxy_rows``): 600 POSTs that trickle their bodies
+a byte a second, and 600 downloads of 50 MB never read (the proxy's RSS
+during them and a few seconds after).
 """
 
 import contextlib
@@ -30,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 from sigreload import process_life  # noqa: E402
 
 SAMPLES = 20  # page loads and socket opens measured during each attack
-TRICKLE_EVERY = 10.0  # seconds between two bytes of a slow head
+TRICKLE_EVERY = 10.0  # seconds between two bytes of a slow head (or body)
 ATTACKS = (("300 slow", 300, b"G", None), ("300 idle", 300, b"", None), ("3000 idle, ulimit 1024", 3000, b"", 1024))
 
 
@@ -144,6 +147,55 @@ def rows(results, summary, free_port):
         for front in ("file server", "proxy", "broadcaster"):
             for attack in ATTACKS:
                 one_front(results, summary, free_port, root, front, attack)
+        proxy_rows(results, summary, free_port, root)
+
+
+BODIES, DOWNLOADS = 600, 600
+DOWNLOAD_SIZE = 50 << 20
+
+
+def rss(pid):
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def proxy_rows(results, summary, free_port, root):
+    """The proxy before sigreload's file server, under trickled bodies, then unread downloads."""
+    (root / "big.bin").write_bytes(b"x" * DOWNLOAD_SIZE)
+    for name, head, trickled in (
+            (f"{BODIES} trickled bodies", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx", True),
+            (f"{DOWNLOADS} unread downloads", "GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", False)):
+        ws, web, app = free_port(), free_port(), free_port()
+        procs = [start(["sigreload.broadcaster", "--port", str(ws)], None, "ready"),
+                 start(["sigreload.http_server", str(root), "--port", str(app)], None, "serving")]
+        procs.append(start(["sigreload.http_server", "--proxy", f"http://127.0.0.1:{app}", "--port", str(web),
+                            "--inject", str(ws)], None, "proxying"))
+        pid = procs[-1].pid
+        try:
+            before, socks = rss(pid), []
+            for _ in range(BODIES if trickled else DOWNLOADS):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", web))
+                s.sendall(head.encode())
+                socks.append(s)
+            sockets = Attack(web, 0, b"")
+            sockets.socks = socks
+            if trickled:
+                threading.Thread(target=sockets.trickle, args=(b"x",), daemon=True).start()
+            time.sleep(1.0)
+            taken = [page_load(web) for _ in range(SAMPLES)]
+            during = rss(pid)
+            sockets.close()
+            time.sleep(3.0)
+            results[f"proxy, {name}: page loads (ms)"] = summary(taken)
+            results[f"proxy, {name}: page loads failed"] = summary([float(taken.count(None))])
+            results[f"proxy, {name}: RSS before (MB)"] = summary([before])
+            results[f"proxy, {name}: RSS during (MB)"] = summary([during])
+            results[f"proxy, {name}: RSS 3 s after (MB)"] = summary([rss(pid)])
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
 
 
 def one_front(results, summary, free_port, root, front, attack):

@@ -77,13 +77,15 @@ def bind(args: argparse.Namespace, host: str) -> Any:
             from sigreload.serving import proxy
 
             opener = editor.Opener(os.path.abspath(args.source or args.root), args.editor) if args.inject else None
-            return proxy.make_server(args.proxy, host, args.port, args.inject, args.lan, args.idle_timeout,
-                                     tuple(args.allow_host), tls, opener)
+            return proxy.make_server(app=args.proxy, host=host, port=args.port, ws_port=args.inject, lan=args.lan,
+                                     idle_timeout=args.idle_timeout, allowed_hosts=tuple(args.allow_host), tls=tls,
+                                     opener=opener)
         from sigreload.serving import file_server
 
-        return file_server.make_server(os.path.abspath(args.root), host, args.port, args.lan, args.spa, args.inject,
-                                       args.idle_timeout, tuple(args.allow_host), tls, args.editor,
-                                       args.source and os.path.abspath(args.source))
+        return file_server.make_server(root=os.path.abspath(args.root), host=host, port=args.port, lan=args.lan,
+                                       spa=args.spa, ws_port=args.inject, idle_timeout=args.idle_timeout,
+                                       allowed_hosts=tuple(args.allow_host), tls=tls, editor_command=args.editor,
+                                       source=args.source and os.path.abspath(args.source))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             from sigreload.contract import discovery

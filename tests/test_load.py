@@ -11,10 +11,11 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 from test_hardening import limit_fds
 
-from conftest import SCALE, deadline, free_port, module, run_async, write
+from conftest import SCALE, deadline, free_port, module, run_async, until, write
 
 
 class Tricklers:
@@ -253,22 +254,35 @@ def test_a_crowd_lets_go_of_the_connection_idle_longest_and_never_of_one_answere
 
 @pytest.fixture
 def proxy(procs):
-    """proxy(*flags, **popen) -> port: sigreload's proxy before a raw upstream that answers /42 (test_proxy_field)."""
+    """proxy(*flags, **popen) -> port: sigreload's proxy before a raw upstream that answers /42
+    (test_proxy_field) and /big (a download of BIG bytes); ``proxy.proc`` is the last one started."""
     from test_proxy_field import Upstream, pages
 
     made = []
 
+    def answer(head, body, conn):
+        if head.startswith(b"GET /big "):
+            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         f"Content-Length: {len(BIG)}\r\n\r\n".encode())
+            conn.sendall(BIG)  # one shared buffer: the test's own memory stays small
+            return None
+        return pages(head, body, conn)
+
     def start(*flags, **kwargs):
-        upstream = Upstream(pages)
+        upstream = Upstream(answer)
         made.append(upstream)
         port = free_port()
-        procs(module("http_server") + ["--proxy", f"http://127.0.0.1:{upstream.port}", "--port", port,
-                                       "--inject", free_port(), *flags], **kwargs).wait_for("proxying")
+        start.proc = procs(module("http_server") + ["--proxy", f"http://127.0.0.1:{upstream.port}", "--port", port,
+                                                    "--inject", free_port(), *flags], **kwargs)
+        start.proc.wait_for("proxying")
         return port
 
     yield start
     for upstream in made:
         upstream.close()
+
+
+BIG = b"x" * (20 << 20)
 
 
 def get_42(port, timeout=5):
@@ -294,6 +308,45 @@ def test_the_proxy_answers_while_300_posts_never_send_their_body_and_cuts_them(p
         assert answer == b"", answer
     finally:
         stalled.close()
+
+
+def test_the_proxy_answers_while_600_posts_trickle_their_bodies_with_the_default_timeout(proxy):
+    """Each POST sends a byte a second of the 100,000 it promised: the app
+    held a connection (and a thread, as a WSGI server does) for each until
+    its deadline, 15 s; now the app sees a request only once its body came."""
+    port = proxy()
+    stalled = Tricklers(port, 600, first=f"POST /form HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                        "Content-Length: 100000\r\n\r\nx".encode(), every=1, most=30)
+    try:
+        for _ in range(8):
+            assert get_42(port) == b"HTTP/1.1 200 OK"
+    finally:
+        stalled.close()
+
+
+def test_unread_downloads_are_paused_with_small_buffers_and_their_memory_given_back(proxy):
+    """300 downloads of 20 MB that their clients never read: the proxy read on
+    from the app into its buffers (1.4 MB each, 884 MB for 600) and kept it.
+    Now it reads only as fast as each client takes, and gives memory back."""
+    port = proxy()
+    process = psutil.Process(proxy.proc.pid)
+    before = process.memory_info().rss
+    downloads = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(f"GET /big HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            downloads.append(s)
+        for _ in range(8):
+            assert get_42(port) == b"HTTP/1.1 200 OK"
+        during = process.memory_info().rss
+    finally:
+        for s in downloads:
+            s.close()
+    print(f"\n300 unread downloads: proxy RSS {before / 2**20:.0f} -> {during / 2**20:.0f} MB")
+    assert during - before < 300 * (400 << 10), "more than 400 KB held for each paused download"
+    until(lambda: process.memory_info().rss - before < 30 << 20, 10, "the paused downloads' memory given back")
 
 
 def test_the_proxy_answers_while_3000_sockets_sit_idle_with_1024_open_files(proxy):

@@ -18,10 +18,11 @@ import posixpath
 import re
 import ssl
 import stat
+from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line, editor
@@ -40,23 +41,40 @@ CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    """What one file server serves, and how: ``lan`` (--lan) and ``allowed_hosts``
+    (--allow-host) for the Host rules; ``spa`` answers unknown extensionless
+    paths with /index.html; ``ws_port`` (when set) inserts the snippet's
+    <script> into HTML answers; ``root_id`` names ROOT to the pages; ``used``
+    tells the watcher the files served; ``opener`` opens files in the editor
+    for the pages' toasts; ``timeout``: a connection's, for reads and writes."""
+
+    lan: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    spa: bool = False
+    ws_port: int | None = None
+    root_id: str = ""
+    used: used_paths.Writer | None = None
+    opener: editor.Opener | None = None
+    timeout: float = command_line.IDLE_TIMEOUT
+
+
 class Handler(common.Handler, SimpleHTTPRequestHandler):
-    """Serves ROOT as plain files, never from a stale cache, never outside ROOT.
+    """Serves ROOT as plain files, never from a stale cache, never outside ROOT,
+    as its ``site`` says (each request is handled in the constructor: socketserver's way)."""
 
-    Per server (set by make_server): ``lan`` accepts any Host header,
-    ``spa`` answers unknown extensionless paths with /index.html, ``ws_port``
-    (when set) injects the snippet's <script> into HTML responses.
-    """
-
-    spa, ws_port, root_id = False, None, ""
-    timeout = command_line.IDLE_TIMEOUT  # socketserver: the connection's timeout, for reads and writes
-    used: used_paths.Writer | None = None  # the files served, for the watcher to look at first
-    opener: editor.Opener | None = None  # opens files in the editor for the pages' toasts
     protocol_version = "HTTP/1.1"  # keep-alive: a reload reuses the connections
     cache_control = "no-cache"  # this answer's Cache-Control (end_headers)
     server_version = wire.SERVER_NAME  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        self.lan, self.allowed_hosts, self.spa, self.ws_port = site.lan, site.allowed_hosts, site.spa, site.ws_port
+        self.root_id, self.used, self.opener = site.root_id, site.used, site.opener
+        self.timeout = site.timeout  # type: ignore[misc]  # a class variable in typeshed; socketserver reads self's
+        super().__init__(*args, **kwargs)
 
     def send_head(self) -> BinaryIO | injection.Spliced | None:  # type: ignore[override]
         if self.host_refused():
@@ -65,7 +83,8 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
             self.reply(400, "text/plain; charset=utf-8", b"A path with a NUL byte\n")
             return None
         if self.path.startswith(OWN) and self.ws_port:
-            return self.own(self.path.split("?")[0][len(OWN):])
+            self.own(self.path.split("?")[0][len(OWN):])
+            return None
         if not self.inside_root():
             return self.not_found()
         path = self.translate_path(self.path)
@@ -271,14 +290,13 @@ def readable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def make_server(root: str, host: str, port: int, lan: bool = False, spa: bool = False,
+def make_server(*, root: str, host: str, port: int, lan: bool = False, spa: bool = False,
                 ws_port: int | None = None, idle_timeout: float = command_line.IDLE_TIMEOUT,
                 allowed_hosts: tuple[str, ...] = (), tls: ssl.SSLContext | None = None,
                 editor_command: str | None = None, source: str | None = None) -> ThreadingHTTPServer:
     """Bind (port 0 picks a free one); raises OSError like socketserver."""
     used = used_paths.Writer(discovery.Locator(ws_port).lookup, "http") if ws_port else None
-    options = {"lan": lan, "spa": spa, "ws_port": ws_port, "root_id": watcher_ids.root_id(root), "used": used,
-               "timeout": idle_timeout, "allowed_hosts": allowed_hosts,
-               "opener": editor.Opener(root, editor_command, source) if ws_port else None}
-    handler = type("Handler", (Handler,), options)
-    return common.bind(host, port, partial(handler, directory=root), MOST_CONNECTIONS, tls)
+    site = Site(lan=lan, allowed_hosts=allowed_hosts, spa=spa, ws_port=ws_port, root_id=watcher_ids.root_id(root),
+                used=used, opener=editor.Opener(root, editor_command, source) if ws_port else None,
+                timeout=idle_timeout)
+    return common.bind(host, port, partial(Handler, site=site, directory=root), MOST_CONNECTIONS, tls)
