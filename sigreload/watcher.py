@@ -161,8 +161,12 @@ class Notifier:
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
-        messages.app_down(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
-        self.tell(paths)
+        notice = app_server.notice(what)  # every page says so (no reload: to what?) until the app is back
+        messages.app_down(self.locator.folder(), what if notice else None)
+        if notice is None and paths:
+            return self.tell(paths)
+        message = {"paths": [], "root": self.root_id} | ({"notice": notice} if notice else {})
+        self.tell(paths, signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
         names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]

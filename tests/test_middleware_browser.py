@@ -356,3 +356,38 @@ def test_a_broken_view_shows_over_the_page_and_the_fix_reloads_it(kind, procs, t
     with page.expect_event("load", timeout=40_000 * SCALE):
         live.edit("v1")
     assert page.locator("#out").inner_text() == "v1"
+
+
+DOWN = "Your app does not answer"  # the notice every page shows while the watcher finds the app down
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "flask"])
+def test_an_app_that_does_not_answer_is_said_in_the_page_which_comes_back_by_itself(kind, procs, tmp_path, page):
+    """FastAPI: the restarted app fails to import (uvicorn's parent keeps the
+    socket, nothing answers) until the fix. Flask: the restarted app takes
+    its time at import (a database not up yet) and answers by itself. Either
+    way the page says so while the app does not answer, and reloads once it
+    does, onto the new output, the notice gone."""
+    live = Live(kind, procs, tmp_path)
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    loads = loads_of(page)
+    open_page(page, live.url)
+    notice = page.locator("sigreload-notice").get_by_text(DOWN)
+    source = live.source.read_text().replace('VERSION = "v0"', 'VERSION = "v1"')
+    with page.expect_event("load", timeout=60_000 * SCALE):
+        if kind == "fastapi":
+            save(live.source, source.replace('VERSION = "v1"', "VERSION = 1 / 0"))
+            notice.wait_for(timeout=40_000 * SCALE)
+            assert loads == [live.url]  # still the page, the notice over it
+            save(live.source, source)
+        else:
+            save(live.source, f"import time\ntime.sleep({8 * SCALE})\n{source}")
+            notice.wait_for(timeout=40_000 * SCALE)
+            assert loads == [live.url]
+    assert page.locator("#out").inner_text() == "v1"
+    page.locator("sigreload-notice").wait_for(state="detached", timeout=10_000 * SCALE)
+    page.wait_for_timeout(300)  # a second load would come now
+    assert loads == [live.url] * 2, loads
+
