@@ -99,7 +99,7 @@ class Notifier:
             return
         if self.app:
             paths = self.edits(paths)
-            if not paths:
+            if not paths or not (paths := self.rendered(paths)):
                 return
         code = [p for p in paths if app_server.restarts(p)]
         if self.app and (code or self.app.pending):  # its reloader restarts it: wait
@@ -107,6 +107,15 @@ class Notifier:
             self.app.submit(paths, app_server.saved_at(code) if code else None)
             return
         self.tell(paths)
+
+    def rendered(self, paths: list[str]) -> list[str]:
+        """``paths`` without the templates that no page rendered (when the app's middleware says: Django)."""
+        from sigreload.middleware import rendered
+
+        skipped = rendered.unrendered(self.locator.folder(), paths)
+        if skipped:
+            log.info("%s changed: no page rendered it (no reload)", self.describe(skipped))
+        return [p for p in paths if p not in skipped]
 
     def edits(self, paths: list[str]) -> list[str]:
         """``paths`` without the files the app wrote while it answered requests

@@ -391,3 +391,32 @@ def test_an_app_that_does_not_answer_is_said_in_the_page_which_comes_back_by_its
     page.wait_for_timeout(300)  # a second load would come now
     assert loads == [live.url] * 2, loads
 
+
+@pytest.mark.parametrize("kind", ["django", "django-asgi"])
+def test_a_django_template_no_page_rendered_reloads_nothing_at_once_and_one_it_rendered_reloads(
+        kind, procs, tmp_path, page):
+    """The middleware tells the watcher which templates the pages rendered: an
+    edit of another one (an htmx partial's) is decided at once, no load; an
+    edit of the page's own template reloads it (the cached loader's old copy never shown)."""
+    import time
+
+    live = Live(kind, procs, tmp_path)
+    save(live.folder / "templates" / "partial.html", "<li>p0</li>")
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    loads = loads_of(page)
+    open_page(page, live.url)
+    took = []
+    for n in (1, 2):
+        said = live.sigreload.output().count("no page rendered it")
+        began = time.monotonic()
+        save(live.folder / "templates" / "partial.html", f"<li>p{n}</li>")
+        until(lambda: live.sigreload.output().count("no page rendered it") > said, 10, "the watcher's decision")
+        took.append(time.monotonic() - began)
+        page.wait_for_timeout(500)  # a load would come now
+        assert loads == [live.url], loads
+    print(f"{kind}: save -> decided, for a template no page rendered: {', '.join(f'{t:.2f}s' for t in took)}")
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        live.template("t1")
+    assert page.locator("#tpl").inner_text() == "t1"

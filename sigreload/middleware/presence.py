@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from sigreload.serving import answer_headers, snippet
@@ -127,6 +128,11 @@ class Presence:
             log.info("sigreload: %s on port %d", "broadcaster found" if found else "no broadcaster", self.port)
         self.found, self.listens, self.looked = found, listens, time.monotonic()
         return wait
+
+    def folder(self) -> Path | None:
+        """The broadcaster's message folder (None: none found yet)."""
+        locator = self.locator
+        return locator.folder() if locator is not None and self.found else None
 
     def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
         """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on."""
