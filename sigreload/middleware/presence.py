@@ -63,14 +63,16 @@ class Presence:
     whether it still runs), every OTHER_EVERY seconds while it is someone
     else. A request only reads that answer (``bool``), never looks itself,
     except for the first one, which waits up to FIRST_WAIT for the first look;
-    an answer older than FRESH is confirmed by the bind probe (microseconds):
-    a broadcaster that just stopped gets no tag into pages. Thread-safe."""
+    an answer older than FRESH is confirmed by the bind probe (microseconds,
+    at most once per FRESH seconds): a broadcaster that just stopped gets no
+    tag into pages. Thread-safe."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or ws_port()
         self.found = False
         self.listens: frozenset[str] = frozenset()  # the broadcaster's listening addresses
         self.looked = 0.0  # when the last look ended (monotonic)
+        self.confirmed = 0.0  # when a request's bind probe last found the port listened on
         self.first = threading.Event()
         self.lock = threading.Lock()
         self.locator: Any = None
@@ -84,7 +86,13 @@ class Presence:
             self.first.wait(FIRST_WAIT)
         if not self.found:
             return False
-        return time.monotonic() - self.looked < FRESH or listened(self.port)
+        now = time.monotonic()
+        if now - self.looked < FRESH or now - self.confirmed < FRESH:
+            return True
+        if not listened(self.port):  # stopped since the last look: no tag (asked again until the next look)
+            return False
+        self.confirmed = now  # a probe per FRESH seconds at most, not one per request
+        return True
 
     def start(self) -> None:
         """The looking thread, in this process (once)."""
