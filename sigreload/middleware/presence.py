@@ -5,6 +5,7 @@ tag for a page of a given host."""
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -144,7 +145,7 @@ class Presence:
 
     def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
         """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on."""
-        return tag(self.port, host, scheme, policy, nonce, self.listens)
+        return cached_tag(self.port, host, scheme, policy, nonce, self.listens)
 
 
 def address(host: str | None, listens: Collection[str] | None) -> str:
@@ -177,6 +178,13 @@ def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str |
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
     return snippet.tag(f"{scheme}://{name}:{port}/reload.js", answer_headers.script_nonce(policy) or nonce)
+
+
+@functools.lru_cache(maxsize=64)
+def cached_tag(port: int, host: str | None, scheme: str, policy: str, nonce: str | None,
+               listens: frozenset[str]) -> bytes:
+    """``tag``, made once per page host and nonce (a few µs less per page)."""
+    return tag(port, host, scheme, policy, nonce, listens)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:
