@@ -219,10 +219,8 @@ def wait_for_restart(host: str, port: int, saved_at: float,
 
 
 def notice(what: str) -> str | None:
-    """What the pages show while the app is down (``what``: wait_for_restart's
-    answer), or None when it answers. Sent as the broadcast's notice, it is
-    what every page shows (the proxy's, the middleware's, a pasted snippet's)
-    until the next broadcast, which the app's return brings (Waiter)."""
+    """What every page shows while the app is down (``what``: wait_for_restart's answer; the
+    broadcast's notice, until the app's return brings the next), or None when it answers."""
     if not what.startswith(DOWN):
         return None
     why = what[len(DOWN):].removesuffix(f": {PAGES_SAY}").strip()
