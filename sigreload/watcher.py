@@ -175,7 +175,7 @@ class Notifier:
         if notice is None and paths:
             return self.tell(paths)
         message = {"paths": [], "root": self.root_id} | ({"notice": notice} if notice else {})
-        self.tell(paths, signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
+        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
         names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]
@@ -208,7 +208,9 @@ class Notifier:
             if self.poster.full is None:  # no folder at all (a full one is said once by the poster)
                 log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
         if discovery.signal_server(server, signum):
-            kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
+            kind = ("build error" if message.get("error") else "app down notice" if message.get("notice")
+                    and message.get("paths") == [] and signum == signal.SIGUSR2
+                    else "css" if signum == signal.SIGUSR2 else "reload")
             what = f"{self.describe(paths, root)} changed: " if paths else ""
             log.info("%s%s sent to broadcaster PID %d", what, kind, server.pid)
 
