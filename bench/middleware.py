@@ -198,7 +198,9 @@ def rate_rows(results, summary, ws_port, free_port, rounds=3, seconds=2.0):
 
 
 def rows(results, free_port, summary):
-    """Every middleware row (a broadcaster runs meanwhile: the middleware is at work)."""
+    """Every middleware row (a broadcaster runs meanwhile: the middleware is at work),
+    and the machine's load average before and after (requests/s on a loaded machine blur)."""
+    results["middleware: load average (1 min) before"] = summary([os.getloadavg()[0]])
     port = free_port()
     proc = broadcaster(port)
     try:
@@ -206,6 +208,7 @@ def rows(results, free_port, summary):
         rate_rows(results, summary, port, free_port)
     finally:
         stop(proc)
+    results["middleware: load average (1 min) after"] = summary([os.getloadavg()[0]])
 
 
 def app_main(kind, port, wrapped):

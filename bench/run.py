@@ -674,6 +674,11 @@ def main(argv=None):
 
         attacks.rows(results, summary, free_port)
         return report(args, results, woke)
+    if args.middleware_only:  # no browser: it would only load the machine
+        import middleware
+
+        middleware.rows(results, free_port, summary)
+        return report(args, results, woke)
     pw, pw_browser = browser()
     try:
         if args.soak:
@@ -686,10 +691,6 @@ def main(argv=None):
         if args.devices_only:
             device_rows(results, pw, pw_browser, args.edits)
             return report(args, results, woke)
-        if args.middleware_only:
-            import middleware
-
-            middleware.rows(results, free_port, summary)
         if args.page_only:
             import page_tells
 

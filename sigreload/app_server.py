@@ -37,6 +37,9 @@ ANSWER = 0.3  # seconds an app that restarted has to answer one request before w
 IDLE = 0.5  # a new app process that listens on nothing and has not run for this long is stuck
 BUSY = 0.05  # CPU seconds that count as having run (Django's idle reloader: a few ms a second)
 DOWN = "is down"  # how wait_for_restart's answer begins when the app will not answer by itself
+PAGES_SAY = "pages say so until it is back"  # how it ends then
+BACK = "answers again"  # what the Waiter says when an app that was down answers with no save since
+BACK_EVERY = 0.5  # seconds between two looks at whether an app that is down answers again
 
 
 def restarts(path: str) -> bool:
@@ -196,7 +199,7 @@ def wait_for_restart(host: str, port: int, saved_at: float,
             while not answers(host, port, ANSWER, scheme):
                 stuck = replacements.stuck(clock())
                 if stuck:
-                    return f"{DOWN}: {stuck}: pages say so until it is back"
+                    return f"{DOWN}: {stuck}: {PAGES_SAY}"
                 if clock() - start > LIMIT or superseded():
                     return f"restarted (PID {fresh[-1]}) but does not answer: reloading anyway"
                 sleep(TICK)
@@ -206,13 +209,23 @@ def wait_for_restart(host: str, port: int, saved_at: float,
             replacements.candidates([p for p in new if (started_at(p) or 0) >= saved_at - SLACK], port)
             stuck = replacements.stuck(clock())
             if stuck:
-                return f"{DOWN}: {stuck}: pages say so until it is back"
+                return f"{DOWN}: {stuck}: {PAGES_SAY}"
         if clock() - start > (LIMIT if gone else QUIET):
             if not now:
-                return f"{DOWN} (nothing listens on its port): pages say so until it is back"
+                return f"{DOWN} (nothing listens on its port): {PAGES_SAY}"
             return f"did not restart within {QUIET:.0f}s: reloading"
         sleep(TICK)
     return "superseded by a newer save"
+
+
+def notice(what: str) -> str | None:
+    """What every page shows while the app is down (``what``: wait_for_restart's answer; the
+    broadcast's notice, until the app's return brings the next), or None when it answers."""
+    if not what.startswith(DOWN):
+        return None
+    why = what[len(DOWN):].removesuffix(f": {PAGES_SAY}").strip()
+    why = why if why.startswith(":") or not why else f" {why}"  # ": its new process exited" or " (nothing ...)"
+    return f"Your app does not answer{why}.\nThis page reloads by itself once it answers (see the app's terminal)."
 
 
 def saved_at(paths: list[str]) -> float:
@@ -231,7 +244,9 @@ class Waiter:
 
     A thread waits (wait_for_restart), so the watcher keeps watching: a newer
     save, a fix after a broken edit say, supersedes the wait and merges its
-    paths, and only the newest wait sends.
+    paths, and only the newest wait sends. After a wait that ended with the
+    app down, it looks every BACK_EVERY seconds whether the app answers again
+    with no save (restarted by hand): then ``send([], BACK)``.
     """
 
     def __init__(self, url: str, send: Callable[[list[str], str], None]):
@@ -263,15 +278,21 @@ class Waiter:
 
     def _run(self) -> None:
         platforms.listeners(self.port)  # who listens now: looked at first after a save (the portable paths)
+        down = False  # the last wait ended with the app down: said back once it answers (restarted by hand)
         while True:
             with self.cond:
-                while self.saved is None:
-                    self.cond.wait()
+                self.cond.wait_for(lambda: self.saved is not None, BACK_EVERY if down else None)
                 saved, generation = self.saved, self.generation
+            if saved is None:
+                if answers(self.host, self.port, ANSWER, self.scheme):
+                    down = False
+                    self.send([], BACK)
+                continue
             what = wait_for_restart(self.host, self.port, saved, scheme=self.scheme,
                                     superseded=partial(self._superseded, generation))
             with self.cond:
                 if self.generation != generation:
                     continue
                 paths, self.paths, self.saved = self.paths, [], None
+            down = what.startswith(DOWN)
             self.send(paths, what)

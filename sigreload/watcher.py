@@ -101,7 +101,7 @@ class Notifier:
             return
         if self.app:
             paths = self.edits(paths)
-            if not paths:
+            if not paths or not (paths := self.rendered(paths)):
                 return
         code = [p for p in paths if app_server.restarts(p)]
         if self.app and (code or self.app.pending):  # its reloader restarts it: wait
@@ -109,6 +109,15 @@ class Notifier:
             self.app.submit(paths, app_server.saved_at(code) if code else None)
             return
         self.tell(paths)
+
+    def rendered(self, paths: list[str]) -> list[str]:
+        """``paths`` without the templates that no page rendered (when the app's middleware says: Django)."""
+        from sigreload.middleware import rendered
+
+        skipped = rendered.unrendered(self.locator.folder(), paths)
+        if skipped:
+            log.info("%s changed: no page rendered it (no reload)", self.describe(skipped))
+        return [p for p in paths if p not in skipped]
 
     def edits(self, paths: list[str]) -> list[str]:
         """``paths`` without the files the app wrote while it answered requests
@@ -163,8 +172,12 @@ class Notifier:
 
     def after_restart(self, paths: list[str], what: str) -> None:
         log.info("app server %s", what)
-        app_down.write(self.locator.folder(), what if what.startswith(app_server.DOWN) else None)
-        self.tell(paths)
+        notice = app_server.notice(what)  # every page says so (no reload: to what?) until the app is back
+        app_down.write(self.locator.folder(), what if notice else None)
+        if notice is None and paths:
+            return self.tell(paths)
+        message = {"paths": [], "root": self.root_id} | ({"notice": notice} if notice else {})
+        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
         names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]
@@ -197,7 +210,9 @@ class Notifier:
             if self.poster.full is None:  # no folder at all (a full one is said once by the poster)
                 log.warning("cannot leave a message for the broadcaster (%s): every page reloads", why)
         if discovery.signal_server(server, signum):
-            kind = "build error" if message.get("error") else "css" if signum == signal.SIGUSR2 else "reload"
+            kind = ("build error" if message.get("error") else "app down notice" if message.get("notice")
+                    and message.get("paths") == [] and signum == signal.SIGUSR2
+                    else "css" if signum == signal.SIGUSR2 else "reload")
             what = f"{self.describe(paths, root)} changed: " if paths else ""
             log.info("%s%s sent to broadcaster PID %d", what, kind, server.pid)
 

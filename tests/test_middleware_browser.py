@@ -352,7 +352,74 @@ def test_a_broken_view_shows_over_the_page_and_the_fix_reloads_it(kind, procs, t
     open_page(page, live.url)
     source = live.source.read_text()
     save(live.source, source.replace('VERSION = "v0"', 'VERSION = 1 / 0'))  # the restarted app fails to import
-    page.wait_for_selector("sigreload-error", state="attached", timeout=40_000 * SCALE)
+    # Flask's server answers with its error page, drawn over the page; uvicorn's child exits: nothing
+    # answers, which the page says (the watcher's notice)
+    shown = "sigreload-error" if kind == "flask" else "sigreload-notice"
+    page.wait_for_selector(shown, state="attached", timeout=40_000 * SCALE)
     with page.expect_event("load", timeout=40_000 * SCALE):
         live.edit("v1")
     assert page.locator("#out").inner_text() == "v1"
+
+
+DOWN = "Your app does not answer"  # the notice every page shows while the watcher finds the app down
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "flask"])
+def test_an_app_that_does_not_answer_is_said_in_the_page_which_comes_back_by_itself(kind, procs, tmp_path, page):
+    """FastAPI: the restarted app fails to import (uvicorn's parent keeps the
+    socket, nothing answers) until the fix. Flask: the restarted app takes
+    its time at import (a database not up yet) and answers by itself. Either
+    way the page says so while the app does not answer, and reloads once it
+    does, onto the new output, the notice gone."""
+    live = Live(kind, procs, tmp_path)
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    loads = loads_of(page)
+    open_page(page, live.url)
+    notice = page.locator("sigreload-notice").get_by_text(DOWN)
+    source = live.source.read_text().replace('VERSION = "v0"', 'VERSION = "v1"')
+    with page.expect_event("load", timeout=60_000 * SCALE):
+        if kind == "fastapi":
+            save(live.source, source.replace('VERSION = "v1"', "VERSION = 1 / 0"))
+            notice.wait_for(timeout=40_000 * SCALE)
+            assert loads == [live.url]  # still the page, the notice over it
+            save(live.source, source)
+        else:
+            save(live.source, f"import time\ntime.sleep({8 * SCALE})\n{source}")
+            notice.wait_for(timeout=40_000 * SCALE)
+            assert loads == [live.url]
+    assert page.locator("#out").inner_text() == "v1"
+    page.locator("sigreload-notice").wait_for(state="detached", timeout=10_000 * SCALE)
+    page.wait_for_timeout(300)  # a second load would come now
+    assert loads == [live.url] * 2, loads
+
+
+@pytest.mark.parametrize("kind", ["django", "django-asgi"])
+def test_a_django_template_no_page_rendered_reloads_nothing_at_once_and_one_it_rendered_reloads(
+        kind, procs, tmp_path, page):
+    """The middleware tells the watcher which templates the pages rendered: an
+    edit of another one (an htmx partial's) is decided at once, no load; an
+    edit of the page's own template reloads it (the cached loader's old copy never shown)."""
+    import time
+
+    live = Live(kind, procs, tmp_path)
+    save(live.folder / "templates" / "partial.html", "<li>p0</li>")
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    loads = loads_of(page)
+    open_page(page, live.url)
+    took = []
+    for n in (1, 2):
+        said = live.sigreload.output().count("no page rendered it")
+        began = time.monotonic()
+        save(live.folder / "templates" / "partial.html", f"<li>p{n}</li>")
+        until(lambda: live.sigreload.output().count("no page rendered it") > said, 10, "the watcher's decision")
+        took.append(time.monotonic() - began)
+        page.wait_for_timeout(500)  # a load would come now
+        assert loads == [live.url], loads
+    print(f"{kind}: save -> decided, for a template no page rendered: {', '.join(f'{t:.2f}s' for t in took)}")
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        live.template("t1")
+    assert page.locator("#tpl").inner_text() == "t1"

@@ -27,6 +27,8 @@ app-answering.windows  answering             the proxy                  the watc
 app-down.why           app_down              the watcher (--app)        the proxy
 used-http.paths        used_paths            the HTTP server            the watcher
 used-pages.paths       used_paths            the broadcaster            the watcher
+used-app.paths         used_paths            a Django app's middleware  the watcher (--app)
+used-app-dirs.paths    used_paths            a Django app's middleware  the watcher (--app)
 ====================== ===================== ========================== ==========================
 
 - ``changes``: what changed (JSON: ``paths`` and the folder's ``root`` id,

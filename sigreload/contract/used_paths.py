@@ -25,7 +25,16 @@ CHANNELS = {
     "pages": messages.Channel("used-pages.paths", FORMAT, "the broadcaster (what pages reported, as URL paths; "
                               "Writer)", "the watcher, when its stat changes (watching.used_files)"),
 }
-SOURCES = tuple(CHANNELS)
+SOURCES = tuple(CHANNELS)  # what the watcher looks at first
+RENDERED = {  # what a Django app's pages rendered (sigreload.middleware.rendered): the watcher's --app filter
+    "app": messages.Channel("used-app.paths", FORMAT, "the middleware in a Django app (the template files its "
+                            "pages rendered; Writer)", "the watcher, on an edit under a template folder "
+                            "(middleware.rendered.unrendered)"),
+    "app-dirs": messages.Channel("used-app-dirs.paths", FORMAT.replace("paths", "folders", 1), "the middleware "
+                                 "in a Django app (Django's template folders; Writer)", "the watcher "
+                                 "(middleware.rendered.unrendered)"),
+}
+EVERY = CHANNELS | RENDERED
 
 
 class Writer:
@@ -69,7 +78,7 @@ def write(folder: Path, source: str, paths: list[str]) -> bool:
     only an optimisation, the watcher's sweep still finds every change)."""
     lines = [p.encode("utf-8", "surrogateescape") for p in paths if "\n" not in p]
     try:
-        CHANNELS[source].put(folder, b"\n".join(lines))
+        EVERY[source].put(folder, b"\n".join(lines))
     except OSError:
         return False
     return True
@@ -83,6 +92,12 @@ def read(folder: Path | None) -> dict[str, list[str]]:
         if data is not None:
             lists[source] = [p for p in data.decode("utf-8", "surrogateescape").split("\n") if p][-MOST:]
     return lists
+
+
+def listed(folder: Path, source: str) -> list[str] | None:
+    """The list of ``source`` (a key of EVERY) in ``folder``, or None when there is none."""
+    data = EVERY[source].get(folder)
+    return None if data is None else [p for p in data.decode("utf-8", "surrogateescape").split("\n") if p]
 
 
 def stamp(folder: Path | None) -> list[Any]:

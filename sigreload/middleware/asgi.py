@@ -87,16 +87,18 @@ class Answer:
     async def begin(self, message: Message) -> None:
         """The start message: passed on at once, unless the answer may get the snippet."""
         headers = message.get("headers") or []
-        ctype = (presence.header(headers, b"content-type") or b"").decode("latin-1")
-        encoding = (presence.header(headers, b"content-encoding") or b"identity").decode("latin-1").strip().lower()
+        named = {bytes(k).lower(): v for k, v in reversed(headers)}  # the first of each name: one pass
+        ctype = bytes(named.get(b"content-type", b"")).decode("latin-1")
+        encoding = bytes(named.get(b"content-encoding", b"identity")).decode("latin-1").strip().lower()
         status = int(message["status"])
-        disposition = (presence.header(headers, b"content-disposition") or b"").decode("latin-1")
-        partial = status == 206 or presence.header(headers, b"content-range") is not None
+        disposition = bytes(named.get(b"content-disposition", b"")).decode("latin-1")
+        partial = status == 206 or b"content-range" in named
         if not injection.injects(self.dest, ctype, encoding, status in (204, 304) or status < 200, partial=partial,
                                  disposition=disposition):
             self.passing = True
             return await self.client(message)
-        length = presence.header(headers, b"content-length")
+        length = named.get(b"content-length")
+        length = bytes(length) if length is not None else None
         policy = ",".join(bytes(v).decode("latin-1") for k, v in headers
                           if bytes(k).lower() == b"content-security-policy")
         host = presence.header(self.scope.get("headers") or (), b"host")

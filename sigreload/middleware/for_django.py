@@ -8,7 +8,8 @@ its reloader's next tick (1 s): a page that is reloaded (the snippet's
 reload, or the person's: ``Cache-Control: max-age=0`` or ``no-cache``)
 resets the template loaders first, so it shows the template as saved. The
 CSRF token Django masks anew in every answer is no matter then: nothing
-compares pages.
+compares pages. The templates each page rendered are told to the watcher
+(rendered.py): an edit of one that no page rendered reloads nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from sigreload.middleware import presence
+from sigreload.middleware import presence, rendered
 from sigreload.serving import injection
 
 RELOADED = ("max-age=0", "no-cache")  # a reload's Cache-Control
@@ -38,6 +39,8 @@ class DjangoMiddleware:
             raise MiddlewareNotUsed("sigreload: DEBUG is off")
         self.get_response = get_response
         self.running = presence.Presence()
+        self.recorder: rendered.Recorder | None = None  # made on the first page (Django's template folders)
+        rendered.install()
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
@@ -47,12 +50,34 @@ class DjangoMiddleware:
             return self.__acall__(request)
         if not self.wanted(request):
             return self.get_response(request)
-        return self.changed(request, self.get_response(request))
+        seen: set[str] = set()
+        token = rendered.current.set(seen)
+        try:
+            response = self.get_response(request)
+        finally:
+            rendered.current.reset(token)
+        self.record(seen)
+        return self.changed(request, response)
 
     async def __acall__(self, request: Any) -> Any:
         if not self.wanted(request):
             return await self.get_response(request)
-        return self.changed(request, await self.get_response(request))
+        seen: set[str] = set()  # filled in a sync view's thread too (asgiref copies the context: the same set)
+        token = rendered.current.set(seen)
+        try:
+            response = await self.get_response(request)
+        finally:
+            rendered.current.reset(token)
+        self.record(seen)
+        return self.changed(request, response)
+
+    def record(self, seen: set[str]) -> None:
+        """The template files a page rendered, for the watcher (rendered.py)."""
+        if not seen:
+            return
+        if self.recorder is None:
+            self.recorder = rendered.Recorder(self.running.folder)
+        self.recorder.page(seen)
 
     def wanted(self, request: Any) -> bool:
         """Whether the request may be a navigation while sigreload runs; a

@@ -5,12 +5,14 @@ tag for a page of a given host."""
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from sigreload.contract import wire
@@ -63,14 +65,16 @@ class Presence:
     whether it still runs), every OTHER_EVERY seconds while it is someone
     else. A request only reads that answer (``bool``), never looks itself,
     except for the first one, which waits up to FIRST_WAIT for the first look;
-    an answer older than FRESH is confirmed by the bind probe (microseconds):
-    a broadcaster that just stopped gets no tag into pages. Thread-safe."""
+    an answer older than FRESH is confirmed by the bind probe (microseconds,
+    at most once per FRESH seconds): a broadcaster that just stopped gets no
+    tag into pages. Thread-safe."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or ws_port()
         self.found = False
         self.listens: frozenset[str] = frozenset()  # the broadcaster's listening addresses
         self.looked = 0.0  # when the last look ended (monotonic)
+        self.confirmed = 0.0  # when a request's bind probe last found the port listened on
         self.first = threading.Event()
         self.lock = threading.Lock()
         self.locator: Any = None
@@ -84,7 +88,13 @@ class Presence:
             self.first.wait(FIRST_WAIT)
         if not self.found:
             return False
-        return time.monotonic() - self.looked < FRESH or listened(self.port)
+        now = time.monotonic()
+        if now - self.looked < FRESH or now - self.confirmed < FRESH:
+            return True
+        if not listened(self.port):  # stopped since the last look: no tag (asked again until the next look)
+            return False
+        self.confirmed = now  # a probe per FRESH seconds at most, not one per request
+        return True
 
     def start(self) -> None:
         """The looking thread, in this process (once)."""
@@ -129,9 +139,14 @@ class Presence:
         self.found, self.listens, self.looked = found, listens, time.monotonic()
         return wait
 
+    def folder(self) -> Path | None:
+        """The broadcaster's message folder (None: none found yet)."""
+        locator = self.locator
+        return locator.folder() if locator is not None and self.found else None
+
     def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
         """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on."""
-        return tag(self.port, host, scheme, policy, nonce, self.listens)
+        return cached_tag(self.port, host, scheme, policy, nonce, self.listens)
 
 
 def address(host: str | None, listens: Collection[str] | None) -> str:
@@ -164,6 +179,13 @@ def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str |
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
     return snippet.tag(f"{scheme}://{name}:{port}{wire.SNIPPET_PATH}", answer_headers.script_nonce(policy) or nonce)
+
+
+@functools.lru_cache(maxsize=64)
+def cached_tag(port: int, host: str | None, scheme: str, policy: str, nonce: str | None,
+               listens: frozenset[str]) -> bytes:
+    """``tag``, made once per page host and nonce (a few µs less per page)."""
+    return tag(port, host, scheme, policy, nonce, listens)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:

@@ -57,9 +57,10 @@ def where(html: bytes, whole: bool = True) -> int | None:
 
 
 def has_snippet(html: bytes) -> bool:
-    """Whether ``html`` includes the snippet already (HAS_SNIPPET; its words,
-    as written, are looked for first: the pattern alone costs 50 ns a byte)."""
-    return (b"reload.js" in html or b"sigreload" in html) and bool(HAS_SNIPPET.search(html))
+    """Whether ``html`` includes the snippet already (HAS_SNIPPET; the word
+    both its forms hold, as written, is looked for first, in one pass: the
+    pattern alone costs 50 ns a byte)."""
+    return b"reload" in html and bool(HAS_SNIPPET.search(html))
 
 
 def inject(html: bytes, tag: bytes) -> bytes:
