@@ -1,6 +1,7 @@
 """What an answer's headers say about the snippet going into it: the
 nonce its Content-Security-Policy gives scripts, its media type, whether
-it is a download (Content-Disposition: attachment)."""
+it is a download (Content-Disposition: attachment); and the media types of
+the files the file server serves (CONTENT_TYPES)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,11 @@ def media_type(ctype: str) -> str:
 def attachment(disposition: str) -> bool:
     """Whether a Content-Disposition value makes the answer a download."""
     return disposition.split(";", 1)[0].strip().lower() == "attachment"
+
+
+CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+    ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
+    ".svg": "image/svg+xml", ".webp": "image/webp", ".avif": "image/avif",
+    ".woff2": "font/woff2", ".map": "application/json",
+}

@@ -27,18 +27,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sigreload import command_line, editor
 from sigreload.contract import discovery, used_paths, watcher_ids, wire
-from sigreload.serving import common, confined, injection, relay, snippet
+from sigreload.serving import answer_headers, common, confined, injection, relay, snippet
 
 log = logging.getLogger("sigreload.http")
 OWN = wire.PREFIX  # the snippet and its socket, on the page's own origin
 INDEXES = ("index.html", "index.htm")  # a folder's page, served like any file
 MOST_CONNECTIONS = 128  # served at once (a thread each); more wait in the listen backlog
-CONTENT_TYPES = {  # modern web files, whatever the platform's mime.types says
-    ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
-    ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
-    ".svg": "image/svg+xml", ".webp": "image/webp", ".avif": "image/avif",
-    ".woff2": "font/woff2", ".map": "application/json",
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +62,7 @@ class Handler(common.Handler, SimpleHTTPRequestHandler):
     cache_control = "no-cache"  # this answer's Cache-Control (end_headers)
     server_version = wire.SERVER_NAME  # the snippet trusts our no-cache and skips its refetch
     disable_nagle_algorithm = True  # headers and body are two sends: no 40 ms delayed-ACK stall
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **answer_headers.CONTENT_TYPES}
 
     def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
         self.lan, self.allowed_hosts, self.spa, self.ws_port = site.lan, site.allowed_hosts, site.spa, site.ws_port
