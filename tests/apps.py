@@ -7,9 +7,11 @@ view whose output names a version, in a folder of its own.
 answers; ``edit(version)`` saves the view as an editor would.
 """
 
+import contextlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +19,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>app</title></head>"
         "<body><h1 id='out'>{version}</h1>{snippet}</body></html>")
@@ -291,6 +295,22 @@ class Forwarder:
                 pass
         for thread in self.threads:
             thread.join(10)
+
+
+@contextlib.contextmanager
+def network_host(tag):
+    """A NetworkHost made for the test and deleted after; skipped without root and
+    iproute2 (a failure in CI, where the LAN tests must run)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        if os.environ.get("CI"):
+            pytest.fail("the LAN tests need root and iproute2 in CI")
+        pytest.skip("a network namespace needs root and iproute2 (ip)")
+    host = NetworkHost(tag)
+    try:
+        host.make()
+        yield host
+    finally:
+        host.delete()
 
 
 class NetworkHost:

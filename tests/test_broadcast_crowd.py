@@ -5,14 +5,13 @@ addresses with ``ulimit -n 1024`` filled the table with open pages (never let
 go for a newcomer), and every page of this machine was refused."""
 
 import os
-import shutil
 import sys
 
 import pytest
 from test_hardening import limit_fds
 from test_load import opens
 
-from apps import NetworkHost
+from apps import network_host
 from conftest import SCALE, free_port, module
 from sigreload.broadcasting.gate import Crowd
 from sigreload.serving import limits
@@ -69,20 +68,12 @@ def test_a_lan_newcomer_lets_go_of_a_lan_connection_idle_longest_never_of_this_m
 
 @pytest.fixture
 def crowded_host():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        if os.environ.get("CI"):
-            pytest.fail("the LAN tests need root and iproute2 in CI")
-        pytest.skip("a network namespace needs root and iproute2 (ip)")
-    host = NetworkHost(LAN_TAG)
-    try:
-        host.make()
+    with network_host(LAN_TAG) as host:
         net = host.there.rsplit(".", 1)[0]
         sources = [f"{net}.{n}" for n in range(3, 3 + DEVICES)]
         for address in sources:
             host.ip("addr", "add", f"{address}/24", "dev", "eth9", inside=True)
         yield host, sources
-    finally:
-        host.delete()
 
 
 def test_3000_lan_sockets_from_59_devices_under_1024_open_files_leave_pages_of_this_machine_room(

@@ -7,14 +7,13 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
 import ssl
 import sys
 import time
 
 import pytest
 
-from apps import Forwarder, NetworkHost
+from apps import Forwarder, NetworkHost, network_host
 from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, free_port, module, write
 
 FORWARDED_NAME = "devbox.test"  # the forwarder's host name (Chromium maps it to loopback)
@@ -215,16 +214,8 @@ def test_the_terminal_names_the_browser(agent, name):
 
 @pytest.fixture(scope="module")
 def lan_host():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        if os.environ.get("CI"):
-            pytest.fail("the LAN tests need root and iproute2 in CI")
-        pytest.skip("a network namespace needs root and iproute2 (ip)")
-    host = NetworkHost(LAN_TAG)
-    try:
-        host.make()
+    with network_host(LAN_TAG) as host:
         yield host
-    finally:
-        host.delete()
 
 
 @pytest.fixture(scope="module")

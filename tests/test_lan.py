@@ -19,7 +19,7 @@ import pytest
 from test_devices import certificate  # noqa: F401  # the fixture: a throwaway CA's certificate
 from test_proxy_field import exchange, front, pages  # noqa: F401  # front: the fixture
 
-from apps import NetworkHost
+from apps import network_host
 from conftest import CHROMIUM, CHROMIUM_ARGS, HELLO_SEEN, SCALE, deadline, free_port, module, open_page, write
 
 LAN_TAG = (os.getpid() + 5000) % 10000  # names this run's network namespace (test_devices.py has pid % 10000)
@@ -221,16 +221,8 @@ ws.onclose = () => parent.postMessage('refused', '*');
 
 @pytest.fixture(scope="module")
 def lan_host():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        if os.environ.get("CI"):
-            pytest.fail("the LAN tests need root and iproute2 in CI")
-        pytest.skip("a network namespace needs root and iproute2 (ip)")
-    host = NetworkHost(LAN_TAG)
-    try:
-        host.make()
+    with network_host(LAN_TAG) as host:
         yield host
-    finally:
-        host.delete()
 
 
 @pytest.fixture(scope="module")
