@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +59,11 @@ def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str,
             path = folder / name
             if not path.is_file():
                 continue
-            why = untrusted(path)
+            table, why = read(path)
             if why:
                 if skipped is not None:
                     skipped.append(f"{path}: {why}: skipped")
                 continue
-            table = read(path)
             if name == "pyproject.toml":
                 table = table.get("tool", {}).get("sigreload")
                 if table is None:
@@ -74,34 +74,57 @@ def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str,
     return None
 
 
-def untrusted(path: Path) -> str | None:
-    """Why ``path`` is not read (None: it is): not this user's, or anyone may write it.
-    The file can name a build command (``exec``), and a folder above may be shared."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        return f"cannot read it ({exc.strerror})"
+def untrusted(info: os.stat_result) -> str | None:
+    """Why a file with this stat is not read (None: it is): not this user's, or
+    someone else may write it (anyone; or a group with other members). The file
+    can name a build command (``exec``), and a folder above may be shared."""
     if info.st_uid != os.getuid():
         return f"not yours (owner uid {info.st_uid})"
     if info.st_mode & 0o002:
         return "anyone can write it (chmod o-w it)"
+    if info.st_mode & 0o020 and shared(info.st_gid):
+        return "its group can write it, and has other members (chmod g-w it)"
     if info.st_size > MOST_BYTES:
         return f"larger than {MOST_BYTES >> 20} MiB"
     return None
 
 
-def read(path: Path) -> dict[str, Any]:
-    """The TOML document at ``path``; its syntax errors as a ConfigError."""
+def shared(gid: int) -> bool:
+    """Whether group ``gid`` may hold another user (not this user's own private group)."""
+    import grp
+    import pwd
+
     try:
-        with path.open("rb") as file:
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return True
+    others = set(group.gr_mem) - {pwd.getpwuid(os.getuid()).pw_name}
+    return bool(others) or gid != os.getgid() or any(p.pw_gid == gid and p.pw_uid != os.getuid()
+                                                      for p in pwd.getpwall())
+
+
+def read(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The TOML document at ``path``, or why it is not read (``untrusted``),
+    judged by the file opened, not by its name: a link or a file swapped
+    between a look and the read cannot slip another user's file in. Its
+    syntax errors are a ConfigError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO in its place never blocks us
+    except OSError as exc:
+        return {}, f"cannot read it ({exc.strerror})"
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if why := ("not a file" if not stat.S_ISREG(info.st_mode) else untrusted(info)):
+            return {}, why
+        try:
             document: dict[str, Any] = tomllib.load(file)
-            return document
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it: {exc}") from None
-    except RecursionError:  # arrays nested thousands deep
-        raise ConfigError(f"{path}: not valid TOML: nested too deep") from None
+            return document, None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read it: {exc}") from None
+        except RecursionError:  # arrays nested thousands deep
+            raise ConfigError(f"{path}: not valid TOML: nested too deep") from None
 
 
 def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

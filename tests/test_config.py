@@ -3,6 +3,7 @@ found from the current folder upward; the command line wins; bad keys and
 types are one line; `sigreload config` says where each value comes from; the
 README's table of sigreload's options is the parser's."""
 
+import os
 import re
 import subprocess
 import urllib.request
@@ -132,6 +133,27 @@ def test_a_group_writable_file_of_ones_own_is_used(tmp_path):
     write(tmp_path / "sigreload.toml", "port = 8105\n")
     (tmp_path / "sigreload.toml").chmod(0o664)
     assert settings(tmp_path)["port"][0] == "8105"
+
+
+def test_a_file_another_group_can_write_is_skipped(tmp_path):
+    """A member of that group could write a build command into it (the reviewer's
+    r34a2: a 0664 file of the user's, group shared with another user)."""
+    import grp
+
+    try:
+        other = next(g.gr_gid for g in grp.getgrall() if g.gr_gid != os.getgid() and g.gr_mem)
+    except StopIteration:
+        other = grp.getgrnam("nogroup").gr_gid
+    if os.getuid() != 0 and other not in os.getgroups():
+        pytest.skip("chown to another group needs root or membership")
+    write(tmp_path / "sigreload.toml", "port = 8104\n")
+    (tmp_path / "below").mkdir()
+    write(tmp_path / "below" / "sigreload.toml", 'exec = "touch pwned"\n')
+    os.chown(tmp_path / "below" / "sigreload.toml", -1, other)
+    (tmp_path / "below" / "sigreload.toml").chmod(0o664)
+    shown = run(tmp_path / "below", "config")
+    assert shown.returncode == 0 and "its group can write it" in shown.stderr, shown
+    assert "port = 8104" in shown.stdout and not (tmp_path / "below" / "pwned").exists()
 
 
 @pytest.mark.parametrize("text, line", [
