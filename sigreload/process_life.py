@@ -37,13 +37,17 @@ def _inherited_lifeline(parent: int) -> int | None:
     """The read end of a pipe whose write end the process that spawned us holds
     (``spawn``): it reads EOF the moment that process is gone. None without one.
 
-    The variable says "FD:PID"; it counts only when PID is our parent: a
-    process between (`r`, a shell) passes the variable on, never the pipe,
-    and the number may then be any file of ours (our own wake-up pipe, say).
+    The variable says "FD:PID:INODE"; it counts only when FD is that very
+    pipe (its inode): a process between (`r`, a shell) passes the variable
+    on, never the pipe, and the number may then be any file of ours (our own
+    wake-up pipe, say). Not "when PID is our parent": a spawner killed before
+    we looked has left us to PID 1, and its pipe is what says so.
     """
-    fd, _, spawner = os.environ.pop(LIFELINE_ENV, "").partition(":")  # popped: not our children's
+    fd, spawner, inode = (os.environ.pop(LIFELINE_ENV, "").split(":") + ["", ""])[:3]  # popped: not our children's
     try:
-        if int(spawner) == parent and stat.S_ISFIFO(os.fstat(int(fd)).st_mode):
+        info = os.fstat(int(fd))
+        ours = info.st_ino == int(inode) if inode else int(spawner) == parent
+        if ours and stat.S_ISFIFO(info.st_mode):
             os.set_inheritable(int(fd), False)
             return int(fd)
     except (ValueError, OSError):
@@ -224,7 +228,8 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """
     triggers = {getattr(signal, name) for name in TRIGGERS}
     read, write = os.pipe()
-    kwargs["env"] = {**child_env(kwargs.get("env") or os.environ), LIFELINE_ENV: f"{read}:{os.getpid()}"}
+    kwargs["env"] = {**child_env(kwargs.get("env") or os.environ),
+                     LIFELINE_ENV: f"{read}:{os.getpid()}:{os.fstat(read).st_ino}"}
     kwargs["pass_fds"] = (read, *kwargs.get("pass_fds", ()))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
     try:

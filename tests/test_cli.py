@@ -240,6 +240,21 @@ def test_ctrl_c_while_the_processes_start_stops_them_without_a_traceback(procs, 
     assert "Traceback" not in stack.output() and "KeyboardInterrupt" not in stack.output()
 
 
+def test_sigkill_while_the_processes_start_leaves_none_of_them(procs, tmp_path):
+    """The reviewer r34a2: sigreload killed with -9 while its children still imported
+    left all three running (each in a session of its own, parent now 1, took itself
+    for setsid'd and followed no one). The pipe it was given says its spawner is gone."""
+    write(tmp_path / "index.html", "<h1>v1</h1>")
+    stack = procs(module("sigreload") + [tmp_path, "--port", free_port(), "--ws-port", free_port()])
+    until(lambda: len(psutil.Process(stack.pid).children()) == 3, 15, "the three processes never started")
+    children = psutil.Process(stack.pid).children()
+    stack.popen.kill()  # at once: they are still importing
+    gone, alive = psutil.wait_procs(children, timeout=15 * SCALE)
+    for proc in alive:
+        proc.kill()
+    assert not alive, [p.cmdline() for p in alive]
+
+
 @pytest.mark.parametrize("server, option", [("http_server", "--port"), ("broadcaster", "--ws-port")])
 def test_a_default_port_taken_before_its_server_binds_moves_on_in_one_line(procs, tmp_path, server, option):
     """Issue 34: another user may bind a default port between sigreload's look and its
