@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import selectors
 import signal
 import subprocess
 import threading
@@ -32,6 +33,7 @@ ERRORS_MAX = 40  # error lines shown above the log
 ERROR_LINE = re.compile(r"(?:^|[\s:(\[])(?:ERROR|Error|error)\b\s*[:\]-]")
 
 WAKE = 0.25  # seconds between two looks at the signals while a build runs
+LEFT_OPEN = 1.0  # seconds a build's output is still read after it exited
 STOP_GRACE = 1.0  # seconds a stopped build's group has after SIGTERM, before SIGKILL (sigreload waits 1.5 s)
 
 log = logging.getLogger("sigreload.watch")
@@ -78,13 +80,28 @@ def collect(proc: subprocess.Popen[bytes], argv: list[str], started: float,
 
     The wait wakes every WAKE seconds (and calls ``wake``): in the main
     thread, a stop signal that the kernel gave another thread runs its
-    handler only when main runs."""
-    while True:
-        try:
-            output = proc.communicate(timeout=WAKE)[0].decode(errors="replace")
-            break
-        except subprocess.TimeoutExpired:
-            wake()
+    handler only when main runs. Its output is read until its end, or until
+    LEFT_OPEN after the build exited: a process it left behind (a daemon, a
+    double fork out of its group) may hold the pipe for good."""
+    assert proc.stdout is not None
+    chunks, exited, fd = [], 0.0, proc.stdout.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if selector.select(WAKE):
+                if not (data := os.read(fd, 1 << 16)):
+                    break
+                chunks.append(data)
+            if proc.poll() is None:
+                wake()
+            elif not exited:
+                exited = time.monotonic()
+            elif time.monotonic() - exited >= LEFT_OPEN:
+                log.debug("the build exited; a process it started still holds its output: not waited for")
+                break
+    proc.stdout.close()
+    proc.wait()
+    output = b"".join(chunks).decode(errors="replace")
     tail = output[-TAIL:] or (f"{argv[0]} exited with status {proc.returncode}" if proc.returncode else "")
     return Result(proc.returncode, tail, error_lines(output), time.monotonic() - started)
 

@@ -39,6 +39,20 @@ def test_a_build_that_cannot_start_is_a_failed_result(tmp_path):
     assert building.run([sys.executable, "-c", "print('ERROR: x')"], str(tmp_path)).errors == ["ERROR: x"]
 
 
+def test_a_build_that_leaves_a_process_holding_its_output_still_ends(tmp_path):
+    """The reviewer r34a2: a build that double-forked a setsid'd process (a daemon)
+    kept its output pipe open: the watcher waited for its end for good."""
+    pid_file = tmp_path / "daemon.pid"
+    script = f"(setsid sh -c 'echo $$ > {pid_file}; exec sleep 300' &); echo built"
+    try:
+        result = building.run(["sh", "-c", script], str(tmp_path))
+        assert result.ok and "built" in result.output
+    finally:
+        until(pid_file.exists, 5, "the daemon never started")
+        until(lambda: pid_file.read_text().strip(), 5, "the daemon never said its PID")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_what_builds_write_is_theirs_and_edits_during_a_build_are_not():
     p = building.Products()
     assert p.written(["/d/_build/doctrees/env.pickle", "/d/_build/doctrees/index.doctree"], first=True) == []
