@@ -13,8 +13,8 @@ from test_load import opens
 
 from apps import network_host
 from conftest import SCALE, free_port, module
-from sigreload.broadcasting.gate import Crowd
 from sigreload.serving import limits
+from sigreload.serving.limits import Crowd
 
 LAN_TAG = (os.getpid() + 2500) % 10000  # test_devices.py has pid % 10000, test_lan.py pid + 5000
 DEVICES, SOCKETS = 59, 3000
@@ -89,3 +89,44 @@ def test_3000_lan_sockets_from_59_devices_under_1024_open_files_leave_pages_of_t
     for _ in range(3):
         assert opens(port, seconds=10) is True  # before: refused, every time
     assert "Traceback" not in b.output()
+
+
+RELAYED = CLIENT.replace('f"ws://{host}:{port}/sigreload", origin=f"http://{host}:8000"',
+                         'f"ws://{host}:{port}/_sigreload/socket", origin=f"http://{host}:{port}"')
+
+
+@pytest.mark.parametrize("server", ["files", "proxy"])
+def test_lan_devices_on_the_relay_keep_no_page_of_this_machine_out(crowded_host, procs, tmp_path, server):
+    """The reviewer r32a: the LAN's share held at the broadcaster's own port, but pages
+    use the HTTP port's relay, which reaches the broadcaster from loopback: 600
+    sockets from 8 devices filled the HTTP server's file table (each relay holds two
+    files), and this machine's page and socket were refused."""
+    host, sources = crowded_host
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>mine</title><h1>mine</h1>")
+    port, ws = free_port(), free_port()
+    extra = []
+    if server == "proxy":
+        app = free_port()
+        procs([sys.executable, "-u", "-m", "http.server", app, "--bind", "127.0.0.1", "--directory", site]
+              ).wait_for("Serving HTTP")
+        extra = ["--proxy", f"http://127.0.0.1:{app}"]
+    stack = procs(module("sigreload") + [site, "--lan", "--port", port, "--ws-port", ws, *extra],
+                  preexec_fn=limit_fds(1024))
+    stack.wait_for("watching", 30)
+    client = procs(["ip", "netns", "exec", host.name, sys.executable, "-c", RELAYED, host.here, port, SCALE, 600,
+                    *sources[:8]])
+    opened = int(client.wait_for(r"opened (\d+)", seconds=240).group(1))
+    assert 0 < opened <= limits.LAN_RELAYS  # the LAN's share of the relay
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    for _ in range(3):  # this machine's page and its socket: before, a 404 or a reset, and 502s
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10 * SCALE) as answer:
+            assert b"mine" in answer.read()
+        with connect(f"ws://127.0.0.1:{port}/_sigreload/socket", origin=f"http://127.0.0.1:{port}",
+                     open_timeout=10 * SCALE) as page:
+            assert '"hello"' in page.recv(timeout=10 * SCALE)
+    assert "Traceback" not in stack.output()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -16,41 +15,6 @@ from sigreload.serving import limits
 
 HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them takes a few ms
 MAX_HEAD = 16 << 10  # bytes of a handshake's request head
-ROOM = 64  # connections kept for this machine (the developer's pages, the relays) when the LAN takes the rest
-
-
-class Crowd(limits.Crowd):
-    """``limits.Crowd`` (at most ``most`` in all, ``per_address`` from one LAN device),
-    with ``room`` of ``most`` kept for this machine: devices on the LAN together hold
-    at most ``most - room``. The cap per device does not bound many devices (3,000
-    open sockets from 59 addresses filled a table of 1,024 files, and every page of
-    this machine was refused: an open page is never let go for a newcomer); past
-    that cap a LAN newcomer lets go of a LAN connection idle longest, or is refused."""
-
-    def __init__(self, most: int, *, room: int = ROOM) -> None:
-        super().__init__(most)
-        self.lan_most = most - min(room, most // 4)
-        self.lan = 0  # connections from the LAN now
-
-    def join(self, key: Hashable, address: str) -> list[Hashable] | None:
-        from_lan = not limits.loopback(address)
-        if from_lan and self.lan >= self.lan_most and self.addresses[address] < self.per_address \
-                and len(self) < self.most:
-            victim = next((k for k in (*self.idle, *self.stuck) if not limits.loopback(self.members[k])), None)
-            if victim is None:
-                return None
-            self.leave(victim)
-            return [victim, *(self.join(key, address) or ())]  # under every cap now: let in
-        gone = super().join(key, address)
-        if gone is not None and from_lan:
-            self.lan += 1
-        return gone
-
-    def leave(self, key: Hashable) -> None:
-        address = self.members.get(key)
-        super().leave(key)
-        if address is not None and not limits.loopback(address):
-            self.lan -= 1
 
 
 class Gate:

@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 from sigreload import command_line, consoles, listening, livereload, process_life, secret
 from sigreload.broadcasting import admission
 from sigreload.broadcasting.core import Features
-from sigreload.broadcasting.gate import HANDSHAKES_AT_ONCE, Crowd, Gate, GatedConnection, connections
+from sigreload.broadcasting.gate import HANDSHAKES_AT_ONCE, Gate, GatedConnection, connections
 from sigreload.broadcasting.handler import make_handler
 from sigreload.broadcasting.shell import Broadcaster
 from sigreload.contract import messages
@@ -70,7 +70,7 @@ async def run(options: Options) -> None:
 
     for name in process_life.STOP_SIGNALS:
         loop.add_signal_handler(getattr(signal, name), stopping)
-    crowd = Crowd(limits.most_connections(MOST_CONNECTIONS))
+    crowd = limits.Crowd(limits.most_connections(MOST_CONNECTIONS))
 
     def full() -> None:  # a full file table (another process's files, or ours): the longest idle go
         for victim in crowd.longest_idle(ACCEPTS_AT_ONCE):

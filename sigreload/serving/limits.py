@@ -26,6 +26,7 @@ import logging
 import os
 import resource
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -34,6 +35,9 @@ from typing import Any
 log = logging.getLogger("sigreload.limits")
 SPARE_FILES = 40  # open files kept free besides those open at start: a pass of accepts (16), those let go meanwhile
 PER_ADDRESS = 64  # connections from one LAN device (a browser opens 6 per site; tabs add one socket each)
+RELAYS_PER_ADDRESS = 16  # relayed page sockets from one LAN device (a tab each)
+LAN_RELAYS = 128  # relayed page sockets from the LAN together (fewer where the open-files limit is low)
+ROOM = 64  # connections kept for this machine (the developer's pages, the relays) when the LAN takes the rest
 SAID_EVERY = 1.0  # seconds between two lines about a full file table
 PATIENCE = 60.0  # seconds a request's head may take where a server sets no timeout
 
@@ -67,8 +71,10 @@ def loopback(address: str) -> bool:
 class Crowd:
     """The connections of one server; keys are anything hashable (a socket, a protocol)."""
 
-    def __init__(self, most: int, per_address: int = PER_ADDRESS) -> None:
+    def __init__(self, most: int, per_address: int = PER_ADDRESS, *, room: int = ROOM) -> None:
         self.most, self.per_address = most, per_address
+        self.lan_most = most - min(room, most // 4)  # the LAN together: the rest is kept for this machine
+        self.lan = 0  # connections from the LAN now
         self.members: dict[Hashable, str] = {}  # connection -> its peer's address
         self.idle: dict[Hashable, None] = {}  # the idle ones, longest idle first (insertion order)
         self.stuck: dict[Hashable, None] = {}  # those whose write waits for their client, longest first
@@ -78,7 +84,15 @@ class Crowd:
         """Let ``key`` (from ``address``, idle until ``busy``) in: the connections
         to close for it (none, or the one idle longest), or None when it is
         refused (everyone is being answered)."""
-        crowded = not loopback(address) and self.addresses[address] >= self.per_address
+        from_lan = not loopback(address)
+        if from_lan and self.lan >= self.lan_most and self.addresses[address] < self.per_address \
+                and len(self.members) < self.most:  # the LAN's share is full: one of the LAN's goes, or none
+            victim = next((k for k in (*self.idle, *self.stuck) if not loopback(self.members[k])), None)
+            if victim is None:
+                return None
+            self.leave(victim)
+            return [victim, *(self.join(key, address) or ())]  # under every cap now: let in
+        crowded = from_lan and self.addresses[address] >= self.per_address
         if crowded or len(self.members) >= self.most:
             victim = next((k for k in (*self.idle, *self.stuck) if not crowded or self.members[k] == address), None)
             if victim is None:
@@ -89,6 +103,7 @@ class Crowd:
             gone = []
         self.members[key] = address
         self.addresses[address] += 1
+        self.lan += from_lan
         self.idle[key] = None
         return gone
 
@@ -115,6 +130,7 @@ class Crowd:
         self.idle.pop(key, None)
         self.stuck.pop(key, None)
         if address is not None:
+            self.lan -= not loopback(address)
             self.addresses[address] -= 1
             if self.addresses[address] <= 0:
                 del self.addresses[address]
@@ -128,6 +144,40 @@ class Crowd:
 
     def __len__(self) -> int:
         return len(self.members)
+
+
+class Shares:
+    """Relayed page sockets (each holds two files: the page's and the broadcaster's):
+    this machine's always let in; the LAN's at most ``lan_most`` together and
+    RELAYS_PER_ADDRESS from one device. A relay is busy for as long as its page
+    is open, so no crowd lets it go: 600 sockets from 8 LAN addresses filled the
+    file table and this machine's pages were refused. Thread-safe."""
+
+    def __init__(self, lan_most: int) -> None:
+        self.lan_most, self.lan = lan_most, Counter[str]()
+        self.lock = threading.Lock()
+
+    def take(self, address: str) -> bool:
+        """Whether a relay for ``address`` may open (then ``give`` it back when it closes)."""
+        if loopback(address):
+            return True
+        with self.lock:
+            if self.lan.total() >= self.lan_most or self.lan[address] >= RELAYS_PER_ADDRESS:
+                return False
+            self.lan[address] += 1
+            return True
+
+    def give(self, address: str) -> None:
+        if not loopback(address):
+            with self.lock:
+                self.lan[address] -= 1
+                if self.lan[address] <= 0:
+                    del self.lan[address]
+
+
+def lan_relays() -> Shares:
+    """The relay shares of one server: at most a quarter of the connections the open-files limit allows."""
+    return Shares(max(RELAYS_PER_ADDRESS, min(LAN_RELAYS, most_connections(4 * LAN_RELAYS) // 4)))
 
 
 class Reads(io.RawIOBase):

@@ -56,6 +56,7 @@ class Proxy:
         self.allowed_hosts, self.opener = allowed_hosts, opener
         self.responder = responding.Responder(port=app.port, inserting=broadcaster is not None)
         self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
+        self.shares = limits.lan_relays()  # who may have one (the LAN: a share of the file table)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         capped.answering(request, True)  # never let go while answered
@@ -111,6 +112,9 @@ class Proxy:
             status = urlsplit(request.raw_path).query == wire.STATUS_QUERY
             path = wire.STATUS_SOCKET_PATH if status else wire.SOCKET_PATH
             peer = request.transport.get_extra_info("peername") if request.transport else None
+            address = str(peer[0]) if peer else "127.0.0.1"
+            if not self.shares.take(address):
+                return web.Response(status=503, text="Too many pages of this device or of the LAN have a socket\n")
             self.relaying += 1
             try:
                 proof = secret.relay_proof(port)  # the broadcaster believes the peer, and gives the status socket, then
@@ -119,6 +123,7 @@ class Proxy:
                                         | ({secret.RELAY_HEADER: proof} if proof else {}))
             finally:
                 self.relaying -= 1
+                self.shares.give(address)
         if name == "" and self.broadcaster:
             return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
                                 headers=dict(snippet.STATUS_HEADERS))

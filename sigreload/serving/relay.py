@@ -15,6 +15,7 @@ import threading
 
 from sigreload import secret
 from sigreload.contract import wire
+from sigreload.serving import limits
 
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
@@ -48,9 +49,21 @@ class Relays:
         self.waker_r, self.waker_w = socket.socketpair()
         self.selector.register(self.waker_r, selectors.EVENT_READ, None)
         self.thread: threading.Thread | None = None
+        self._shares: limits.Shares | None = None  # made at first use (it asks the open-files limit)
+        self.peers: dict[socket.socket, str] = {}  # each pair's page socket -> its peer (a share to give back)
 
-    def add(self, client: socket.socket, broadcaster: socket.socket) -> None:
-        """Pump bytes between ``client`` and ``broadcaster`` until one side closes."""
+    @property
+    def shares(self) -> limits.Shares:
+        """Who may have a relayed socket (``limits.Shares``)."""
+        with self.lock:
+            if self._shares is None:
+                self._shares = limits.lan_relays()
+            return self._shares
+
+    def add(self, client: socket.socket, broadcaster: socket.socket, peer: str) -> None:
+        """Pump bytes between ``client`` (from ``peer``, its share taken) and
+        ``broadcaster`` until one side closes."""
+        self.peers[client] = peer
         for sock in (client, broadcaster):
             sock.settimeout(SEND_TIMEOUT)  # reads wait for the selector; a send may block this long
         with self.lock:
@@ -88,6 +101,8 @@ class Relays:
                     self.selector.unregister(sock)
                 except (KeyError, ValueError):
                     pass
+                if (peer := self.peers.pop(sock, None)) is not None:
+                    self.shares.give(peer)
                 sock.close()
             self.pairs = len(self.selector.get_map()) // 2  # the waker is no pair
             self.lock.notify_all()
@@ -110,6 +125,9 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
     must hand it over). Returns why not (nothing sent to the client) or None.
     The broadcaster is looked for on 127.0.0.1, then on the address the client
     came to (``--host 192.168.1.5``: both servers listen on that address alone)."""
+    peer = client.getpeername()[0] if client.family in (socket.AF_INET, socket.AF_INET6) else "127.0.0.1"
+    if not RELAYS.shares.take(peer):
+        return "too many pages of this device or of the LAN have a socket already"
     upstream, why = None, ""
     for host in dict.fromkeys(("127.0.0.1", client.getsockname()[0])):
         try:
@@ -118,13 +136,14 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
         except OSError as exc:
             why = f"the broadcaster on port {ws_port} does not answer ({exc.strerror or exc})"
     if upstream is None:
+        RELAYS.shares.give(peer)
         return why
     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        peer = client.getpeername()[0] if client.family in (socket.AF_INET, socket.AF_INET6) else None
         upstream.sendall(handshake(headers, ws_port, own_port, path, peer))
     except OSError as exc:
         upstream.close()
+        RELAYS.shares.give(peer)
         return f"the broadcaster on port {ws_port} went away ({exc.strerror or exc})"
-    RELAYS.add(client, upstream)
+    RELAYS.add(client, upstream, peer)
     return None
