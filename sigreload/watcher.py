@@ -176,7 +176,7 @@ class Notifier:
         app_down.write(self.locator.folder(), what if notice else None)
         if notice is None and paths:
             return self.tell(paths)
-        message = {"paths": [], "root": self.root_id} | ({"notice": notice} if notice else {})
+        message = {"paths": [], "root": self.root_id, "notice": notice} if notice else {"root": self.root_id}
         self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
 
     def describe(self, paths: list[str], root: str | None = None) -> str:

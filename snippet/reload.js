@@ -112,6 +112,7 @@
   // (every stylesheet), { do: "swap", sheets, images, said }, { do: "morph",
   // why, paths }, { do: "nothing", said }.
   const changes = (m, page) => {
+    if (m.paths && !m.paths.length) return [{ do: "nothing", said: "" }]; // a notice alone (the app is down)
     const html = Boolean(m.paths) && !m.paths.some((p) => SCRIPTS.test(p));
     if (!m.paths || !page.ours || m.root !== page.root) { // no paths, or a server it cannot map: everything
       if (m.type === WIRE.CSS) return [{ do: "css", said: "stylesheets refreshed" }];
@@ -467,7 +468,7 @@
   };
   // A good build's warning (its error lines): a notice in a corner, closed by a
   // click, and not shown again for the same text in this tab.
-  const notice = (text, said = "the build reported errors (shown on the page)") => {
+  const notice = (text, said = `${String(text).split("\n")[0].slice(0, 200)} (shown on the page)`) => {
     if (S.box) S.box.remove();
     S.box = null;
     if (!text || load().closed === text) return;
@@ -477,7 +478,7 @@
       + "max-height:40vh;overflow:auto;margin:0;padding:1em 2.5em 1em 1em;box-sizing:border-box;background:#3b3000;"
       + "color:#ffe9a0;font:12px/1.4 monospace;white-space:pre-wrap;box-shadow:0 2px 8px #0008}"
       + "button{position:absolute;top:.3em;right:.4em;border:0;background:none;color:inherit;font-size:18px;"
-      + "cursor:pointer}</style><div><button title=\"close\" aria-label=\"close\">\u00d7</button><pre></pre></div>";
+      + "cursor:pointer}pre{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}</style><div><button title=\"close\" aria-label=\"close\">\u00d7</button><pre></pre></div>";
     shadow.querySelector("pre").textContent = text;
     shadow.querySelector("button").onclick = () => { save({ ...load(), closed: text }); box.remove(); S.box = null; };
     document.documentElement.append(box);
@@ -610,7 +611,7 @@
         for (const img of [...document.images].filter((i) => step.images.includes(imageOf(i)))) {
           img.src = fresh(img.currentSrc || img.src, Date.now());
         }
-      } else if (step.do === "nothing") say(step.said);
+      } else if (step.do === "nothing") { if (step.said) say(step.said); }
       else if (step.do === "error") showError(step.text);
       else if (step.do === "follow") { hideError(); goTo(step.path); }
     }

@@ -99,6 +99,14 @@ test("decide: a signal, or paths from a server it cannot map, reloads", () => {
   assert.deepEqual(steps({ type: "reload", paths: ["/a.html"], root: "other" }), ["reload"]);
 });
 
+test("decide: a notice with no paths (the app is down) changes nothing, on any page", () => {
+  for (const over of [{}, { ours: false }]) {
+    assert.deepEqual(steps({ type: "css", paths: [], root: "R", notice: "Your app does not answer" }, over), ["nothing"]);
+    assert.deepEqual(steps({ type: "reload", paths: [], root: "X" }, over), ["nothing"]);
+  }
+  assert.deepEqual(steps({ type: "reload", root: "R" }), ["reload"]); // no paths at all: every file
+});
+
 test("decide: css without paths swaps every stylesheet", () => {
   assert.deepEqual(S.decide({ type: "css" }, page()), [{ do: "css", said: "stylesheets refreshed" }]);
   assert.deepEqual(steps({ type: "css", paths: ["/s.css"], root: "R" }, { ours: false }), ["css"]);
