@@ -705,7 +705,9 @@
     const missed = missedOnHello(m, saved, S.first);
     S.first = false;
     if ("root" in m) { S.watched = m.root; check(); }
-    if (missed === "reload") return reload("missed while disconnected");
+    // A new broadcaster: an app's middleware looks for it once a second (presence.LOOK_EVERY),
+    // and would answer this reload without the snippet, leaving the tab deaf: wait that long.
+    if (missed === "reload") return setTimeout(() => reload("missed while disconnected"), proxied ? 0 : 1100);
     if (missed === "replay") {
       const go = () => catchUp(m, saved.generation || 0);
       if (S.settled) go(); else S.owed = go; // once loaded: what it uses, and whether paths map to it
