@@ -571,6 +571,7 @@
     if (window.Idiomorph && status.morph) return;
     const lib = document.createElement("script");
     lib.src = morphUrl;
+    if (me && me.nonce) lib.nonce = me.nonce; // a nonce-only Content-Security-Policy
     lib.dataset.idiomorph = idiomorphUrl; // loaded next, by morph.js
     document.head.append(lib);
   };
