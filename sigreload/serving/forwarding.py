@@ -28,6 +28,7 @@ from sigreload.serving import capped
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
+LOOK_EVERY = 0.5  # seconds between two looks at the app's accept queue (accepting)
 CHUNK = 64 << 10  # bytes of a client's body read at once
 EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -53,8 +54,19 @@ class Down(Exception):
 
 def accepting(port: int) -> bool:
     """False when the app's listening socket on ``port`` has connections that
-    nothing accepts (platforms.accepting); True otherwise."""
-    return platforms.accepting(port)
+    nothing accepts (platforms.accepting); True otherwise. Looked at once per
+    LOOK_EVERY for all requests: each waiting request read the whole TCP
+    table (thousands of rows) in the event loop, and 600 waiting requests
+    held it for seconds."""
+    now = time.monotonic()
+    at, answer = _looked.get(port, (-LOOK_EVERY, True))
+    if now - at >= LOOK_EVERY:
+        answer = platforms.accepting(port)
+        _looked[port] = (now, answer)
+    return answer
+
+
+_looked: dict[int, tuple[float, bool]] = {}  # port -> (when, what accepting() saw)
 
 
 def expects_continue(request: web.BaseRequest) -> bool:
