@@ -7,6 +7,8 @@ full file table is one line a second. The figures are the benchmark's
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -363,3 +365,57 @@ def test_the_proxy_answers_while_3000_sockets_sit_idle_with_1024_open_files(prox
     finally:
         for s in idle:
             s.close()
+
+
+PING = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125  # a masked ping (mask 0: the payload as is)
+
+
+def test_sockets_that_never_read_their_pongs_keep_no_page_from_its_broadcasts(procs, tmp_path):
+    """The reviewer r36a: one thread relays every page's socket, and it waited up to
+    5 s on each socket that took nothing (pings sent, pongs never read): 20 such
+    sockets kept broadcasts from every page and new sockets from opening."""
+    from websockets.sync.client import connect
+
+    (tmp_path / "index.html").write_text("<h1>mine</h1>")
+    port, ws = free_port(), free_port()
+    stack = procs(module("sigreload") + [tmp_path, "--port", port, "--ws-port", ws])
+    broadcaster = int(stack.wait_seen(r"ready on \S+ \(pid (\d+)\)").group(1))
+    stack.wait_seen("watching")
+    deaf = []
+    for _ in range(20):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.connect(("127.0.0.1", int(port)))
+        sock.sendall(f"GET /_sigreload/socket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+                     f"\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n".encode())
+        assert b" 101 " in sock.recv(1024)
+        deaf.append(sock)
+    stop = threading.Event()
+
+    def ping(sock):
+        sock.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                sock.sendall(PING * 64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threads = [threading.Thread(target=ping, args=(s,), daemon=True) for s in deaf]
+    for t in threads:
+        t.start()
+    try:
+        with connect(f"ws://127.0.0.1:{port}/_sigreload/socket", origin=f"http://127.0.0.1:{port}",
+                     open_timeout=5 * SCALE) as page:
+            assert '"hello"' in page.recv(timeout=5 * SCALE)
+            for _ in range(3):
+                os.kill(broadcaster, signal.SIGUSR1)
+                assert '"reload"' in page.recv(timeout=3 * SCALE)  # before: 15 s, then the socket closed
+    finally:
+        stop.set()
+        for sock in deaf:
+            sock.close()
+        for t in threads:
+            t.join(5)

@@ -12,6 +12,7 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 
 from sigreload import secret
 from sigreload.contract import wire
@@ -20,6 +21,7 @@ from sigreload.serving import limits
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
 SEND_TIMEOUT = 5.0  # a side that takes nothing for this long (a frozen tab) loses its socket
+MOST_WAITING = 256 << 10  # bytes waiting for a side that takes nothing, before it loses its socket
 LAST_WORDS = 1.0  # seconds a stopping server still relays, for the broadcaster's goodbye ("the watcher stopped")
 KEPT = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
         "user-agent", "cookie")  # the client's headers passed on; Host and Origin are the relay's
@@ -51,6 +53,8 @@ class Relays:
         self.thread: threading.Thread | None = None
         self._shares: limits.Shares | None = None  # made at first use (it asks the open-files limit)
         self.peers: dict[socket.socket, str] = {}  # each pair's page socket -> its peer (a share to give back)
+        self.waiting: dict[socket.socket, bytearray] = {}  # what a side did not take yet
+        self.since: dict[socket.socket, float] = {}  # ... since when (monotonic)
 
     @property
     def shares(self) -> limits.Shares:
@@ -65,7 +69,7 @@ class Relays:
         ``broadcaster`` until one side closes."""
         self.peers[client] = peer
         for sock in (client, broadcaster):
-            sock.settimeout(SEND_TIMEOUT)  # reads wait for the selector; a send may block this long
+            sock.setblocking(False)  # one thread for all: a side that takes nothing must never hold it
         with self.lock:
             self.selector.register(client, selectors.EVENT_READ, broadcaster)
             self.selector.register(broadcaster, selectors.EVENT_READ, client)
@@ -77,22 +81,48 @@ class Relays:
 
     def run(self) -> None:
         while True:
-            for key, _ in self.selector.select():
+            for key, events in self.selector.select(timeout=1.0):
                 if key.data is None:
                     self.waker_r.recv(PIECE)
                     continue
-                source, sink = key.fileobj, key.data
-                assert isinstance(source, socket.socket)
+                sock, other = key.fileobj, key.data
+                assert isinstance(sock, socket.socket)
+                if sock.fileno() < 0:
+                    continue  # closed earlier in this pass
                 try:
-                    data = source.recv(PIECE)
-                    while isinstance(source, ssl.SSLSocket) and source.pending():  # decrypted, unseen by select
-                        data += source.recv(PIECE)
-                    if data:
-                        sink.sendall(data)
-                        continue
-                except OSError as exc:  # reset, or a side that takes nothing
+                    if events & selectors.EVENT_WRITE:
+                        self.flush(sock, other)
+                    if events & selectors.EVENT_READ and (data := received(sock)) is not None:
+                        if not data:
+                            raise ConnectionError("closed")
+                        self.send(other, sock, data)
+                except OSError as exc:  # reset, closed, or a side that takes nothing
                     log.debug("relayed socket closed: %s", exc)
-                self.close(source, sink)
+                    self.close(sock, other)
+            now = time.monotonic()
+            for sink, since in list(self.since.items()):
+                if now - since > SEND_TIMEOUT and sink.fileno() >= 0:  # a frozen tab, or one that reads nothing
+                    self.close(sink, self.selector.get_key(sink).data)
+
+    def send(self, sink: socket.socket, source: socket.socket, data: bytes) -> None:
+        """``data`` to ``sink``: what it does not take now waits (MOST_WAITING at most)."""
+        waiting = self.waiting.get(sink)
+        if waiting is not None:
+            waiting += data
+            if len(waiting) > MOST_WAITING:
+                raise ConnectionError("a side that takes nothing")
+            return
+        sent = sent_now(sink, data)
+        if sent < len(data):
+            self.waiting[sink], self.since[sink] = bytearray(data[sent:]), time.monotonic()
+            self.selector.modify(sink, selectors.EVENT_READ | selectors.EVENT_WRITE, source)
+
+    def flush(self, sink: socket.socket, source: socket.socket) -> None:
+        waiting = self.waiting[sink]
+        del waiting[:sent_now(sink, bytes(waiting))]
+        if not waiting:
+            del self.waiting[sink], self.since[sink]
+            self.selector.modify(sink, selectors.EVENT_READ, source)
 
     def close(self, *socks: socket.socket) -> None:
         with self.lock:
@@ -103,6 +133,8 @@ class Relays:
                     pass
                 if (peer := self.peers.pop(sock, None)) is not None:
                     self.shares.give(peer)
+                self.waiting.pop(sock, None)
+                self.since.pop(sock, None)
                 sock.close()
             self.pairs = len(self.selector.get_map()) // 2  # the waker is no pair
             self.lock.notify_all()
@@ -113,6 +145,28 @@ class Relays:
         watcher stopped", its close) instead of cutting its pages off first."""
         with self.lock:
             self.lock.wait_for(lambda: self.pairs == 0, seconds)
+
+
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def received(sock: socket.socket) -> bytes | None:
+    """What ``sock`` has (b"": closed), or None when it has nothing yet (TLS: a record in part)."""
+    try:
+        data = sock.recv(PIECE)
+        while data and isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted, unseen by select
+            data += sock.recv(PIECE)
+        return data
+    except WOULD_BLOCK:
+        return None
+
+
+def sent_now(sock: socket.socket, data: bytes) -> int:
+    """How much of ``data`` ``sock`` took without waiting."""
+    try:
+        return sock.send(data)
+    except WOULD_BLOCK:
+        return 0
 
 
 RELAYS = Relays()
