@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from sigreload.broadcasting.shell import Broadcaster, send
 from sigreload.contract.wire import Proof
 
 MAX_USING = 64  # paths one page may report using
+USING_EVERY = 1.0  # seconds: a page's "using" more often than this is not read (it says it once a load)
 
 log = logging.getLogger("sigreload.broadcast")
 
@@ -53,9 +55,14 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
             broadcaster.join(connection, kind)
             broadcaster.status.joined(connection, kind == "snippet")
         log.debug("client joined from %s", connection.remote_address)
+        last_using = -USING_EVERY
         try:
             async for frame in connection:
                 message = parsed(frame) if kind == "snippet" else None
+                if message is not None and message.get("type") == "using":  # a page says it once a load
+                    if time.monotonic() - last_using < USING_EVERY:
+                        continue  # a flood of them held the loop: every page's reload came 0.1-0.7 s late
+                    last_using = time.monotonic()
                 if message is not None:
                     said(broadcaster, connection, message)
         except ConnectionClosed:
