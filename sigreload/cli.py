@@ -22,6 +22,7 @@ from sigreload.contract import discovery
 LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
 # The servers whose default port moves: their process's name -> (said as, dest, index in flags())
 MOVING = {"http": ("the HTTP server", "port", 0), "broadcast": ("the broadcaster", "ws_port", 1)}
+MOST_MOVES = 3  # a default port taken between the look and the bind: moved on this often, then stopped
 PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
                "config": lambda argv: config.show(make_parser(), argv)}
@@ -196,12 +197,19 @@ def serve(args: argparse.Namespace, moves: set[str], stop: threading.Event) -> i
     taken between ``claim_ports`` and its own bind exits with PORT_MOVES: that
     port moves to the next free one (said in one line) and the server starts
     again there (the broadcaster with the others: they name its port)."""
-    children = start(args, moves)
+    children, left = start(args, moves), MOST_MOVES
     while True:
         status = process_life.supervise(children, stop, quiet={discovery.PORT_MOVES})
         moved = [name for name, proc in children.items() if proc.returncode == discovery.PORT_MOVES]
         if stop.is_set() or not moved:
             return status
+        left -= 1
+        if left < 0:  # another user takes each port as it comes free: stop walking, say so
+            process_life.end_all(children)
+            what, _, flag = MOVING[moved[0]]
+            log.error("%s's port was taken %d times between sigreload's look and its bind (another user's "
+                      "program?): set one with %s", what, MOST_MOVES + 1, flags()[flag])
+            return 1
         for name in moved:
             what, dest, flag = MOVING[name]
             host, others = "" if args.lan else args.host, {args.port, args.ws_port, args.livereload}
