@@ -120,6 +120,11 @@ def claim_ports(args: argparse.Namespace, explicit: set[str]) -> None:
     if twice:
         print(f"sigreload: port {twice} is given twice: each server needs its own", file=sys.stderr)
         sys.exit(2)
+    if args.ws_port == 0:  # the HTTP server and pasted snippets name the broadcaster's port
+        zero = flags()[1] + ("0" if flags()[1].endswith("=") else " 0")
+        print(f"sigreload: {zero} (any free port) leaves pages no way to find the broadcaster: give a port",
+              file=sys.stderr)
+        sys.exit(2)
     taken = set(given)
     movable = {name: name not in explicit and name != "livereload" for _, name, _ in servers}
     for what, name, flag in sorted(servers, key=lambda server: movable[server[1]]):  # given ones first: a busy

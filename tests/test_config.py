@@ -178,3 +178,12 @@ def test_a_build_command_from_a_file_is_said_before_it_runs(procs, tmp_path):
                                        f"ws-port = {free_port()}\n")
     stack = procs(module("sigreload"), cwd=tmp_path)
     stack.wait_seen(rf"sigreload: settings from {tmp_path / 'sigreload.toml'}; it builds with: true", 15)
+
+
+def test_ws_port_0_is_refused_in_one_line(tmp_path):
+    """The reviewer r34a2: any free port for the broadcaster quietly turned live reload
+    off (the HTTP server and pasted snippets name its port)."""
+    write(tmp_path / "sigreload.toml", "ws-port = 0\n")
+    shown = run(tmp_path)
+    assert shown.returncode == 2 and "--ws-port 0 (any free port) leaves pages no way" in shown.stderr, shown
+    assert "Traceback" not in shown.stderr
