@@ -26,6 +26,7 @@
     MORPH_PATH: "/morph.js",
     EDIT_COOKIE: "sigreload-edit", // a reload after an edit that restarts nothing (the proxy asks again)
     KEEP_ATTRIBUTE: "data-sigreload-keep", // ="off": typed state not kept
+    APP_ATTRIBUTE: "data-sigreload-app", // on the tag an app's middleware inserted
     MORPH_ATTRIBUTE: "data-sigreload-morph", // ="off": reloaded, never morphed
     DOWN_HEADER: "X-Sigreload-Down", // the proxy's page for an app that does not answer
     DOWN_META: "sigreload-down", // <meta name=...> on that page
@@ -708,7 +709,8 @@
     if ("root" in m) { S.watched = m.root; check(); }
     // A new broadcaster: an app's middleware looks for it once a second (presence.LOOK_EVERY),
     // and would answer this reload without the snippet, leaving the tab deaf: wait that long.
-    if (missed === "reload") return setTimeout(() => reload("missed while disconnected"), proxied ? 0 : 1100);
+    const app = Boolean(me && me.hasAttribute(WIRE.APP_ATTRIBUTE));
+    if (missed === "reload") return setTimeout(() => reload("missed while disconnected"), app ? 1100 : 0);
     if (missed === "replay") {
       const go = () => catchUp(m, saved.generation || 0);
       if (S.settled) go(); else S.owed = go; // once loaded: what it uses, and whether paths map to it

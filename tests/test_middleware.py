@@ -81,14 +81,14 @@ def test_with_a_broadcaster_only_documents_get_the_snippet_once(broadcaster):
     heads = answers(app, "HEAD")
     app.wsgi_app = bare
     plain, plain_heads = answers(app), answers(app, "HEAD")
-    tag = f'<script src="http://127.0.0.1:{port}/reload.js"></script>'.encode()
+    tag = f'<script src="http://127.0.0.1:{port}/reload.js" data-sigreload-app></script>'.encode()
     doc = tuple(DOC.items())
     assert changed["/", doc][2] == PAGE.replace(b"<head>", b"<head>" + tag)
     assert ("Content-Length", str(len(PAGE) + len(tag))) in changed["/", doc][1]
     assert changed["/gz", doc][2] == PAGE.replace(b"<head>", b"<head>" + tag)  # decoded, no Content-Encoding
     assert all(k != "Content-Encoding" for k, _ in changed["/gz", doc][1])
     assert changed["/csp", doc][2] == PAGE.replace(b"<head>", b"<head>" + tag.replace(
-        b"></script>", b' nonce="abc123"></script>'))
+        b" data-sigreload-app>", b' nonce="abc123" data-sigreload-app>'))
     assert changed["/stream", doc][2] == b"".join([b"<!doctype html><html><head>", tag,
                                                   b"<title>s</title></head><body>streamed</body></html>"])
     # no Sec-Fetch headers: a whole document gets it
@@ -142,7 +142,7 @@ async def bare_asgi(scope, receive, send):
 def test_asgi_streams_a_page_holding_back_only_what_precedes_head(broadcaster):
     _, port = broadcaster
     server = Server(ASGIMiddleware(bare_asgi, port=port))
-    tag = f'<script src="http://127.0.0.1:{port}/reload.js"></script>'.encode()
+    tag = f'<script src="http://127.0.0.1:{port}/reload.js" data-sigreload-app></script>'.encode()
     whole = server.get("/", DOC)
     assert OFFERED[-1] is False
     assert whole[0]["headers"][-1] == (b"content-length", str(len(PAGE) + len(tag)).encode())
@@ -237,7 +237,7 @@ def test_wsgi_write_callable_and_close_are_honoured(broadcaster):
                     "wsgi.url_scheme": "http"}, lambda status, headers, exc_info=None: told.append(headers))
     out = b"".join(body)
     body.close()
-    tag = f'<script src="http://127.0.0.1:{port}/reload.js"></script>'.encode()
+    tag = f'<script src="http://127.0.0.1:{port}/reload.js" data-sigreload-app></script>'.encode()
     assert out == PAGE.replace(b"<head>", b"<head>" + tag) and closed == [True]
     assert told == [[("Content-Type", "text/html")]]  # no length given: none made up for a stream
 

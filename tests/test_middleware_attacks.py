@@ -22,7 +22,7 @@ DOC = {"Sec-Fetch-Dest": "document"}
 
 def tag_of(port, host="127.0.0.1", nonce=""):
     extra = f' nonce="{nonce}"' if nonce else ""
-    return f'<script src="http://{host}:{port}/reload.js"{extra}></script>'.encode()
+    return f'<script src="http://{host}:{port}/reload.js"{extra} data-sigreload-app></script>'.encode()
 
 
 def flask_app(port, routes=None):

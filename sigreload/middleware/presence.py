@@ -178,7 +178,8 @@ def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str |
     joined by commas) allows scripts by, else ``nonce``."""
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
-    return snippet.tag(f"{scheme}://{name}:{port}{wire.SNIPPET_PATH}", answer_headers.script_nonce(policy) or nonce)
+    return snippet.tag(f"{scheme}://{name}:{port}{wire.SNIPPET_PATH}", answer_headers.script_nonce(policy) or nonce,
+                       app=True)
 
 
 @functools.lru_cache(maxsize=64)

@@ -74,11 +74,11 @@ def status_page() -> bytes:
     return (folder() / "status.html").read_bytes()
 
 
-def tag(src: str, nonce: str | None = None) -> bytes:
+def tag(src: str, nonce: str | None = None, app: bool = False) -> bytes:
     """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped;
     sigreload's servers' URL of reload.js (OWN_SNIPPET) gets its version (``?v=``):
-    browsers keep that answer (IMMUTABLE)."""
+    browsers keep that answer (IMMUTABLE). ``app``: inserted by a middleware (``wire.APP_ATTRIBUTE``)."""
     if src.endswith(OWN_SNIPPET):
         src += f"?v={version('reload.js')}"
-    attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+    attr = (f' nonce="{html.escape(nonce)}"' if nonce else "") + (f" {wire.APP_ATTRIBUTE}" if app else "")
     return f'<script src="{html.escape(src)}"{attr}></script>'.encode()
