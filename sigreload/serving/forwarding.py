@@ -30,6 +30,7 @@ STALL = 3.0  # seconds without an answer before the proxy looks whether the app 
 STALL_DOWN = 0.2  # the same, once the watcher said the app is down
 LOOK_EVERY = 0.5  # seconds between two looks at the app's accept queue (accepting)
 CHUNK = 64 << 10  # bytes of a client's body read at once
+EARLY_AT_ONCE = 64  # requests reading EARLY bytes at once; the others read one CHUNK before the app is asked
 EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -66,6 +67,7 @@ def accepting(port: int) -> bool:
     return answer
 
 
+_early = [0]  # requests reading their body before the app is asked, now
 _looked: dict[int, tuple[float, bool]] = {}  # port -> (when, what accepting() saw)
 
 
@@ -133,9 +135,12 @@ class Forwarder:
         early = capped.ClientBody(request, CHUNK, self.patience)
         if request.body_exists and not expects_continue(request):
             capped.answering(request, False)
+            most = EARLY if _early[0] < EARLY_AT_ONCE else CHUNK  # 600 bodies that never end held 1 MB each
+            _early[0] += 1
             try:
-                await early.read(EARLY)
+                await early.read(most)
             finally:
+                _early[0] -= 1
                 capped.answering(request, True)
         return early
 
