@@ -264,7 +264,9 @@ def test_threads_are_bounded_and_the_rest_wait_their_turn(procs, site):
     idle = [socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE) for _ in range(most + 50)]
     try:
         until(lambda: psutil.Process(proc.pid).num_threads() >= most, 5, "a thread for each of the first ones")
-        assert psutil.Process(proc.pid).num_threads() <= most + 4  # main, the accept loop, a spare
+        # main, the accept loops, the lifeline; and the threads of connections let go for newcomers,
+        # still ending (the 50 others wait: a thread each would be most + 50)
+        assert psutil.Process(proc.pid).num_threads() <= most + 12
         assert timed_get(port) is not None  # its turn comes once idle ones time out
     finally:
         for s in idle:
