@@ -1,10 +1,9 @@
 """Process life: start children, follow the parent, stop on a signal.
 
-``spawn`` starts a child with the reload signals held and a lifeline (a pipe
-that reads EOF the moment its parent is gone, however it died);
-``stop_event`` and ``wait`` are a plain process's main loop; ``lifeline`` is
-an asyncio process's; ``supervise`` stops every child together.
-"""
+``spawn`` starts a child with the reload signals held and a lifeline (a pipe that reads
+EOF the moment its parent is gone, however it died); ``stop_event`` and ``wait`` are a
+plain process's main loop; ``lifeline`` is an asyncio process's; ``supervise`` stops
+every child together."""
 
 from __future__ import annotations
 
