@@ -59,7 +59,7 @@ def make_handler(broadcaster: Broadcaster) -> Callable[[ServerConnection], Await
         try:
             async for frame in connection:
                 message = parsed(frame) if kind == "snippet" else None
-                if message is not None and message.get("type") == "using":  # a page says it once a load
+                if message is not None and reported(message) is not None:  # a page says it once a load
                     if time.monotonic() - last_using < USING_EVERY:
                         continue  # a flood of them held the loop: every page's reload came 0.1-0.7 s late
                     last_using = time.monotonic()
