@@ -102,6 +102,12 @@ class Proc:
                 return re.search(pattern, line)
         return self.wait_for(pattern, seconds)
 
+    def wait_stack(self, seconds=10):
+        """A whole sigreload's start: its watcher watches and its HTTP server listens
+        (their lines come in either order; a client sooner is refused)."""
+        self.wait_seen("watching", seconds)
+        return self.wait_seen(r"sigreload\.http: (serving|proxying) \S+ at ", seconds)
+
     def exit_code(self, seconds=5):
         return self.popen.wait(timeout=seconds * SCALE)
 

@@ -216,7 +216,7 @@ def test_a_port_held_by_a_running_sigreloads_child_names_that_sigreload(procs, s
     """Issue 36: the line named the broadcaster child's PID, not the sigreload the user started."""
     http, ws = free_port(), free_port()
     first = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws])
-    first.wait_seen("watching")
+    first.wait_stack()
     first.wait_seen("ready on")
     for flag, busy, args in (("--ws-port", ws, ["--port", free_port(), "--ws-port", ws]),
                              ("--port", http, ["--port", http, "--ws-port", free_port()])):

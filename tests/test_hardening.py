@@ -265,7 +265,7 @@ def test_watcher_signals_a_restarted_broadcaster_never_the_old_pid(procs, site):
 def test_a_second_copy_fails_with_port_in_use_and_never_signals_the_first(procs, site, tmp_path):
     http, ws_port = free_port(), free_port()
     first = procs(module("sigreload") + [site, "--port", http, "--ws-port", ws_port])
-    first.wait_seen("watching")
+    first.wait_stack()
     first.wait_seen("ready on")
     other = tmp_path / "other"
     shutil.copytree(site, other)

@@ -380,7 +380,7 @@ def test_sockets_that_never_read_their_pongs_keep_no_page_from_its_broadcasts(pr
     port, ws = free_port(), free_port()
     stack = procs(module("sigreload") + [tmp_path, "--port", port, "--ws-port", ws])
     broadcaster = int(stack.wait_seen(r"ready on \S+ \(pid (\d+)\)").group(1))
-    stack.wait_seen("watching")
+    stack.wait_stack()
     deaf = []
     for _ in range(20):
         sock = socket.socket()
