@@ -150,6 +150,7 @@ OPTIONS = (
            repeat=True, metavar="GLOB", group=WATCH),
     Option("exec", "build ROOT with CMD (run in ROOT) after changes; pages reload after a good build",
            ("sigreload", "watch"), metavar="CMD", dest="build", group=WATCH, passed=False),
+    Option("exec-dir", argparse.SUPPRESS, ("watch",), metavar="DIR"),  # where a file's --exec runs (its folder)
     Option("output", "with --exec: the build's output folder (served; never a trigger)", ("sigreload", "watch"),
            metavar="DIR", group=WATCH, passed=False),
     Option("app", {"sigreload": "with --no-http: your app server at URL serves the pages (sigreload's middleware "
