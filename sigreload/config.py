@@ -168,10 +168,20 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
             raise ConfigError(f"{path}: unknown key {key!r}{hint}")
         value = checked(key, action, value, path)
         values[action.dest] = str((path.parent / value).resolve()) if key in PATHS else value
-        if key == "ignore":  # a path glob: absolute here, made relative to ROOT by ``resolve``
-            values[action.dest] = [os.path.normpath(path.parent.resolve() / glob) if "/" in glob else glob
-                                   for glob in value]
+        if key == "ignore":
+            values[action.dest] = [anchored(glob, path.parent.resolve()) for glob in value]
     return Settings(path, values)
+
+
+def anchored(glob: str, folder: Path) -> str:
+    """A file's ``ignore`` glob: a path glob (with a ``/``; a leading one anchors it, as
+    the watcher reads it) absolute under the file's ``folder``, for ``rooted`` to make
+    relative to ROOT; a name glob, or one that starts with a wildcard (``*/drafts``,
+    ``**/x``: any depth), as it is."""
+    path = glob.strip("/")
+    if "/" not in glob or any(char in path.split("/")[0] for char in "*?["):
+        return glob
+    return os.path.normpath(folder / path)
 
 
 def rooted(glob: str, root: str) -> str:
@@ -188,7 +198,7 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
     against ``full``, sigreload's parser, when ``parser`` is a subcommand's that
     takes fewer: the file is the same for every command); the settings read,
     and the dests the command line gives. What the file says is resolved by
-    its rule: ignore globs relative to ROOT, ``exec_dir`` where its build runs."""
+    its rule: ignore path globs relative to ROOT, ``exec_dir`` where its build runs."""
     found = or_exit(prog, full or parser, Path.cwd())
     own = {action.dest for action in parser._actions}
     if found.folder and "root" in own:

@@ -205,12 +205,15 @@ def test_everything_a_file_says_is_relative_to_its_folder(tmp_path):
     assert found["output"][0] == f'"{tmp_path / "dist"}"'
     assert found["ignore"][0] == '["drafts", "site/tmp/*"]'  # relative to ROOT, its folder
     assert f"# exec runs in {tmp_path} (the file's folder)" in run(here, "config").stdout
-    write(tmp_path / "sigreload.toml", 'root = "site"\nexec = "make"\noutput = "dist"\nignore = ["site/tmp/*"]\n')
+    write(tmp_path / "sigreload.toml", 'root = "site"\nexec = "make"\noutput = "dist"\n'
+                                       'ignore = ["site/tmp/*", "/site/a/", "*/drafts", "x"]\n')
     found = settings(here)
-    assert found["root"][0] == f'"{tmp_path / "site"}"' and found["ignore"][0] == '["tmp/*"]'
+    assert found["root"][0] == f'"{tmp_path / "site"}"'
+    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x"]'  # a path from the file's folder; any depth
     assert f"# exec runs in {tmp_path} (the file's folder)" in run(here, "config").stdout
     found = settings(here, "..", "--exec", "make", "--ignore", "x/y")  # the command line's: from here, in ROOT
-    assert found["root"] == ('".."', "command line") and found["ignore"][0] == '["tmp/*", "x/y"]'
+    assert found["root"] == ('".."', "command line")
+    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x", "x/y"]'
     assert f"# exec runs in {tmp_path / 'site'} (ROOT)" in run(here, "config", "..", "--exec", "make").stdout
 
 
