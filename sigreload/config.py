@@ -6,15 +6,10 @@ Keys are the all-in-one command's long option names without the dashes
 (``port = 8001``, ``ws-port = 5690``, ``ignore = ["drafts", "*.tmp"]``,
 ``root = "site"``): the parser is the declaration, so every option it has is
 a key, with the type its action takes. The command line wins over the file;
-a repeatable option (``ignore``, ``allow-host``...) adds the command line's
-values to the file's.
-
-One rule for what a file says, as ruff and black have: it is relative to the
-file's folder. ``root`` defaults to that folder (not the current one); a path
-(``root``, ``output``, ``cert``, ``key``, an ``ignore`` glob with a ``/``) is
-relative to it; its build command (``exec``) runs in it. The command line's
-are relative to the current folder, and its ``--exec`` runs in ROOT, as ever.
-
+a repeatable option (``ignore``...) adds the command line's values to the file's.
+What a file says is relative to its folder (ruff's and black's rule): ``root``
+defaults to it; ``root``, ``output``, ``cert``, ``key`` and ``ignore`` path globs
+start there; its ``exec`` runs there (the command line's: here, and in ROOT).
 Nothing here prints or exits but :func:`or_exit`'s one line (exit 2).
 """
 
@@ -22,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import stat
 import sys
@@ -174,10 +170,8 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
 
 
 def anchored(glob: str, folder: Path) -> str:
-    """A file's ``ignore`` glob: a path glob (with a ``/``; a leading one anchors it, as
-    the watcher reads it) absolute under the file's ``folder``, for ``rooted`` to make
-    relative to ROOT; a name glob, or one that starts with a wildcard (``*/drafts``,
-    ``**/x``: any depth), as it is."""
+    """A file's ``ignore`` path glob made absolute under its ``folder`` (for ``rooted``); a name
+    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is."""
     path = glob.strip("/")
     if "/" not in glob or any(char in path.split("/")[0] for char in "*?["):
         return glob
@@ -185,8 +179,7 @@ def anchored(glob: str, folder: Path) -> str:
 
 
 def rooted(glob: str, root: str) -> str:
-    """An ``ignore`` glob as the watcher matches it: an absolute one (a file's path
-    glob) relative to ``root``; any other as it is."""
+    """An ``ignore`` glob as the watcher matches it: an absolute one relative to ``root``."""
     if not os.path.isabs(glob):
         return glob
     return os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
@@ -194,16 +187,13 @@ def rooted(glob: str, root: str) -> str:
 
 def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
           full: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, Settings, set[str]]:
-    """``argv`` parsed by ``parser`` over the nearest file's values (checked
-    against ``full``, sigreload's parser, when ``parser`` is a subcommand's that
-    takes fewer: the file is the same for every command); the settings read,
-    and the dests the command line gives. What the file says is resolved by
-    its rule: ignore path globs relative to ROOT, ``exec_dir`` where its build runs."""
+    """``argv`` parsed by ``parser`` over the nearest file's values (checked against ``full``,
+    sigreload's parser, for a subcommand's: one file for all); the settings, the dests the command
+    line gives. Resolved by the file's rule: ignore globs relative to ROOT, ``exec_dir`` for its build."""
     found = or_exit(prog, full or parser, Path.cwd())
     own = {action.dest for action in parser._actions}
-    if found.folder and "root" in own:
-        parser.set_defaults(root=found.folder)  # ROOT's default: the file's folder, the project's (as ruff's)
-    parser.set_defaults(**{dest: value for dest, value in found.values.items() if dest in own})
+    root = {"root": found.folder} if found.folder and "root" in own else {}  # ROOT's default: the file's folder
+    parser.set_defaults(**{**root, **{dest: value for dest, value in found.values.items() if dest in own}})
     args = parser.parse_args(argv)
     on_command_line = given(parser, argv)
     if "ignore" in own:
@@ -271,8 +261,6 @@ def source(action: argparse.Action, found: Settings, on_command_line: set[str]) 
 
 def toml(value: Any) -> str:
     """``value`` as a TOML value (strings quoted and escaped the JSON way, which TOML reads)."""
-    import json
-
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
