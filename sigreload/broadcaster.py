@@ -40,15 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     served = command_line.lan_addresses() if wide else [listening.shown(h) for h in listening.hosts(args.host)]
     host = "" if args.lan else args.host  # --lan: every interface, IPv4 and IPv6
     hosts = listening.hosts(host)
-    features = broadcasting.Features(console=not args.no_console, morph=args.morph, overlay=not args.no_overlay,
-                                     follow=args.follow, navigate=not args.sources)
-    options = broadcasting.Options(
+    features = broadcasting.Features(**options.features(args))  # each from its option's declaration
+    setup = broadcasting.Options(
         hosts=hosts, port=args.ws_port, ping_interval=args.ping_interval, livereload_port=args.livereload,
         origins=broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host),
         features=features)
     process_life.lifeline()
     try:
-        broadcasting.serve_until_stopped(options)
+        broadcasting.serve_until_stopped(setup)
     except OSError as exc:
         if isinstance(exc, broadcasting.LiveReloadPortError):
             port, flag = exc.port, "--livereload="

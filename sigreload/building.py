@@ -174,12 +174,12 @@ class Products:
 
 
 class Builder:
-    """The build a watcher runs (``argv`` in ``root``): each run said in the
+    """The build a watcher runs (``argv`` in ``cwd``, else in ``root``): each run said in the
     terminal, what it writes learned (``products``), and what the pages are told."""
 
-    def __init__(self, *, argv: list[str], root: str, output: str | None = None,
+    def __init__(self, *, argv: list[str], root: str, cwd: str | None = None, output: str | None = None,
                  orphaned: Callable[[], bool] = lambda: False) -> None:
-        self.argv, self.root, self.output = argv, root, output
+        self.argv, self.root, self.output, self.cwd = argv, root, output, cwd or root
         self.orphaned = orphaned  # whether the process that started us is gone: the build stops then
         self.products = Products()
         self.compared = Output(output) if output else None  # what a build changes in its output
@@ -197,7 +197,7 @@ class Builder:
             if self.stopping:
                 return Result(-signal.SIGTERM, "", stopped=True)
             try:
-                self.proc = proc = start(self.argv, self.root)
+                self.proc = proc = start(self.argv, self.cwd)
             except OSError as exc:
                 proc, result = None, cannot(self.argv, exc)
         if proc is not None:

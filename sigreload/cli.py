@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Collection
-from pathlib import Path
 
 from sigreload import command_line, config, listening, options, process_life, starter
 from sigreload.contract import discovery
@@ -64,6 +63,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None,
     serve += [f"--{name}={os.path.abspath(path)}" for name, path in (("cert", args.cert), ("key", args.key)) if path]
     watch = ["--pid", str(broadcaster_pid)] if broadcaster_pid else []
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
+    watch += ["--exec-dir", args.exec_dir] if args.build and getattr(args, "exec_dir", None) else []  # a file's
     watch += ["--app", args.proxy or args.app] if args.proxy or args.app else []
     run = process_life.module_argv
     return {
@@ -80,10 +80,8 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None,
 def parse(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
     """sigreload's options: the configuration file's values, then the command line's over them;
     and the dests set by either (a port set there is strict, a default one moves)."""
-    parser = make_parser()
-    found = config.or_exit("sigreload", parser, Path.cwd())
-    parser.set_defaults(**found.values)
-    args, explicit = parser.parse_args(argv), set(found.values) | config.given(parser, argv)
+    args, found, on_command_line = config.parse("sigreload", make_parser(), argv)
+    explicit = set(found.values) | on_command_line
     if found.path:  # said, so a build command from a file never runs unannounced
         builds = f"; it builds with: {args.build}" if "build" in found.values and args.build else ""
         print(f"sigreload: settings from {found.path}{builds}", flush=True)

@@ -6,9 +6,10 @@ Keys are the all-in-one command's long option names without the dashes
 (``port = 8001``, ``ws-port = 5690``, ``ignore = ["drafts", "*.tmp"]``,
 ``root = "site"``): the parser is the declaration, so every option it has is
 a key, with the type its action takes. The command line wins over the file;
-a repeatable option (``ignore``, ``allow-host``...) adds the command line's
-values to the file's. Paths in the file are relative to the file's folder.
-
+a repeatable option (``ignore``...) adds the command line's values to the file's.
+What a file says is relative to its folder (ruff's and black's rule): ``root``
+defaults to it; ``root``, ``output``, ``cert``, ``key`` and ``ignore`` path globs
+start there; its ``exec`` runs there (the command line's: here, and in ROOT).
 Nothing here prints or exits but :func:`or_exit`'s one line (exit 2).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import stat
 import sys
@@ -45,6 +47,11 @@ class Settings:
 
     path: Path | None = None
     values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str | None:
+        """The file's folder: what its relative paths start from, where its build runs."""
+        return None if self.path is None else str(self.path.parent.resolve())
 
 
 def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str, Any]] | None:
@@ -157,7 +164,44 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
             raise ConfigError(f"{path}: unknown key {key!r}{hint}")
         value = checked(key, action, value, path)
         values[action.dest] = str((path.parent / value).resolve()) if key in PATHS else value
+        if key == "ignore":
+            values[action.dest] = [anchored(glob, path.parent.resolve()) for glob in value]
     return Settings(path, values)
+
+
+def anchored(glob: str, folder: Path) -> str:
+    """A file's ``ignore`` path glob made absolute under its ``folder`` (for ``rooted``); a name
+    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is."""
+    path = glob.strip("/")
+    if "/" not in glob or any(char in path.split("/")[0] for char in "*?["):
+        return glob
+    return os.path.normpath(folder / path)
+
+
+def rooted(glob: str, root: str) -> str:
+    """An ``ignore`` glob as the watcher matches it: an absolute one relative to ``root``."""
+    if not os.path.isabs(glob):
+        return glob
+    return os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
+
+
+def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
+          full: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, Settings, set[str]]:
+    """``argv`` parsed by ``parser`` over the nearest file's values (checked against ``full``,
+    sigreload's parser, for a subcommand's: one file for all); the settings, the dests the command
+    line gives. Resolved by the file's rule: ignore globs relative to ROOT, ``exec_dir`` for its build."""
+    found = or_exit(prog, full or parser, Path.cwd())
+    own = {action.dest for action in parser._actions}
+    root = {"root": found.folder} if found.folder and "root" in own else {}  # ROOT's default: the file's folder
+    parser.set_defaults(**{**root, **{dest: value for dest, value in found.values.items() if dest in own}})
+    args = parser.parse_args(argv)
+    on_command_line = given(parser, argv)
+    if "ignore" in own:
+        args.ignore = [rooted(glob, args.root) for glob in args.ignore]
+    if "build" in own:
+        from_file = "build" in found.values and "build" not in on_command_line
+        args.exec_dir = found.folder if from_file and args.build else None  # None: ROOT
+    return args, found, on_command_line
 
 
 def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
@@ -211,13 +255,12 @@ def source(action: argparse.Action, found: Settings, on_command_line: set[str]) 
     sources = [str(found.path)] * (action.dest in found.values) + ["command line"] * (action.dest in on_command_line)
     if isinstance(action, argparse._AppendAction) and sources:
         return " + ".join(sources)
-    return (sources or ["default"])[-1]
+    default = "default: the file's folder" if action.dest == "root" and found.path else "default"
+    return (sources or [default])[-1]
 
 
 def toml(value: Any) -> str:
     """``value`` as a TOML value (strings quoted and escaped the JSON way, which TOML reads)."""
-    import json
-
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -247,10 +290,10 @@ def template(parser: argparse.ArgumentParser) -> str:
 def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
     parser.prog = "sigreload config"
-    found = or_exit("sigreload", parser, Path.cwd())
-    parser.set_defaults(**found.values)
-    args = parser.parse_args(argv)
-    on_command_line = given(parser, argv)
+    args, found, on_command_line = parse("sigreload", parser, argv)
     print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
     for key, action in keys(parser).items():
         print(line(key, getattr(args, action.dest), source(action, found, on_command_line)))
+    if args.build:
+        where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"
+        print(f"# exec runs in {where}")

@@ -40,7 +40,9 @@ class Option:
     the value of the flag given alone (``--livereload``); ``flags`` names a
     command's own spelling (the broadcaster's ``--port`` is ``ws-port``);
     ``defaults`` a command's own default; ``group`` is its heading in ``sigreload --help``; ``passed``: sigreload
-    hands it to the children that take it (False: it derives their flags)."""
+    hands it to the children that take it (False: it derives their flags). ``feature`` (a switch's): the
+    broadcaster's feature flag it sets (``broadcasting.Features``, the pages' hello), and the flag's value
+    when the switch is given (``--no-console``: ``("console", False)``); see :func:`features`."""
 
     name: str
     help: str | Mapping[str, str]
@@ -56,6 +58,7 @@ class Option:
     dest: str | None = None
     group: str | None = None
     passed: bool = True
+    feature: tuple[str, bool] | None = None
 
     def flag(self, command: str) -> str:
         """The flag ``command`` takes this option as."""
@@ -133,15 +136,19 @@ OPTIONS = (
                          "port) and serve /livereload.js there", ("sigreload", "broadcast"), kind=port,
            const=35729, metavar="PORT", group=WS),
     Option("no-console", "do not print the pages' errors (uncaught, unhandled rejections, console.error) in "
-                         "this terminal", ("sigreload", "broadcast"), kind=bool, group=WS),
+                         "this terminal", ("sigreload", "broadcast"), kind=bool, feature=("console", False),
+           group=WS),
     Option("morph", "apply a page's HTML edits in place (idiomorph) instead of reloading it: typed input, "
-                    "focus, scroll and JavaScript state stay", ("sigreload", "broadcast"), kind=bool, group=WS),
+                    "focus, scroll and JavaScript state stay", ("sigreload", "broadcast"), kind=bool,
+           feature=("morph", True), group=WS),
     Option("no-overlay", "do not show a page's uncaught errors and unhandled rejections as a toast on the page "
-                         "(they still print in this terminal)", ("sigreload", "broadcast"), kind=bool, group=WS),
+                         "(they still print in this terminal)", ("sigreload", "broadcast"), kind=bool,
+           feature=("overlay", False), group=WS),
     Option("follow", "a saved page that no tab shows opens in the tab you focused last; after a reload, the "
                      "first element that changed is scrolled into view and outlined", ("sigreload", "broadcast"),
-           kind=bool, group=WS),
-    Option("sources", argparse.SUPPRESS, ("broadcast",), kind=bool),  # ROOT is an app's sources: --follow opens nothing
+           kind=bool, feature=("follow", True), group=WS),
+    Option("sources", argparse.SUPPRESS, ("broadcast",), kind=bool,
+           feature=("navigate", False)),  # ROOT is an app's sources: --follow opens nothing
     Option("interval", "seconds between two looks at recently edited files (default: %(default)s)",
            ("sigreload", "watch"), kind=float, default=INTERVAL, group=WATCH),
     Option("poll", POLL_HELP, ("sigreload", "watch"), kind=bool, group=WATCH),
@@ -150,6 +157,7 @@ OPTIONS = (
            repeat=True, metavar="GLOB", group=WATCH),
     Option("exec", "build ROOT with CMD (run in ROOT) after changes; pages reload after a good build",
            ("sigreload", "watch"), metavar="CMD", dest="build", group=WATCH, passed=False),
+    Option("exec-dir", argparse.SUPPRESS, ("watch",), metavar="DIR"),  # where a file's --exec runs (its folder)
     Option("output", "with --exec: the build's output folder (served; never a trigger)", ("sigreload", "watch"),
            metavar="DIR", group=WATCH, passed=False),
     Option("app", {"sigreload": "with --no-http: your app server at URL serves the pages (sigreload's middleware "
@@ -203,3 +211,10 @@ def argv(args: argparse.Namespace, command: str) -> list[str]:
         else:
             out += [f"{flag}={item}" for item in (value if option.repeat else [value])]
     return out
+
+
+def features(args: argparse.Namespace) -> dict[str, bool]:
+    """The broadcaster's feature flags for its parsed ``args``: one per option declared
+    with a ``feature``, so a new one is its declaration and the code that uses it."""
+    return {option.feature[0]: bool(getattr(args, option.key())) == option.feature[1]
+            for option in OPTIONS if option.feature and "broadcast" in option.takes}

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()
     ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
-    builder = building.Builder(argv=shlex.split(args.build), root=root, output=args.output,
+    builder = building.Builder(argv=shlex.split(args.build), root=root, cwd=args.exec_dir, output=args.output,
                                orphaned=process_life.orphaned) if args.build else None
     locator = discovery.Locator(args.ws_port, pid=args.pid)
     # An unexpected error in the watching thread (its traceback is logged) stops this

@@ -6,11 +6,12 @@ README's table of sigreload's options is the parser's."""
 import os
 import re
 import subprocess
+import sys
 import urllib.request
 
 import pytest
 
-from conftest import ROOT, SCALE, free_port, module, write
+from conftest import ROOT, SCALE, client, drain, free_port, module, recv, write
 from sigreload import cli, config
 
 
@@ -26,6 +27,8 @@ def settings(cwd, *args):
     assert shown.returncode == 0, shown.stderr
     found = {}
     for line in shown.stdout.splitlines()[1:]:
+        if line.startswith("# exec runs in "):  # a note, not a key
+            continue
         setting, source = (part.strip() for part in line.split(" # ", 1))
         key, _, value = setting.lstrip("# ").partition(" = ")
         found[key.split(" ")[0]] = (value if "(not set)" not in setting else None, source)
@@ -80,7 +83,7 @@ def test_a_bad_file_is_one_line_naming_the_file_and_the_key_and_exit_2(tmp_path,
 def test_init_writes_a_file_that_reads_as_the_defaults(tmp_path):
     shown = run(tmp_path, "init", "--config")
     assert shown.returncode == 0, shown.stderr
-    assert all(source == "default" for _, source in settings(tmp_path).values())
+    assert all(source.startswith("default") for _, source in settings(tmp_path).values())  # ROOT: its folder
     assert run(tmp_path, "init", "--config").returncode != 0  # never overwritten unasked
     text = (tmp_path / "sigreload.toml").read_text()
     lines = [line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()]  # uncommented
@@ -187,3 +190,70 @@ def test_ws_port_0_is_refused_in_one_line(tmp_path):
     shown = run(tmp_path)
     assert shown.returncode == 2 and "--ws-port 0 (any free port) leaves pages no way" in shown.stderr, shown
     assert "Traceback" not in shown.stderr
+
+
+def test_everything_a_file_says_is_relative_to_its_folder(tmp_path):
+    """The reviewers: a file in a folder above, read from a folder below, put its
+    output beside it but ROOT in the current folder (and ran its build there).
+    Now as ruff and black: ROOT defaults to the file's folder, a path glob is
+    relative to it, its build runs in it; the command line's stay relative here."""
+    (tmp_path / "site" / "below").mkdir(parents=True)
+    write(tmp_path / "sigreload.toml", 'exec = "make"\noutput = "dist"\nignore = ["drafts", "site/tmp/*"]\n')
+    here = tmp_path / "site" / "below"
+    found = settings(here)
+    assert found["root"] == (f'"{tmp_path}"', "default: the file's folder")
+    assert found["output"][0] == f'"{tmp_path / "dist"}"'
+    assert found["ignore"][0] == '["drafts", "site/tmp/*"]'  # relative to ROOT, its folder
+    assert f"# exec runs in {tmp_path} (the file's folder)" in run(here, "config").stdout
+    write(tmp_path / "sigreload.toml", 'root = "site"\nexec = "make"\noutput = "dist"\n'
+                                       'ignore = ["site/tmp/*", "/site/a/", "*/drafts", "x"]\n')
+    found = settings(here)
+    assert found["root"][0] == f'"{tmp_path / "site"}"'
+    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x"]'  # a path from the file's folder; any depth
+    assert f"# exec runs in {tmp_path} (the file's folder)" in run(here, "config").stdout
+    found = settings(here, "..", "--exec", "make", "--ignore", "x/y")  # the command line's: from here, in ROOT
+    assert found["root"] == ('".."', "command line")
+    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x", "x/y"]'
+    assert f"# exec runs in {tmp_path / 'site'} (ROOT)" in run(here, "config", "..", "--exec", "make").stdout
+
+
+def test_a_files_build_runs_in_its_folder_and_its_output_is_served(procs, tmp_path):
+    """sigreload run in a folder below its file: the build (a script beside the file) runs in
+    the file's folder and writes the output the file names, which is served."""
+    below = tmp_path / "src" / "pages"
+    below.mkdir(parents=True)
+    write(tmp_path / "build.py", "import pathlib\npathlib.Path('dist').mkdir(exist_ok=True)\n"
+                                 "pathlib.Path('dist/index.html').write_text('<h1>built beside the file</h1>')\n")
+    http_port, ws_port = free_port(), free_port()
+    write(tmp_path / "sigreload.toml", f'exec = "{sys.executable} build.py"\noutput = "dist"\n'
+                                       f"port = {http_port}\nws-port = {ws_port}\n")
+    stack = procs(module("sigreload"), cwd=below)
+    stack.wait_seen("build succeeded", 30)
+    stack.wait_seen(r"sigreload\.http: serving ", 15)
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5 * SCALE) as page:
+        assert b"built beside the file" in page.read()
+    assert not (below / "dist").exists()
+
+
+REVIEW_RELOAD = "from sigreload.contract.discovery import reload_main; reload_main()"  # sigreload-reload
+
+
+def test_sigreload_reload_signals_the_broadcaster_on_the_files_ws_port(procs, tmp_path):
+    """The reviewers: `sigreload reload` ignored the file's ws-port (with two broadcasters
+    it could not choose; with one elsewhere it signalled that one)."""
+    ours, other = free_port(), free_port()
+    for port in (ours, other):
+        procs(module("broadcaster") + ["--port", port], cwd=ROOT).wait_for("ready on", 15)
+    write(tmp_path / "sigreload.toml", f"ws-port = {ours}\n")
+    with client(ours) as mine, client(other) as theirs:
+        recv(mine), recv(theirs)
+        for command in (module("sigreload") + ["reload"], [sys.executable, "-c", REVIEW_RELOAD]):
+            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=30 * SCALE)
+            assert done.returncode == 0, done.stderr
+            assert '"reload"' in recv(mine)
+        assert drain(theirs) == []
+        write(tmp_path / "sigreload.toml", f"ws-port = {free_port()}\n")  # nothing there: nothing signalled
+        done = subprocess.run(module("sigreload") + ["css"], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=30 * SCALE)
+        assert done.returncode == 1 and "no broadcaster listens on port" in done.stderr, done
+        assert drain(theirs) == []

@@ -5,6 +5,7 @@ one, a LiveReload client or a status page."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -87,7 +88,8 @@ def is_identified(connection: ServerConnection) -> bool:
 
 def snippet_response(connection: ServerConnection, request: Request) -> Response | None:
     """process_request: serve GET /reload.js (/idiomorph.js, for --morph; /overlay.js,
-    the error toast; /status, the status page); let WebSocket handshakes through,
+    the error toast; /status, the status page), and HEAD as GET without the body
+    (405 for any other method); let WebSocket handshakes through,
     the status socket's only from sigreload's relays or the /status page (status_refused)."""
     if request.path.startswith(page_status.PATH) and (why := status_refused(connection, request)):
         log.debug("status socket refused: %s", why)
@@ -95,16 +97,24 @@ def snippet_response(connection: ServerConnection, request: Request) -> Response
     name = request.path.split("?")[0][1:]
     if name not in snippet.SERVED and name != "status":
         return None
+    method = getattr(request, "method", "GET")  # websockets < 15 lets only GET through
+    if method not in ("GET", "HEAD"):
+        response = connection.respond(405, "GET or HEAD\n")
+        response.headers["Allow"] = "GET, HEAD"
+        return response
     page = name == "status"  # the status page, for a site served by another server (--no-http)
     # The snippet: 304 while the same (ETag). websockets closes the connection after any answer but 101.
     status, body, headers = (200, snippet.status_page(), snippet.STATUS_HEADERS) if page else snippet.answer(
         name, request.path, request.headers.get("If-None-Match"))
     response = connection.respond(status, body.decode())
     del response.headers["Content-Type"]  # headers is a multidict: replace, not add
-    response.headers["Content-Type"] = "text/html; charset=utf-8" if page else "text/javascript; charset=utf-8"
+    if status == 304:  # no content, so no Content-Length: 0 (RFC 9110 8.6) nor Content-Type; its validators
+        del response.headers["Content-Length"]
+    else:
+        response.headers["Content-Type"] = "text/html; charset=utf-8" if page else "text/javascript; charset=utf-8"
     for header, value in headers:
         response.headers[header] = value
-    return response
+    return dataclasses.replace(response, body=b"") if method == "HEAD" else response  # HEAD: GET's headers alone
 
 
 def status_refused(connection: ServerConnection, request: Request) -> str | None:

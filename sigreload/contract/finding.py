@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sigreload import command_line, interpreter, options, platforms
+from sigreload import command_line, config, interpreter, options, platforms
 from sigreload.contract import messages
 
 BROADCASTER_MODULE = "sigreload.broadcaster"
@@ -172,11 +172,14 @@ def signal_server(proc: Any, signum: int) -> bool:
 
 
 def trigger(signame: str, argv: Iterable[str] | None = None) -> None:
-    """Find the broadcaster and send it one signal; exit 1 when there is none."""
+    """Find the broadcaster (on the port the command line or the configuration file
+    names, as sigreload reads it) and send it one signal; exit 1 when there is none."""
     command_line.require_signals()
     what = "reload every page" if signame == "SIGUSR1" else "refresh every page's stylesheets"
     parser = command_line.parser(f"Send {signame} to the broadcaster: {what}.")
-    args = options.add(parser, "signal").parse_args(None if argv is None else list(argv))
+    sigreload = options.add(command_line.parser(None), "sigreload")  # the file's keys are its options
+    args = config.parse("sigreload", options.add(parser, "signal"), sys.argv[1:] if argv is None else list(argv),
+                        full=sigreload)[0]  # the file's ws-port, as sigreload reads it
     try:
         proc = find_server(args.ws_port)
     except LookupError as exc:

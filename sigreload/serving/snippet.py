@@ -43,14 +43,26 @@ def version(name: str) -> str:
 def answer(name: str, target: str, if_none_match: str | None) -> tuple[int, bytes, list[tuple[str, str]]]:
     """(status, body, headers besides Content-Type) for GET ``target`` of one of SERVED:
     immutable when its ``?v=`` is the file's version (the inserted tag's URL), else
-    revalidated; 304 and no body when ``If-None-Match`` names its ETag."""
+    revalidated; 304 and no body when ``If-None-Match`` matches its ETag (``matches``),
+    with the same ETag and Cache-Control."""
     now = version(name)
     asked = parse_qs(urlsplit(target).query).get("v", [""])[0]
     etag = f'"{now}"'
     headers = [("Cache-Control", IMMUTABLE if asked == now else REVALIDATE), ("ETag", etag)]
-    if if_none_match and etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
+    if matches(if_none_match, etag):
         return 304, b"", headers
     return 200, served(name), headers
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value fails for the current ``etag`` (so: 304), per
+    RFC 9110 13.1.2: ``*`` (there is a representation), or a list naming it by weak
+    comparison (``W/"x"`` matches ``"x"``)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return etag.removeprefix("W/") in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
 
 
 def source() -> bytes:
