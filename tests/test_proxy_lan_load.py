@@ -127,3 +127,27 @@ def test_lan_clients_posting_in_a_loop_leave_this_machines_requests_their_turn(l
     for _ in range(5):
         assert get_42(port) == b"HTTP/1.1 200 OK"
     assert 1 < app.most <= forwarding.LAN_AT_ONCE  # before: up to 300
+
+
+def test_answering_windows_are_written_at_once_at_the_edges_and_coalesced_between(tmp_path):
+    """300 LAN clients posting in a loop made two writes of the windows per request
+    most of the proxy's work (py-spy): while other windows stay open, the latest
+    state is written at most every SAY_EVERY seconds; the first window to open and
+    the last to end are written at once (what the watcher must see in time)."""
+    import asyncio
+
+    from sigreload.contract import answering
+
+    async def run():
+        writer = answering.Writer(lambda: tmp_path)
+        writer.begin(1, 100.0)
+        assert answering.read(tmp_path) == [(100.0, None)]  # the first: at once
+        writer.begin(2, 100.1)
+        writer.end(1, 100.2)
+        assert answering.read(tmp_path) == [(100.0, None)]  # before: a write for each
+        await asyncio.sleep(answering.SAY_EVERY * 2)  # the timer that writes the latest state
+        assert answering.read(tmp_path) == [(100.0, 100.2), (100.1, None)]
+        writer.end(2, 100.3)
+        assert answering.read(tmp_path) == [(100.0, 100.2), (100.1, 100.3)]  # the last: at once
+
+    asyncio.run(run())
