@@ -32,7 +32,7 @@ LOOK_EVERY = 0.5  # seconds between two looks at the app's accept queue (accepti
 CHUNK = 64 << 10  # bytes of a client's body read at once
 EARLY_AT_ONCE = 64  # requests reading EARLY bytes at once; the others read one CHUNK before the app is asked
 EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
-LAN_AT_ONCE = 16  # requests from the LAN the app computes at once: the others wait, this machine's never
+LAN_AT_ONCE = 8  # requests from the LAN the app computes at once: the others wait, this machine's never
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
