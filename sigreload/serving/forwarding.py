@@ -182,8 +182,15 @@ class Forwarder:
         early = await self.early(request)  # the app sees a request once its body came (up to EARLY bytes)
         if not from_lan(request):
             return await self.ask(request, navigation, early)
-        async with self.lan_turns:
+        capped.answering(request, False)  # waiting for a turn: a full server may let it go
+        try:
+            await self.lan_turns.acquire()
+        finally:
+            capped.answering(request, True)
+        try:
             return await self.ask(request, navigation, early)
+        finally:
+            self.lan_turns.release()
 
     async def ask(self, request: web.BaseRequest, navigation: bool, early: capped.ClientBody) -> aiohttp.ClientResponse:
         assert self.session is not None
