@@ -13,7 +13,7 @@ from test_load import get_42
 from test_proxy_field import Upstream, reply
 
 from apps import network_host
-from conftest import SCALE, free_port, module
+from conftest import SCALE, free_port, module, run_async
 from sigreload.serving import forwarding
 
 LAN_TAG = (os.getpid() + 3500) % 10000  # test_broadcast_crowd.py has pid + 2500
@@ -150,4 +150,4 @@ def test_answering_windows_are_written_at_once_at_the_edges_and_coalesced_betwee
         writer.end(2, 100.3)
         assert answering.read(tmp_path) == [(100.0, 100.2), (100.1, 100.3)]  # the last: at once
 
-    asyncio.run(run())
+    run_async(run())
