@@ -12,7 +12,9 @@ app) and the broadcaster, each on a fresh process:
 - idle, 3,000 with ``ulimit -n 1024`` (the server's open-files limit);
 and on the proxy alone (``proxy_rows``): 600 POSTs that trickle their bodies
 a byte a second, and 600 downloads of 50 MB never read (the proxy's RSS
-during them and a few seconds after).
+during them and a few seconds after); and from a LAN peer (``lan_attacks``,
+root only), 600 Expect-100 POSTs that never send a body and 300 kept-alive
+POST loops (``--lan-only``: those alone).
 """
 
 import contextlib
@@ -148,6 +150,9 @@ def rows(results, summary, free_port):
             for attack in ATTACKS:
                 one_front(results, summary, free_port, root, front, attack)
         proxy_rows(results, summary, free_port, root)
+    import lan_attacks  # it imports this module's helpers
+
+    lan_attacks.lan_rows(results, summary, free_port)
 
 
 BODIES, DOWNLOADS = 600, 600
@@ -226,12 +231,16 @@ def one_front(results, summary, free_port, root, front, attack):
 
 def main():
     sys.path.insert(0, str(HERE.parent / "tests"))
+    import lan_attacks
     from run import summary
 
     from apps import free_port
 
     results = {}
-    rows(results, summary, free_port)
+    if "--lan-only" in sys.argv:
+        lan_attacks.lan_rows(results, summary, free_port)
+    else:
+        rows(results, summary, free_port)
     for name, s in results.items():
         if s:
             print(f"{name:<62} {s['median']:>9.1f} {s['p90']:>9.1f} {s['max']:>9.1f} {s['n']:>4}")

@@ -7,6 +7,7 @@ cache) is its output, not an edit: the watcher does not reload the pages for it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ WINDOWS_KEPT = 64
 # this; a long-poll the app holds open (no answer yet) must not make every later save look like its write
 WINDOW_MOST = 1.0
 SETTLE = 1.0  # seconds after a change in a window open longer: it ended meanwhile (the app's write) or not (an edit)
+SAY_EVERY = 0.05  # seconds between two writes while other windows stay open (well under RECHECK and WINDOW_MOST)
 
 Window = tuple[float, float | None]  # (start, end), None: still open
 
@@ -34,23 +36,45 @@ class Writer:
     """The proxy's side. A window runs from when the app has the whole request
     (a half-sent POST opens none) until its answer's headers came (an open
     EventSource's stream is none). Written into the folder ``where()`` names
-    when a request begins and when it ends. Single-threaded (the proxy's event loop)."""
+    when a request begins and when it ends: at once when the first window opens
+    or the last one ends, else at most every SAY_EVERY seconds (the latest state):
+    300 LAN clients posting in a loop made these writes most of the proxy's work,
+    and a change while other windows are open is the app's already (WINDOW_MOST)
+    or looked at again (RECHECK). Single-threaded (the proxy's event loop)."""
 
     def __init__(self, where: Callable[[], Path | None]) -> None:
         self.where = where
         self.windows: list[Window] = []
         self.open: dict[int, float] = {}  # requests being answered: their start
+        self.said = -SAY_EVERY  # when the windows were last written (time.monotonic())
+        self.later: asyncio.TimerHandle | None = None  # the coming write of the latest state
 
     def begin(self, request: int, start: float) -> None:
         """A request is being answered (its window is open until ``end``)."""
         self.open[request] = start
-        write(self.where(), self.windows + [(start, None) for start in self.open.values()])
+        self.say(len(self.open) == 1)
 
     def end(self, request: int, end: float) -> None:
         """The request's answer came (or it ended before it began: nothing)."""
         if request in self.open:
             self.windows = (self.windows + [(self.open.pop(request), end)])[-WINDOWS_KEPT:]
-            write(self.where(), self.windows + [(start, None) for start in self.open.values()])
+            self.say(not self.open)
+
+    def say(self, now: bool) -> None:
+        """Write the windows: at once when ``now`` or SAY_EVERY passed, else soon."""
+        wait = self.said + SAY_EVERY - time.monotonic()
+        if not now and wait > 0:
+            if self.later is None:
+                try:
+                    self.later = asyncio.get_running_loop().call_later(wait, self.say, True)
+                except RuntimeError:  # no loop (a test): at once
+                    return self.say(True)
+            return
+        if self.later is not None:
+            self.later.cancel()
+            self.later = None
+        self.said = time.monotonic()
+        write(self.where(), self.windows + [(start, None) for start in self.open.values()])
 
 
 def write(folder: Path | None, windows: list[Window]) -> None:

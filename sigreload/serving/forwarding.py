@@ -32,6 +32,7 @@ LOOK_EVERY = 0.5  # seconds between two looks at the app's accept queue (accepti
 CHUNK = 64 << 10  # bytes of a client's body read at once
 EARLY_AT_ONCE = 64  # requests reading EARLY bytes at once; the others read one CHUNK before the app is asked
 EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
+LAN_AT_ONCE = 8  # requests from the LAN the app computes at once: the others wait, this machine's never
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
@@ -76,6 +77,21 @@ def expects_continue(request: web.BaseRequest) -> bool:
     return request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1)
 
 
+def from_lan(request: web.BaseRequest) -> bool:
+    """Whether ``request``'s client is on another machine (not loopback)."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer is not None and not ipaddress.ip_address(str(peer[0]).partition("%")[0]).is_loopback
+
+
+def app_continues(request: web.BaseRequest) -> bool:
+    """Whether the app says 100 Continue (or refuses the body) for ``request``: a
+    client on this machine's only. A LAN client gets it from the proxy at once, as
+    nginx does, and its body is read first as any body: 600 requests from the LAN
+    that never sent theirs held as many connections and threads of the app, and the
+    proxy looked at the app's accept queue for each."""
+    return expects_continue(request) and not from_lan(request)
+
+
 class Forwarder:
     """Requests to the app at ``app`` (scheme, host, port); ``patience``: seconds
     a request's body may take before BODY_RATE counts; ``folder``: the
@@ -91,6 +107,7 @@ class Forwarder:
         self.session: aiohttp.ClientSession | None = None
         self.answered = 0.0  # when the app last answered (time.time())
         self.server: str | None = None  # the Server header of the app's last answer
+        self.lan_turns = asyncio.Semaphore(LAN_AT_ONCE)  # 300 LAN clients posting in a loop: pages took 9 s
 
     async def open(self) -> None:
         context: ssl.SSLContext | bool = False if self.scheme == "https" else True  # loopback only: no verify
@@ -130,10 +147,12 @@ class Forwarder:
         most EARLY bytes (600 POSTs trickling theirs held as many connections
         and threads of the app, and the developer's requests waited behind
         them), else its first EARLY bytes; meanwhile its connection may be let
-        go as an idle one. None read when the client expects 100-continue:
-        the app says first whether it wants it."""
+        go as an idle one. None read when the app says 100 Continue
+        (``app_continues``): it says first whether it wants the body."""
         early = capped.ClientBody(request, CHUNK, self.patience)
-        if request.body_exists and not expects_continue(request):
+        if request.body_exists and not app_continues(request):
+            if expects_continue(request):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             capped.answering(request, False)
             most = EARLY if _early[0] < EARLY_AT_ONCE else CHUNK  # 600 bodies that never end held 1 MB each
             _early[0] += 1
@@ -149,7 +168,7 @@ class Forwarder:
         """The client's body, streamed (what ``early`` read first), then ``sent()``; a
         client that expects 100-continue gets it when the app asked for the body
         (aiohttp sends it after the app's 100)."""
-        if expects_continue(request):
+        if app_continues(request):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         async for data in early.rest():  # a body that never comes is cut
             yield data
@@ -157,19 +176,33 @@ class Forwarder:
 
     async def send(self, request: web.BaseRequest, navigation: bool) -> aiohttp.ClientResponse:
         """The app's answer (headers); Down when its port stays closed for
-        HOLD seconds, or when it accepts nothing for STALL seconds; at once
-        (STALL_DOWN) when the watcher said it is down since it last answered."""
-        assert self.session is not None
+        HOLD seconds, or when it accepts nothing for STALL seconds; at once (STALL_DOWN) when the
+        watcher said it is down since it last answered. At most LAN_AT_ONCE
+        requests from the LAN are with the app at once."""
         early = await self.early(request)  # the app sees a request once its body came (up to EARLY bytes)
+        if not from_lan(request):
+            return await self.ask(request, navigation, early)
+        capped.answering(request, False)  # waiting for a turn: a full server may let it go
+        try:
+            await self.lan_turns.acquire()
+        finally:
+            capped.answering(request, True)
+        try:
+            return await self.ask(request, navigation, early)
+        finally:
+            self.lan_turns.release()
+
+    async def ask(self, request: web.BaseRequest, navigation: bool, early: capped.ClientBody) -> aiohttp.ClientResponse:
+        assert self.session is not None
         method = "GET" if request.method == "HEAD" else request.method  # HEAD answered as GET would be
-        expect = expects_continue(request)
+        expect = app_continues(request)
         loop = asyncio.get_running_loop()
         end = loop.time() + HOLD
         task, stalled = asyncio.current_task(), list[bool]()
 
         def stall() -> None:  # no answer yet: does the app accept connections at all?
             if accepting(self.port):
-                watch[0] = loop.call_later(STALL, stall)
+                watch.append(loop.call_later(STALL, stall))
             elif task is not None:
                 stalled.append(True)
                 task.cancel()
@@ -178,7 +211,7 @@ class Forwarder:
             if self.said_down():
                 stall()
             else:
-                watch[0] = loop.call_later(STALL - STALL_DOWN, stall)
+                watch.append(loop.call_later(STALL - STALL_DOWN, stall))
 
         url = URL(self.base + request.raw_path, encoded=True)  # the request target as the client sent it
         answering = self.answering if not STATIC.search(request.raw_path.partition("?")[0]) else None
@@ -216,7 +249,8 @@ class Forwarder:
             except (aiohttp.ClientError, OSError) as exc:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:
-                watch[0].cancel()
+                for handle in watch:
+                    handle.cancel()
                 if answering is not None:
                     answering.end(id(request), time.time())
 
