@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, build_output, building, command_line, consoles, options, process_life
+from sigreload import app_lookout, app_server, build_output, building, command_line, consoles, options, process_life
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
@@ -67,7 +67,8 @@ class Notifier:
                  builder: building.Builder | None = None, app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
         self.root_id = watcher_ids.root_id(root)
-        self.app = app_server.Waiter(app, self.after_restart) if app else None
+        pages = lambda: app_lookout.pages_open(locator.server, locator.port)  # noqa: E731 (open: look at the app)
+        self.app = app_server.Waiter(app, self.after_restart, pages) if app else None
         self.scan = scan  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
