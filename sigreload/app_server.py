@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from sigreload import app_lookout, platforms
+from sigreload import app_lookout, app_reads, platforms
 from sigreload.app_ready import answers
 from sigreload.contract import discovery
 
@@ -245,8 +245,9 @@ class Waiter:
     (pages are open) it looks whether the app went away (app_lookout)."""
 
     def __init__(self, url: str, send: Callable[[list[str], str], None],
-                 pages: Callable[[], bool] | None = None):
+                 pages: Callable[[], bool] | None = None, root: str | None = None):
         self.host, self.port = parse_app(url)
+        self.reads = app_reads.Reads(root, self.port)  # the templates it read (no middleware: inotify)
         self.scheme = "https" if url.startswith("https:") else "http"
         self.send, self.pages = send, pages
         self.cond = threading.Condition()
