@@ -163,15 +163,17 @@ class Proxy:
         (app_tick), or where that cannot be seen, again and again (AGAIN)."""
         edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
         waits = iter(AGAIN if edited and self.app.caches_templates() else ())
-        looked = False  # Django's reloader looked since (app_tick): the app's next answer is the edit's
+        tried = False  # whether we waited for Django's reloader to look (app_tick): the next answer is the edit's
         while True:
             upstream = await self.app.send(request, self.navigation(request))
             try:
                 return await self.responder.respond(request, upstream, next(waits, None))
             except responding.Stale as stale:
-                if not looked and (looked := await asyncio.to_thread(app_tick.looked, self.app.port)):
-                    waits = iter(())  # asked once more, and that answer goes out, changed or not
-                    continue
+                if not tried:
+                    tried = True
+                    if await asyncio.to_thread(app_tick.looked, self.app.port):
+                        waits = iter(())  # asked once more, and that answer goes out, changed or not
+                        continue
                 log.debug("%s: the same page as before the edit: asking again in %.1f s", request.raw_path, stale.wait)
                 await asyncio.sleep(stale.wait)
             finally:
