@@ -1,9 +1,15 @@
-"""Whether your app server serves, seen without a request: a connection to
-its port that it takes from its listening socket's queue. Nothing shows in
-the app's log (Werkzeug, Django and uvicorn say nothing of a connection
-closed before a request): readiness probes were ``HEAD /`` lines there, and
-FastAPI answers those 405. A connection that waits in the queue (uvicorn's
-parent holds the socket while its child cannot import your code) is no answer.
+"""Whether your app server answers: an HTTP answer (any status line, a 405
+too) to one ``HEAD /`` within a short deadline. An accepted connection is
+not enough: uvicorn takes connections while the Django app it serves hangs
+in an import (its URLconf is imported on the first request), and a page
+reloaded then waited with no word.
+
+The request is sent only once the app took the connection from its
+listening socket's queue (seen without a request: nothing in the app's
+log); a refused connection, or one left in the queue (uvicorn's parent
+holds the socket while its child cannot import your code), is no answer
+and puts no line in the app's log. So a restart costs the app's log one
+``HEAD /`` line (the request that proves the new process answers).
 Portable: the connection's other end in a process of this user (macOS, no /proc).
 """
 
@@ -15,6 +21,7 @@ import time
 from sigreload import platforms
 
 TICK = 0.005  # between two looks at whether the connection was taken
+REPLY = 1.0  # seconds an app that took the connection has to answer the HEAD (a first request imports views)
 
 
 def accepted(port: int, client_port: int) -> bool | None:
@@ -26,12 +33,11 @@ def accepted(port: int, client_port: int) -> bool | None:
     return platforms.taken(port, client_port)
 
 
-def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
-    """True once the app takes a connection from its listening socket (it
-    serves): no request is sent, so nothing shows in the app's log (Werkzeug,
-    Django and uvicorn say nothing of a connection closed before a request).
-    Where that cannot be seen, a HEAD request that gets any response (over
-    TLS for ``https``, its certificate unverified: the app is on this machine)."""
+def answers(host: str, port: int, timeout: float, scheme: str = "http", reply: float = REPLY) -> bool:
+    """True when the app takes a connection within ``timeout`` seconds and then
+    answers a HEAD request (any status) within ``reply`` (over TLS for
+    ``https``, its certificate unverified: the app is on this machine). A
+    connection refused or not taken sends no request (nothing in the app's log)."""
     timeout = max(timeout, 0.05)
     end = time.monotonic() + timeout
     try:
@@ -42,7 +48,7 @@ def answers(host: str, port: int, timeout: float, scheme: str = "http") -> bool:
         client_port = sock.getsockname()[1]
         while (took := accepted(port, client_port)) is False and time.monotonic() < end:
             time.sleep(TICK)
-    return took if took is not None else answers_head(host, port, timeout, scheme)
+    return took is not False and answers_head(host, port, max(reply, 0.05), scheme)
 
 
 def answers_head(host: str, port: int, timeout: float, scheme: str = "http") -> bool:

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from sigreload import platforms
+from sigreload import app_lookout, app_reads, platforms
 from sigreload.app_ready import answers
 from sigreload.contract import discovery
 
@@ -79,9 +79,8 @@ def app_or_exit(url: str, where: str, origin_only: bool = False) -> tuple[str, i
     return found
 
 
-def started_at(pid: int) -> float | None:
-    """When process ``pid`` started, as time.time() would have said; None when gone."""
-    return platforms.started_at(pid)
+started_at = platforms.started_at  # when a process started, as time.time() would have said; None when gone
+children = platforms.children  # PIDs of a process's children (Linux: read from /proc in a fraction of a ms)
 
 
 def listeners(port: int) -> dict[int, float]:
@@ -89,11 +88,6 @@ def listeners(port: int) -> dict[int, float]:
     (platforms.listeners: about 10 ms, and much more while an app boots)."""
     found = {pid: started_at(pid) for pid in platforms.listeners(port)}
     return {pid: t for pid, t in found.items() if t is not None}
-
-
-def children(pid: int) -> set[int]:
-    """PIDs of ``pid``'s children (Linux: read from /proc in a fraction of a ms)."""
-    return platforms.children(pid)
 
 
 def family(first: dict[int, float]) -> set[int]:
@@ -196,14 +190,15 @@ def wait_for_restart(host: str, port: int, saved_at: float,
             fresh = sorted(pid for pid, t in now.items() if t >= saved_at - SLACK)
         if fresh:
             replacements.watch(fresh[-1])
-            while not answers(host, port, ANSWER, scheme):
+            while not (up := answers(host, port, ANSWER, scheme)) and not superseded():
                 stuck = replacements.stuck(clock())
-                if stuck:
-                    return f"{DOWN}: {stuck}: {PAGES_SAY}"
-                if clock() - start > LIMIT or superseded():
-                    return f"restarted (PID {fresh[-1]}) but does not answer: reloading anyway"
+                if stuck or clock() - start > LIMIT:  # LIMIT: it takes connections, or queues them, no answer
+                    why = stuck or f"its new process (PID {fresh[-1]}) takes connections but does not answer"
+                    return f"{DOWN}: {why}: {PAGES_SAY}"
                 sleep(TICK)
-            return f"restarted (PID {fresh[-1]}), answering after {clock() - start:.2f}s"
+            if up:
+                return f"restarted (PID {fresh[-1]}), answering after {clock() - start:.2f}s"
+            break
         gone = any(started_at(pid) is None for pid in first)
         if gone:
             replacements.candidates([p for p in new if (started_at(p) or 0) >= saved_at - SLACK], port)
@@ -246,13 +241,15 @@ class Waiter:
     save, a fix after a broken edit say, supersedes the wait and merges its
     paths, and only the newest wait sends. After a wait that ended with the
     app down, it looks every BACK_EVERY seconds whether the app answers again
-    with no save (restarted by hand): then ``send([], BACK)``.
-    """
+    with no save (restarted by hand): then ``send([], BACK)``. While ``pages()``
+    (pages are open) it looks whether the app went away (app_lookout)."""
 
-    def __init__(self, url: str, send: Callable[[list[str], str], None]):
+    def __init__(self, url: str, send: Callable[[list[str], str], None],
+                 pages: Callable[[], bool] | None = None, root: str | None = None):
         self.host, self.port = parse_app(url)
+        self.reads = app_reads.Reads(root, self.port)  # the templates it read (no middleware: inotify)
         self.scheme = "https" if url.startswith("https:") else "http"
-        self.send = send
+        self.send, self.pages = send, pages
         self.cond = threading.Condition()
         self.paths: list[str] = []
         self.saved: float | None = None
@@ -281,12 +278,16 @@ class Waiter:
         down = False  # the last wait ended with the app down: said back once it answers (restarted by hand)
         while True:
             with self.cond:
-                self.cond.wait_for(lambda: self.saved is not None, BACK_EVERY if down else None)
+                look = BACK_EVERY if down else app_lookout.EVERY if self.pages else None
+                self.cond.wait_for(lambda: self.saved is not None, look)
                 saved, generation = self.saved, self.generation
             if saved is None:
-                if answers(self.host, self.port, ANSWER, self.scheme):
+                if down and answers(self.host, self.port, ANSWER, self.scheme):
                     down = False
                     self.send([], BACK)
+                elif not down and self.pages and self.pages() and not app_lookout.listens(self.host, self.port):
+                    down = True  # stopped by hand, no edit: pages say so until it answers again
+                    self.send([], f"{DOWN} {app_lookout.GONE}: {PAGES_SAY}")
                 continue
             what = wait_for_restart(self.host, self.port, saved, scheme=self.scheme,
                                     superseded=partial(self._superseded, generation))

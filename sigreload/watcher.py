@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sigreload import app_server, build_output, building, command_line, consoles, options, process_life
+from sigreload import app_lookout, app_server, build_output, building, command_line, consoles, options, process_life
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, transient
@@ -67,7 +67,8 @@ class Notifier:
                  builder: building.Builder | None = None, app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
         self.root_id = watcher_ids.root_id(root)
-        self.app = app_server.Waiter(app, self.after_restart) if app else None
+        pages = lambda: app_lookout.pages_open(locator.server, locator.port)  # noqa: E731 (open: look at the app)
+        self.app = app_server.Waiter(app, self.after_restart, pages, root) if app else None
         self.scan = scan  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
@@ -111,10 +112,10 @@ class Notifier:
         self.tell(paths)
 
     def rendered(self, paths: list[str]) -> list[str]:
-        """``paths`` without the templates that no page rendered (when the app's middleware says: Django)."""
+        """``paths`` without the templates that no page rendered (the middleware says, Django's; or the app's reads)."""
         from sigreload.middleware import rendered
 
-        skipped = rendered.unrendered(self.locator.folder(), paths)
+        skipped = rendered.unrendered(self.locator.folder(), paths) or self.app.reads.unread(paths) if self.app else []
         if skipped:
             log.info("%s changed: no page rendered it (no reload)", self.describe(skipped))
         return [p for p in paths if p not in skipped]

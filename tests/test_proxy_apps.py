@@ -107,9 +107,11 @@ def test_a_proxy_url_with_a_path_is_refused_in_one_line(command, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_a_restart_puts_no_probe_in_the_apps_log_and_uvicorn_sees_the_clients_address(procs, tmp_path, page):
-    """Readiness is a connection the app takes, not a request; a client on this
-    machine reaches uvicorn without an X-Forwarded-For it would log as 127.0.0.1:0."""
+def test_a_restart_puts_one_probe_in_the_apps_log_and_uvicorn_sees_the_clients_address(procs, tmp_path, page):
+    """Readiness is an HTTP answer (a process that takes connections may hang), asked
+    only once the app took a connection: one HEAD per restart, not one per look;
+    a client on this machine reaches uvicorn without an X-Forwarded-For it would
+    log as 127.0.0.1:0."""
     from apps import App
 
     app = App("uvicorn", tmp_path / "app", procs, scale=SCALE)
@@ -121,7 +123,7 @@ def test_a_restart_puts_no_probe_in_the_apps_log_and_uvicorn_sees_the_clients_ad
         assert page.locator("#out").inner_text() == f"v{n}"
         main.wait_seen(r"app server restarted")
     log = app.proc.output()
-    assert '"HEAD ' not in log, log
+    assert log.count('"HEAD ') <= 2, log  # two restarts
     gets = [line for line in log.splitlines() if '"GET / HTTP' in line]
     assert gets and not [line for line in gets if ":0 - " in line], log
 

@@ -1,6 +1,6 @@
 """Which Django templates the pages rendered, for the watcher: an edit of a
 template that no page rendered changes no page, so nothing reloads (at
-once, where the proxy asks the app again for up to 1.6 s).
+once, where the proxy waits for Django's reloader to look: up to a second).
 
 The middleware knows from inside the app: Django's ``Template._render``
 (every template, ``{% extends %}`` parents and ``{% include %}``-d ones

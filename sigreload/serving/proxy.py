@@ -32,7 +32,7 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from sigreload import app_ready, editor, listening, secret
+from sigreload import app_ready, app_tick, editor, listening, secret
 from sigreload.contract import answering, discovery, wire
 from sigreload.serving import capped, common, error_pages, forwarding, limits, proxy_relay, responding, snippet
 
@@ -159,14 +159,21 @@ class Proxy:
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         """The app's answer; after an edit that restarts nothing (the snippet's cookie),
-        a page still as before is asked for again (AGAIN)."""
+        a page still as before is asked for again once Django's reloader looked
+        (app_tick), or where that cannot be seen, again and again (AGAIN)."""
         edited = request.method == "GET" and any(EDITED in c.split("; ") for c in request.headers.getall("Cookie", ()))
         waits = iter(AGAIN if edited and self.app.caches_templates() else ())
+        tried = False  # whether we waited for Django's reloader to look (app_tick): the next answer is the edit's
         while True:
             upstream = await self.app.send(request, self.navigation(request))
             try:
                 return await self.responder.respond(request, upstream, next(waits, None))
             except responding.Stale as stale:
+                if not tried:
+                    tried = True
+                    if await asyncio.to_thread(app_tick.looked, self.app.port):
+                        waits = iter(())  # asked once more, and that answer goes out, changed or not
+                        continue
                 log.debug("%s: the same page as before the edit: asking again in %.1f s", request.raw_path, stale.wait)
                 await asyncio.sleep(stale.wait)
             finally:

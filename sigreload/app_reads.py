@@ -1,0 +1,129 @@
+"""Which templates your app read, seen from outside (Linux: inotify's
+IN_ACCESS on the ``templates`` folders under ROOT), for the watcher with
+``--app`` (behind the proxy, or with a pasted snippet) where no middleware
+says what the pages rendered (``middleware.rendered``).
+
+An edit of a template that the app never read since its template cache was
+empty changes no page: nothing reloads, at once (behind the proxy, Django's
+cached loader made such an edit wait for Django's reloader: up to a second,
+and 1.9-2.1 s before that). The cache is known empty (``cold``) only when
+the app's process started after this watch began (a restart, or an app
+started after sigreload), or once Django's runserver reset its template
+loaders after an edit of one (its reloader looked since: ``app_tick``).
+Until then nothing is skipped. Anything else that reads a template (your
+editor opening it, grep) counts as a read: such an edit reloads, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import threading
+import time
+
+from sigreload import app_tick, platforms
+
+FOLDER = "templates"  # Django's convention (DIRS, and each app's own), Flask's and Jinja's
+SKIP = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
+MOST = 256  # template folders watched at most
+IN_ACCESS, IN_Q_OVERFLOW, IN_NONBLOCK, IN_CLOEXEC = 0x1, 0x4000, 0o4000, 0o2000000
+EVENT = struct.Struct("iIII")
+
+
+class Reads:
+    """The template files read since this watch began, under ``root``'s
+    ``templates`` folders, by the app on ``port`` (see the module)."""
+
+    def __init__(self, root: str | None, port: int) -> None:
+        self.port, self.began = port, time.time()
+        self.read: set[str] = set()
+        self.dirs: dict[int, str] = {}  # watch descriptor -> folder
+        self.cold = False
+        self.lock = threading.Lock()
+        self.fd = -1
+        if root is None or not platforms.shortcuts():
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        for folder in template_folders(root):
+            wd = libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_ACCESS)
+            if wd >= 0:
+                self.dirs[wd] = os.path.realpath(folder)
+
+    def drain(self) -> None:
+        """Take in the reads so far (the kernel queues them)."""
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, 65536)
+            except (BlockingIOError, OSError):
+                return
+            at = 0
+            while at + EVENT.size <= len(data):
+                wd, mask, _, length = EVENT.unpack_from(data, at)
+                name = data[at + EVENT.size:at + EVENT.size + length].rstrip(b"\0")
+                at += EVENT.size + length
+                if mask & IN_Q_OVERFLOW:  # reads were lost: known again only from the next empty cache
+                    self.cold, self.began = False, time.time()
+                elif mask & IN_ACCESS and name and wd in self.dirs:
+                    self.read.add(os.path.join(self.dirs[wd], os.fsdecode(name)))
+
+    def unread(self, paths: list[str]) -> list[str]:
+        """Those of ``paths`` that are templates the app has not read since its cache
+        was empty (none while that is not known); an edit of another template
+        makes the cache empty once Django's reloader looked (in a thread)."""
+        if not self.dirs:
+            return []
+        templates = [p for p in paths if not p.endswith(".py") and self.under(p)]
+        if not templates:
+            return []
+        with self.lock:
+            self.drain()
+            cold = self.cold or self.restarted()
+            skipped = [p for p in templates if os.path.realpath(p) not in self.read] if cold else []
+        if len(skipped) < len(templates) and not cold:
+            threading.Thread(target=self.reset_seen, name="template-reset", daemon=True).start()
+        return skipped
+
+    def under(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(real.startswith(os.path.join(d, "")) for d in self.dirs.values())
+
+    def restarted(self) -> bool:
+        """Whether every process listening on the app's port started after this watch began."""
+        from sigreload.app_server import listeners
+
+        found = listeners(self.port)
+        self.cold = bool(found) and min(found.values()) > self.began
+        return self.cold
+
+    def reset_seen(self) -> None:
+        """Django's runserver resets its template loaders when its reloader looks
+        after a template edit: from then on the cache is empty (cold)."""
+        reloader = app_tick.Reloader.of(self.port)
+        if reloader is None or not runserver(reloader.pid):
+            return
+        if reloader.looked():
+            self.cold = True
+
+
+def runserver(pid: int) -> bool:
+    """Whether process ``pid`` is Django's runserver (only its reloader resets the template cache)."""
+    import psutil
+
+    try:
+        return "runserver" in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+
+
+def template_folders(root: str) -> list[str]:
+    """The folders named ``templates`` under ``root``, and theirs (at most MOST)."""
+    found: list[str] = []
+    for here, dirs, _ in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.startswith(".")]
+        if FOLDER in here.split(os.sep)[len(root.split(os.sep)):]:
+            found.append(here)
+            if len(found) >= MOST:
+                break
+    return found
