@@ -18,11 +18,10 @@ from typing import Any
 
 import psutil
 
-from sigreload import platforms
+from sigreload import platforms, tcp_table
 
 EVERY = 1.0  # seconds between two looks while pages are open
 CONNECT = 0.2  # seconds a connection to the app may take (loopback: far less)
-TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 GONE = "(nothing listens on its port: stopped by hand?)"  # why, after app_server.DOWN
 
 
@@ -33,20 +32,9 @@ def pages_open(broadcaster: Any, port: int) -> bool:
     if broadcaster is None:
         return False
     if platforms.shortcuts():
-        return any(established_on(table, port) for table in TABLES)
+        return tcp_table.established_on(port)
     return any(c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
                for c in platforms.own_connections(broadcaster))
-
-
-def established_on(table: str, port: int) -> bool:
-    """Whether /proc/net/tcp-style ``table`` has an established connection whose local port is ``port``."""
-    suffix = f":{port:04X}"
-    try:
-        with open(table) as f:
-            next(f, None)  # the header
-            return any((fields := line.split())[1].endswith(suffix) and fields[3] == "01" for line in f)
-    except (OSError, IndexError):
-        return False
 
 
 def listens(host: str, port: int) -> bool:

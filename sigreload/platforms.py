@@ -18,12 +18,13 @@ listened on a port last are looked at first, so a look is a few ms.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+
+from sigreload import tcp_table
 
 PORTABLE_ENV = "SIGRELOAD_PORTABLE"  # "1": no Linux shortcut, as on macOS
 POLL = 0.25  # seconds between two looks at a process whose exit no pidfd announces
@@ -151,7 +152,7 @@ def accepting(port: int) -> bool:
     import psutil
 
     if shortcuts():
-        return _accept_queue_empty(port)
+        return tcp_table.accept_queue_empty(port)
     ours = {c.laddr for c in own_connections(os.getpid()) if c.raddr and c.raddr.port == port
             and c.status == psutil.CONN_ESTABLISHED}
     if not ours:
@@ -173,7 +174,7 @@ def taken(port: int, client_port: int) -> bool:
     holds the connection's other end (psutil, per process).
     """
     if shortcuts():
-        for fields in _tcp_rows():
+        for fields in tcp_table.rows():
             if (int(fields[1].rsplit(":", 1)[1], 16) == port and int(fields[2].rsplit(":", 1)[1], 16) == client_port
                     and fields[3] == "01"):
                 return fields[9] != "0"
@@ -186,68 +187,16 @@ def same_user(host: str, port: int, server_port: int) -> bool:
     """Whether the client at (``host``, ``port``) of our ``server_port`` is on loopback and a process of this
     user holds its socket. Linux: its row's uid in /proc/net/tcp*. Elsewhere: this user's processes' sockets."""
     import psutil
-    client = _address(host)
+    client = tcp_table.address(host)
     if client is None or not client.is_loopback:
         return False
     if shortcuts():
-        return any(fields[3] == "01" and _endpoint(fields[1]) == (client, port)
+        return any(fields[3] == "01" and tcp_table.endpoint(fields[1]) == (client, port)
                    and int(fields[2].rsplit(":", 1)[1], 16) == server_port and int(fields[7]) == os.getuid()
-                   for fields in _tcp_rows())
+                   for fields in tcp_table.rows())
     return any(p.info["uids"] and p.info["uids"].real == os.getuid() and any(
-        c.laddr and c.laddr.port == port and _address(c.laddr.ip) == client for c in own_connections(p))
+        c.laddr and c.laddr.port == port and tcp_table.address(c.laddr.ip) == client for c in own_connections(p))
         for p in psutil.process_iter(["uids"]))
-
-
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """``host`` as an address (an IPv4-mapped IPv6 one as IPv4); None when it is none."""
-    try:
-        found = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return None
-    return (found.ipv4_mapped if isinstance(found, ipaddress.IPv6Address) else None) or found
-
-
-def _endpoint(hexed: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, int]:
-    """An address and port as /proc/net/tcp* write them (each 32-bit word in host order)."""
-    raw, port = bytes.fromhex(hexed.rsplit(":", 1)[0]), int(hexed.rsplit(":", 1)[1], 16)
-    words = [raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4] for i in range(0, len(raw), 4)]
-    return _address(str(ipaddress.ip_address(b"".join(words)))), port
-
-
-def _tcp_rows() -> Iterator[list[str]]:
-    """The rows of /proc/net/tcp and tcp6, split in fields."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                yield from (line.split() for line in f.read().splitlines()[1:])
-        except OSError:
-            continue
-
-
-def _listening_rows() -> Iterator[list[str]]:
-    """The listening rows of /proc/net/tcp and tcp6: the kernel writes them
-    first, so the rest is never read (600 connections waiting on an app, and
-    thousands in TIME_WAIT, made each look read a large table in the proxy's
-    event loop: pages waited seconds)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) < 5 or fields[3] != "0A":
-                        break
-                    yield fields
-        except OSError:
-            continue
-
-
-def _accept_queue_empty(port: int) -> bool:
-    for fields in _listening_rows():
-        local, queues = fields[1], fields[4]
-        if int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
-            return False
-    return True
 
 
 def pidfd(pid: int) -> int | None:
