@@ -244,7 +244,7 @@ class Waiter:
     with no save (restarted by hand): then ``send([], BACK)``. While ``pages()``
     (pages are open) it looks whether the app went away (app_lookout)."""
 
-    def __init__(self, url: str, send: Callable[[list[str], str], None],
+    def __init__(self, *, url: str, send: Callable[[list[str], str], None],
                  pages: Callable[[], bool] | None = None, root: str | None = None):
         self.host, self.port = parse_app(url)
         self.reads = app_reads.Reads(root, self.port)  # the templates it read (no middleware: inotify)

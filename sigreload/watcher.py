@@ -60,15 +60,14 @@ class Notifier:
     after a good one, what it changed in --output is told as an edit would
     be: stylesheets swap, the pages that use a changed file reload, and every
     page when that is unknown); with an ``app`` URL, a wait for its restart.
-    ``scan()`` is the watcher's full pass (what a build wrote). Keyword-only.
-    """
+    ``scan()`` is the watcher's full pass (what a build wrote). Keyword-only."""
 
     def __init__(self, *, root: str, locator: discovery.Locator, scan: Callable[[], list[str]] = list,
                  builder: building.Builder | None = None, app: str | None = None, output: str | None = None) -> None:
         self.root, self.locator, self.builder, self.output = root, locator, builder, output
         self.root_id = watcher_ids.root_id(root)
-        pages = lambda: app_lookout.pages_open(locator.server, locator.port)  # noqa: E731 (open: look at the app)
-        self.app = app_server.Waiter(app, self.after_restart, pages, root) if app else None
+        self.app = app_server.Waiter(url=app, send=self.after_restart, root=root, pages=lambda: app_lookout.pages_open(
+            locator.server, locator.port)) if app else None
         self.scan = scan  # what changed since it last looked (the watcher's full pass)
         self.ids: list[str] = []  # the folders it said it watches (for the pages' consoles)
         self.failed: dict[str, Any] | None = None  # the last build's error, until a good build
@@ -115,7 +114,7 @@ class Notifier:
         """``paths`` without the templates that no page rendered (the middleware says, Django's; or the app's reads)."""
         from sigreload.middleware import rendered
 
-        skipped = rendered.unrendered(self.locator.folder(), paths) or self.app.reads.unread(paths) if self.app else []
+        skipped = rendered.unrendered(self.locator.folder(), paths) or (self.app and self.app.reads.unread(paths) or [])
         if skipped:
             log.info("%s changed: no page rendered it (no reload)", self.describe(skipped))
         return [p for p in paths if p not in skipped]

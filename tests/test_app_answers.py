@@ -147,7 +147,8 @@ def test_no_page_open_no_look_and_a_page_open_a_look_at_most_once_a_second():
             asked.append(time.monotonic())
             return open_now.is_set()
 
-        app_server.Waiter(f"http://127.0.0.1:{port}", lambda paths, what: (sent.append(what), said.set()), pages)
+        app_server.Waiter(url=f"http://127.0.0.1:{port}", send=lambda paths, what: (sent.append(what), said.set()),
+                          pages=pages)
         until(lambda: len(asked) >= 2, 5 * SCALE, "two looks at whether pages are open")
         assert not sent, sent  # nothing open: the app was not looked at, nothing said
         open_now.set()
