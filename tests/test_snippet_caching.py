@@ -32,6 +32,7 @@ def revalidates(base, path):
     assert first.status == 200 and first.headers["Cache-Control"] == "no-cache" and first.headers["ETag"]
     again, empty = get(base, path, {"If-None-Match": first.headers["ETag"]})
     assert again.status == 304 and empty == b"" and again.headers["ETag"] == first.headers["ETag"]
+    assert again.headers["Cache-Control"] and "Content-Length" not in again.headers  # RFC 9110 8.6: not 0
     changed, body2 = get(base, path, {"If-None-Match": '"another"'})
     assert changed.status == 200 and body2 == body
     return body

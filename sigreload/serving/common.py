@@ -163,10 +163,9 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        for name, value in headers:
+        own = [] if status == 304 else [("Content-Type", ctype), ("Content-Length", str(len(body)))]  # RFC 9110 8.6
+        for name, value in [*own, *headers]:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
