@@ -171,6 +171,19 @@ def test_django_middleware_leaves_itself_out_unless_debug(tmp_path):
         assert out.stdout.strip() == said, out
 
 
+def test_without_the_variable_the_port_is_the_configuration_files(tmp_path, monkeypatch):
+    """As sigreload reads it (hall3: a ws-port in sigreload.toml left the middleware on 5678)."""
+    from sigreload.middleware import presence
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "sigreload.toml").write_text("ws-port = 5690\n")
+    monkeypatch.chdir(tmp_path / "app")
+    monkeypatch.delenv("SIGRELOAD_WS_PORT", raising=False)
+    assert presence.ws_port() == 5690
+    monkeypatch.setenv("SIGRELOAD_WS_PORT", "5700")
+    assert presence.ws_port() == 5700  # the variable wins
+
+
 @pytest.mark.parametrize("value", ["x", "70000"])
 def test_a_bad_ws_port_is_one_line_and_the_default(value, monkeypatch):
     from sigreload.middleware import presence

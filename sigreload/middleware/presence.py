@@ -29,8 +29,10 @@ LOOPBACKS = frozenset(("127.0.0.1", "::1"))  # where "localhost" leads a browser
 
 
 def ws_port() -> int:
-    """SIGRELOAD_WS_PORT, or 5678 (a value that is not a port: said once, 5678)."""
-    value = os.environ.get("SIGRELOAD_WS_PORT", "")
+    """SIGRELOAD_WS_PORT, else the ``ws-port`` of the configuration file that
+    ``sigreload`` itself reads from the app's folder, else 5678 (a value that is
+    not a port: said once, 5678)."""
+    value = os.environ.get("SIGRELOAD_WS_PORT", "") or str(configured() or "")
     try:
         port = int(value) if value else WS_PORT
         if 0 < port < 65536:
@@ -39,6 +41,18 @@ def ws_port() -> int:
         pass
     log.warning("sigreload: SIGRELOAD_WS_PORT=%r is not a port; using %d", value, WS_PORT)
     return WS_PORT
+
+
+def configured() -> Any:
+    """``ws-port`` from sigreload.toml or pyproject's [tool.sigreload] found from
+    the current folder upward (config.find: a file of another user is not read)."""
+    from sigreload import config
+
+    try:
+        found = config.find(Path.cwd())
+    except (config.ConfigError, OSError):
+        return None
+    return found[1].get("ws-port") if found else None
 
 
 def listened(port: int) -> bool:
