@@ -577,8 +577,12 @@
   // here). A page with data-sigreload-morph="off", or before they are here: a reload.
   // The whole page, as before deferred and module scripts ran: copied unless
   // this tab's last hello said no --morph (not on every reload).
+  // A small page is copied without asking: cheaper than this page's first
+  // look at sessionStorage, which would delay its load (a reload's time).
+  const SMALL = 64 << 10;
   whenParsed(() => {
-    const s = load();
+    const nav = performance.getEntriesByType("navigation")[0], size = nav ? nav.decodedBodySize : 0;
+    const s = size > 0 && size < SMALL ? { morph: true } : load();
     if (s.morph || !s.boot) S.served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
   });
   const parse = (text) => new DOMParser().parseFromString(text, "text/html");
@@ -720,7 +724,7 @@
     S.toasting = m.overlay !== false;
     showToasts();
     if (Boolean(m.morph) !== Boolean(saved.morph)) save({ ...load(), morph: Boolean(m.morph) });
-    if (m.morph) startMorphing();
+    if (m.morph) startMorphing(); else S.served = null; // (the copy, kept only for --morph)
     const missed = missedOnHello(m, saved, S.first);
     S.first = false;
     if ("root" in m) { S.watched = m.root; check(); }
