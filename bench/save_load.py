@@ -32,6 +32,36 @@ SEED = ("<script>const socketUrl = 'ws://127.0.0.1:{port}'; const webSocket = ne
         " webSocket.onmessage = () => {{ window.location.reload(); }};</script>")
 PASTED = '<script src="http://127.0.0.1:{port}/reload.js"></script>'
 HERE = Path(__file__).resolve().parent
+# The bench's own clock in every tab (the same for the three setups): when a
+# WebSocket message reaches the old page, kept in sessionStorage for the new page.
+HEARD = """(() => { const Real = window.WebSocket; if (!Real) return;
+  window.WebSocket = function (...a) { const ws = new Real(...a); ws.addEventListener("message", () => {
+    try { if (sessionStorage.getItem("bench-armed")) { sessionStorage.removeItem("bench-armed");
+      sessionStorage.setItem("bench-heard", String(performance.timeOrigin + performance.now())); } } catch {} });
+    return ws; };
+  window.WebSocket.prototype = Real.prototype; Object.assign(window.WebSocket, Real); })();"""
+# Where the new page's time goes, from its navigation entry (ms from its navigation start) and the
+# snippet's script entry; heard: the old page got the broadcast (ms before the navigation starts).
+PHASES = """(() => { const n = performance.getEntriesByType("navigation")[0];
+  const s = performance.getEntriesByType("resource").find((r) => /reload\\.js/.test(r.name));
+  const heard = Number(sessionStorage.getItem("bench-heard")) || null;
+  const others = performance.getEntriesByType("resource").filter((r) => /(app\\.js|style\\.css)$/.test(r.name));
+  return { loaded: window.loadedAt, began: performance.timeOrigin, heard,
+    response: n.responseEnd, interactive: n.domInteractive, dcl: n.domContentLoadedEventEnd,
+    loadStart: n.loadEventStart, script: s ? s.responseEnd - s.startTime : null,
+    scriptBytes: s ? s.transferSize : null, fetched: others.filter((r) => r.transferSize > 0).length,
+    files: Math.max(0, ...others.map((r) => r.responseEnd - r.startTime)) }; })()"""
+STEPS = (("save -> the old page hears the broadcast", "heard"),
+         ("broadcast heard -> navigation starts (the old page's snippet)", "handled"),
+         ("navigation start -> page's response end", "response"),
+         ("response end -> DOM interactive (parsing, parse-blocking scripts)", "parsed"),
+         ("DOM interactive -> DOMContentLoaded end", "dcl"),
+         ("DOMContentLoaded end -> load event start (subresources)", "subresources"),
+         ("load event start -> the page's load listener (earlier load listeners)", "listeners"),
+         ("the snippet's script fetch (resource entry)", "script"),
+         ("the snippet's script, bytes over the network", "scriptBytes"),
+         ("style.css and app.js: how many asked the server (not the cache)", "fetched"),
+         ("style.css and app.js: the longer fetch", "files"))
 
 
 def started(argv, ready, **kwargs):
@@ -89,34 +119,48 @@ class Setup:
     def save(self, i):
         self.tab.wait_for_timeout(150)
         start = 1000 * time.time()
+        self.tab.evaluate("sessionStorage.removeItem('bench-heard'); sessionStorage.setItem('bench-armed', '1')")
         with self.tab.expect_event("load", timeout=10_000):
             self.write(f"v{i}")
             os.kill(self.signalled, signal.SIGUSR1)
-        loaded, began = self.tab.evaluate("[window.loadedAt, performance.timeOrigin]")
-        return loaded - start, began - start  # (save -> load, save -> the new page's navigation starts)
+        p = self.tab.evaluate(PHASES)
+        steps = {"heard": p["heard"] and p["heard"] - start, "handled": p["heard"] and p["began"] - p["heard"],
+                 "response": p["response"], "parsed": p["interactive"] - p["response"],
+                 "dcl": p["dcl"] - p["interactive"], "subresources": p["loadStart"] - p["dcl"],
+                 "listeners": p["loaded"] - p["began"] - p["loadStart"], "script": p["script"],
+                 "scriptBytes": p["scriptBytes"], "fetched": p["fetched"], "files": p["files"]}
+        # (save -> load, save -> the new page's navigation starts, where it went)
+        return p["loaded"] - start, p["began"] - start, steps
 
 
 def rows(results, pw_browser, free_port, summary, edits=20):
     """The rows: each setup's median, and ours over the seed's (per round, alternating)."""
     procs = []
     browser = pw_browser.new_context()
+    browser.add_init_script(HEARD)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             setups = [Setup(name, Path(tmp) / str(n), snippet, free_port, browser, procs)
                       for n, (name, snippet) in enumerate((("seed", SEED), ("ours, inserted", ""),
                                                            ("ours, pasted", PASTED)))]
             ms, began = {s.name: [] for s in setups}, {s.name: [] for s in setups}
+            phases = {s.name: {key: [] for _, key in STEPS} for s in setups}
             for i in range(1, edits + 1):
                 turn = setups[i % 3:] + setups[:i % 3]
                 for s in turn:
-                    total, start = s.save(i)
+                    total, start, steps = s.save(i)
                     ms[s.name].append(total)
                     began[s.name].append(start)
+                    for key, value in steps.items():
+                        phases[s.name][key].append(value)
             for name, values in ms.items():
                 results[f"save -> new page's load event, {name} (ms)"] = summary(values)
                 results[f"save -> new page's navigation starts, {name} (ms)"] = summary(began[name])
                 results[f"new page's navigation start -> its load event, {name} (ms)"] = summary(
                     [a - b for a, b in zip(values, began[name], strict=True)])
+            for name in ms:
+                for row, key in STEPS:
+                    results[f"save -> load, step: {row}, {name} (ms)"] = summary(phases[name][key])
             for name in ("ours, inserted", "ours, pasted"):
                 results[f"save -> new page's load event, {name} / the seed's bare recipe (median ratio)"] = summary(
                     [statistics.median(ms[name]) / statistics.median(ms["seed"])])

@@ -230,6 +230,21 @@
   const load = () => { try { return JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch { return {}; } };
   const save = (s) => { try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch {} };
   const take = (name) => { const s = load(), v = s[name]; if (v !== undefined) { delete s[name]; save(s); } return v; };
+  // What the page's load need not wait for (its first look at sessionStorage,
+  // the socket and what it brings): run in order, once, a task after the
+  // page's load event (after every load listener), or a second after this
+  // script ran for a page whose load is slow or never comes (an image that
+  // hangs). A reload's time is the new page's load: this keeps it short.
+  const later = [];
+  let begun = false;
+  const begin = () => {
+    if (begun) return;
+    begun = true;
+    for (const f of later) { try { f(); } catch {} }
+  };
+  if (document.readyState === "complete") setTimeout(begin, 0);
+  else { addEventListener("load", () => setTimeout(begin, 0), { once: true }); setTimeout(begin, 1000); }
+  const whenLoaded = (f) => { if (document.readyState === "complete") f(); else addEventListener("load", f, { once: true }); };
 
   // Everything that changes while the page is open.
   const S = {
@@ -350,12 +365,13 @@
   };
   // Typed state comes back only from the same sigreload: once this page's
   // socket proved what the one that saved it proved (see trusted()).
-  const kept = load().scroll;
-  if (kept && kept.url === location.href) {
+  later.push(() => {
+    const kept = load().scroll;
+    if (!kept || kept.url !== location.href) return;
     take("scroll");
     S.keptState = kept.state && kept.proof ? kept : null;
-    addEventListener("load", () => scrollTo(kept.x, kept.y));
-  }
+    whenLoaded(() => scrollTo(kept.x, kept.y));
+  });
   const giveBack = (proof) => {
     const k = S.keptState;
     S.keptState = null;
@@ -379,14 +395,15 @@
     try { history.scrollRestoration = "manual"; } catch {}
     return { follow: { url: location.href, marks: status.marks() } };
   };
-  const followed = take("follow");
-  if (followed && followed.url === location.href) {
-    addEventListener("load", () => withOverlay(() => {
+  later.push(() => {
+    const followed = take("follow");
+    if (!followed || followed.url !== location.href) return;
+    whenLoaded(() => withOverlay(() => {
       status.showChanged(status.firstChanged(followed.marks));
       // (after the browser's own restoration time: it reads the setting after load)
       setTimeout(() => { try { history.scrollRestoration = "auto"; } catch {} }, 1000);
     }));
-  }
+  });
   const goTo = (path) => { // a page no tab shows: this tab (one navigation per save)
     const to = S.reloading ? null : followUrl(path, location.origin);
     if (!to) return;
@@ -434,7 +451,7 @@
     S.ours = Boolean(id); S.root = id || null; S.settled = true; check();
     if (S.owed) { const go = S.owed; S.owed = null; go(); }
   };
-  addEventListener("load", () => {
+  later.push(() => whenLoaded(() => {
     const nav = performance.getEntriesByType("navigation")[0];
     if (window.isSecureContext && nav && nav.serverTiming) {
       const mark = nav.serverTiming.find((t) => t.name === WIRE.TIMING_NAME);
@@ -444,7 +461,7 @@
         new RegExp(`^${WIRE.SERVER_NAME}`).test(r.headers.get("server") || "") && r.headers.get(WIRE.ROOT_HEADER)),
       () => named(null));
     }
-  });
+  }));
 
   // ---- Drawn over the page: a failed build's output, the app's error page, "down"; a notice. ----
   const hideError = () => { if (S.cover) S.cover.remove(); S.cover = null; };
@@ -560,8 +577,12 @@
   // here). A page with data-sigreload-morph="off", or before they are here: a reload.
   // The whole page, as before deferred and module scripts ran: copied unless
   // this tab's last hello said no --morph (not on every reload).
+  // A small page is copied without asking: cheaper than this page's first
+  // look at sessionStorage, which would delay its load (a reload's time).
+  const SMALL = 64 << 10;
   whenParsed(() => {
-    const s = load();
+    const nav = performance.getEntriesByType("navigation")[0], size = nav ? nav.decodedBodySize : 0;
+    const s = size > 0 && size < SMALL ? { morph: true } : load();
     if (s.morph || !s.boot) S.served = document.getElementsByTagName("*").length < 20000 ? document.documentElement.outerHTML : null;
   });
   const parse = (text) => new DOMParser().parseFromString(text, "text/html");
@@ -703,7 +724,7 @@
     S.toasting = m.overlay !== false;
     showToasts();
     if (Boolean(m.morph) !== Boolean(saved.morph)) save({ ...load(), morph: Boolean(m.morph) });
-    if (m.morph) startMorphing();
+    if (m.morph) startMorphing(); else S.served = null; // (the copy, kept only for --morph)
     const missed = missedOnHello(m, saved, S.first);
     S.first = false;
     if ("root" in m) { S.watched = m.root; check(); }
@@ -750,10 +771,11 @@
   // proved the same as the first one this tab trusted (sigreload/secret.py):
   // another server on the port once sigreload stopped (another user's) gets
   // nothing, and this page never reloads into it.
-  const nonce = (load().trust || {}).nonce || [...crypto.getRandomValues(new Uint8Array(16))]
-    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  let madeNonce = null; // this tab's, made once (on the first connect: not before the page loaded)
+  const tabNonce = () => madeNonce || (madeNonce = (load().trust || {}).nonce || [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0")).join(""));
   const trusted = (ws, proof) => {
-    const known = load().trust;
+    const known = load().trust, nonce = tabNonce();
     if (known && known.nonce === nonce ? proof !== known.proof : typeof proof !== "string") {
       if (!S.foreignSaid) say(`a server at ${url} that is not the sigreload this page came from answered: `
         + "it gets nothing from this page, which waits for its own");
@@ -775,7 +797,7 @@
     const ws = new WebSocket(url);
     let proven = false;
     const held = [];
-    ws.onopen = () => ws.send(JSON.stringify({ type: WIRE.CHALLENGE, nonce }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: WIRE.CHALLENGE, nonce: tabNonce() }));
     ws.onmessage = (e) => {
       if (proven) return onmessage(e);
       let m = null;
@@ -794,5 +816,5 @@
       S.delay = nextDelay(S.delay);
     };
   };
-  connect();
+  later.push(connect);
 })();
