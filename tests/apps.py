@@ -8,9 +8,11 @@ answers; ``edit(version)`` saves the view as an editor would.
 """
 
 import contextlib
+import errno
 import http.client
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -85,11 +87,33 @@ async def app(scope, receive, send):
 KINDS = ("flask-stat", "flask-watchdog", "django", "uvicorn")
 
 
+# Ports handed out come from below the kernel's range for outgoing connections
+# (ip_local_port_range, 32768-60999 by default): a port the kernel gave for
+# ("127.0.0.1", 0) could be an outgoing connection's end a moment later, and a
+# --lan server's bind on every address then failed (2 of 800 tests, while
+# other programs made thousands of connections). Each port once per run, in
+# random order (a port next to one handed out is where a busy default moves).
+PORTS = iter(random.Random(os.getpid()).sample(range(10000, 32000), 22000))
+
+
 def free_port():
-    """A free TCP port on loopback (for tests and the benchmark)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on every address (for tests and the benchmark)."""
+    for port in PORTS:
+        if not taken(socket.AF_INET, "0.0.0.0", port) and not taken(socket.AF_INET6, "::", port):
+            return port
+    raise RuntimeError("no free port left below 32000")
+
+
+def taken(family, host, port):
+    try:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT one is free
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE  # (no IPv6 here: not taken)
+    return False
 
 
 def save(path, text):
