@@ -187,9 +187,9 @@ def run(argv: list[str] | None = None) -> None:
     if args.output:
         os.makedirs(args.output, exist_ok=True)  # the first build fills it
     command_line.setup_logging()
-    claim_ports(args, explicit)  # the one busy-port line comes before any process says it is ready
-    if args.root in SUBCOMMANDS:
+    if args.root in SUBCOMMANDS:  # said first: with sigreload running, the busy port follows (r32n3)
         log.info("serving the folder ./%s here (the command is sigreload-%s)", args.root, args.root)
+    claim_ports(args, explicit)  # the one busy-port line comes before any process says it is ready
     stop = process_life.stop_event()
     sys.exit(serve(args, {name for name in ("port", "ws_port") if name not in explicit}, stop))
 

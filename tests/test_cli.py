@@ -158,6 +158,18 @@ def test_a_busy_port_is_one_line_naming_its_owner_before_anything_is_ready(tmp_p
     assert lines == [f"sigreload: port {port} is in use by PID {os.getpid()}; stop that process or pass --port"]
 
 
+def test_sigreload_css_beside_a_css_folder_says_what_it_does_before_a_busy_port(tmp_path):
+    """r32n3: with sigreload running (its port busy), `sigreload css` in a folder that has
+    css/ said only the busy port, not that it meant to serve ./css."""
+    (tmp_path / "css").mkdir()
+    with held(free_port()) as sock:
+        port = sock.getsockname()[1]
+        status, lines = run_sigreload(["css", "--port", port, "--ws-port", free_port()], tmp_path)
+    assert status == 1 and len(lines) == 2, lines
+    assert lines[0].endswith("serving the folder ./css here (the command is sigreload-css)")
+    assert f"port {port} is in use" in lines[1]
+
+
 def test_the_same_port_for_http_and_the_broadcaster_is_refused_in_one_line(tmp_path):
     port = free_port()
     status, lines = run_sigreload([tmp_path, "--port", port, "--ws-port", port], tmp_path)
