@@ -31,7 +31,7 @@
         const unchanged = (el) => el.id && before.getElementById(el.id) && doc.getElementById(el.id)
           && before.getElementById(el.id).outerHTML === doc.getElementById(el.id).outerHTML;
         const active = document.activeElement, focusId = active && active.id, range = active && page.selectionOf(active);
-        const was = S.following && status.marks ? status.marks() : null;
+        const was = S.following && status.marks ? status.marks() : null, x = scrollX, y = scrollY;
         await Idiomorph.morph(document.documentElement, doc.documentElement, {
           head: { style: "merge" },
           restoreFocus: false, // below, without scrolling the field into view
@@ -42,6 +42,8 @@
             beforeNodeRemoved: (node) => node.localName !== "sigreload-error" && node.localName !== "sigreload-notice",
           },
         });
+        // (WebKit, 1 in 8: the page scrolled to the top while its parts were exchanged)
+        if (!was && (scrollX !== x || scrollY !== y)) scrollTo(x, y);
         const again = active && active.isConnected ? active : focusId && document.getElementById(focusId);
         if (again && again !== document.body && document.activeElement !== again) page.refocus(again, range);
         S.source = doc;
