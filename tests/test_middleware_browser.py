@@ -194,12 +194,13 @@ DJANGO_URLS = '''from django.urls import path
 import views
 
 urlpatterns = [path("", views.index), path("frag", views.frag), path("stream", views.stream),
-               path("static/style.css", views.css)]
+               path("lazy", views.lazy), path("static/style.css", views.css)]
 '''
 DJANGO_VIEWS = '''from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 
 import parts
 
@@ -216,6 +217,18 @@ def frag(request):
 
 def stream(request):  # under ASGI an async iterator streams; under runserver, a sync one
     return StreamingHttpResponse(parts.astreamed() if hasattr(request, "scope") else parts.streamed())
+
+
+def lazy(request):  # a template rendered as the body is read, after the view returned
+    def pieces():
+        yield "<!doctype html><html><head><title>lazy</title></head><body>"
+        yield render_to_string("lazy.html")
+        yield "</body></html>"
+
+    async def apieces():
+        for piece in pieces():
+            yield piece
+    return StreamingHttpResponse(apieces() if hasattr(request, "scope") else pieces())
 
 
 def css(request):
@@ -423,3 +436,22 @@ def test_a_django_template_no_page_rendered_reloads_nothing_at_once_and_one_it_r
     with page.expect_event("load", timeout=10_000 * SCALE):
         live.template("t1")
     assert page.locator("#tpl").inner_text() == "t1"
+
+
+@pytest.mark.parametrize("kind", ["django", "django-asgi"])
+def test_a_template_a_streamed_django_page_renders_as_it_streams_is_one_it_rendered(kind, procs, tmp_path, page):
+    """r33n3: a StreamingHttpResponse whose generator renders a template after the
+    view returned: that template went unrecorded, and its edits were dropped as
+    no page's once another page had been recorded (the page kept its old text)."""
+    live = Live(kind, procs, tmp_path)
+    save(live.folder / "templates" / "lazy.html", "<p id='lazy'>lazy 1</p>")
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    open_page(page, live.url)  # a page recorded: index.html
+    open_page(page, live.url + "lazy")
+    assert page.locator("#lazy").inner_text() == "lazy 1"
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        save(live.folder / "templates" / "lazy.html", "<p id='lazy'>lazy 2</p>")
+    assert page.locator("#lazy").inner_text() == "lazy 2"
+    assert "lazy.html changed: no page rendered it" not in live.sigreload.output()

@@ -57,7 +57,7 @@ class DjangoMiddleware:
         finally:
             rendered.current.reset(token)
         self.record(seen)
-        return self.changed(request, response)
+        return self.changed(request, self.followed(response, seen))
 
     async def __acall__(self, request: Any) -> Any:
         if not self.wanted(request):
@@ -69,7 +69,17 @@ class DjangoMiddleware:
         finally:
             rendered.current.reset(token)
         self.record(seen)
-        return self.changed(request, response)
+        return self.changed(request, self.followed(response, seen))
+
+    def followed(self, response: Any, seen: set[str]) -> Any:
+        """``response``, whose streamed body (a generator's templates render as it is
+        read, after the view returned) records what it renders too (r33n3: a
+        streamed page's template edits were taken for no page's and dropped)."""
+        if response.streaming:
+            content = response.streaming_content
+            response.streaming_content = (arecording(content, seen, self.record) if getattr(response, "is_async", False)
+                                          else recording(content, seen, self.record))
+        return response
 
     def record(self, seen: set[str]) -> None:
         """The template files a page rendered, for the watcher (rendered.py)."""
@@ -130,6 +140,36 @@ def drop(response: Any, body: bytes | None) -> None:
         response["Content-Length"] = str(len(body))
     elif body is None and response.has_header("Content-Length"):
         del response["Content-Length"]
+
+
+def recording(content: Iterable[bytes], seen: set[str], record: Callable[[set[str]], None]) -> Iterator[bytes]:
+    """``content``, each piece made with ``seen`` as the templates' record; recorded at its end."""
+    pieces = iter(content)
+    while True:
+        token = rendered.current.set(seen)
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            break
+        finally:
+            rendered.current.reset(token)
+        yield piece
+    record(seen)
+
+
+async def arecording(content: AsyncIterator[bytes], seen: set[str],
+                     record: Callable[[set[str]], None]) -> AsyncIterator[bytes]:
+    pieces = aiter(content)
+    while True:
+        token = rendered.current.set(seen)
+        try:
+            piece = await anext(pieces)
+        except StopAsyncIteration:
+            break
+        finally:
+            rendered.current.reset(token)
+        yield piece
+    record(seen)
 
 
 def stream(page: injection.Page, content: Iterable[bytes]) -> Iterator[bytes]:
