@@ -347,11 +347,13 @@ def test_with_lan_a_client_without_origin_is_refused_from_another_host_and_accep
     b.wait_for("ready")
     here = lan_host.here
     mine = f"http://{here}:8000"  # the developer's page, opened from the LAN address
+    theirs = "http://localhost:8000"  # r36a3: a page of the LAN device's own localhost got the socket
     asked = [f"ws://{here}:{ws}/sigreload", "", f"ws://{here}:{live}/livereload", "",
-             f"ws://{here}:{ws}/", "", f"ws://{here}:{ws}/sigreload", mine, f"ws://{here}:{live}/livereload", mine]
+             f"ws://{here}:{ws}/", "", f"ws://{here}:{ws}/sigreload", mine, f"ws://{here}:{live}/livereload", mine,
+             f"ws://{here}:{ws}/sigreload", theirs, f"ws://{here}:{live}/livereload", theirs]
     there = lan_host.run([sys.executable, "-c", NO_ORIGIN, *asked], capture_output=True, text=True,
                          timeout=60 * SCALE)
-    assert there.stdout.split() == ["403", "403", "403", "101", "101"], there.stderr
+    assert there.stdout.split() == ["403", "403", "403", "101", "101", "403", "403"], there.stderr
     status, hello = handshake(ws, "/sigreload", None)
     assert status == 101 and '"hello"' in hello
     assert handshake(live, "/livereload", None)[0] == 101

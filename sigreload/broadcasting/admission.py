@@ -27,10 +27,8 @@ IDENTIFIED_PATH = wire.SOCKET_PATH
 # Anything else gets 403, "null" too: file:// pages send it, and so does a
 # sandboxed frame of any web site (it would read build errors and file names).
 Origins = Sequence[Origin | re.Pattern[str] | None] | None  # websockets' origins: None accepts any
-LOOPBACK_ORIGINS: list[Origin | re.Pattern[str] | None] = [
-    None,
-    re.compile(r"https?://(localhost|[\w.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?"),
-]
+LOOPBACK_PAGE = re.compile(r"https?://(localhost|[\w.-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?")
+LOOPBACK_ORIGINS: list[Origin | re.Pattern[str] | None] = [None, LOOPBACK_PAGE]
 
 log = logging.getLogger("sigreload.broadcast")
 
@@ -68,8 +66,10 @@ def origin_required(respond: Callable[[ServerConnection, Request], Response | No
     recent list. Its Origin, when it sends one, is checked against those served."""
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         response = respond(connection, request)
-        if response is None and "Origin" not in request.headers and not from_this_machine(connection):
-            log.debug("refused a client without an Origin from %s", connection.remote_address)
+        origin = request.headers.get("Origin")
+        if response is None and not from_this_machine(connection) and (
+                origin is None or LOOPBACK_PAGE.fullmatch(origin.lower())):  # (that machine's own localhost)
+            log.debug("refused a client with Origin %r from %s", origin, connection.remote_address)
             return connection.respond(403, "A client on another machine must be a page of an origin served\n")
         return response
     return process_request
