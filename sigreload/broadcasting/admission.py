@@ -46,9 +46,10 @@ def accepting(extra: Iterable[str], file_pages: bool = False,
 
 
 def from_this_machine(connection: ServerConnection) -> bool:
-    """Whether a client's peer address is loopback (an IPv4-mapped one too), or unknown."""
-    peer = connection.remote_address
-    if not peer:
+    """Whether a client's peer address is loopback (an IPv4-mapped one too), or
+    unknown, or the address it came to (--host ADDRESS: the HTTP server's relay)."""
+    peer, here = connection.remote_address, connection.local_address
+    if not peer or (here and peer[0] == here[0]):
         return True
     try:
         address = ipaddress.ip_address(str(peer[0]).split("%")[0])
