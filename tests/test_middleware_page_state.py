@@ -6,14 +6,16 @@ test_middleware_browser.py):
   before it restarts, so the snippet closes the page's EventSources when the
   app restarts (else the old app and the page wait for each other for good);
 - an answer to a POST: reloaded by a GET of its URL, never sent again (the
-  middleware marks the tag of an answer to anything but GET/HEAD)."""
+  middleware and the proxy mark the tag of an answer to anything but GET/HEAD)."""
 
+import urllib.error
 import urllib.request
 
+import pytest
 from test_middleware_browser import FASTAPI, FLASK, Live
 
-from apps import save
-from conftest import SCALE, open_page, until
+from apps import App, save
+from conftest import SCALE, free_port, module, open_page, until
 
 EVENTS_ROUTE = '''
 
@@ -121,3 +123,28 @@ def test_a_page_that_answered_a_post_is_reloaded_by_a_get(procs, tmp_path, page)
     assert page.locator("#posts").inner_text() == "1"
     assert live.posts() == 1, "the reload sent the form again"
     assert not page.evaluate("Boolean(document.querySelector('script[data-sigreload-posted]'))")
+
+
+@pytest.mark.parametrize("app", ["down", "flask"])
+def test_the_proxy_marks_its_answer_to_a_post(app, procs, broadcaster, tmp_path):
+    """Behind the proxy too (the app's answer, Flask's 405 page; the proxy's own
+    page for an app that does not answer): the tag in an answer to a POST is
+    marked, in an answer to a GET not."""
+    app_port = App("flask-stat", tmp_path, procs).port if app == "flask" else free_port()
+    port = free_port()
+    proxy = procs(module("http_server") + ["--proxy", f"http://127.0.0.1:{app_port}", "--port", port,
+                                           "--inject", broadcaster[1]])
+    proxy.wait_for("proxying")
+
+    def page(method):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", method=method, data=b"x=1" if method == "POST"
+                                         else None, headers={"Sec-Fetch-Dest": "document"})
+        try:
+            with urllib.request.urlopen(request, timeout=30 * SCALE) as answer:
+                return answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.read().decode()
+
+    posted, got = page("POST"), page("GET")
+    assert "reload.js" in posted and "reload.js" in got, (posted, got)
+    assert "data-sigreload-posted" in posted and "data-sigreload-posted" not in got
