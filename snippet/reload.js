@@ -27,6 +27,7 @@
     EDIT_COOKIE: "sigreload-edit", // a reload after an edit that restarts nothing (the proxy asks again)
     KEEP_ATTRIBUTE: "data-sigreload-keep", // ="off": typed state not kept
     APP_ATTRIBUTE: "data-sigreload-app", // on the tag an app's middleware inserted
+    POSTED_ATTRIBUTE: "data-sigreload-posted", // on the tag in an answer to a POST (not GET/HEAD): reloaded by a GET
     MORPH_ATTRIBUTE: "data-sigreload-morph", // ="off": reloaded, never morphed
     DOWN_HEADER: "X-Sigreload-Down", // the proxy's page for an app that does not answer
     DOWN_META: "sigreload-down", // <meta name=...> on that page
@@ -245,6 +246,24 @@
   if (document.readyState === "complete") setTimeout(begin, 0);
   else { addEventListener("load", () => setTimeout(begin, 0), { once: true }); setTimeout(begin, 1000); }
   const whenLoaded = (f) => { if (document.readyState === "complete") f(); else addEventListener("load", f, { once: true }); };
+
+  // The page's EventSources, closed when the app restarts: uvicorn's reloader
+  // waits for open connections to close, so one left open would keep the old
+  // app (and this page's check before reloading) waiting for good. Run first
+  // in <head>, the snippet wraps EventSource (a subclass: same name, statics,
+  // instanceof) to know them; weakly held, nothing else changed.
+  const sources = new Set();
+  if (typeof window.EventSource === "function" && typeof WeakRef === "function") {
+    const Native = window.EventSource;
+    window.EventSource = class EventSource extends Native {
+      constructor(...args) {
+        super(...args);
+        for (const r of sources) if (!r.deref()) sources.delete(r);
+        sources.add(new WeakRef(this));
+      }
+    };
+  }
+  const closeSources = () => { for (const r of sources) { const e = r.deref(); if (e) e.close(); } sources.clear(); };
 
   // Everything that changes while the page is open.
   const S = {
@@ -535,11 +554,15 @@
   const markEdited = (paths) => {
     if (proxied && !S.ours && templates(paths)) document.cookie = `${WIRE.EDIT_COOKIE}=1; path=/; max-age=10; samesite=strict`;
   };
+  // An answer to a POST (the server marks its tag): reloaded by a GET of its
+  // URL, never by reload(), which would send the form again.
+  const posted = Boolean(me && me.hasAttribute(WIRE.POSTED_ATTRIBUTE));
   const reload = (why, paths) => {
     if (S.reloading) return;
     S.reloading = true;
     say(`reload (${why})`);
     markEdited(paths);
+    if (!S.ours) closeSources(); // the app may be restarting: let it
     // Firefox keeps a page's stylesheets and images across a reload, whatever
     // was refetched: its reload(true) bypasses the cache (others ignore it). It
     // also keeps Firefox from restoring fields itself (one-time codes, hidden
@@ -550,7 +573,8 @@
       const proof = (load().trust || {}).proof;
       save({ ...load(), scroll: { url: location.href, x: scrollX, y: scrollY, state: proof ? state : null, proof },
         reloaded: true, ...followMarks() });
-      location.reload(true);
+      if (posted) location.replace(location.href.replace(/#.*$/, "")); // (a hash alone would not load)
+      else location.reload(true);
     };
     if (S.ours) return go();
     // Behind sigreload's proxy (it holds requests while the app restarts), or
@@ -651,7 +675,7 @@
   whenParsed(() => {
     if (!document.querySelector(`meta[name="${WIRE.DOWN_META}"]`)) return;
     S.reloading = true;
-    (proxied ? up() : answer(Infinity)).then(() => location.reload());
+    (proxied ? up() : answer(Infinity)).then(() => posted ? location.replace(location.href.replace(/#.*$/, "")) : location.reload());
   });
 
   // ---- The page's errors, for the terminal that runs sigreload (a phone has no devtools). ----
@@ -745,6 +769,7 @@
     save({ ...s, boot: m.boot, generation: recorded(m, s, S.reloading) });
     if (m.type === WIRE.HELLO) return hello(m, s);
     if (m.type !== WIRE.ERROR && m.type !== WIRE.FOLLOW) { hideError(); notice(m.notice); }
+    if (m.notice && m.paths && !m.paths.length) closeSources(); // the app is down: let it restart
     act(decide(m, pageNow()));
   };
 

@@ -59,6 +59,7 @@ TIMING_NAME = "sigreload"  # the file server's Server-Timing metric (desc: the f
 DOWN_META = "sigreload-down"  # <meta name=...> in the proxy's down page: the snippet asks OWN_APP_PATH
 KEEP_ATTRIBUTE = "data-sigreload-keep"  # ="off" on an element (or <html>): its state is not kept over a reload
 APP_ATTRIBUTE = "data-sigreload-app"  # on the tag an app's middleware inserts: its page waits for it
+POSTED_ATTRIBUTE = "data-sigreload-posted"  # on the tag in an answer to a non-GET/HEAD request: reloaded by a GET
 MORPH_ATTRIBUTE = "data-sigreload-morph"  # ="off" on <html>: the page reloads instead of morphing
 
 # Event types (the "type" of what the broadcaster sends, and of what a page sends it)

@@ -103,7 +103,8 @@ class Answer:
                           if bytes(k).lower() == b"content-security-policy")
         host = presence.header(self.scope.get("headers") or (), b"host")
         scheme = self.scope.get("scheme", "http")
-        tag = self.running.tag(host.decode("latin-1") if host else None, scheme, policy)
+        tag = self.running.tag(host.decode("latin-1") if host else None, scheme, policy,
+                               method=self.scope.get("method"))
         self.page = injection.Page(tag, encoding, self.dest, int(length) if length and length.isdigit() else None)
         self.start = message
 
@@ -130,7 +131,8 @@ class Answer:
         why (the exception goes on to the server, which logs it) and keeps
         live reload, so the tab comes back once the code is fixed."""
         host = presence.header(self.scope.get("headers") or (), b"host")
-        tag = self.running.tag(host.decode("latin-1") if host else None, self.scope.get("scheme", "http"))
+        tag = self.running.tag(host.decode("latin-1") if host else None, self.scope.get("scheme", "http"),
+                               method=self.scope.get("method"))
         body = injection.inject(ERROR_PAGE.format(text=html.escape(text)).encode(), tag)
         await self.client({"type": "http.response.start", "status": 500, "headers": [
             (b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store"),

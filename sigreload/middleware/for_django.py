@@ -113,7 +113,7 @@ class DjangoMiddleware:
                                  disposition=response.get("Content-Disposition", "")):
             return response
         tag = self.running.tag(meta.get("HTTP_HOST"), request.scheme, response.get("Content-Security-Policy", ""),
-                               getattr(request, "csp_nonce", None))
+                               getattr(request, "csp_nonce", None), request.method)
         if not response.streaming:
             page = injection.Page(tag, encoding, dest, len(response.content))
             body = page.feed(response.content) + page.end()

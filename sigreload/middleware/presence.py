@@ -158,9 +158,11 @@ class Presence:
         locator = self.locator
         return locator.folder() if locator is not None and self.found else None
 
-    def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None) -> bytes:
-        """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on."""
-        return cached_tag(self.port, host, scheme, policy, nonce, self.listens)
+    def tag(self, host: str | None, scheme: str, policy: str = "", nonce: str | None = None,
+            method: str | None = None) -> bytes:
+        """The snippet's <script> for a page of ``host``, from an address the broadcaster listens on
+        (marked posted when ``method`` is not GET/HEAD: snippet.posted)."""
+        return cached_tag(self.port, host, scheme, policy, nonce, self.listens, snippet.posted(method))
 
 
 def address(host: str | None, listens: Collection[str] | None) -> str:
@@ -185,22 +187,22 @@ def address(host: str | None, listens: Collection[str] | None) -> str:
 
 
 def tag(port: int, host: str | None, scheme: str, policy: str = "", nonce: str | None = None,
-        listens: Collection[str] | None = None) -> bytes:
+        listens: Collection[str] | None = None, posted: bool = False) -> bytes:
     """The snippet's <script>, from the broadcaster on ``port`` at ``address``
     (of the page's ``host`` and where the broadcaster ``listens``; escaped),
     with the nonce ``policy`` (the answer's Content-Security-Policy headers,
-    joined by commas) allows scripts by, else ``nonce``."""
+    joined by commas) allows scripts by, else ``nonce``; ``posted``: see snippet.tag."""
     scheme = "https" if scheme in ("https", "wss") else "http"
     name = address(host, listens)
     return snippet.tag(f"{scheme}://{name}:{port}{wire.SNIPPET_PATH}", answer_headers.script_nonce(policy) or nonce,
-                       app=True)
+                       app=True, posted=posted)
 
 
 @functools.lru_cache(maxsize=64)
 def cached_tag(port: int, host: str | None, scheme: str, policy: str, nonce: str | None,
-               listens: frozenset[str]) -> bytes:
+               listens: frozenset[str], posted: bool = False) -> bytes:
     """``tag``, made once per page host and nonce (a few µs less per page)."""
-    return tag(port, host, scheme, policy, nonce, listens)
+    return tag(port, host, scheme, policy, nonce, listens, posted)
 
 
 def header(headers: Any, name: bytes) -> bytes | None:

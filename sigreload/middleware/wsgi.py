@@ -64,7 +64,8 @@ class Answer:
             return self.start_response(status, headers, exc_info)
         length = named.get("content-length")
         policy = ",".join(v for k, v in headers if k.lower() == "content-security-policy")
-        tag = self.running.tag(self.environ.get("HTTP_HOST"), self.environ.get("wsgi.url_scheme", "http"), policy)
+        tag = self.running.tag(self.environ.get("HTTP_HOST"), self.environ.get("wsgi.url_scheme", "http"), policy,
+                               method=self.environ.get("REQUEST_METHOD"))
         self.page = injection.Page(tag, encoding.strip().lower(), self.dest,
                                    int(length) if length and length.isdigit() else None)
         return self.written.append

@@ -85,7 +85,8 @@ class Proxy:
             return await self.forward(request)
         except forwarding.Down as down:
             log.debug("%s %s: %s", request.method, request.raw_path, down.why)
-            return error_pages.down(self.app.base + "/", down.why, down.starting, self.responder.tag())
+            return error_pages.down(self.app.base + "/", down.why, down.starting,
+                                    self.responder.tag(method=request.method))
         except (ConnectionError, asyncio.CancelledError) as gone:  # the client went away
             log.debug("%s %s: the client went away (%s)", request.method, request.raw_path, gone)
             raise asyncio.CancelledError from None

@@ -205,10 +205,12 @@ class Responder:
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
         return await self.whole(request, upstream, headers, page)
 
-    def tag(self, upstream: aiohttp.ClientResponse | None = None) -> bytes:
-        """The snippet's <script>, with the nonce the answer's CSP allows scripts by."""
+    def tag(self, upstream: aiohttp.ClientResponse | None = None, method: str | None = None) -> bytes:
+        """The snippet's <script>, with the nonce the answer's CSP allows scripts by, marked
+        posted when the request's ``method`` (else upstream's) is not GET/HEAD (snippet.tag)."""
         policy = ",".join(upstream.headers.getall("Content-Security-Policy", ())) if upstream else ""
-        return snippet.tag(f"{PREFIX}reload.js", answer_headers.script_nonce(policy))
+        method = method or (upstream.method if upstream else None)
+        return snippet.tag(f"{PREFIX}reload.js", answer_headers.script_nonce(policy), posted=snippet.posted(method))
 
     def rewrite(self, request: web.BaseRequest, name: str, value: str) -> str:
         """A redirect to the app's own address points at the proxy; cookies lose a loopback Domain."""

@@ -81,16 +81,24 @@ STATUS_HEADERS = (("Cache-Control", "no-cache"), ("X-Frame-Options", "DENY"),
                   ("Content-Security-Policy", "frame-ancestors 'none'"))  # no other site frames its buttons
 
 
+def posted(method: str | None) -> bool:
+    """Whether a page answering ``method`` is marked ``posted`` (anything but GET and HEAD)."""
+    return (method or "GET").upper() not in ("GET", "HEAD")
+
+
 def status_page() -> bytes:
     """The status page (``/_sigreload/``): a static page that opens its own socket to the broadcaster."""
     return (folder() / "status.html").read_bytes()
 
 
-def tag(src: str, nonce: str | None = None, app: bool = False) -> bytes:
+def tag(src: str, nonce: str | None = None, app: bool = False, posted: bool = False) -> bytes:
     """``<script src=SRC>`` (with ``nonce`` when a CSP allows scripts by one), escaped;
     sigreload's servers' URL of reload.js (OWN_SNIPPET) gets its version (``?v=``):
-    browsers keep that answer (IMMUTABLE). ``app``: inserted by a middleware (``wire.APP_ATTRIBUTE``)."""
+    browsers keep that answer (IMMUTABLE). ``app``: inserted by a middleware (``wire.APP_ATTRIBUTE``).
+    ``posted``: the page answers a request other than GET/HEAD (``wire.POSTED_ATTRIBUTE``):
+    the snippet reloads it with a GET of its URL, never sending the form again."""
     if src.endswith(OWN_SNIPPET):
         src += f"?v={version('reload.js')}"
     attr = (f' nonce="{html.escape(nonce)}"' if nonce else "") + (f" {wire.APP_ATTRIBUTE}" if app else "")
+    attr += f" {wire.POSTED_ATTRIBUTE}" if posted else ""
     return f'<script src="{html.escape(src)}"{attr}></script>'.encode()
