@@ -248,9 +248,11 @@ def start(args: argparse.Namespace, moves: Collection[str] = ()) -> dict[str, su
 
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three
-    processes). Ctrl-C before they start exits quietly (status 130)."""
+    processes). Ctrl-C before they start exits quietly (status 130); a closed
+    stdout (``sigreload config | head -1``) too (status 141)."""
     try:
-        run(argv)
+        with command_line.quiet_closed_stdout():
+            run(argv)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -42,8 +42,16 @@ INIT_PAGE = """\
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`."""
-    parser = command_line.parser(main.__doc__)
+    """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`.
+    A closed stdout ends it quietly (status 141)."""
+    with command_line.quiet_closed_stdout():
+        init(argv)
+
+
+def init(argv: list[str] | None) -> None:
+    """sigreload-init's work (:func:`main`)."""
+    parser = command_line.parser("Write rfile.yml here (and a starter index.html when the folder has no page), "
+                                 "for `r`.")
     parser.add_argument("--force", action="store_true", help="overwrite rfile.yml if it exists")
     parser.add_argument("--config", action="store_true",
                         help="write sigreload.toml instead: every setting, commented out at its default")
