@@ -78,6 +78,13 @@ def write_config(path: Path, force: bool) -> None:
 
     if path.exists() and not force:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
+    try:
+        found = None if force else config.find(path.parent)
+    except config.ConfigError as exc:
+        sys.exit(f"sigreload-init: {exc}")
+    if found:  # the new file of defaults would win over it, without a word
+        sys.exit(f"sigreload-init: {found[0]} configures sigreload here; a {path.name} would shadow it "
+                 f"(pass --force to write one anyway)")
     path.write_text(config.template(cli.make_parser()))
     print(f"sigreload-init: wrote {path.name} (`sigreload config` shows what is in effect)")
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import SCALE, module
+from conftest import SCALE, module, write
 
 
 def run(cwd, *args, **kwargs):
@@ -34,3 +34,18 @@ def test_a_closed_stdout_ends_quietly(tmp_path, command):
     finally:
         os.close(written)
     assert done.returncode == 141 and done.stderr == "", done
+
+
+@pytest.mark.parametrize("where", ["pyproject here", "sigreload.toml above"])
+def test_init_config_refuses_to_shadow_a_file_unless_forced(tmp_path, where):
+    """It wrote a sigreload.toml of defaults that then won over the project's settings, with no word."""
+    here = tmp_path / "below" if where.endswith("above") else tmp_path
+    here.mkdir(exist_ok=True)
+    existing = tmp_path / ("sigreload.toml" if where.endswith("above") else "pyproject.toml")
+    write(existing, ("" if existing.name == "sigreload.toml" else "[tool.sigreload]\n") + "port = 8106\n")
+    refused = run(here, "init", "--config")
+    assert refused.returncode == 1 and not (here / "sigreload.toml").exists(), refused
+    assert refused.stderr == f"sigreload-init: {existing} configures sigreload here; a sigreload.toml would " \
+                             f"shadow it (pass --force to write one anyway)\n"
+    forced = run(here, "init", "--config", "--force")
+    assert forced.returncode == 0 and (here / "sigreload.toml").exists(), forced
