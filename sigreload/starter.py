@@ -74,7 +74,7 @@ def init(argv: list[str] | None) -> None:
 
 def write_config(path: Path, force: bool) -> None:
     """Write ``path``: sigreload's settings, each commented out at its default."""
-    from sigreload import cli, config
+    from sigreload import cli, config, config_text
 
     if path.exists() and not force:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
@@ -85,7 +85,7 @@ def write_config(path: Path, force: bool) -> None:
     if found:  # the new file of defaults would win over it, without a word
         sys.exit(f"sigreload-init: {found[0]} configures sigreload here; a {path.name} would shadow it "
                  f"(pass --force to write one anyway)")
-    path.write_text(config.template(cli.make_parser()))
+    path.write_text(config_text.template(cli.make_parser()))
     print(f"sigreload-init: wrote {path.name} (`sigreload config` shows what is in effect)")
 
 

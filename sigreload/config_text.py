@@ -1,0 +1,63 @@
+"""The configuration file as text: what ``sigreload config`` prints (every
+setting in effect, with where it comes from) and what ``sigreload init
+--config`` writes (every key commented out, each line honest about what
+uncommenting it does). The file's rules are :mod:`sigreload.config`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from sigreload.config import Settings, keys, parse
+
+
+def source(action: argparse.Action, found: Settings, on_command_line: set[str]) -> str:
+    """Where a setting's value comes from: the default, the file, the command line (lists: both)."""
+    sources = [str(found.path)] * (action.dest in found.values) + ["command line"] * (action.dest in on_command_line)
+    if isinstance(action, argparse._AppendAction) and sources:
+        return " + ".join(sources)
+    default = "default: the file's folder" if action.dest == "root" and found.path else "default"
+    return (sources or [default])[-1]
+
+
+def toml(value: Any) -> str:
+    """``value`` as a TOML value (strings quoted and escaped the JSON way, which TOML reads)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(item) for item in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def line(key: str, value: Any, source: str) -> str:
+    """One setting as a TOML line with its source as a comment (unset: the line commented out)."""
+    setting = f"# {key} (not set)" if value is None else f"{key} = {toml(value)}"
+    return f"{setting:<40} # {source}"
+
+
+def template(parser: argparse.ArgumentParser) -> str:
+    """A sigreload.toml with every key commented out at its default, under its help."""
+    lines = ["# sigreload's settings for this folder and those below it (the command line wins).",
+             "# Uncomment what you change. `sigreload config` shows what is in effect.", ""]
+    for key, action in keys(parser).items():
+        default = None if action.default == argparse.SUPPRESS else action.default
+        example = default if default is not None else action.const if action.const is not None else (
+            f"{action.metavar or key.upper()}" if action.type in (None, str) else 0)  # uncommented: valid TOML
+        lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
+                  f"# {key} = {toml(example)}", ""]
+    return "\n".join(lines)
+
+
+def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
+    parser.prog = "sigreload config"
+    args, found, on_command_line = parse("sigreload", parser, argv)
+    print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
+    for key, action in keys(parser).items():
+        print(line(key, getattr(args, action.dest), source(action, found, on_command_line)))
+    if args.build:
+        where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"
+        print(f"# exec runs in {where}")
