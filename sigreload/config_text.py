@@ -38,16 +38,29 @@ def line(key: str, value: Any, source: str) -> str:
     return f"{setting:<40} # {source}"
 
 
+# What a key means in a file, where its flag's help says otherwise (the help speaks of the command line)
+IN_A_FILE = {"root": "folder to serve and watch, from this file's folder (default: this file's folder)",
+             "exec": "build with CMD after changes (run in this file's folder); pages reload after a good build"}
+STRICT = {"port", "ws-port"}  # a port a file sets is kept strictly: a busy one is an error, never moved
+UNSET = "off unless set: uncommenting turns it on"
+
+
 def template(parser: argparse.ArgumentParser) -> str:
-    """A sigreload.toml with every key commented out at its default, under its help."""
+    """A sigreload.toml with every key commented out under its help, honest about what
+    uncommenting it does: at its default, or (an option unset by default) an example
+    value marked so; a port set here is strict (said)."""
     lines = ["# sigreload's settings for this folder and those below it (the command line wins).",
-             "# Uncomment what you change. `sigreload config` shows what is in effect.", ""]
+             "# Uncomment what you change; every line uncommented is the default, but where it says",
+             "# otherwise. Paths start at this file's folder. `sigreload config` shows what is in effect.", ""]
     for key, action in keys(parser).items():
         default = None if action.default == argparse.SUPPRESS else action.default
         example = default if default is not None else action.const if action.const is not None else (
             f"{action.metavar or key.upper()}" if action.type in (None, str) else 0)  # uncommented: valid TOML
-        lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
-                  f"# {key} = {toml(example)}", ""]
+        help_text = IN_A_FILE.get(key) or " ".join((action.help or "").split()) % {"default": default}
+        if key in STRICT:
+            help_text += "; set here, a busy port is an error (never moved)"
+        setting = f"# {key} = {toml(example)}"
+        lines += [f"# {help_text}", setting if default is not None else f"{setting:<30} # {UNSET}", ""]
     return "\n".join(lines)
 
 

@@ -49,3 +49,37 @@ def test_init_config_refuses_to_shadow_a_file_unless_forced(tmp_path, where):
                              f"shadow it (pass --force to write one anyway)\n"
     forced = run(here, "init", "--config", "--force")
     assert forced.returncode == 0 and (here / "sigreload.toml").exists(), forced
+
+
+def shown(cwd, *args):
+    """`sigreload config ARGS` in ``cwd``: {key: value text} (None: not set)."""
+    done = run(cwd, "config", *args)
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for line in done.stdout.splitlines()[1:]:
+        setting = line.split(" # ", 1)[0].strip()
+        if not line.startswith("# exec runs in "):
+            key, _, value = setting.lstrip("# ").partition(" = ")
+            found[key.split(" ")[0]] = None if "(not set)" in setting else value
+    return found
+
+
+def test_init_configs_every_line_uncommented_is_the_default_but_where_it_says(tmp_path):
+    """Uncommenting `livereload = 35729` turned LiveReload on, silently; the exec line said
+    "(run in ROOT)" though a file's build runs in the file's folder."""
+    defaults = shown(tmp_path)
+    assert run(tmp_path, "init", "--config").returncode == 0
+    text = (tmp_path / "sigreload.toml").read_text()
+    assert "run in ROOT" not in text and "(run in this file's folder)" in text
+    marked = {line[2:].split(" = ")[0] for line in text.splitlines() if line.endswith("# off unless set: "
+                                                                                      "uncommenting turns it on")}
+    assert {"livereload", "proxy", "exec", "output", "app", "cert", "key", "editor"} <= marked
+    rows = text.splitlines()
+    strict = {rows[at + 1].split(" = ")[0][2:] for at, row in enumerate(rows) if "set here, a busy port is an" in row}
+    assert strict == {"port", "ws-port"}
+    lines = [line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()]
+    write(tmp_path / "sigreload.toml", "\n".join(lines) + "\n")
+    everything = shown(tmp_path)
+    changed = {key for key in defaults if everything[key] != defaults[key] and key != "root"}
+    assert changed == marked, (changed, marked)
+    assert everything["root"] == f'"{tmp_path}"'
