@@ -171,9 +171,11 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
 
 def anchored(glob: str, folder: Path) -> str:
     """A file's ``ignore`` path glob made absolute under its ``folder`` (for ``rooted``); a name
-    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is."""
+    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is. As in .gitignore, a
+    ``/`` at the start or in the middle anchors (``/d1``, ``a/b``, ``./d2``), a trailing one alone
+    does not: ``d1/`` is a folder of that name anywhere, as ``--ignore d1/`` is."""
     path = glob.strip("/")
-    if "/" not in glob or any(char in path.split("/")[0] for char in "*?["):
+    if "/" not in glob.rstrip("/") or any(char in path.split("/")[0] for char in "*?["):
         return glob
     return os.path.normpath(folder / path)
 
@@ -182,7 +184,8 @@ def rooted(glob: str, root: str) -> str:
     """An ``ignore`` glob as the watcher matches it: an absolute one relative to ``root``."""
     if not os.path.isabs(glob):
         return glob
-    return os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
+    path = os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
+    return path if "/" in path else f"/{path}"  # still anchored: a name alone matches at any depth
 
 
 def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],

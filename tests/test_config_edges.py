@@ -83,3 +83,22 @@ def test_init_configs_every_line_uncommented_is_the_default_but_where_it_says(tm
     changed = {key for key in defaults if everything[key] != defaults[key] and key != "root"}
     assert changed == marked, (changed, marked)
     assert everything["root"] == f'"{tmp_path}"'
+
+
+def test_a_trailing_slash_does_not_anchor_a_files_ignore_glob(tmp_path):
+    """`"d1/"` (gitignore style: a folder anywhere) was rebased to `../../d1` from a folder below
+    the file and ignored nothing; `./d2` is anchored at the file's folder (README)."""
+    from sigreload.watching import file_tree, signatures
+
+    write(tmp_path / "sigreload.toml", 'ignore = ["d1/", "./d2", "/d3/"]\n')
+    for rel in ("d1/a.html", "deep/d1/b.html", "d2/c.html", "deep/d2/kept.html", "d3/e.html", "kept.html"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / rel, "x")
+    (tmp_path / "deep" / "below").mkdir()
+    globs = eval(shown(tmp_path / "deep" / "below")["ignore"])  # a TOML list of strings: Python's too
+    assert globs == ["d1/", "/d2", "/d3"]  # relative to ROOT, the file's folder: anchored
+    found = file_tree.snapshot(str(tmp_path), signatures.DEFAULT_IGNORE + tuple(globs))
+    assert sorted(os.path.relpath(path, tmp_path) for path in found if path.endswith(".html")) == [
+        "deep/d2/kept.html", "kept.html"]
+    skip = signatures.matcher(["d1/"])  # the command line's --ignore d1/: the same
+    assert skip("d1", "deep/") and skip("d1", "") and not skip("d2", "deep/")

@@ -64,15 +64,16 @@ def stamp(st: os.stat_result) -> Stamp:
 
 def matcher(patterns: Iterable[str]) -> Skip:
     """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
-    ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
+    ("" or "sub/"): a glob with "/" at its start or in its middle matches prefix +
+    name, any other the name (``d1/``, as in .gitignore: a folder at any depth).
     Runs per entry per pass: compiled once, and with name globs only, each
     name's verdict is remembered."""
     def compiled(globs: list[str]) -> Callable[[str], re.Match[str] | None]:
         return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
 
     patterns = list(patterns)
-    by_name = compiled([p for p in patterns if "/" not in p])
-    paths = [p.strip("/") for p in patterns if "/" in p]
+    by_name = compiled([p.rstrip("/") for p in patterns if "/" not in p.rstrip("/")])
+    paths = [p.strip("/") for p in patterns if "/" in p.rstrip("/")]
     if paths:
         by_path = compiled(paths)
         return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None
