@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from sigreload.config import Settings, keys, parse
+from sigreload.config import PATHS, Settings, keys, parse
 
 
 def source(action: argparse.Action, found: Settings, on_command_line: set[str]) -> str:
@@ -65,12 +65,15 @@ def template(parser: argparse.ArgumentParser) -> str:
 
 
 def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
+    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML;
+    paths absolute (the command line's resolved against the current folder, as sigreload does)."""
     parser.prog = "sigreload config"
     args, found, on_command_line = parse("sigreload", parser, argv)
     print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
     for key, action in keys(parser).items():
-        print(line(key, getattr(args, action.dest), source(action, found, on_command_line)))
+        value = getattr(args, action.dest)
+        value = os.path.abspath(value) if key in PATHS and value is not None else value  # the command line's
+        print(line(key, value, source(action, found, on_command_line)))
     if args.build:
         where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"
         print(f"# exec runs in {where}")

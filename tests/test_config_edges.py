@@ -102,3 +102,13 @@ def test_a_trailing_slash_does_not_anchor_a_files_ignore_glob(tmp_path):
         "deep/d2/kept.html", "kept.html"]
     skip = signatures.matcher(["d1/"])  # the command line's --ignore d1/: the same
     assert skip("d1", "deep/") and skip("d1", "") and not skip("d2", "deep/")
+
+
+def test_config_prints_the_command_lines_paths_resolved(tmp_path):
+    """README: "resolved (paths absolute)"; it printed `root = "../../.."` and `output = "site"`."""
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    found = shown(here, "../..", "--exec", "make", "--output", "site", "--https", "--cert", "c.pem")
+    assert found["root"] == f'"{tmp_path}"' and found["output"] == f'"{here / "site"}"'
+    assert found["cert"] == f'"{here / "c.pem"}"'
+    assert shown(here)["root"] == f'"{here}"'
