@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import SCALE, module, write
+from conftest import SCALE, client, free_port, module, recv, until, write
 
 
 def run(cwd, *args, **kwargs):
@@ -112,3 +112,33 @@ def test_config_prints_the_command_lines_paths_resolved(tmp_path):
     assert found["root"] == f'"{tmp_path}"' and found["output"] == f'"{here / "site"}"'
     assert found["cert"] == f'"{here / "c.pem"}"'
     assert shown(here)["root"] == f'"{here}"'
+
+
+def silent(page, quiet=2):
+    """Whether no message comes for ``quiet`` seconds (the absence is what is tested)."""
+    try:
+        page.recv(timeout=quiet * SCALE)
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
+    """`sigreload > nohup.out` in ROOT: each log line was a change, told, logged: a loop
+    (1,972 lines in 11 s). Here a name no default ignores: the watcher knows the file
+    its stdout and stderr write to by its device and inode."""
+    from sigreload.watching import signatures
+
+    assert "nohup.out" in signatures.DEFAULT_IGNORE
+    write(tmp_path / "index.html", "<h1>page</h1>")
+    http_port, ws_port, log = free_port(), free_port(), tmp_path / "sigreload.out"
+    stack = procs(["sh", "-c", 'exec "$@" > sigreload.out 2>&1', "sh", *module("sigreload"), "-v",
+                   "--port", http_port, "--ws-port", ws_port], cwd=tmp_path)
+    until(lambda: "watching" in log.read_text() and " serving " in log.read_text(), 20, "sigreload's start")
+    with client(ws_port) as page:
+        recv(page)  # hello; the broadcaster logs the client (-v), a write to sigreload.out
+        assert silent(page), log.read_text()
+        write(tmp_path / "index.html", "<h1>edited</h1>")
+        assert '"reload"' in recv(page, 10), log.read_text()
+        assert silent(page), log.read_text()  # its log lines brought no reload either
+    assert stack.popen.poll() is None
