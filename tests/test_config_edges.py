@@ -132,6 +132,7 @@ def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
     assert "nohup.out" in signatures.DEFAULT_IGNORE
     write(tmp_path / "index.html", "<h1>page</h1>")
     http_port, ws_port, log = free_port(), free_port(), tmp_path / "sigreload.out"
+    log.touch()  # read before the shell makes it
     stack = procs(["sh", "-c", 'exec "$@" > sigreload.out 2>&1', "sh", *module("sigreload"), "-v",
                    "--port", http_port, "--ws-port", ws_port], cwd=tmp_path)
     until(lambda: "watching" in log.read_text() and " serving " in log.read_text(), 20, "sigreload's start")
