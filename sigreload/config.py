@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sigreload.options import port
+from sigreload.options import port, seconds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -146,7 +146,8 @@ def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
-    """The nearest file's values, checked against ``parser``, by dest (paths made absolute)."""
+    """The nearest file's values, checked against ``parser``, by dest (paths made absolute; ``~``
+    expanded, as a shell does for a flag)."""
     skipped: list[str] = []
     found = find(start, skipped)
     for line in skipped:
@@ -158,12 +159,15 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
     values = {}
     for key, value in table.items():
         action = known.get(key)
+        if key == "tool" and path.name == "sigreload.toml":  # [tool.sigreload] pasted from a pyproject.toml
+            raise ConfigError(f"{path}: [tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
+                              f"top-level keys (port = 8001, no table)")
         if action is None:
             near = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else f" (keys: {', '.join(sorted(known))})"
             raise ConfigError(f"{path}: unknown key {key!r}{hint}")
         value = checked(key, action, value, path)
-        values[action.dest] = str((path.parent / value).resolve()) if key in PATHS else value
+        values[action.dest] = str((path.parent / os.path.expanduser(value)).resolve()) if key in PATHS else value
         if key == "ignore":
             values[action.dest] = [anchored(glob, path.parent.resolve()) for glob in value]
     return Settings(path, values)
@@ -215,10 +219,11 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         if isinstance(value, str):
             value = [value]
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
-    elif action.type in (int, float, port):
-        kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)"}[action.type]
-        ok = isinstance(value, int | float if action.type is float else int) and not isinstance(value, bool)
-        ok = ok and (action.type is not port or 0 <= value <= 65535)
+    elif action.type in (int, float, port, seconds):
+        kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)",
+                seconds: "a number of seconds above 0"}[action.type]
+        ok = isinstance(value, int | float if action.type in (float, seconds) else int) and not isinstance(value, bool)
+        ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds or value > 0)
         if action.nargs == "?" and value is True:  # --livereload alone: its default port
             ok, value = True, action.const
         elif action.nargs == "?":

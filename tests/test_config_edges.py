@@ -51,9 +51,9 @@ def test_init_config_refuses_to_shadow_a_file_unless_forced(tmp_path, where):
     assert forced.returncode == 0 and (here / "sigreload.toml").exists(), forced
 
 
-def shown(cwd, *args):
+def shown(cwd, *args, **kwargs):
     """`sigreload config ARGS` in ``cwd``: {key: value text} (None: not set)."""
-    done = run(cwd, "config", *args)
+    done = run(cwd, "config", *args, **kwargs)
     assert done.returncode == 0, done.stderr
     found = {}
     for line in done.stdout.splitlines()[1:]:
@@ -143,3 +143,34 @@ def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
         assert '"reload"' in recv(page, 10), log.read_text()
         assert silent(page), log.read_text()  # its log lines brought no reload either
     assert stack.popen.poll() is None
+
+
+@pytest.mark.parametrize("text, line", [
+    ("[tool.sigreload]\nport = 8107\n", "[tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
+                                       "top-level keys (port = 8001, no table)"),
+    ("interval = 0\n", "interval takes a number of seconds above 0, not 0"),
+    ("interval = -1.5\n", "interval takes a number of seconds above 0, not -1.5"),
+])
+def test_messages_a_newcomer_needs_are_one_line(tmp_path, text, line):
+    write(tmp_path / "sigreload.toml", text)
+    done = run(tmp_path, "config")
+    assert done.returncode == 2 and done.stderr == f"sigreload: {tmp_path / 'sigreload.toml'}: {line}\n", done
+
+
+@pytest.mark.parametrize("command", [["sigreload"], ["sigreload-watch"]])
+@pytest.mark.parametrize("interval", ["0", "-1", "nan"])
+def test_an_interval_not_above_0_on_the_command_line_is_one_line(tmp_path, command, interval):
+    name = {"sigreload": "sigreload", "sigreload-watch": "watcher"}[command[0]]
+    done = subprocess.run(module(name) + ["--interval", interval], capture_output=True, text=True, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    assert done.returncode == 2 and done.stderr.endswith(f"argument --interval: not above 0 seconds: {interval}\n")
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_tilde_in_a_files_path_is_home(tmp_path):
+    """As a shell expands `--root ~/site`; a file's "~/site" was a folder named ~ beside it."""
+    home = tmp_path / "home"
+    (home / "site").mkdir(parents=True)
+    write(tmp_path / "sigreload.toml", 'root = "~/site"\noutput = "~/out"\n')
+    found = shown(tmp_path, env={**os.environ, "HOME": str(home)})
+    assert found["root"] == f'"{home / "site"}"' and found["output"] == f'"{home / "out"}"'
