@@ -213,7 +213,7 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
 
 def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
     """``value`` if it has the type ``action`` takes, else a ConfigError naming the key and the type."""
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(action, argparse._AppendAction):
         if isinstance(value, str):

@@ -193,7 +193,9 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
             continue
         flags = [option.short] if option.short else []
         kwargs: dict[str, Any] = {"help": help_text, "dest": option.key()}
-        if option.kind is bool:
+        if option.kind is bool and command == "sigreload" and not option.name.startswith("no-"):
+            kwargs.update(action=argparse.BooleanOptionalAction, default=False)  # --no-morph: a file's true off
+        elif option.kind is bool:
             kwargs["action"] = "store_true"
         else:
             default = option.defaults.get(command, option.default)
@@ -202,7 +204,8 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
                 kwargs.update(action="append", default=[])
             if option.const is not None:
                 kwargs.update(nargs="?", const=option.const)
-        groups[heading].add_argument(*flags, option.flag(command), **kwargs)
+        action = groups[heading].add_argument(*flags, option.flag(command), **kwargs)
+        action.help = help_text  # Python < 3.12's BooleanOptionalAction appends "(default: False)"
     return parser
 
 

@@ -174,3 +174,16 @@ def test_a_tilde_in_a_files_path_is_home(tmp_path):
     write(tmp_path / "sigreload.toml", 'root = "~/site"\noutput = "~/out"\n')
     found = shown(tmp_path, env={**os.environ, "HOME": str(home)})
     assert found["root"] == f'"{home / "site"}"' and found["output"] == f'"{home / "out"}"'
+
+
+def test_a_switch_a_file_turns_on_the_command_line_turns_off(tmp_path):
+    """`morph = true` in the file could not be undone for one run: --no-morph now."""
+    from sigreload import cli
+
+    write(tmp_path / "sigreload.toml", "morph = true\nlan = true\nverbose = true\n")
+    found = shown(tmp_path, "--no-morph", "--no-lan", "--no-verbose")
+    assert (found["morph"], found["lan"], found["verbose"]) == ("false", "false", "false")
+    assert shown(tmp_path)["morph"] == "true"
+    args = cli.make_parser().parse_args(["--morph", "--no-morph", "--follow"])
+    argv = cli.children_argv(args, 1)["broadcast"]
+    assert "--follow" in argv and "--morph" not in argv and "--no-morph" not in argv
