@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Collection
 
-from sigreload import command_line, config, listening, options, process_life, starter
+from sigreload import command_line, config, config_text, listening, options, process_life, starter
 from sigreload.contract import discovery
 
 LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
@@ -24,7 +24,7 @@ MOVING = {"http": ("the HTTP server", "port", 0), "broadcast": ("the broadcaster
 MOST_MOVES = 3  # a default port taken between the look and the bind: moved on this often, then stopped
 PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
-               "config": lambda argv: config.show(make_parser(), argv)}
+               "config": lambda argv: config_text.show(make_parser(), argv)}
 
 log = logging.getLogger("sigreload")
 
@@ -248,9 +248,11 @@ def start(args: argparse.Namespace, moves: Collection[str] = ()) -> dict[str, su
 
 def main(argv: list[str] | None = None) -> None:
     """sigreload: serve ROOT, watch it and live-reload the pages (all three
-    processes). Ctrl-C before they start exits quietly (status 130)."""
+    processes). Ctrl-C before they start exits quietly (status 130); a closed
+    stdout (``sigreload config | head -1``) too (status 141)."""
     try:
-        run(argv)
+        with command_line.quiet_closed_stdout():
+            run(argv)
     except KeyboardInterrupt:
         sys.exit(130)
 

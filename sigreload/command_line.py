@@ -8,11 +8,13 @@ calls these first, then does its one job.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 from sigreload import __version__
 
@@ -40,6 +42,20 @@ def add_port_flag(parser: argparse.ArgumentParser) -> None:
     """``--port-flag``: what the busy-port line tells to change. Hidden: the
     all-in-one command passes its own (``--ws-port``), the rfile its setting."""
     parser.add_argument("--port-flag", default="--port", help=argparse.SUPPRESS)
+
+
+@contextlib.contextmanager
+def quiet_closed_stdout() -> Iterator[None]:
+    """A reader of our stdout that goes away (``sigreload config | head -1``) ends
+    the command quietly, as the shell's tools end: status 141 (128 + SIGPIPE), no
+    traceback. Standard output then points at /dev/null, so the exit's own flush
+    writes nowhere (the Python docs' recipe for SIGPIPE)."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
 
 
 def require_signals() -> None:

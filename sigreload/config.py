@@ -10,14 +10,14 @@ a repeatable option (``ignore``...) adds the command line's values to the file's
 What a file says is relative to its folder (ruff's and black's rule): ``root``
 defaults to it; ``root``, ``output``, ``cert``, ``key`` and ``ignore`` path globs
 start there; its ``exec`` runs there (the command line's: here, and in ROOT).
-Nothing here prints or exits but :func:`or_exit`'s one line (exit 2).
+Nothing here prints or exits but :func:`or_exit`'s one line (exit 2); the file as text
+(`sigreload config`, `sigreload init --config`) is :mod:`sigreload.config_text`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 import stat
 import sys
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sigreload.options import port
+from sigreload.options import port, seconds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -146,7 +146,8 @@ def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
-    """The nearest file's values, checked against ``parser``, by dest (paths made absolute)."""
+    """The nearest file's values, checked against ``parser``, by dest (paths made absolute; ``~``
+    expanded, as a shell does for a flag)."""
     skipped: list[str] = []
     found = find(start, skipped)
     for line in skipped:
@@ -158,12 +159,15 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
     values = {}
     for key, value in table.items():
         action = known.get(key)
+        if key == "tool" and path.name == "sigreload.toml":  # [tool.sigreload] pasted from a pyproject.toml
+            raise ConfigError(f"{path}: [tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
+                              f"top-level keys (port = 8001, no table)")
         if action is None:
             near = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else f" (keys: {', '.join(sorted(known))})"
             raise ConfigError(f"{path}: unknown key {key!r}{hint}")
         value = checked(key, action, value, path)
-        values[action.dest] = str((path.parent / value).resolve()) if key in PATHS else value
+        values[action.dest] = str((path.parent / os.path.expanduser(value)).resolve()) if key in PATHS else value
         if key == "ignore":
             values[action.dest] = [anchored(glob, path.parent.resolve()) for glob in value]
     return Settings(path, values)
@@ -171,9 +175,11 @@ def settings(parser: argparse.ArgumentParser, start: Path) -> Settings:
 
 def anchored(glob: str, folder: Path) -> str:
     """A file's ``ignore`` path glob made absolute under its ``folder`` (for ``rooted``); a name
-    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is."""
+    glob, or one starting with a wildcard (``*/drafts``: any depth), as it is. As in .gitignore, a
+    ``/`` at the start or in the middle anchors (``/d1``, ``a/b``, ``./d2``), a trailing one alone
+    does not: ``d1/`` is a folder of that name anywhere, as ``--ignore d1/`` is."""
     path = glob.strip("/")
-    if "/" not in glob or any(char in path.split("/")[0] for char in "*?["):
+    if "/" not in glob.rstrip("/") or any(char in path.split("/")[0] for char in "*?["):
         return glob
     return os.path.normpath(folder / path)
 
@@ -182,7 +188,8 @@ def rooted(glob: str, root: str) -> str:
     """An ``ignore`` glob as the watcher matches it: an absolute one relative to ``root``."""
     if not os.path.isabs(glob):
         return glob
-    return os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
+    path = os.path.relpath(glob, os.path.abspath(root)).replace(os.sep, "/")
+    return path if "/" in path else f"/{path}"  # still anchored: a name alone matches at any depth
 
 
 def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
@@ -206,16 +213,17 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
 
 def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
     """``value`` if it has the type ``action`` takes, else a ConfigError naming the key and the type."""
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(action, argparse._AppendAction):
         if isinstance(value, str):
             value = [value]
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
-    elif action.type in (int, float, port):
-        kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)"}[action.type]
-        ok = isinstance(value, int | float if action.type is float else int) and not isinstance(value, bool)
-        ok = ok and (action.type is not port or 0 <= value <= 65535)
+    elif action.type in (int, float, port, seconds):
+        kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)",
+                seconds: "a number of seconds above 0"}[action.type]
+        ok = isinstance(value, int | float if action.type in (float, seconds) else int) and not isinstance(value, bool)
+        ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds or value > 0)
         if action.nargs == "?" and value is True:  # --livereload alone: its default port
             ok, value = True, action.const
         elif action.nargs == "?":
@@ -248,52 +256,3 @@ def or_exit(prog: str, parser: argparse.ArgumentParser, start: Path) -> Settings
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def source(action: argparse.Action, found: Settings, on_command_line: set[str]) -> str:
-    """Where a setting's value comes from: the default, the file, the command line (lists: both)."""
-    sources = [str(found.path)] * (action.dest in found.values) + ["command line"] * (action.dest in on_command_line)
-    if isinstance(action, argparse._AppendAction) and sources:
-        return " + ".join(sources)
-    default = "default: the file's folder" if action.dest == "root" and found.path else "default"
-    return (sources or [default])[-1]
-
-
-def toml(value: Any) -> str:
-    """``value`` as a TOML value (strings quoted and escaped the JSON way, which TOML reads)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml(item) for item in value) + "]"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
-
-
-def line(key: str, value: Any, source: str) -> str:
-    """One setting as a TOML line with its source as a comment (unset: the line commented out)."""
-    setting = f"# {key} (not set)" if value is None else f"{key} = {toml(value)}"
-    return f"{setting:<40} # {source}"
-
-
-def template(parser: argparse.ArgumentParser) -> str:
-    """A sigreload.toml with every key commented out at its default, under its help."""
-    lines = ["# sigreload's settings for this folder and those below it (the command line wins).",
-             "# Uncomment what you change. `sigreload config` shows what is in effect.", ""]
-    for key, action in keys(parser).items():
-        default = None if action.default == argparse.SUPPRESS else action.default
-        example = default if default is not None else action.const if action.const is not None else (
-            f"{action.metavar or key.upper()}" if action.type in (None, str) else 0)  # uncommented: valid TOML
-        lines += [f"# {' '.join((action.help or '').split())}" % {"default": default},
-                  f"# {key} = {toml(example)}", ""]
-    return "\n".join(lines)
-
-
-def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """sigreload config [OPTIONS]: every effective setting, with where it came from, as TOML."""
-    parser.prog = "sigreload config"
-    args, found, on_command_line = parse("sigreload", parser, argv)
-    print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
-    for key, action in keys(parser).items():
-        print(line(key, getattr(args, action.dest), source(action, found, on_command_line)))
-    if args.build:
-        where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"
-        print(f"# exec runs in {where}")

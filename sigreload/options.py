@@ -34,6 +34,17 @@ def port(text: str) -> int:
     return number
 
 
+def seconds(text: str) -> float:
+    """A time above zero, in seconds: argparse's type for ``--interval`` (0 would spin)."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not number > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"not above 0 seconds: {text}")
+    return number
+
+
 @dataclass(frozen=True)
 class Option:
     """One option. ``kind`` bool is a switch; ``repeat`` appends; ``const`` is
@@ -150,7 +161,7 @@ OPTIONS = (
     Option("sources", argparse.SUPPRESS, ("broadcast",), kind=bool,
            feature=("navigate", False)),  # ROOT is an app's sources: --follow opens nothing
     Option("interval", "seconds between two looks at recently edited files (default: %(default)s)",
-           ("sigreload", "watch"), kind=float, default=INTERVAL, group=WATCH),
+           ("sigreload", "watch"), kind=seconds, default=INTERVAL, group=WATCH),
     Option("poll", POLL_HELP, ("sigreload", "watch"), kind=bool, group=WATCH),
     Option("pid", "signal only this broadcaster (sigreload passes its own)", ("watch",), kind=int),
     Option("ignore", "also ignore files or folders matching GLOB (repeatable)", ("sigreload", "watch"),
@@ -182,7 +193,9 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
             continue
         flags = [option.short] if option.short else []
         kwargs: dict[str, Any] = {"help": help_text, "dest": option.key()}
-        if option.kind is bool:
+        if option.kind is bool and command == "sigreload" and not option.name.startswith("no-"):
+            kwargs.update(action=argparse.BooleanOptionalAction, default=False)  # --no-morph: a file's true off
+        elif option.kind is bool:
             kwargs["action"] = "store_true"
         else:
             default = option.defaults.get(command, option.default)
@@ -191,7 +204,8 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
                 kwargs.update(action="append", default=[])
             if option.const is not None:
                 kwargs.update(nargs="?", const=option.const)
-        groups[heading].add_argument(*flags, option.flag(command), **kwargs)
+        action = groups[heading].add_argument(*flags, option.flag(command), **kwargs)
+        action.help = help_text  # Python < 3.12's BooleanOptionalAction appends "(default: False)"
     return parser
 
 

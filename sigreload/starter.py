@@ -42,8 +42,16 @@ INIT_PAGE = """\
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`."""
-    parser = command_line.parser(main.__doc__)
+    """Write rfile.yml here (and a starter index.html when the folder has no page), for `r`.
+    A closed stdout ends it quietly (status 141)."""
+    with command_line.quiet_closed_stdout():
+        init(argv)
+
+
+def init(argv: list[str] | None) -> None:
+    """sigreload-init's work (:func:`main`)."""
+    parser = command_line.parser("Write rfile.yml here (and a starter index.html when the folder has no page), "
+                                 "for `r`.")
     parser.add_argument("--force", action="store_true", help="overwrite rfile.yml if it exists")
     parser.add_argument("--config", action="store_true",
                         help="write sigreload.toml instead: every setting, commented out at its default")
@@ -66,11 +74,18 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_config(path: Path, force: bool) -> None:
     """Write ``path``: sigreload's settings, each commented out at its default."""
-    from sigreload import cli, config
+    from sigreload import cli, config, config_text
 
     if path.exists() and not force:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
-    path.write_text(config.template(cli.make_parser()))
+    try:
+        found = None if force else config.find(path.parent)
+    except config.ConfigError as exc:
+        sys.exit(f"sigreload-init: {exc}")
+    if found:  # the new file of defaults would win over it, without a word
+        sys.exit(f"sigreload-init: {found[0]} configures sigreload here; a {path.name} would shadow it "
+                 f"(pass --force to write one anyway)")
+    path.write_text(config_text.template(cli.make_parser()))
     print(f"sigreload-init: wrote {path.name} (`sigreload config` shows what is in effect)")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sigreload import app_lookout, app_server, build_output, building, command_line, consoles, options, process_life
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
-from sigreload.watching.signatures import DEFAULT_IGNORE, transient
+from sigreload.watching.signatures import DEFAULT_IGNORE, own_output, transient
 from sigreload.watching.used_files import UsedFiles
 
 STYLESHEETS = (".css",)
@@ -93,7 +93,7 @@ class Notifier:
             self.tell([], signal.SIGUSR1, self.failed)
 
     def __call__(self, paths: list[str]) -> None:
-        paths = [p for p in paths if not transient(p)]  # an editor's temporary is no edit: what it became is
+        paths = [p for p in paths if not transient(p) and not own_output(p)]  # no edit: a temporary, our log
         if not paths:
             return
         if self.builder:

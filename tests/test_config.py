@@ -110,6 +110,8 @@ def test_the_readme_table_is_the_parser(tmp_path):
     rows = {re.search(r"`(?:--([\w-]+)|(ROOT))", row.split("|")[1].replace("`-v`", "")).group(1, 2)[0] or "root":
             row.split("|")[2].strip() for row in readme.splitlines()[2:]}
     shown = settings(tmp_path)
+    assert shown["root"][0] == f'"{tmp_path}"'  # `.`, resolved
+    shown["root"] = ('"."', "default")
     assert set(rows) == set(shown)
     for key, (value, _) in shown.items():
         written, unset = rows[key], value in (None, "false", "[]")
@@ -209,11 +211,11 @@ def test_everything_a_file_says_is_relative_to_its_folder(tmp_path):
                                        'ignore = ["site/tmp/*", "/site/a/", "*/drafts", "x"]\n')
     found = settings(here)
     assert found["root"][0] == f'"{tmp_path / "site"}"'
-    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x"]'  # a path from the file's folder; any depth
+    assert found["ignore"][0] == '["tmp/*", "/a", "*/drafts", "x"]'  # a path from the file's folder; any depth
     assert f"# exec runs in {tmp_path} (the file's folder)" in run(here, "config").stdout
     found = settings(here, "..", "--exec", "make", "--ignore", "x/y")  # the command line's: from here, in ROOT
-    assert found["root"] == ('".."', "command line")
-    assert found["ignore"][0] == '["tmp/*", "a", "*/drafts", "x", "x/y"]'
+    assert found["root"] == (f'"{tmp_path / "site"}"', "command line")  # resolved from here
+    assert found["ignore"][0] == '["tmp/*", "/a", "*/drafts", "x", "x/y"]'
     assert f"# exec runs in {tmp_path / 'site'} (ROOT)" in run(here, "config", "..", "--exec", "make").stdout
 
 

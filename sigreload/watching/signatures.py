@@ -9,6 +9,7 @@ rename-into-place or ``cp -p`` shows. Nothing here keeps state but
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 import stat
@@ -27,6 +28,7 @@ DEFAULT_IGNORE = (
     "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".*.kate-swp",
     # what a running app writes into its own folder: a page load must not reload the page
     "*.log", "*.sqlite3", "*.sqlite3-journal", "*.db-journal", "*-wal", "*-shm",
+    "nohup.out",  # `nohup sigreload ... &` (README) writes our own log there: an edit would be a loop
 )
 
 # Atomic writers' temporary names, kept apart from DEFAULT_IGNORE because a real
@@ -42,6 +44,35 @@ TEMPORARY = re.compile(rf"sed{RANDOM6}|tmp[a-z0-9_]{{8}}(\..*)?|.+\.{RANDOM6}|.+
 def transient(path: str) -> bool:
     """Whether ``path`` was an atomic writer's temporary: a TEMPORARY name, gone now."""
     return TEMPORARY.fullmatch(os.path.basename(path)) is not None and not os.path.lexists(path)
+
+
+def own_output(path: str) -> bool:
+    """Whether ``path`` is the file this process's stdout or stderr writes to
+    (``sigreload > out.txt`` in ROOT): a change of it is our own log, never an
+    edit (telling it would be logged, a change again: a loop). Judged by device
+    and inode (fstat, portable), whatever name or link reaches it."""
+    mine = outputs()
+    if not mine:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in mine
+
+
+@functools.cache
+def outputs() -> frozenset[tuple[int, int]]:
+    """The (device, inode) of the regular files fd 1 and 2 write to, looked at once (our fds stay)."""
+    found = set()
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
 
 
 def signature(st: os.stat_result) -> Signature:
@@ -64,15 +95,16 @@ def stamp(st: os.stat_result) -> Stamp:
 
 def matcher(patterns: Iterable[str]) -> Skip:
     """skip(name, prefix) for globs, ``prefix`` being the folder's path under ROOT
-    ("" or "sub/"): a glob with "/" matches prefix + name, any other the name.
+    ("" or "sub/"): a glob with "/" at its start or in its middle matches prefix +
+    name, any other the name (``d1/``, as in .gitignore: a folder at any depth).
     Runs per entry per pass: compiled once, and with name globs only, each
     name's verdict is remembered."""
     def compiled(globs: list[str]) -> Callable[[str], re.Match[str] | None]:
         return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)").match
 
     patterns = list(patterns)
-    by_name = compiled([p for p in patterns if "/" not in p])
-    paths = [p.strip("/") for p in patterns if "/" in p]
+    by_name = compiled([p.rstrip("/") for p in patterns if "/" not in p.rstrip("/")])
+    paths = [p.strip("/") for p in patterns if "/" in p.rstrip("/")]
     if paths:
         by_path = compiled(paths)
         return lambda name, prefix: by_name(name) is not None or by_path(prefix + name) is not None

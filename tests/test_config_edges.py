@@ -1,0 +1,189 @@
+"""The configuration file's edges a newcomer met (the reviewer r32n3): a closed
+stdout, a file that would shadow another, the written file's comments, ignore
+globs with a trailing slash, resolved paths, the watcher's own output file,
+and one-line messages."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SCALE, client, free_port, module, recv, until, write
+
+
+def run(cwd, *args, **kwargs):
+    """`sigreload ARGS` run to completion in ``cwd``."""
+    return subprocess.run(module("sigreload") + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, stdin=subprocess.DEVNULL, timeout=30 * SCALE, **kwargs)
+
+
+@pytest.mark.parametrize("command", [
+    module("sigreload") + ["config"],
+    module("sigreload") + ["init", "--config"],
+    [sys.executable, "-c", "from sigreload.starter import main; main()", "--config"],  # sigreload-init
+])
+def test_a_closed_stdout_ends_quietly(tmp_path, command):
+    """`sigreload config | head -1` printed a BrokenPipeError traceback (3 runs of 10):
+    a reader gone before the printing is the same, every time."""
+    read, written = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(command, stdout=written, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    finally:
+        os.close(written)
+    assert done.returncode == 141 and done.stderr == "", done
+
+
+@pytest.mark.parametrize("where", ["pyproject here", "sigreload.toml above"])
+def test_init_config_refuses_to_shadow_a_file_unless_forced(tmp_path, where):
+    """It wrote a sigreload.toml of defaults that then won over the project's settings, with no word."""
+    here = tmp_path / "below" if where.endswith("above") else tmp_path
+    here.mkdir(exist_ok=True)
+    existing = tmp_path / ("sigreload.toml" if where.endswith("above") else "pyproject.toml")
+    write(existing, ("" if existing.name == "sigreload.toml" else "[tool.sigreload]\n") + "port = 8106\n")
+    refused = run(here, "init", "--config")
+    assert refused.returncode == 1 and not (here / "sigreload.toml").exists(), refused
+    assert refused.stderr == f"sigreload-init: {existing} configures sigreload here; a sigreload.toml would " \
+                             f"shadow it (pass --force to write one anyway)\n"
+    forced = run(here, "init", "--config", "--force")
+    assert forced.returncode == 0 and (here / "sigreload.toml").exists(), forced
+
+
+def shown(cwd, *args, **kwargs):
+    """`sigreload config ARGS` in ``cwd``: {key: value text} (None: not set)."""
+    done = run(cwd, "config", *args, **kwargs)
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for line in done.stdout.splitlines()[1:]:
+        setting = line.split(" # ", 1)[0].strip()
+        if not line.startswith("# exec runs in "):
+            key, _, value = setting.lstrip("# ").partition(" = ")
+            found[key.split(" ")[0]] = None if "(not set)" in setting else value
+    return found
+
+
+def test_init_configs_every_line_uncommented_is_the_default_but_where_it_says(tmp_path):
+    """Uncommenting `livereload = 35729` turned LiveReload on, silently; the exec line said
+    "(run in ROOT)" though a file's build runs in the file's folder."""
+    defaults = shown(tmp_path)
+    assert run(tmp_path, "init", "--config").returncode == 0
+    text = (tmp_path / "sigreload.toml").read_text()
+    assert "run in ROOT" not in text and "(run in this file's folder)" in text
+    marked = {line[2:].split(" = ")[0] for line in text.splitlines() if line.endswith("# off unless set: "
+                                                                                      "uncommenting turns it on")}
+    assert {"livereload", "proxy", "exec", "output", "app", "cert", "key", "editor"} <= marked
+    rows = text.splitlines()
+    strict = {rows[at + 1].split(" = ")[0][2:] for at, row in enumerate(rows) if "set here, a busy port is an" in row}
+    assert strict == {"port", "ws-port"}
+    lines = [line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()]
+    write(tmp_path / "sigreload.toml", "\n".join(lines) + "\n")
+    everything = shown(tmp_path)
+    changed = {key for key in defaults if everything[key] != defaults[key] and key != "root"}
+    assert changed == marked, (changed, marked)
+    assert everything["root"] == f'"{tmp_path}"'
+
+
+def test_a_trailing_slash_does_not_anchor_a_files_ignore_glob(tmp_path):
+    """`"d1/"` (gitignore style: a folder anywhere) was rebased to `../../d1` from a folder below
+    the file and ignored nothing; `./d2` is anchored at the file's folder (README)."""
+    from sigreload.watching import file_tree, signatures
+
+    write(tmp_path / "sigreload.toml", 'ignore = ["d1/", "./d2", "/d3/"]\n')
+    for rel in ("d1/a.html", "deep/d1/b.html", "d2/c.html", "deep/d2/kept.html", "d3/e.html", "kept.html"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / rel, "x")
+    (tmp_path / "deep" / "below").mkdir()
+    globs = eval(shown(tmp_path / "deep" / "below")["ignore"])  # a TOML list of strings: Python's too
+    assert globs == ["d1/", "/d2", "/d3"]  # relative to ROOT, the file's folder: anchored
+    found = file_tree.snapshot(str(tmp_path), signatures.DEFAULT_IGNORE + tuple(globs))
+    assert sorted(os.path.relpath(path, tmp_path) for path in found if path.endswith(".html")) == [
+        "deep/d2/kept.html", "kept.html"]
+    skip = signatures.matcher(["d1/"])  # the command line's --ignore d1/: the same
+    assert skip("d1", "deep/") and skip("d1", "") and not skip("d2", "deep/")
+
+
+def test_config_prints_the_command_lines_paths_resolved(tmp_path):
+    """README: "resolved (paths absolute)"; it printed `root = "../../.."` and `output = "site"`."""
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    found = shown(here, "../..", "--exec", "make", "--output", "site", "--https", "--cert", "c.pem")
+    assert found["root"] == f'"{tmp_path}"' and found["output"] == f'"{here / "site"}"'
+    assert found["cert"] == f'"{here / "c.pem"}"'
+    assert shown(here)["root"] == f'"{here}"'
+
+
+def silent(page, quiet=2):
+    """Whether no message comes for ``quiet`` seconds (the absence is what is tested)."""
+    try:
+        page.recv(timeout=quiet * SCALE)
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
+    """`sigreload > nohup.out` in ROOT: each log line was a change, told, logged: a loop
+    (1,972 lines in 11 s). Here a name no default ignores: the watcher knows the file
+    its stdout and stderr write to by its device and inode."""
+    from sigreload.watching import signatures
+
+    assert "nohup.out" in signatures.DEFAULT_IGNORE
+    write(tmp_path / "index.html", "<h1>page</h1>")
+    http_port, ws_port, log = free_port(), free_port(), tmp_path / "sigreload.out"
+    log.touch()  # read before the shell makes it
+    stack = procs(["sh", "-c", 'exec "$@" > sigreload.out 2>&1', "sh", *module("sigreload"), "-v",
+                   "--port", http_port, "--ws-port", ws_port], cwd=tmp_path)
+    until(lambda: "watching" in log.read_text() and " serving " in log.read_text(), 20, "sigreload's start")
+    with client(ws_port) as page:
+        recv(page)  # hello; the broadcaster logs the client (-v), a write to sigreload.out
+        assert silent(page), log.read_text()
+        write(tmp_path / "index.html", "<h1>edited</h1>")
+        assert '"reload"' in recv(page, 10), log.read_text()
+        assert silent(page), log.read_text()  # its log lines brought no reload either
+    assert stack.popen.poll() is None
+
+
+@pytest.mark.parametrize("text, line", [
+    ("[tool.sigreload]\nport = 8107\n", "[tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
+                                       "top-level keys (port = 8001, no table)"),
+    ("interval = 0\n", "interval takes a number of seconds above 0, not 0"),
+    ("interval = -1.5\n", "interval takes a number of seconds above 0, not -1.5"),
+])
+def test_messages_a_newcomer_needs_are_one_line(tmp_path, text, line):
+    write(tmp_path / "sigreload.toml", text)
+    done = run(tmp_path, "config")
+    assert done.returncode == 2 and done.stderr == f"sigreload: {tmp_path / 'sigreload.toml'}: {line}\n", done
+
+
+@pytest.mark.parametrize("command", [["sigreload"], ["sigreload-watch"]])
+@pytest.mark.parametrize("interval", ["0", "-1", "nan"])
+def test_an_interval_not_above_0_on_the_command_line_is_one_line(tmp_path, command, interval):
+    name = {"sigreload": "sigreload", "sigreload-watch": "watcher"}[command[0]]
+    done = subprocess.run(module(name) + ["--interval", interval], capture_output=True, text=True, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    assert done.returncode == 2 and done.stderr.endswith(f"argument --interval: not above 0 seconds: {interval}\n")
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_tilde_in_a_files_path_is_home(tmp_path):
+    """As a shell expands `--root ~/site`; a file's "~/site" was a folder named ~ beside it."""
+    home = tmp_path / "home"
+    (home / "site").mkdir(parents=True)
+    write(tmp_path / "sigreload.toml", 'root = "~/site"\noutput = "~/out"\n')
+    found = shown(tmp_path, env={**os.environ, "HOME": str(home)})
+    assert found["root"] == f'"{home / "site"}"' and found["output"] == f'"{home / "out"}"'
+
+
+def test_a_switch_a_file_turns_on_the_command_line_turns_off(tmp_path):
+    """`morph = true` in the file could not be undone for one run: --no-morph now."""
+    from sigreload import cli
+
+    write(tmp_path / "sigreload.toml", "morph = true\nlan = true\nverbose = true\n")
+    found = shown(tmp_path, "--no-morph", "--no-lan", "--no-verbose")
+    assert (found["morph"], found["lan"], found["verbose"]) == ("false", "false", "false")
+    assert shown(tmp_path)["morph"] == "true"
+    args = cli.make_parser().parse_args(["--morph", "--no-morph", "--follow"])
+    argv = cli.children_argv(args, 1)["broadcast"]
+    assert "--follow" in argv and "--morph" not in argv and "--no-morph" not in argv
