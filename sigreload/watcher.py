@@ -93,7 +93,7 @@ class Notifier:
             self.tell([], signal.SIGUSR1, self.failed)
 
     def __call__(self, paths: list[str]) -> None:
-        paths = [p for p in paths if not transient(p) and not own_output(p)]  # no edit: a temporary, our log
+        paths = [p for p in paths if not transient(p, paths) and not own_output(p)]  # no edit: a temporary, our log
         if not paths:
             return
         if self.builder:

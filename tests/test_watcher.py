@@ -786,6 +786,9 @@ def test_editors_temporary_names_never_reach_the_pages(procs, broadcaster, site)
         notifier([str(site / "sedXy12Zw")])  # a burst of nothing but a temporary: no signal at all
         notifier([str(site / "sedentary")])
         assert json.loads(recv(ws))["paths"] == ["/sedentary"]
+        # sed's all-lowercase 0.5%, renamed onto the page in the same burst (the fresh clone, 1 in 30 saves)
+        notifier([str(site / "sedvymnqj"), str(site / "index.html")])
+        assert json.loads(recv(ws))["paths"] == ["/index.html"]
 
 
 def test_sed_and_atomic_saves_reload_with_the_real_name_only(watched):

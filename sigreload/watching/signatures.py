@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 Signature = tuple[int, int, int, int]  # mtime_ns, size, inode, ctime_ns
 Stamp = tuple[int, int, int]  # a folder's: mtime_ns, ctime_ns, inode
@@ -37,13 +37,21 @@ DEFAULT_IGNORE = (
 # that is gone by the time its burst is told was renamed into place or dropped:
 # what matters is the file it became. Six random letters hold a capital or a
 # digit (all but 0.5% of them do): a deleted ``sedentary`` or ``app.coffee`` is told.
+# sed's other 0.5% (``sedvymnqj``) is its temporary when a file beside it that is
+# there changed in the same burst (the one it was renamed onto: the suite saw one).
 RANDOM6 = r"(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{6}"
 TEMPORARY = re.compile(rf"sed{RANDOM6}|tmp[a-z0-9_]{{8}}(\..*)?|.+\.{RANDOM6}|.+\.[0-9a-f]{{8}}")
+SED_LOWER = re.compile(r"sed[a-z]{6}")
 
 
-def transient(path: str) -> bool:
-    """Whether ``path`` was an atomic writer's temporary: a TEMPORARY name, gone now."""
-    return TEMPORARY.fullmatch(os.path.basename(path)) is not None and not os.path.lexists(path)
+def transient(path: str, burst: Collection[str] = ()) -> bool:
+    """Whether ``path`` was an atomic writer's temporary: a TEMPORARY name, gone now
+    (or an all-lowercase sed one, gone, beside a file of ``burst`` that is there)."""
+    name, folder = os.path.basename(path), os.path.dirname(path)
+    if TEMPORARY.fullmatch(name) is None and not (SED_LOWER.fullmatch(name) and any(
+            p != path and os.path.dirname(p) == folder and os.path.lexists(p) for p in burst)):
+        return False
+    return not os.path.lexists(path)
 
 
 def own_output(path: str) -> bool:
