@@ -97,7 +97,7 @@ def as_user(user, *argv):
 def start(procs, root, web, ws, state):
     proc = procs(module("sigreload") + [root, "--port", web, "--ws-port", ws],
                  env={**os.environ, "XDG_STATE_HOME": str(state)}, cwd=root)
-    proc.wait_seen(r"serving .* at http://127\.0\.0\.1")
+    proc.wait_stack()  # (before, not the watcher's line: an edit before its first look was no change)
     proc.wait_seen(r"ready on ws://")
     return proc
 
