@@ -337,6 +337,18 @@ def network_host(tag):
         host.delete()
 
 
+@contextlib.contextmanager
+def network_devices(tag, count):
+    """A network_host with ``count`` more source addresses on it: (host, addresses),
+    each address one device of the LAN (a phone, a laptop, an attacker's)."""
+    with network_host(tag) as host:
+        net = host.there.rsplit(".", 1)[0]
+        sources = [f"{net}.{n}" for n in range(3, 3 + count)]
+        for address in sources:
+            host.ip("addr", "add", f"{address}/24", "dev", "eth9", inside=True)
+        yield host, sources
+
+
 class NetworkHost:
     """A second host for the test: a network namespace of its own, joined to
     this machine by a veth pair (root only). ``here`` is this machine's address

@@ -11,7 +11,7 @@ import pytest
 from test_hardening import limit_fds
 from test_load import opens
 
-from apps import network_host
+from apps import network_devices
 from conftest import SCALE, free_port, module
 from sigreload.serving import limits
 from sigreload.serving.limits import Crowd
@@ -69,12 +69,8 @@ def test_a_lan_newcomer_lets_go_of_a_lan_connection_idle_longest_never_of_this_m
 
 @pytest.fixture
 def crowded_host():
-    with network_host(LAN_TAG) as host:
-        net = host.there.rsplit(".", 1)[0]
-        sources = [f"{net}.{n}" for n in range(3, 3 + DEVICES)]
-        for address in sources:
-            host.ip("addr", "add", f"{address}/24", "dev", "eth9", inside=True)
-        yield host, sources
+    with network_devices(LAN_TAG, DEVICES) as found:
+        yield found
 
 
 def test_3000_lan_sockets_from_59_devices_under_1024_open_files_leave_pages_of_this_machine_room(

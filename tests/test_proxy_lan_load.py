@@ -12,7 +12,7 @@ import pytest
 from test_load import get_42
 from test_proxy_field import Upstream, reply
 
-from apps import network_host
+from apps import network_devices
 from conftest import SCALE, free_port, module, run_async
 from sigreload.serving import forwarding
 
@@ -61,12 +61,8 @@ asyncio.run(main())
 
 @pytest.fixture
 def lan_host():
-    with network_host(LAN_TAG) as host:
-        net = host.there.rsplit(".", 1)[0]
-        sources = [f"{net}.{n}" for n in range(3, 3 + DEVICES)]
-        for address in sources:
-            host.ip("addr", "add", f"{address}/24", "dev", "eth9", inside=True)
-        yield host, sources
+    with network_devices(LAN_TAG, DEVICES) as found:
+        yield found
 
 
 class App:
