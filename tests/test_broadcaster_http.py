@@ -3,13 +3,20 @@ siblings), byte by byte over raw sockets: HEAD is GET's headers alone; a
 conditional GET is answered as RFC 9110 13.1.2 says (``*``, weak comparison),
 and its 304 carries the validators and no content."""
 
+import dataclasses
 import socket
 
 import pytest
+from websockets.http11 import Request
 
 from conftest import ROOT, SCALE, free_port, module
 
 SOURCE = (ROOT / "snippet" / "reload.js").read_bytes()
+# websockets 17 reads any method; 16 (the newest for Python 3.10) closes the
+# connection on anything but GET, before sigreload sees it: GET is all it answers.
+ANY_METHOD = "method" in {field.name for field in dataclasses.fields(Request)}
+METHODS = ("GET", "HEAD") if ANY_METHOD else ("GET",)
+needs_any_method = pytest.mark.skipif(not ANY_METHOD, reason="websockets < 17 (Python 3.10) takes GET alone")
 
 
 @pytest.fixture
@@ -44,6 +51,7 @@ def etag(port):
     return fields["etag"]
 
 
+@needs_any_method
 def test_head_is_the_get_headers_without_a_body(port):
     status, got, _ = exchange(port, "GET")
     head_status, fields, rest = exchange(port, "HEAD")
@@ -55,7 +63,7 @@ def test_head_is_the_get_headers_without_a_body(port):
 def test_if_none_match_star_and_weak_tags_are_304_with_the_validators(port):
     tag = etag(port)
     for value in ("*", tag, f"W/{tag}", f'"other", W/{tag}', f'"other",{tag}'):
-        for method in ("GET", "HEAD"):
+        for method in METHODS:
             status, fields, rest = exchange(port, method, headers=[f"If-None-Match: {value}"])
             assert status == 304 and rest == b"", (value, method, status)
             assert fields["etag"] == tag and fields["cache-control"] == "no-cache", fields
@@ -69,10 +77,11 @@ def test_the_versioned_and_sibling_urls_answer_the_same_way(port):
     for path in ("/reload.js?v=0123456789abcdef", "/overlay.js"):
         status, fields, _ = exchange(port, "GET", path)
         assert status == 200
-        status, again, rest = exchange(port, "HEAD", path, [f"If-None-Match: {fields['etag']}"])
+        status, again, rest = exchange(port, METHODS[-1], path, [f"If-None-Match: {fields['etag']}"])
         assert status == 304 and rest == b"" and again["etag"] == fields["etag"]
 
 
+@needs_any_method
 def test_other_methods_are_405(port):
     status, fields, _ = exchange(port, "POST", headers=["Content-Length: 0"])
     assert status in (400, 405) and "GET" in fields.get("allow", "GET"), status  # websockets < 15: its own 400
