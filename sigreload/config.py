@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -124,14 +125,26 @@ def read(path: Path) -> tuple[dict[str, Any], str | None]:
         if why := ("not a file" if not stat.S_ISREG(info.st_mode) else untrusted(info)):
             return {}, why
         try:
-            document: dict[str, Any] = tomllib.load(file)
+            text = file.read().decode()
+            document: dict[str, Any] = tomllib.loads(text)
             return document, None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+            raise ConfigError(f"{path}: not valid TOML: {twice(text, str(exc)) or exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read it: {exc}") from None
         except RecursionError:  # arrays nested thousands deep
             raise ConfigError(f"{path}: not valid TOML: nested too deep") from None
+
+
+def twice(text: str, error: str) -> str | None:
+    """tomllib's "Cannot overwrite a value (at line 3, column 8)" as the key it
+    means ("line 3: port is set twice"); None for any other error."""
+    found = re.fullmatch(r"Cannot overwrite a value \(at line (\d+), column \d+\)", error)
+    lines = text.splitlines()
+    if not found or not 0 < int(found[1]) <= len(lines):
+        return None
+    key = lines[int(found[1]) - 1].split("=", 1)[0].strip()
+    return f"line {found[1]}: {key} is set twice (a key takes one value)"
 
 
 def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

@@ -14,6 +14,7 @@ The commands: ``sigreload`` (all-in-one), ``http`` (sigreload-http),
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +36,16 @@ def port(text: str) -> int:
 
 
 def seconds(text: str) -> float:
-    """A time above zero, in seconds: argparse's type for ``--interval`` (0 would spin)."""
+    """A time above zero, in seconds: argparse's type for every time option
+    (``--interval`` 0 would spin; ``--idle-timeout`` 0 would close every connection at once)."""
     try:
         number = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not number > 0:  # NaN too
         raise argparse.ArgumentTypeError(f"not above 0 seconds: {text}")
+    if number == math.inf:
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text}")
     return number
 
 
@@ -127,7 +131,7 @@ OPTIONS = (
                      "http": "serve your app server at URL (on this machine) instead of ROOT, as a reverse "
                              "proxy"}, ("sigreload", "http"), metavar="URL", group=HTTP, passed=False),
     Option("idle-timeout", "the file server closes a connection that sends nothing for this long (an idle "
-                           "keep-alive, a half-sent request; default: %(default)s)", ("http",), kind=float,
+                           "keep-alive, a half-sent request; default: %(default)s)", ("http",), kind=seconds,
            default=IDLE_TIMEOUT, metavar="SECONDS"),
     Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s, or the next free "
                                     "one when it is busy)",
@@ -142,7 +146,7 @@ OPTIONS = (
            ("sigreload", "broadcast"), repeat=True, metavar="ORIGIN", group=WS),
     Option("allow-file-pages", FILE_PAGES_HELP, ("sigreload", "broadcast"), kind=bool, group=WS),
     Option("ping-interval", "keepalive: a client silent for twice this is dropped (s)", ("broadcast",),
-           kind=float, default=10.0),
+           kind=seconds, default=10.0),
     Option("livereload", "also speak the LiveReload protocol on PORT (default: 35729, the browser extensions' "
                          "port) and serve /livereload.js there", ("sigreload", "broadcast"), kind=port,
            const=35729, metavar="PORT", group=WS),

@@ -3,6 +3,7 @@
 It never overwrites a file unless told to (``--force``).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,11 +12,13 @@ from sigreload import command_line
 INIT_RFILE = """\
 # Live reload for this folder with sigreload: run `r` here (rfilerunner's
 # command runner, installed with sigreload; `rfile` in zsh, whose `r` is a
-# built-in). Settings from the environment: PORT (8000, or the next free one),
-# WS_PORT (5678, or the next free one), LAN=1.
+# built-in). Settings: sigreload.toml or [tool.sigreload] in pyproject.toml
+# when there is one (`sigreload config` shows them), else this folder on
+# 8000 and 5678 (or the next free ports); the environment wins over both:
+# PORT, WS_PORT, LAN=1.
 all: |
-  # serve this folder, watch it, live-reload its pages
-  SIGRELOAD_UNDER_R=1 exec sigreload . ${PORT:+--port "$PORT"} ${WS_PORT:+--ws-port "$WS_PORT"} ${LAN:+--lan}
+  # serve the root (the configuration file's, or this folder), watch it, live-reload its pages
+  SIGRELOAD_UNDER_R=1 exec sigreload ${PORT:+--port "$PORT"} ${WS_PORT:+--ws-port "$WS_PORT"} ${LAN:+--lan}
 
 reload: |
   # reload every connected page
@@ -64,12 +67,28 @@ def init(argv: list[str] | None) -> None:
             sys.exit(f"sigreload-init: {name} exists here; rfilerunner would not know which to use")
     if (here / "rfile.yml").exists() and not args.force:
         sys.exit("sigreload-init: rfile.yml exists; pass --force to overwrite it")
+    root, url, found = served(here)
     (here / "rfile.yml").write_text(INIT_RFILE)
-    print("sigreload-init: wrote rfile.yml")
-    if not any(here.glob("*.html")):
-        (here / "index.html").write_text(INIT_PAGE)
-        print("sigreload-init: wrote index.html (the folder had no page)")
-    print("sigreload-init: run `r` here (`rfile` in zsh), then open http://127.0.0.1:8000/")
+    print("sigreload-init: wrote rfile.yml" + (f" (settings from {found})" if found else ""))
+    if root.is_dir() and not any(root.glob("*.html")):
+        (root / "index.html").write_text(INIT_PAGE)
+        print(f"sigreload-init: wrote {os.path.relpath(root / 'index.html')} (the folder had no page)")
+    print(f"sigreload-init: run `r` here (`rfile` in zsh), then open {url}")
+
+
+def served(here: Path) -> tuple[Path, str, Path | None]:
+    """What `sigreload` will serve from ``here``: its root, its address and the
+    configuration file that says so (None: the defaults); one line and exit 2
+    for a file that cannot be used."""
+    from sigreload import cli, config
+
+    found = config.or_exit("sigreload-init", cli.make_parser(), here)
+    values = found.values
+    host = values.get("host", "127.0.0.1")
+    host = "127.0.0.1" if values.get("lan") or host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    scheme = "https" if values.get("https") or values.get("cert") else "http"
+    url = f"{scheme}://{host}:{values.get('port', 8000)}/"
+    return Path(values.get("root") or found.folder or here), url, found.path
 
 
 def write_config(path: Path, force: bool) -> None:

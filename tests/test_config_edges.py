@@ -150,6 +150,8 @@ def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
                                        "top-level keys (port = 8001, no table)"),
     ("interval = 0\n", "interval takes a number of seconds above 0, not 0"),
     ("interval = -1.5\n", "interval takes a number of seconds above 0, not -1.5"),
+    ("port = 8107\nws-port = 5690\nport = 8108\n",
+     "not valid TOML: line 3: port is set twice (a key takes one value)"),
 ])
 def test_messages_a_newcomer_needs_are_one_line(tmp_path, text, line):
     write(tmp_path / "sigreload.toml", text)
@@ -157,13 +159,13 @@ def test_messages_a_newcomer_needs_are_one_line(tmp_path, text, line):
     assert done.returncode == 2 and done.stderr == f"sigreload: {tmp_path / 'sigreload.toml'}: {line}\n", done
 
 
-@pytest.mark.parametrize("command", [["sigreload"], ["sigreload-watch"]])
+@pytest.mark.parametrize("command, option", [("sigreload", "--interval"), ("watcher", "--interval"),
+                                             ("http_server", "--idle-timeout"), ("broadcaster", "--ping-interval")])
 @pytest.mark.parametrize("interval", ["0", "-1", "nan"])
-def test_an_interval_not_above_0_on_the_command_line_is_one_line(tmp_path, command, interval):
-    name = {"sigreload": "sigreload", "sigreload-watch": "watcher"}[command[0]]
-    done = subprocess.run(module(name) + ["--interval", interval], capture_output=True, text=True, cwd=tmp_path,
+def test_a_time_not_above_0_on_the_command_line_is_one_line(tmp_path, command, option, interval):
+    done = subprocess.run(module(command) + [option, interval], capture_output=True, text=True, cwd=tmp_path,
                           stdin=subprocess.DEVNULL, timeout=30 * SCALE)
-    assert done.returncode == 2 and done.stderr.endswith(f"argument --interval: not above 0 seconds: {interval}\n")
+    assert done.returncode == 2 and done.stderr.endswith(f"argument {option}: not above 0 seconds: {interval}\n")
     assert "Traceback" not in done.stderr, done.stderr
 
 

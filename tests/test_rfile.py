@@ -126,6 +126,31 @@ def test_init_writes_an_rfile_that_r_runs_and_never_overwrites(procs, tmp_path):
     assert forced.returncode == 0 and not (tmp_path / "rfile.yml").read_text().endswith("# mine\n")
 
 
+
+def test_init_follows_the_configuration_file(procs, tmp_path):
+    """With a sigreload.toml, `sigreload init` writes its page into the file's root and
+    prints the file's port, and the rfile's `r` serves that root on that port."""
+    import subprocess
+    import urllib.request
+
+    from conftest import module
+
+    if not shutil.which("sigreload"):
+        pytest.skip("sigreload is not installed (pip install -e .)")
+    http, ws = free_port(), free_port()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "sigreload.toml").write_text(f'root = "site"\nport = {http}\nws-port = {ws}\n')
+    init = subprocess.run(module("sigreload") + ["init"], cwd=tmp_path, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    assert (tmp_path / "site" / "index.html").exists() and not (tmp_path / "index.html").exists()
+    assert f"http://127.0.0.1:{http}/" in init.stdout and "sigreload.toml" in init.stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "WS_PORT", "LAN")}
+    proc = procs(["r"], cwd=tmp_path, env=env)
+    proc.wait_seen(f"serving {tmp_path / 'site'} at http://127.0.0.1:{http}/")
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/") as page:
+        assert b"It works" in page.read()
+
+
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle (uv trusts its own list, else)
 
 
