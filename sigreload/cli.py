@@ -24,7 +24,8 @@ MOVING = {"http": ("the HTTP server", "port", 0), "broadcast": ("the broadcaster
 MOST_MOVES = 3  # a default port taken between the look and the bind: moved on this often, then stopped
 PORT_TRIES = 20  # a busy default port: the next free one among this many (as Vite does)
 SUBCOMMANDS = {"reload": discovery.reload_main, "css": discovery.css_main, "init": starter.main,
-               "config": lambda argv: config_text.show(make_parser(), argv)}
+               "config": lambda argv: config_text.show(make_parser(), argv)}  # config: even beside a
+# folder of that name (cookiecutter-django's settings): it starts nothing, and says how to serve the folder
 
 log = logging.getLogger("sigreload")
 
@@ -162,7 +163,7 @@ def run(argv: list[str] | None = None) -> None:
     if os.path.basename(sys.argv[0]) == "__main__.py":  # python -m sigreload: argparse says `usage: sigreload`
         sys.argv[0] = "sigreload"
     argv = bare_livereload(sys.argv[1:] if argv is None else list(argv))
-    if argv[:1] and argv[0] in SUBCOMMANDS and not os.path.isdir(argv[0]):
+    if argv[:1] and argv[0] in SUBCOMMANDS and (argv[0] == "config" or not os.path.isdir(argv[0])):
         return SUBCOMMANDS[argv[0]](argv[1:])
     args, explicit = parse(argv)
     command_line.folder_or_exit(args.root, "sigreload")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
 import stat
@@ -139,12 +140,13 @@ def read(path: Path) -> tuple[dict[str, Any], str | None]:
 def twice(text: str, error: str) -> str | None:
     """tomllib's "Cannot overwrite a value (at line 3, column 8)" as the key it
     means ("line 3: port is set twice"); None for any other error."""
-    found = re.fullmatch(r"Cannot overwrite a value \(at line (\d+), column \d+\)", error)
+    found = re.fullmatch(r"Cannot overwrite a value \(at (?:line (\d+), column \d+|end of document)\)", error)
     lines = text.splitlines()
-    if not found or not 0 < int(found[1]) <= len(lines):
+    number = int(found[1] or len(lines)) if found else 0  # at the end: its last line, with no newline after
+    if not 0 < number <= len(lines):
         return None
-    key = lines[int(found[1]) - 1].split("=", 1)[0].strip()
-    return f"line {found[1]}: {key} is set twice (a key takes one value)"
+    key = lines[number - 1].split("=", 1)[0].strip()
+    return f"line {number}: {key} is set twice (a key takes one value)"
 
 
 def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -216,8 +218,9 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
     parser.set_defaults(**{**root, **{dest: value for dest, value in found.values.items() if dest in own}})
     args = parser.parse_args(argv)
     on_command_line = given(parser, argv)
-    if "ignore" in own:
-        args.ignore = [rooted(glob, args.root) for glob in args.ignore]
+    if "ignore" in own:  # the file's globs (first: append adds to its list) made absolute by anchored()
+        from_file = len(found.values.get("ignore", []))
+        args.ignore = [rooted(glob, args.root) for glob in args.ignore[:from_file]] + args.ignore[from_file:]
     if "build" in own:
         from_file = "build" in found.values and "build" not in on_command_line
         args.exec_dir = found.folder if from_file and args.build else None  # None: ROOT
@@ -234,9 +237,10 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
     elif action.type in (int, float, port, seconds):
         kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)",
-                seconds: "a number of seconds above 0"}[action.type]
+                seconds: "a finite number of seconds above 0"}[action.type]
         ok = isinstance(value, int | float if action.type in (float, seconds) else int) and not isinstance(value, bool)
-        ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds or value > 0)
+        ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds
+                                                                          or 0 < value < math.inf)
         if action.nargs == "?" and value is True:  # --livereload alone: its default port
             ok, value = True, action.const
         elif action.nargs == "?":

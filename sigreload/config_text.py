@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 from sigreload.config import PATHS, Settings, keys, parse
@@ -69,6 +70,8 @@ def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     paths absolute (the command line's resolved against the current folder, as sigreload does)."""
     parser.prog = "sigreload config"
     args, found, on_command_line = parse("sigreload", parser, argv)
+    if os.path.isdir("config"):
+        print("sigreload config: ./config is a folder here; `sigreload ./config` serves it", file=sys.stderr)
     print(f"# sigreload's settings here; file: {found.path or 'none (sigreload.toml or pyproject.toml)'}")
     for key, action in keys(parser).items():
         value = getattr(args, action.dest)

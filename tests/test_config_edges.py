@@ -114,6 +114,21 @@ def test_config_prints_the_command_lines_paths_resolved(tmp_path):
     assert shown(here)["root"] == f'"{here}"'
 
 
+
+def test_the_command_lines_anchored_ignore_stays_anchored_at_root(procs, tmp_path):
+    """`--ignore /y` (README: a glob with a `/` at its start matches the path under the
+    folder) reached the watcher as `../../../../y`, taken for a path on disk, and ignored
+    nothing (r32n4); a file's own anchored glob beside it still works."""
+    for rel in ("y/a.html", "sub/y/b.html", "d3/c.html", "kept.html"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / rel, "x")
+    assert eval(shown(tmp_path, "--ignore", "/y")["ignore"]) == ["/y"]
+    write(tmp_path / "sigreload.toml", 'ignore = ["/d3"]\n')
+    assert eval(shown(tmp_path / "sub", "--ignore", "/y")["ignore"]) == ["/d3", "/y"]
+    main = procs(module("sigreload") + ["--no-http", "--ws-port", free_port(), "--ignore", "/y"], cwd=tmp_path)
+    assert main.wait_seen(r"watching \S+: (\d+) files").group(1) == "3"  # sub/y/b.html, kept.html, the toml
+
+
 def silent(page, quiet=2):
     """Whether no message comes for ``quiet`` seconds (the absence is what is tested)."""
     try:
@@ -148,8 +163,10 @@ def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
 @pytest.mark.parametrize("text, line", [
     ("[tool.sigreload]\nport = 8107\n", "[tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
                                        "top-level keys (port = 8001, no table)"),
-    ("interval = 0\n", "interval takes a number of seconds above 0, not 0"),
-    ("interval = -1.5\n", "interval takes a number of seconds above 0, not -1.5"),
+    ("interval = 0\n", "interval takes a finite number of seconds above 0, not 0"),
+    ("interval = -1.5\n", "interval takes a finite number of seconds above 0, not -1.5"),
+    ("interval = inf\n", "interval takes a finite number of seconds above 0, not inf"),
+    ("port = 8107\nport = 8108", "not valid TOML: line 2: port is set twice (a key takes one value)"),
     ("port = 8107\nws-port = 5690\nport = 8108\n",
      "not valid TOML: line 3: port is set twice (a key takes one value)"),
 ])
