@@ -18,29 +18,20 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import os
-import re
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sigreload.options import port, seconds
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same API from PyPI
-    import tomli as tomllib
+from sigreload.config_files import (
+    ConfigError as ConfigError,  # re-exported: the error every reader catches
+    read,
+)
+from sigreload.options import LEAST_SECONDS, MOST_SECONDS, port, seconds
 
 NAMES = ("sigreload.toml", "pyproject.toml")  # in one folder, the first wins
 PATHS = {"root", "output", "cert", "key"}  # keys whose values are paths: relative to the file
-MOST_BYTES = 1 << 20  # a larger file is not read (an 80 MB pyproject.toml took 39 s)
-
-
-class ConfigError(Exception):
-    """A configuration file that cannot be used: the message is the whole line."""
 
 
 @dataclass
@@ -74,79 +65,27 @@ def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str,
                     skipped.append(f"{path}: {why}: skipped")
                 continue
             if name == "pyproject.toml":
-                table = table.get("tool", {}).get("sigreload")
-                if table is None:
+                tool = table.get("tool", {})
+                ours = tool.get("sigreload") if isinstance(tool, dict) else None  # `tool = 5`: not ours
+                if ours is None:
                     continue
-                if not isinstance(table, dict):
+                if not isinstance(ours, dict):
                     raise ConfigError(f"{path}: [tool.sigreload] must be a table")
+                table = ours
             return path, table
     return None
 
 
-def untrusted(info: os.stat_result) -> str | None:
-    """Why a file with this stat is not read (None: it is): not this user's, or
-    someone else may write it (anyone; or a group with other members). The file
-    can name a build command (``exec``), and a folder above may be shared."""
-    if info.st_uid != os.getuid():
-        return f"not yours (owner uid {info.st_uid})"
-    if info.st_mode & 0o002:
-        return "anyone can write it (chmod o-w it)"
-    if info.st_mode & 0o020 and shared(info.st_gid):
-        return "its group can write it, and has other members (chmod g-w it)"
-    if info.st_size > MOST_BYTES:
-        return f"larger than {MOST_BYTES >> 20} MiB"
-    return None
 
 
-def shared(gid: int) -> bool:
-    """Whether group ``gid`` may hold another user (not this user's own private group)."""
-    import grp
-    import pwd
-
-    try:
-        group = grp.getgrgid(gid)
-    except KeyError:
-        return True
-    others = set(group.gr_mem) - {pwd.getpwuid(os.getuid()).pw_name}
-    return bool(others) or gid != os.getgid() or any(p.pw_gid == gid and p.pw_uid != os.getuid()
-                                                      for p in pwd.getpwall())
 
 
-def read(path: Path) -> tuple[dict[str, Any], str | None]:
-    """The TOML document at ``path``, or why it is not read (``untrusted``),
-    judged by the file opened, not by its name: a link or a file swapped
-    between a look and the read cannot slip another user's file in. Its
-    syntax errors are a ConfigError."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO in its place never blocks us
-    except OSError as exc:
-        return {}, f"cannot read it ({exc.strerror})"
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if why := ("not a file" if not stat.S_ISREG(info.st_mode) else untrusted(info)):
-            return {}, why
-        try:
-            text = file.read().decode()
-            document: dict[str, Any] = tomllib.loads(text)
-            return document, None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {twice(text, str(exc)) or exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read it: {exc}") from None
-        except RecursionError:  # arrays nested thousands deep
-            raise ConfigError(f"{path}: not valid TOML: nested too deep") from None
 
 
-def twice(text: str, error: str) -> str | None:
-    """tomllib's "Cannot overwrite a value (at line 3, column 8)" as the key it
-    means ("line 3: port is set twice"); None for any other error."""
-    found = re.fullmatch(r"Cannot overwrite a value \(at (?:line (\d+), column \d+|end of document)\)", error)
-    lines = text.splitlines()
-    number = int(found[1] or len(lines)) if found else 0  # at the end: its last line, with no newline after
-    if not 0 < number <= len(lines):
-        return None
-    key = lines[number - 1].split("=", 1)[0].strip()
-    return f"line {number}: {key} is set twice (a key takes one value)"
+
+
+
+
 
 
 def keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -229,6 +168,8 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
 
 def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
     """``value`` if it has the type ``action`` takes, else a ConfigError naming the key and the type."""
+    if "\0" in str(value):  # a path with one is no path (and a traceback in os.path)
+        raise ConfigError(f"{path}: {key} holds a NUL character")
     if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(action, argparse._AppendAction):
@@ -237,10 +178,10 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
     elif action.type in (int, float, port, seconds):
         kind = {int: "a whole number", float: "a number", port: "a port (0 to 65535)",
-                seconds: "a finite number of seconds above 0"}[action.type]
+                seconds: f"a number of seconds from {LEAST_SECONDS} to {MOST_SECONDS:.0f}"}[action.type]
         ok = isinstance(value, int | float if action.type in (float, seconds) else int) and not isinstance(value, bool)
         ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds
-                                                                          or 0 < value < math.inf)
+                                                                          or LEAST_SECONDS <= value <= MOST_SECONDS)
         if action.nargs == "?" and value is True:  # --livereload alone: its default port
             ok, value = True, action.const
         elif action.nargs == "?":

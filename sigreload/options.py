@@ -14,7 +14,6 @@ The commands: ``sigreload`` (all-in-one), ``http`` (sigreload-http),
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,10 @@ def port(text: str) -> int:
     return number
 
 
+LEAST_SECONDS = 0.01  # shorter: --idle-timeout failed every request, without a word (r32a4)
+MOST_SECONDS = 86400.0  # a day; longer: the watcher's and sockets' timers overflowed (1e10: a traceback)
+
+
 def seconds(text: str) -> float:
     """A time above zero, in seconds: argparse's type for every time option
     (``--interval`` 0 would spin; ``--idle-timeout`` 0 would close every connection at once)."""
@@ -44,8 +47,8 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not number > 0:  # NaN too
         raise argparse.ArgumentTypeError(f"not above 0 seconds: {text}")
-    if number == math.inf:
-        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text}")
+    if not LEAST_SECONDS <= number <= MOST_SECONDS:
+        raise argparse.ArgumentTypeError(f"not from {LEAST_SECONDS} to {MOST_SECONDS:.0f} seconds: {text}")
     return number
 
 

@@ -161,6 +161,57 @@ def test_a_file_another_group_can_write_is_skipped(tmp_path):
     assert "port = 8104" in shown.stdout and not (tmp_path / "below" / "pwned").exists()
 
 
+
+def test_a_link_another_user_made_is_skipped(tmp_path):
+    """In a shared folder another user links sigreload.toml to the developer's own file
+    (one with a build): its folder became ROOT and the build ran there (r32a4)."""
+    if os.getuid() != 0:
+        pytest.skip("a link owned by another user needs root to make here")
+    mine = tmp_path / "home" / "site"
+    mine.mkdir(parents=True)
+    write(mine / "sigreload.toml", 'exec = "touch pwned"\noutput = "out"\n')
+    shared = tmp_path / "shared"
+    (shared / "dev").mkdir(parents=True)
+    (shared / "sigreload.toml").symlink_to(mine / "sigreload.toml")
+    os.lchown(shared / "sigreload.toml", 65534, 65534)
+    shown = run(shared / "dev", "config")
+    assert shown.returncode == 0 and "a link another user made (owner uid 65534): skipped" in shown.stderr, shown
+    assert f'root = "{shared / "dev"}"' in shown.stdout  # the default: here, not the shared folder
+    os.lchown(shared / "sigreload.toml", os.getuid(), os.getgid())  # one's own link is followed
+    assert f'root = "{shared}"' in run(shared / "dev", "config").stdout
+
+
+def test_a_file_an_acl_lets_others_write_is_skipped(tmp_path):
+    """`setfacl -m u:other:rw`: the group bits are then the ACL's mask, and the file's
+    private group said nothing about who may write it (r32a4)."""
+    import struct
+
+    write(tmp_path / "sigreload.toml", 'exec = "touch pwned"\n')
+    (tmp_path / "sigreload.toml").chmod(0o664)
+    entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 6, 65534), (0x04, 4, 0xFFFFFFFF), (0x10, 6, 0xFFFFFFFF),
+               (0x20, 4, 0xFFFFFFFF)]  # user::rw- user:65534:rw- group::r-- mask::rw- other::r--
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+    try:
+        os.setxattr(tmp_path / "sigreload.toml", "system.posix_acl_access", acl)
+    except (AttributeError, OSError) as exc:
+        pytest.skip(f"no POSIX ACLs here: {exc}")
+    shown = run(tmp_path, "config")
+    assert shown.returncode == 0 and "an ACL lets others write it (setfacl -b it): skipped" in shown.stderr, shown
+    assert 'exec = "touch pwned"' not in shown.stdout
+
+
+@pytest.mark.parametrize("text", ['tool = "x"\n', "tool = 5\n"])
+def test_a_pyproject_whose_tool_is_no_table_is_not_ours(tmp_path, text):
+    write(tmp_path / "pyproject.toml", text)
+    shown = run(tmp_path, "config")
+    assert shown.returncode == 0 and "file: none" in shown.stdout and shown.stderr == "", shown
+
+
+def test_a_nul_in_a_files_path_is_one_line(tmp_path):
+    write(tmp_path / "sigreload.toml", 'root = "a\\u0000b"\n')
+    shown = run(tmp_path, "config")
+    assert shown.returncode == 2 and shown.stderr.endswith("root holds a NUL character\n"), shown
+
 @pytest.mark.parametrize("text, line", [
     ("port = -1\n", "port takes a port (0 to 65535), not -1"),
     ("ws-port = 70000\n", "ws-port takes a port (0 to 65535), not 70000"),

@@ -163,9 +163,10 @@ def test_the_watcher_ignores_its_own_output_file_in_root(procs, tmp_path):
 @pytest.mark.parametrize("text, line", [
     ("[tool.sigreload]\nport = 8107\n", "[tool.sigreload] belongs in pyproject.toml; sigreload.toml takes "
                                        "top-level keys (port = 8001, no table)"),
-    ("interval = 0\n", "interval takes a finite number of seconds above 0, not 0"),
-    ("interval = -1.5\n", "interval takes a finite number of seconds above 0, not -1.5"),
-    ("interval = inf\n", "interval takes a finite number of seconds above 0, not inf"),
+    ("interval = 0\n", "interval takes a number of seconds from 0.01 to 86400, not 0"),
+    ("interval = -1.5\n", "interval takes a number of seconds from 0.01 to 86400, not -1.5"),
+    ("interval = inf\n", "interval takes a number of seconds from 0.01 to 86400, not inf"),
+    ("interval = 1e10\n", "interval takes a number of seconds from 0.01 to 86400, not 10000000000.0"),
     ("port = 8107\nport = 8108", "not valid TOML: line 2: port is set twice (a key takes one value)"),
     ("port = 8107\nws-port = 5690\nport = 8108\n",
      "not valid TOML: line 3: port is set twice (a key takes one value)"),
@@ -183,6 +184,16 @@ def test_a_time_not_above_0_on_the_command_line_is_one_line(tmp_path, command, o
     done = subprocess.run(module(command) + [option, interval], capture_output=True, text=True, cwd=tmp_path,
                           stdin=subprocess.DEVNULL, timeout=30 * SCALE)
     assert done.returncode == 2 and done.stderr.endswith(f"argument {option}: not above 0 seconds: {interval}\n")
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("value", ["1e10", "inf", "1e-6"])
+def test_a_time_out_of_bounds_on_the_command_line_is_one_line(tmp_path, value):
+    """1e10 overflowed the watcher's timer (a traceback, the stack stopped); 1e-6 failed every
+    request of the file server without a word (r32a4)."""
+    done = subprocess.run(module("http_server") + ["--idle-timeout", value], capture_output=True, text=True,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    assert done.returncode == 2 and done.stderr.endswith(f"not from 0.01 to 86400 seconds: {value}\n")
     assert "Traceback" not in done.stderr, done.stderr
 
 
@@ -206,3 +217,12 @@ def test_a_switch_a_file_turns_on_the_command_line_turns_off(tmp_path):
     args = cli.make_parser().parse_args(["--morph", "--no-morph", "--follow"])
     argv = cli.children_argv(args, 1)["broadcast"]
     assert "--follow" in argv and "--morph" not in argv and "--no-morph" not in argv
+
+
+def test_config_is_the_command_even_beside_a_config_folder(tmp_path):
+    """cookiecutter-django has a config/ folder: `sigreload config` served it, naming a
+    `sigreload-config` that does not exist (r32n4)."""
+    (tmp_path / "config").mkdir()
+    done = run(tmp_path, "config")
+    assert done.returncode == 0 and done.stdout.startswith("# sigreload's settings here"), done
+    assert done.stderr == "sigreload config: ./config is a folder here; `sigreload ./config` serves it\n"
