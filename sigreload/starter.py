@@ -3,6 +3,7 @@
 It never overwrites a file unless told to (``--force``).
 """
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -65,21 +66,22 @@ def init(argv: list[str] | None) -> None:
     for name in ("rfile", "rfile.yaml"):
         if (here / name).exists() and not args.force:
             sys.exit(f"sigreload-init: {name} exists here; rfilerunner would not know which to use")
-    if (here / "rfile.yml").exists() and not args.force:
-        sys.exit("sigreload-init: rfile.yml exists; pass --force to overwrite it")
-    root, url, found = served(here)
-    (here / "rfile.yml").write_text(INIT_RFILE)
+    root, url, found, pages = served(here)
+    written(here / "rfile.yml", INIT_RFILE, args.force)
     print("sigreload-init: wrote rfile.yml" + (f" (settings from {found})" if found else ""))
-    if root.is_dir() and not any(root.glob("*.html")):
-        (root / "index.html").write_text(INIT_PAGE)
+    if pages and not root.is_dir():
+        print(f"sigreload-init: {root} (the root) does not exist yet: `r` serves it once it does")
+    elif pages and not any(root.glob("*.htm")) and not any(root.glob("*.html")):
+        written(root / "index.html", INIT_PAGE, False)
         print(f"sigreload-init: wrote {os.path.relpath(root / 'index.html')} (the folder had no page)")
     print(f"sigreload-init: run `r` here (`rfile` in zsh), then open {url}")
 
 
-def served(here: Path) -> tuple[Path, str, Path | None]:
-    """What `sigreload` will serve from ``here``: its root, its address and the
-    configuration file that says so (None: the defaults); one line and exit 2
-    for a file that cannot be used."""
+def served(here: Path) -> tuple[Path, str, Path | None, bool]:
+    """What `sigreload` will serve from ``here``: its root, where to open it, the
+    configuration file that says so (None: the defaults), and whether the pages are
+    the root's files (not an app's, behind --proxy or --no-http, nor a build's
+    --output); one line and exit 2 for a file that cannot be used."""
     from sigreload import cli, config
 
     found = config.or_exit("sigreload-init", cli.make_parser(), here)
@@ -87,15 +89,35 @@ def served(here: Path) -> tuple[Path, str, Path | None]:
     host = values.get("host", "127.0.0.1")
     host = "127.0.0.1" if values.get("lan") or host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     scheme = "https" if values.get("https") or values.get("cert") else "http"
-    url = f"{scheme}://{host}:{values.get('port', 8000)}/"
-    return Path(values.get("root") or found.folder or here), url, found.path
+    port = values.get("port", 8000)
+    url = "the address it prints (port 0: any free one)" if port == 0 else f"{scheme}://{host}:{port}/"
+    if values.get("no_http"):
+        url = f"your app ({values.get('app') or 'no-http: sigreload serves no pages'})"
+    pages = not (values.get("proxy") or values.get("no_http") or values.get("build"))
+    return Path(values.get("root") or found.folder or here), url, found.path, pages
+
+
+def written(path: Path, text: str, force: bool) -> None:
+    """``text`` written to ``path`` (new, or replaced with ``force``), never through a
+    link (another user's, in a shared folder, would point at ~/.profile); one line
+    and exit 1 where it cannot be."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
+    except OSError as exc:
+        why = "a link: not written through (remove it first)" if exc.errno == errno.ELOOP else exc.strerror
+        sys.exit(f"sigreload-init: {path}: {why}")
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def write_config(path: Path, force: bool) -> None:
     """Write ``path``: sigreload's settings, each commented out at its default."""
     from sigreload import cli, config, config_text
 
-    if path.exists() and not force:
+    if os.path.lexists(path) and not force:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
     try:
         found = None if force else config.find(path.parent)
@@ -104,7 +126,7 @@ def write_config(path: Path, force: bool) -> None:
     if found:  # the new file of defaults would win over it, without a word
         sys.exit(f"sigreload-init: {found[0]} configures sigreload here; a {path.name} would shadow it "
                  f"(pass --force to write one anyway)")
-    path.write_text(config_text.template(cli.make_parser()))
+    written(path, config_text.template(cli.make_parser()), force)
     print(f"sigreload-init: wrote {path.name} (`sigreload config` shows what is in effect)")
 
 

@@ -226,3 +226,40 @@ def test_config_is_the_command_even_beside_a_config_folder(tmp_path):
     done = run(tmp_path, "config")
     assert done.returncode == 0 and done.stdout.startswith("# sigreload's settings here"), done
     assert done.stderr == "sigreload config: ./config is a folder here; `sigreload ./config` serves it\n"
+
+
+def test_init_never_writes_through_a_link(tmp_path):
+    """Another user's `rfile.yml -> ~/.profile` in a shared folder: init created or, with
+    --force, overwrote the developer's file (r32a4)."""
+    target = tmp_path / "home" / ".profile"
+    target.parent.mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "rfile.yml").symlink_to(target)
+    (tmp_path / "shared" / "sigreload.toml").symlink_to(tmp_path / "home" / "evil.toml")
+    for args, said in ((["init"], "rfile.yml exists; pass --force to overwrite it"),
+                       (["init", "--force"], "rfile.yml: a link: not written through (remove it first)"),
+                       (["init", "--config", "--force"], "sigreload.toml: a link: not written through")):
+        done = run(tmp_path / "shared", *args)
+        assert done.returncode == 1 and said in done.stderr and "Traceback" not in done.stderr, done
+    assert not target.exists() and not (tmp_path / "home" / "evil.toml").exists()
+
+
+@pytest.mark.parametrize("config, page, said", [
+    ('proxy = "http://127.0.0.1:5000"\nport = 8107\n', False, "then open http://127.0.0.1:8107/"),
+    ("no-http = true\n", False, "then open your app (no-http: sigreload serves no pages)"),
+    ('exec = "make"\noutput = "out"\n', False, "then open http://127.0.0.1:8000/"),
+    ("port = 0\n", True, "then open the address it prints (port 0: any free one)"),
+])
+def test_init_writes_a_page_only_where_sigreload_serves_the_roots_files(tmp_path, config, page, said):
+    """An app behind the proxy (or --no-http) serves the pages, a build its output: a
+    starter index.html in the sources was never served (r32n4)."""
+    write(tmp_path / "sigreload.toml", config)
+    done = run(tmp_path, "init")
+    assert done.returncode == 0 and said in done.stdout, done
+    assert (tmp_path / "index.html").exists() == page
+
+
+def test_init_leaves_a_folder_with_an_index_htm_alone(tmp_path):
+    write(tmp_path / "index.htm", "<h1>mine</h1>")
+    done = run(tmp_path, "init")
+    assert done.returncode == 0 and not (tmp_path / "index.html").exists(), done
