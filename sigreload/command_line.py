@@ -33,7 +33,7 @@ POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic
 
 def parser(description: str | None) -> argparse.ArgumentParser:
     """An ArgumentParser with ``--version``."""
-    made = argparse.ArgumentParser(description=description)
+    made = argparse.ArgumentParser(description=description, allow_abbrev=False)  # --http was --https
     made.add_argument("--version", action="version", version=f"sigreload {__version__}")
     return made
 

@@ -182,10 +182,10 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         ok = isinstance(value, int | float if action.type in (float, seconds) else int) and not isinstance(value, bool)
         ok = ok and (action.type is not port or 0 <= value <= 65535) and (action.type is not seconds
                                                                           or LEAST_SECONDS <= value <= MOST_SECONDS)
-        if action.nargs == "?" and value is True:  # --livereload alone: its default port
-            ok, value = True, action.const
+        if action.nargs == "?" and isinstance(value, bool):  # true: --livereload alone, its default port
+            ok, value = True, action.const if value else None
         elif action.nargs == "?":
-            kind += " (or true: the default)"
+            kind += " (or true: the default; false: off)"
     else:
         ok, kind = isinstance(value, str), "a string"
     if not ok:

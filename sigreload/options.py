@@ -213,6 +213,9 @@ def add(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParse
                 kwargs.update(nargs="?", const=option.const)
         action = groups[heading].add_argument(*flags, option.flag(command), **kwargs)
         action.help = help_text  # Python < 3.12's BooleanOptionalAction appends "(default: False)"
+        if option.kind is bool and command == "sigreload" and option.name.startswith("no-"):
+            groups[heading].add_argument(f"--{option.name[3:]}", action="store_false", dest=option.key(),
+                                         help=argparse.SUPPRESS)  # --http: a file's no-http = true off
     return parser
 
 

@@ -219,6 +219,20 @@ def test_a_switch_a_file_turns_on_the_command_line_turns_off(tmp_path):
     assert "--follow" in argv and "--morph" not in argv and "--no-morph" not in argv
 
 
+def test_a_no_switch_a_file_turns_on_the_positive_flag_turns_off(tmp_path):
+    """no-http, no-inject, no-console, no-overlay and livereload had no way back for one run,
+    and `--http`, the natural guess, was taken as an abbreviation of --https (r32n4)."""
+    write(tmp_path / "sigreload.toml", "no-http = true\nno-inject = true\nno-console = true\n"
+                                       "no-overlay = true\nlivereload = true\n")
+    found = shown(tmp_path, "--http", "--inject", "--console", "--overlay")
+    assert [found[k] for k in ("no-http", "no-inject", "no-console", "no-overlay", "https")] == ["false"] * 5
+    assert found["livereload"] == "35729"
+    write(tmp_path / "sigreload.toml", "livereload = false\n")
+    assert shown(tmp_path)["livereload"] is None
+    done = run(tmp_path, "config", "--htt")
+    assert done.returncode == 2 and "unrecognized arguments: --htt" in done.stderr, done
+
+
 def test_config_is_the_command_even_beside_a_config_folder(tmp_path):
     """cookiecutter-django has a config/ folder: `sigreload config` served it, naming a
     `sigreload-config` that does not exist (r32n4)."""
