@@ -105,6 +105,9 @@ def say_ready(args: argparse.Namespace, server: Any) -> str:
         log.warning("LAN mode: any device on your network can read %s: %s", args.proxy or args.root, ", ".join(urls))
         if "(" not in urls[0] and (qr := command_line.qr_code(urls[0])):  # "(no network address)": no code
             log.info("scan it on your phone to open %s:\n%s", urls[0], qr)
+    elif bound_host in ("0.0.0.0", "::"):  # --host 0.0.0.0 reaches as far as --lan: said as loudly (r32a4)
+        log.warning("listening on every address: any device on your network can read %s (--lan says at which "
+                    "addresses, with a QR code)", args.proxy or os.path.abspath(args.root))
     if args.proxy:
         how = "live reload: the snippet is inserted into its HTML pages" if args.inject else "no snippet inserted"
         log.info("proxying %s at %s://%s:%d/ (pid %d); %s", args.proxy, scheme, shown, bound_port, os.getpid(), how)

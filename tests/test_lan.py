@@ -357,3 +357,12 @@ def test_with_lan_a_client_without_origin_is_refused_from_another_host_and_accep
     status, hello = handshake(ws, "/sigreload", None)
     assert status == 101 and '"hello"' in hello
     assert handshake(live, "/livereload", None)[0] == 101
+
+
+def test_every_address_without_lan_is_said_as_loudly_as_lan(procs, tmp_path):
+    """`--host 0.0.0.0` serves the whole network as --lan does: the HTTP server said
+    only "serving ... at http://0.0.0.0" (r32a4)."""
+    write(tmp_path / "index.html", "<h1>hi</h1>")
+    main = procs(module("http_server") + [tmp_path, "--host", "0.0.0.0", "--port", "0"])
+    main.wait_seen(f"listening on every address: any device on your network can read {tmp_path} ")
+    main.wait_seen("serving")
