@@ -67,3 +67,11 @@ class Output:
         if before is None or after is None:
             return None
         return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def ignored(root: str, output: str | None) -> tuple[str, ...]:
+    """A path glob ignoring the build's output folder when it lies inside ROOT."""
+    if not output:
+        return ()
+    rel = os.path.relpath(os.path.abspath(output), root).replace(os.sep, "/")
+    return () if rel.startswith("..") else (rel,)

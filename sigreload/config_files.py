@@ -124,3 +124,17 @@ def twice(text: str, error: str) -> str | None:
         return None
     key = lines[number - 1].split("=", 1)[0].strip()
     return f"line {number}: {key} is set twice (a key takes one value)"
+
+
+def settings_in(paths: list[str]) -> list[str]:
+    """The configuration files among ``paths``: each sigreload.toml, and each
+    pyproject.toml that has a [tool.sigreload] table (by its text: cheap)."""
+    def configures(path: str) -> bool:
+        try:
+            with open(path, "rb") as file:
+                return b"[tool.sigreload" in file.read(MOST_BYTES)
+        except OSError:
+            return False
+
+    names = {"sigreload.toml": lambda _: True, "pyproject.toml": configures}
+    return [p for p in paths if os.path.basename(p) in names and names[os.path.basename(p)](p)]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sigreload import app_lookout, app_server, build_output, building, command_line, consoles, options, process_life
+from sigreload.config_files import settings_in
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, own_output, transient
@@ -42,14 +43,6 @@ def pick_signal(paths: list[str], present: set[str]) -> signal.Signals:
 def url_path(path: str, root: str) -> str:
     """The URL path a file under ``root`` is served at: /sub/page.html."""
     return "/" + os.path.relpath(path, root).replace(os.sep, "/")
-
-
-def output_glob(root: str, output: str | None) -> tuple[str, ...]:
-    """A path glob ignoring the build's output folder when it lies inside ROOT."""
-    if not output:
-        return ()
-    rel = os.path.relpath(os.path.abspath(output), root).replace(os.sep, "/")
-    return () if rel.startswith("..") else (rel,)
 
 
 class Notifier:
@@ -96,6 +89,8 @@ class Notifier:
         paths = [p for p in paths if not transient(p, paths) and not own_output(p)]  # no edit: a temporary, our log
         if not paths:
             return
+        for path in settings_in(paths):  # read at start only: a silent edit misled (r32n4)
+            log.info("%s changed: sigreload reads it when it starts; restart it to apply", self.describe([path]))
         if self.builder:
             self.rebuild(paths, self.builder)
             return
@@ -258,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.app:
         app_server.app_or_exit(args.app, "sigreload-watch: --app")
     stop = process_life.stop_event()
-    ignore = DEFAULT_IGNORE + tuple(args.ignore) + output_glob(root, args.output)
+    ignore = DEFAULT_IGNORE + tuple(args.ignore) + build_output.ignored(root, args.output)
     builder = building.Builder(argv=shlex.split(args.build), root=root, cwd=args.exec_dir, output=args.output,
                                orphaned=process_life.orphaned) if args.build else None
     locator = discovery.Locator(args.ws_port, pid=args.pid)

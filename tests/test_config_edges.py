@@ -277,3 +277,12 @@ def test_init_leaves_a_folder_with_an_index_htm_alone(tmp_path):
     write(tmp_path / "index.htm", "<h1>mine</h1>")
     done = run(tmp_path, "init")
     assert done.returncode == 0 and not (tmp_path / "index.html").exists(), done
+
+
+def test_an_edit_of_the_file_while_running_says_a_restart_applies_it(procs, tmp_path):
+    """The file is read at start: an edit while running changed nothing, without a word (r32n4)."""
+    write(tmp_path / "sigreload.toml", "verbose = false\n")
+    main = procs(module("sigreload") + ["--no-http", "--ws-port", free_port()], cwd=tmp_path)
+    main.wait_seen("watching")
+    write(tmp_path / "sigreload.toml", "verbose = true\n")
+    main.wait_seen("sigreload.toml changed: sigreload reads it when it starts; restart it to apply")
