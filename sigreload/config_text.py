@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from typing import Any
 
+from sigreload import editor
 from sigreload.config import PATHS, Settings, keys, parse
 
 
@@ -76,7 +78,10 @@ def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     for key, action in keys(parser).items():
         value = getattr(args, action.dest)
         value = os.path.abspath(value) if key in PATHS and value is not None else value  # the command line's
-        print(line(key, value, source(action, found, on_command_line)))
+        said = source(action, found, on_command_line)
+        if key == "editor" and value is None and (words := editor.command(None)):  # r32n4: "(not set)" misled
+            said = f"in effect: {shlex.join(words)} ($VISUAL or $EDITOR)"
+        print(line(key, value, said))
     if args.build:
         where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"
         print(f"# exec runs in {where}")

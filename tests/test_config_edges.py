@@ -286,3 +286,9 @@ def test_an_edit_of_the_file_while_running_says_a_restart_applies_it(procs, tmp_
     main.wait_seen("watching")
     write(tmp_path / "sigreload.toml", "verbose = true\n")
     main.wait_seen("sigreload.toml changed: sigreload reads it when it starts; restart it to apply")
+
+
+def test_config_shows_the_editor_visual_or_editor_gives(tmp_path):
+    """`EDITOR=code` opens files in VS Code, and `sigreload config` said `editor (not set)` (r32n4)."""
+    found = run(tmp_path, "config", env={**os.environ, "EDITOR": "code", "VISUAL": ""})
+    assert "# in effect: code -g '{file}:{line}:{column}' ($VISUAL or $EDITOR)" in found.stdout, found
