@@ -156,9 +156,16 @@ class Handler(BaseHTTPRequestHandler):
         super().handle_one_request()
 
     def parse_request(self) -> bool:
-        self.server.answering(self.request)  # never let go while answered
-        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)  # a body: as long again
-        return super().parse_request()
+        """The head, within the deadline set when its wait began (not again at
+        its request line: a head took twice the timeout); idle until whole (the
+        first to go when the server is full); then a body gets as long again."""
+        if not super().parse_request():
+            return False
+        if not self.server.answering(self.request):  # let go meanwhile: its head was cut
+            self.close_connection = True
+            return False
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
+        return True
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
@@ -174,8 +181,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     """A thread per connection, at most ``crowd.most`` at once (None: no bound):
     past that, a new one lets go of the connection idle longest (waiting for a
-    request), or, when every one is being answered, the accept loop waits for
-    one to end and the kernel holds the rest.
+    request, or for the rest of its head), or, when every one of its share is
+    being answered, it is closed at once: the accept loop never waits (130
+    slow heads from the LAN held this machine's requests behind them).
 
     ``siblings``: the same server on the other addresses (``bind``: both
     loopbacks), served, shut down and closed with this one."""
@@ -183,7 +191,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = BACKLOG
     crowd: limits.Crowd | None = None
-    room: threading.Condition  # guards ``crowd``; notified when a connection ends (bind makes it)
+    room: threading.Condition  # guards ``crowd`` (bind makes it)
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
     handed: set[Any]  # connections handed over (bind makes it)
@@ -192,8 +200,11 @@ class Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.crowd is not None:
             with self.room:
-                while (gone := self.crowd.join(request, str(client_address[0]))) is None:
-                    self.room.wait(1.0)  # everyone is being answered: the kernel holds the next ones
+                gone = self.crowd.join(request, str(client_address[0]))
+            if gone is None:  # its share is being answered: closed at once (the accept loop never waits)
+                log.debug("%s: refused (%d connections, all answered)", client_address[0], len(self.crowd))
+                self.shutdown_request(request)
+                return
             for victim in gone:
                 log.debug("%s: let go (idle longest, %d connections)", client_address[0], len(self.crowd))
                 try:  # its thread's read ends at once; socket's own shutdown, even for TLS (no unwrap)
@@ -215,9 +226,12 @@ class Server(ThreadingHTTPServer):
     def ended(self, request: Any) -> None:
         self.tell(lambda crowd: crowd.leave(request))
 
-    def answering(self, request: Any) -> None:
-        """``request`` (a connection) is being answered: never let go meanwhile."""
-        self.tell(lambda crowd: crowd.busy(request))
+    def answering(self, request: Any) -> bool:
+        """``request`` (a connection) is being answered: never let go meanwhile
+        (False: it was let go already)."""
+        kept = [True]
+        self.tell(lambda crowd: kept.__setitem__(0, crowd.busy(request)))
+        return kept[0]
 
     def writing(self, request: Any, waits: bool) -> None:
         """``request``'s write waits for its client (True), or is done."""

@@ -107,9 +107,11 @@ class Crowd:
         self.idle[key] = None
         return gone
 
-    def busy(self, key: Hashable) -> None:
-        """``key`` is being answered: it is never let go meanwhile."""
+    def busy(self, key: Hashable) -> bool:
+        """``key`` is being answered: it is never let go meanwhile (False: it
+        was let go already, and is to be closed)."""
         self.idle.pop(key, None)
+        return key in self.members
 
     def rest(self, key: Hashable) -> None:
         """``key`` waits again (for its next request): the last to go among the idle."""
