@@ -84,6 +84,18 @@ def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> 
                    for name in allowed)
 
 
+def host_refusal(hosts: Iterable[str], allowed: Iterable[str]) -> tuple[int, bytes] | None:
+    """What a request with the Host headers ``hosts`` gets instead of its
+    answer, or None when it is answered: 400 unless there is one Host and it
+    is a name or an address and a port; 403 unless ``host_allowed``. The rule
+    of every port sigreload serves (the file server, the proxy, the broadcaster)."""
+    given = list(hosts)
+    host = given[0] if len(given) == 1 else None  # two Host headers: which one would the next reader take?
+    if host_allowed(host, True, allowed):
+        return None
+    return (400, HOST_MALFORMED) if host_name(host) is None else (403, HOST_REFUSED)
+
+
 def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
     """Whether a page at ``origin`` asks for its own server's socket: the same
     host and port as the request's Host header, and the scheme it came by
@@ -125,15 +137,12 @@ class Handler(BaseHTTPRequestHandler):
         by a loopback name (DNS rebinding: a site's name that resolves to
         127.0.0.1), by an address, or by a name given with --allow-host; 400
         when it is not a name or an address and a port at all."""
-        hosts = self.headers.get_all("Host") or []
-        host = hosts[0] if len(hosts) == 1 else None  # two Host headers: which one would the next reader take?
-        if host_allowed(host, self.lan, self.allowed_hosts):
+        refusal = host_refusal(self.headers.get_all("Host") or [], self.allowed_hosts)
+        if refusal is None:
             return False
-        if host_name(host) is None:
-            self.close_connection = True
-            self.reply(400, "text/plain; charset=utf-8", HOST_MALFORMED)
-        else:
-            self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
+        status, body = refusal
+        self.close_connection = status == 400
+        self.reply(status, "text/plain; charset=utf-8", body)
         return True
 
     deadline = 0.0  # time.monotonic() by which the request's head must have come

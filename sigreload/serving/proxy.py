@@ -66,14 +66,12 @@ class Proxy:
             capped.answering(request, False)
 
     async def answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        hosts = request.headers.getall("Host", [])
-        host = hosts[0] if len(hosts) == 1 else None
-        if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
-            refused = web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain")
-            refused.force_close()  # what follows on this connection is never read as a request
+        refusal = common.host_refusal(request.headers.getall("Host", []), self.allowed_hosts)
+        if refusal is not None:  # 400: userinfo, a list, two of them: what would the app read?
+            refused = web.Response(status=refusal[0], body=refusal[1], content_type="text/plain")
+            if refusal[0] == 400:
+                refused.force_close()  # what follows on this connection is never read as a request
             return refused
-        if not common.host_allowed(host, self.lan, self.allowed_hosts):
-            return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
         try:
