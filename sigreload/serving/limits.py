@@ -26,7 +26,6 @@ import logging
 import os
 import resource
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -146,40 +145,6 @@ class Crowd:
 
     def __len__(self) -> int:
         return len(self.members)
-
-
-class Shares:
-    """Relayed page sockets (each holds two files: the page's and the broadcaster's):
-    this machine's always let in; the LAN's at most ``lan_most`` together and
-    RELAYS_PER_ADDRESS from one device. A relay is busy for as long as its page
-    is open, so no crowd lets it go: 600 sockets from 8 LAN addresses filled the
-    file table and this machine's pages were refused. Thread-safe."""
-
-    def __init__(self, lan_most: int) -> None:
-        self.lan_most, self.lan = lan_most, Counter[str]()
-        self.lock = threading.Lock()
-
-    def take(self, address: str) -> bool:
-        """Whether a relay for ``address`` may open (then ``give`` it back when it closes)."""
-        if loopback(address):
-            return True
-        with self.lock:
-            if self.lan.total() >= self.lan_most or self.lan[address] >= RELAYS_PER_ADDRESS:
-                return False
-            self.lan[address] += 1
-            return True
-
-    def give(self, address: str) -> None:
-        if not loopback(address):
-            with self.lock:
-                self.lan[address] -= 1
-                if self.lan[address] <= 0:
-                    del self.lan[address]
-
-
-def lan_relays() -> Shares:
-    """The relay shares of one server: at most a quarter of the connections the open-files limit allows."""
-    return Shares(max(RELAYS_PER_ADDRESS, min(LAN_RELAYS, most_connections(4 * LAN_RELAYS) // 4)))
 
 
 class Reads(io.RawIOBase):

@@ -34,7 +34,7 @@ from yarl import URL
 
 from sigreload import app_ready, app_tick, editor, listening, secret
 from sigreload.contract import answering, discovery, wire
-from sigreload.serving import capped, common, error_pages, forwarding, limits, proxy_relay, responding, snippet
+from sigreload.serving import capped, common, error_pages, forwarding, limits, proxy_relay, responding, shares, snippet
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = responding.PREFIX  # the snippet (reload.js) and its socket, on the page's own origin
@@ -56,7 +56,7 @@ class Proxy:
         self.allowed_hosts, self.opener = allowed_hosts, opener
         self.responder = responding.Responder(port=app.port, inserting=broadcaster is not None)
         self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
-        self.shares = limits.lan_relays()  # who may have one (the LAN: a share of the file table)
+        self.shares = shares.lan_relays()  # who may have one (the LAN: a share of the file table)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         capped.answering(request, True)  # never let go while answered
@@ -112,7 +112,8 @@ class Proxy:
             path = wire.STATUS_SOCKET_PATH if status else wire.SOCKET_PATH
             peer = request.transport.get_extra_info("peername") if request.transport else None
             address = str(peer[0]) if peer else "127.0.0.1"
-            if not self.shares.take(address):
+            ticket = self.shares.take(address, request.transport.abort if request.transport else lambda: None)
+            if ticket is None:  # (a device with fewer relays may cut this one: ``abort``)
                 return web.Response(status=503, text="Too many pages of this device or of the LAN have a socket\n")
             self.relaying += 1
             try:
@@ -122,7 +123,7 @@ class Proxy:
                                         | ({secret.RELAY_HEADER: proof} if proof else {}))
             finally:
                 self.relaying -= 1
-                self.shares.give(address)
+                self.shares.give(ticket)
         if name == "" and self.broadcaster:
             return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
                                 headers=dict(snippet.STATUS_HEADERS))
