@@ -31,6 +31,8 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from sigreload.serving.peer_user import USER_PREFIX
+
 log = logging.getLogger("sigreload.limits")
 SPARE_FILES = 40  # open files kept free besides those open at start: a pass of accepts (16), those let go meanwhile
 PER_ADDRESS = 64  # connections from one LAN device (a browser opens 6 per site; tabs add one socket each)
@@ -60,7 +62,10 @@ def open_files() -> int:
 
 
 def loopback(address: str) -> bool:
-    """Whether ``address`` (a peer's) is this machine: no per-address cap there."""
+    """Whether ``address`` (a peer's) is this machine's room: no per-address cap
+    there; ``peer_user.client``'s "user:UID" (another user's loopback client) is not."""
+    if address.startswith(USER_PREFIX):
+        return False
     try:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:

@@ -17,6 +17,7 @@ from functools import partial
 
 from sigreload import secret
 from sigreload.contract import wire
+from sigreload.serving import peer_user
 from sigreload.serving.shares import Shares, lan_relays
 
 log = logging.getLogger("sigreload.http")
@@ -181,7 +182,8 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
     The broadcaster is looked for on 127.0.0.1, then on the address the client
     came to (``--host 192.168.1.5``: both servers listen on that address alone)."""
     peer = client.getpeername()[0] if client.family in (socket.AF_INET, socket.AF_INET6) else "127.0.0.1"
-    ticket = RELAYS.shares.take(peer, partial(cut, client))  # a device with fewer may cut it
+    who = peer_user.client(client.getpeername(), client.getsockname()) if peer != "127.0.0.1" else peer
+    ticket = RELAYS.shares.take(who, partial(cut, client))  # a device with fewer relays may cut it
     if ticket is None:
         return "too many pages of this device or of the LAN have a socket already"
     upstream, why = None, ""
