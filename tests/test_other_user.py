@@ -13,7 +13,7 @@ import pytest
 from test_hardening import limit_fds
 from test_load import get_42, opens
 
-from conftest import SCALE, free_port, module
+from conftest import free_port, module
 
 OTHER = 65534  # nobody: another user, made by no test
 
