@@ -17,39 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from attacks import SAMPLES, page_load, socket_open, start
+from attacks import SAMPLES, start
 
-AFTER = 1.0  # seconds after the attack in which the "after" rows are measured
 TESTS = Path(__file__).resolve().parent.parent / "tests"
-
-# On the attacker: COUNT connections over the source addresses, each a request line
-# and a header trickled a byte a second; prints "open N", then holds until killed.
-SLOW_HEADS = """
-import asyncio, sys
-host, port, count, sources = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-made = []
-async def one(i):
-    try:
-        reader, writer = await asyncio.open_connection(host, port, local_addr=(sources[i % len(sources)], 0))
-    except OSError:
-        return
-    made.append(writer)
-    writer.write(f"GET / HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nX-a: ".encode())
-    try:
-        while True:
-            await asyncio.sleep(1)
-            writer.write(b"a")
-            await writer.drain()
-    except OSError:
-        pass
-async def main():
-    tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    while len(made) < count and not all(t.done() for t in tasks):
-        await asyncio.sleep(0.05)
-    print("open", len(made), flush=True)
-    await asyncio.gather(*tasks)
-asyncio.run(main())
-"""
 
 # On the phone: SAMPLES socket opens through the relay, a line of ms each ("None": failed).
 PHONE = """
@@ -105,32 +75,16 @@ def serving(free_port, root):
 
 
 def slow_heads(results, summary, free_port, attacker, sources, root):
-    name = "file server --lan, 300 slow heads from 10 LAN addresses"
+    from lan_attacks import during_and_after
+    from test_lan_shares import SLOW_HEADS
+
     procs, web = serving(free_port, root)
     try:
-        url, origin = f"ws://127.0.0.1:{web}/_sigreload/socket", f"http://127.0.0.1:{web}"
-        probes = (("page loads", lambda: page_load(web)), ("socket opens", lambda: socket_open(url, origin)))
         peer = subprocess.Popen(["ip", "netns", "exec", attacker.name, sys.executable, "-c", SLOW_HEADS,
-                                 attacker.here, str(web), "300", *sources], stdout=subprocess.PIPE,
+                                 attacker.here, str(web), "1", "300", *sources], stdout=subprocess.PIPE,
                                 start_new_session=True)
-        try:
-            peer.stdout.readline()  # "open N"
-            time.sleep(1.0)  # their heads started
-            during = {target: [] for target, _ in probes}
-            for _ in range(SAMPLES):
-                for target, probe in probes:
-                    during[target].append(probe())
-        finally:
-            peer.kill()
-            peer.wait()
-        stopped, after = time.monotonic(), {target: [] for target, _ in probes}
-        while time.monotonic() - stopped < AFTER:
-            for target, probe in probes:
-                after[target].append(probe())
-        for target, _ in probes:
-            results[f"{name}: {target} (ms)"] = summary(during[target])
-            results[f"{name}: {target} failed"] = summary([float(during[target].count(None))])
-            results[f"{name}: {target} in the second after (ms)"] = summary(after[target])
+        during_and_after(results, summary, "file server --lan, 300 slow heads from 10 LAN addresses", web, peer,
+                         lambda: (peer.stdout.readline(), time.sleep(1.0)))  # "open N"; their heads started
     finally:
         for proc in procs:
             proc.terminate()

@@ -15,10 +15,11 @@ client is this user's, as before.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import struct
+
+from sigreload import tcp_table
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -41,7 +42,7 @@ def owner(client: tuple[str, int], server: tuple[str, int]) -> int | None:
     global asking
     if not asking:
         return None
-    source, destination = ip(client[0]), ip(server[0])
+    source, destination = tcp_table.address(client[0]), tcp_table.address(server[0])
     if source is None or destination is None:
         return None
     family = socket.AF_INET if source.version == 4 else socket.AF_INET6
@@ -64,15 +65,6 @@ def owner(client: tuple[str, int], server: tuple[str, int]) -> int | None:
     return int(TAIL.unpack_from(answer, HEADER.size + MESSAGE.size + SOCKID.size + REST.size)[3])
 
 
-def ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """``address`` (an IPv4-mapped one as IPv4: the client's socket is IPv4 then)."""
-    try:
-        found = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return None
-    return (found.ipv4_mapped if isinstance(found, ipaddress.IPv6Address) else None) or found
-
-
 def client(peer: object, local: object) -> str:
     """What the crowds and shares call the client at ``peer`` of our socket at
     ``local`` (both as getpeername/getsockname give them): its address, or
@@ -80,7 +72,7 @@ def client(peer: object, local: object) -> str:
     if not isinstance(peer, tuple) or len(peer) < 2:
         return ""  # a Unix socket: this machine, this user's (its folder's mode)
     address = str(peer[0])
-    found = ip(address)
+    found = tcp_table.address(address)
     if found is None or not found.is_loopback or not isinstance(local, tuple):
         return address
     uid = owner((address, int(peer[1])), (str(local[0]), int(local[1])))
