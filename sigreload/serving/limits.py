@@ -3,13 +3,14 @@ full: a few hundred slow or idle sockets must cost the developer nothing.
 
 ``Crowd`` is the policy, a pure object (no sockets, no clock): at most
 ``most`` connections in all (below the open-files limit: ``most_connections``),
-at most ``per_address`` from one address that is not loopback (a device on the
-LAN); a connection that would pass either cap lets go of the connection that
-has been idle longest (one that waits for a request, or for its first bytes),
-else of the one whose answer has waited longest for its client to take it (a
-download never read), never of one being answered at speed, and is refused
-only when there is none. The
-servers (the file server's threads, the proxy, the broadcaster) tell it when a
+at most ``per_address`` from one address that is not loopback (a device on
+the LAN; another local user's loopback client is "user:UID", as
+``peer_user.client`` names it); a connection that would pass either cap lets
+go of the connection that has been idle longest (one that waits for a
+request, or for the rest of its head), else of the one whose answer has
+waited longest for its client to take it (a download never read), never of
+one being answered at speed, and is refused at once only when there is none.
+The servers (the file server's threads, the proxy, the broadcaster) tell it when a
 connection starts and ends an answer, and close what it lets go.
 
 ``Reads`` gives a connection's reads a deadline that no trickled byte puts
