@@ -36,7 +36,9 @@ def other_user_rows(results, summary, free_port):
         (root / "big.bin").write_bytes(b"x" * (20 << 20))
         ws, web, app = free_port(), free_port(), free_port()
         procs = [start(["sigreload.broadcaster", "--port", str(ws)], 1024, "ready"),
-                 start(["sigreload.http_server", str(root), "--port", str(app)], None, "serving")]
+                 subprocess.Popen([sys.executable, "-u", "-m", "http.server", str(app), "--bind", "127.0.0.1",
+                                   "--directory", str(root)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)]
+        procs[-1].stdout.readline()  # "Serving HTTP": the app, a thread per connection (as Flask's server)
         procs.append(start(["sigreload.http_server", "--proxy", f"http://127.0.0.1:{app}", "--port", str(web),
                             "--inject", str(ws)], 1024, "proxying"))
         try:
