@@ -3,6 +3,7 @@ server's accept loop never waits for the LAN's share to free, and a request's
 head has one deadline. Run from a network namespace (tests/apps.py
 ``network_devices``); the figures are the benchmark's (bench/attacks.py)."""
 
+import os
 import socket
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 from apps import network_devices
 from conftest import SCALE, free_port, module, until, write
 
-LAN_TAG = (__import__("os").getpid() + 4500) % 10000  # test_proxy_lan_load.py has pid + 3500
+LAN_TAG = (os.getpid() + 4500) % 10000  # test_proxy_lan_load.py has pid + 3500
 DEVICES = 10
 
 # Run on the namespace's host: COUNT connections over the source addresses,
