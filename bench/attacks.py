@@ -14,7 +14,9 @@ and on the proxy alone (``proxy_rows``): 600 POSTs that trickle their bodies
 a byte a second, and 600 downloads of 50 MB never read (the proxy's RSS
 during them and a few seconds after); and from a LAN peer (``lan_attacks``,
 root only), 600 Expect-100 POSTs that never send a body and 300 kept-alive
-POST loops (``--lan-only``: those alone).
+POST loops (``--lan-only``: those alone); and what one LAN device may take
+(``lan_shares``, root only; ``--shares-only``: those alone); and another
+local user's sockets (``other_user``, root only; ``--other-user-only``).
 """
 
 import contextlib
@@ -153,6 +155,12 @@ def rows(results, summary, free_port):
     import lan_attacks  # it imports this module's helpers
 
     lan_attacks.lan_rows(results, summary, free_port)
+    import lan_shares
+
+    lan_shares.share_rows(results, summary, free_port)
+    import other_user
+
+    other_user.other_user_rows(results, summary, free_port)
 
 
 BODIES, DOWNLOADS = 600, 600
@@ -239,6 +247,14 @@ def main():
     results = {}
     if "--lan-only" in sys.argv:
         lan_attacks.lan_rows(results, summary, free_port)
+    elif "--shares-only" in sys.argv:
+        import lan_shares
+
+        lan_shares.share_rows(results, summary, free_port)
+    elif "--other-user-only" in sys.argv:
+        import other_user
+
+        other_user.other_user_rows(results, summary, free_port)
     else:
         rows(results, summary, free_port)
     for name, s in results.items():

@@ -111,28 +111,35 @@ def one_attack(results, summary, free_port, host, sources, name, mode, count):
             procs[-1].stdout.readline()
             procs.append(start(["sigreload.http_server", "--proxy", f"http://127.0.0.1:{app}", "--port", str(web),
                                 "--inject", str(ws), "--lan"], None, "proxying"))
-            url, origin = f"ws://127.0.0.1:{web}/_sigreload/socket", f"http://127.0.0.1:{web}"
-            probes = (("page loads", lambda: page_load(web)), ("socket opens", lambda: socket_open(url, origin)))
             peer = subprocess.Popen(["ip", "netns", "exec", host.name, sys.executable, "-c", CLIENT, host.here,
                                      str(web), mode, str(count), *sources], start_new_session=True)
-            try:
-                time.sleep(2.0)  # every connection made, and sending
-                during = {target: [] for target, _ in probes}
-                for _ in range(SAMPLES):
-                    for target, probe in probes:
-                        during[target].append(probe())
-            finally:
-                peer.kill()
-                peer.wait()
-            stopped, after = time.monotonic(), {target: [] for target, _ in probes}
-            while time.monotonic() - stopped < AFTER:
-                for target, probe in probes:
-                    after[target].append(probe())
-            for target, _ in probes:
-                results[f"{name}: {target} (ms)"] = summary(during[target])
-                results[f"{name}: {target} failed"] = summary([float(during[target].count(None))])
-                results[f"{name}: {target} in the second after (ms)"] = summary(after[target])
+            during_and_after(results, summary, name, web, peer, lambda: time.sleep(2.0))  # all made, and sending
         finally:
             for proc in procs:
                 proc.terminate()
                 proc.wait()
+
+
+def during_and_after(results, summary, name, web, peer, settle):
+    """This machine's page loads and socket opens on port ``web`` while ``peer``
+    (an attacking process, killed here) attacks, once ``settle()`` returned,
+    and in the AFTER seconds after it is killed: ``name``'s rows."""
+    url, origin = f"ws://127.0.0.1:{web}/_sigreload/socket", f"http://127.0.0.1:{web}"
+    probes = (("page loads", lambda: page_load(web)), ("socket opens", lambda: socket_open(url, origin)))
+    try:
+        settle()
+        during = {target: [] for target, _ in probes}
+        for _ in range(SAMPLES):
+            for target, probe in probes:
+                during[target].append(probe())
+    finally:
+        peer.kill()
+        peer.wait()
+    stopped, after = time.monotonic(), {target: [] for target, _ in probes}
+    while time.monotonic() - stopped < AFTER:
+        for target, probe in probes:
+            after[target].append(probe())
+    for target, _ in probes:
+        results[f"{name}: {target} (ms)"] = summary(during[target])
+        results[f"{name}: {target} failed"] = summary([float(during[target].count(None))])
+        results[f"{name}: {target} in the second after (ms)"] = summary(after[target])

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     setup = broadcasting.Options(
         hosts=hosts, port=args.ws_port, ping_interval=args.ping_interval, livereload_port=args.livereload,
         origins=broadcasting.accepting(args.allow_origin, args.allow_file_pages, served + args.allow_host),
-        features=features)
+        allowed_hosts=allowed_hosts(args.allow_host, args.allow_origin), features=features)
     process_life.lifeline()
     try:
         broadcasting.serve_until_stopped(setup)
@@ -59,6 +59,14 @@ def main(argv: list[str] | None = None) -> None:
 
         partly = exc.filename if exc.filename != hosts[0] else None
         sys.exit(f"sigreload-broadcast: {discovery.in_use(port, flag, partly)}")
+
+def allowed_hosts(names: list[str], origins: list[str]) -> tuple[str, ...]:
+    """The Host names answered besides loopback ones and addresses: --allow-host's, and
+    those of --allow-origin (a page of such an origin may name its own host in the snippet's src)."""
+    from urllib.parse import urlsplit
+
+    return (*names, *(host for origin in origins if (host := urlsplit(origin).hostname)))
+
 
 if __name__ == "__main__":
     main()

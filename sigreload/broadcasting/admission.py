@@ -18,7 +18,7 @@ from websockets.typing import Origin
 from sigreload import consoles, livereload, page_status, secret
 from sigreload.broadcasting.core import Kind
 from sigreload.contract import wire
-from sigreload.serving import snippet
+from sigreload.serving import hosts, snippet
 
 IDENTIFIED_PATH = wire.SOCKET_PATH
 # Page origins trusted by default: loopback pages (any port, http or https), and
@@ -73,6 +73,25 @@ def origin_required(respond: Callable[[ServerConnection, Request], Response | No
             log.debug("refused a client with Origin %r from %s", origin, connection.remote_address)
             return connection.respond(403, "A client on another machine must be a page of an origin served\n")
         return response
+    return process_request
+
+
+def host_checked(respond: Callable[[ServerConnection, Request], Response | None], allowed: Iterable[str]
+                 ) -> Callable[[ServerConnection, Request], Response | None]:
+    """``respond`` (a process_request) for a request whose Host passes the
+    servers' rule (``hosts.host_refusal``: a loopback name, an address, a name
+    in ``allowed``); 400 or 403 before anything else (an HTTP answer or a
+    handshake) otherwise: a DNS rebinding reads nothing, on the LAN neither."""
+    names = tuple(allowed)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        given = request.headers.get_all("Host")
+        refusal = hosts.host_refusal(given, names)
+        if refusal is not None:
+            log.debug("refused a request for Host %s from %s", consoles.escaped(", ".join(given), 100),
+                      connection.remote_address)
+            return connection.respond(refusal[0], refusal[1].decode())
+        return respond(connection, request)
     return process_request
 
 

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from sigreload.serving import limits
+from sigreload.serving import limits, peer_user
 
 HANDSHAKES_AT_ONCE = 32  # read at once (Gate): a pass of the loop over them takes a few ms
 MAX_HEAD = 16 << 10  # bytes of a handshake's request head
@@ -67,8 +67,8 @@ class GatedConnection(ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        peer = transport.get_extra_info("peername")
-        gone = self.gate.crowd.join(self, str(peer[0]) if peer else "")
+        gone = self.gate.crowd.join(self, peer_user.client(transport.get_extra_info("peername"),
+                                                           transport.get_extra_info("sockname")))
         for victim in gone or ():
             assert isinstance(victim, GatedConnection)
             victim.transport.abort()  # the one idle longest before its handshake

@@ -54,6 +54,7 @@ class Options:
     hosts: list[str]  # addresses to listen on ("": every interface)
     port: int  # the WebSocket port (0: any free one)
     origins: admission.Origins = tuple(admission.LOOPBACK_ORIGINS)  # page origins accepted (``admission.accepting``)
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback names and addresses (--allow-host)
     ping_interval: float = 10.0  # seconds between pings (and to wait for a pong)
     livereload_port: int | None = None  # --livereload: LiveReload's protocol on this port too
     features: Features = Features()  # what pages are told they may do
@@ -156,7 +157,8 @@ async def listen(handler: Callable[[ServerConnection], Awaitable[None]], sockets
     """A WebSocket server per bound socket (``listening.bind``) of one port, its handshakes
     HANDSHAKES_AT_ONCE at a time (a Gate), its connections among ``crowd`` (the process's)."""
     gate = Gate(HANDSHAKES_AT_ONCE, crowd)
-    process_request = admission.origin_required(respond or admission.snippet_response)
+    process_request = admission.host_checked(admission.origin_required(respond or admission.snippet_response),
+                                             options.allowed_hosts)
     servers = [await serve(handler, sock=sock, process_request=process_request, create_connection=connections(gate),
                            backlog=ACCEPTS_AT_ONCE, origins=options.origins, compression=None, max_size=MAX_FRAME,
                            max_queue=4, ping_interval=options.ping_interval, ping_timeout=options.ping_interval,

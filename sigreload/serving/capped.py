@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from sigreload.serving import limits
+from sigreload.serving import limits, peer_user
 
 log = logging.getLogger("sigreload.proxy")
 MOST_CONNECTIONS = 4096  # client connections (fewer below the open-files limit)
@@ -60,11 +60,12 @@ class Handler(RequestHandler):
     def __init__(self, *args: Any, crowd: limits.Crowd, trimmer: Trimmer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.crowd, self.trimmer = crowd, trimmer
+        self.client = ""  # its client, as the crowd knows it (``peer_user.client``)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        peer = transport.get_extra_info("peername")
-        gone = self.crowd.join(self, str(peer[0]) if peer else "")
+        self.client = peer_user.client(transport.get_extra_info("peername"), transport.get_extra_info("sockname"))
+        gone = self.crowd.join(self, self.client)
         for victim in gone or ():
             assert isinstance(victim, Handler)
             victim.force_close()  # the one idle longest

@@ -7,11 +7,8 @@ DNS rebinding, small whole answers, and one log line per request at debug level.
 
 from __future__ import annotations
 
-import functools
 import io
-import ipaddress
 import logging
-import re
 import socket
 import ssl
 import sys
@@ -21,85 +18,21 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 from sigreload import listening
-from sigreload.serving import limits
+from sigreload.serving import limits, peer_user
+from sigreload.serving.hosts import (
+    HOST_MALFORMED as HOST_MALFORMED,  # the Host rules, asked here too
+    HOST_REFUSED as HOST_REFUSED,
+    host_allowed as host_allowed,
+    host_name as host_name,
+    host_refusal as host_refusal,
+    loopback_host as loopback_host,
+    same_origin as same_origin,
+)
 
 log = logging.getLogger("sigreload.http")
-HOST_REFUSED = b"Host not allowed (use a loopback address, or let this name in with --allow-host NAME)\n"
 BACKLOG = 128  # connections the kernel holds until we accept them (socketserver's default: 5)
-
-
-# A Host header is a name or an address, and a port: nothing else (RFC 9110 7.2:
-# uri-host [":" port]). Userinfo ("evil.example@127.0.0.1"), lists ("a, b"),
-# spaces, paths: 400, never passed on (an app would read another name than we checked).
-HOST_SYNTAX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-HOST_MALFORMED = b"A Host header is a name or an address, and a port\n"
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-@functools.lru_cache(maxsize=256)  # asked on every request, of a few names
-def host_name(host_header: str | None) -> str | None:
-    """The name or address a Host header names (lower case, no port, IPv6
-    without brackets, no trailing dot), or None when the header is anything
-    but a name or an address and a port."""
-    if not host_header or not HOST_SYNTAX.fullmatch(host_header):
-        return None
-    try:
-        parts = urlsplit("//" + host_header)
-        parts.port  # noqa: B018  # raises ValueError when out of range
-    except ValueError:
-        return None
-    return (parts.hostname or "").rstrip(".") or None
-
-
-def loopback_host(host_header: str | None) -> bool:
-    """True for localhost, *.localhost and loopback addresses (any port)."""
-    host = host_name(host_header) or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def host_allowed(host_header: str | None, lan: bool, allowed: Iterable[str]) -> bool:
-    """Whether a request for ``host_header`` is served: a loopback name, an IP
-    address (a DNS rebinding needs a name; ``--host 192.168.1.5`` and --lan are
-    reached by their addresses), or a name in ``allowed`` (--allow-host;
-    ".example.com" also allows its subdomains, as Vite's server.allowedHosts).
-    ``lan`` changes nothing: --lan widens who connects, never what is checked."""
-    host = host_name(host_header)
-    if host is None:
-        return False
-    if loopback_host(host_header):
-        return True
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return any(host == name.lstrip(".").lower() or (name.startswith(".") and host.endswith(name.lower()))
-                   for name in allowed)
-
-
-def same_origin(origin: str | None, host: str | None, scheme: str) -> bool:
-    """Whether a page at ``origin`` asks for its own server's socket: the same
-    host and port as the request's Host header, and the scheme it came by
-    (``scheme``): https on TLS; on plain http, http or https (a forwarder's TLS
-    front may end before us: whoever serves https at this host and port is that
-    front). A foreign site's page, or an http page of an https server, may not."""
-    name = host_name(host)
-    if not origin or name is None or origin == "null":
-        return False
-    try:
-        asked, ours = urlsplit(origin), urlsplit(f"{scheme}://{host}")
-        schemes = ("https",) if scheme == "https" else ("http", "https")
-        return (asked.scheme in schemes and not asked.username and not asked.path and asked.hostname == name
-                and (asked.port or DEFAULT_PORTS[asked.scheme]) == (ours.port or DEFAULT_PORTS[asked.scheme]))
-    except (ValueError, KeyError):
-        return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,15 +58,12 @@ class Handler(BaseHTTPRequestHandler):
         by a loopback name (DNS rebinding: a site's name that resolves to
         127.0.0.1), by an address, or by a name given with --allow-host; 400
         when it is not a name or an address and a port at all."""
-        hosts = self.headers.get_all("Host") or []
-        host = hosts[0] if len(hosts) == 1 else None  # two Host headers: which one would the next reader take?
-        if host_allowed(host, self.lan, self.allowed_hosts):
+        refusal = host_refusal(self.headers.get_all("Host") or [], self.allowed_hosts)
+        if refusal is None:
             return False
-        if host_name(host) is None:
-            self.close_connection = True
-            self.reply(400, "text/plain; charset=utf-8", HOST_MALFORMED)
-        else:
-            self.reply(403, "text/plain; charset=utf-8", HOST_REFUSED)
+        status, body = refusal
+        self.close_connection = status == 400
+        self.reply(status, "text/plain; charset=utf-8", body)
         return True
 
     deadline = 0.0  # time.monotonic() by which the request's head must have come
@@ -156,9 +86,16 @@ class Handler(BaseHTTPRequestHandler):
         super().handle_one_request()
 
     def parse_request(self) -> bool:
-        self.server.answering(self.request)  # never let go while answered
-        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)  # a body: as long again
-        return super().parse_request()
+        """The head, within the deadline set when its wait began (not again at
+        its request line: a head took twice the timeout); idle until whole (the
+        first to go when the server is full); then a body gets as long again."""
+        if not super().parse_request():
+            return False
+        if not self.server.answering(self.request):  # let go meanwhile: its head was cut
+            self.close_connection = True
+            return False
+        self.deadline = time.monotonic() + (self.timeout or limits.PATIENCE)
+        return True
 
     def reply(self, status: int, ctype: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A small whole answer: its headers, its length, and its body (none to HEAD)."""
@@ -174,8 +111,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     """A thread per connection, at most ``crowd.most`` at once (None: no bound):
     past that, a new one lets go of the connection idle longest (waiting for a
-    request), or, when every one is being answered, the accept loop waits for
-    one to end and the kernel holds the rest.
+    request, or for the rest of its head), or, when every one of its share is
+    being answered, it is closed at once: the accept loop never waits (130
+    slow heads from the LAN held this machine's requests behind them).
 
     ``siblings``: the same server on the other addresses (``bind``: both
     loopbacks), served, shut down and closed with this one."""
@@ -183,7 +121,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = BACKLOG
     crowd: limits.Crowd | None = None
-    room: threading.Condition  # guards ``crowd``; notified when a connection ends (bind makes it)
+    room: threading.Condition  # guards ``crowd`` (bind makes it)
     siblings: list[Server] = []
     started: threading.Event  # set once it serves (bind makes it)
     handed: set[Any]  # connections handed over (bind makes it)
@@ -192,8 +130,11 @@ class Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.crowd is not None:
             with self.room:
-                while (gone := self.crowd.join(request, str(client_address[0]))) is None:
-                    self.room.wait(1.0)  # everyone is being answered: the kernel holds the next ones
+                gone = self.crowd.join(request, peer_user.client(client_address, request.getsockname()))
+            if gone is None:  # its share is being answered: closed at once (the accept loop never waits)
+                log.debug("%s: refused (%d connections, all answered)", client_address[0], len(self.crowd))
+                self.shutdown_request(request)
+                return
             for victim in gone:
                 log.debug("%s: let go (idle longest, %d connections)", client_address[0], len(self.crowd))
                 try:  # its thread's read ends at once; socket's own shutdown, even for TLS (no unwrap)
@@ -215,9 +156,12 @@ class Server(ThreadingHTTPServer):
     def ended(self, request: Any) -> None:
         self.tell(lambda crowd: crowd.leave(request))
 
-    def answering(self, request: Any) -> None:
-        """``request`` (a connection) is being answered: never let go meanwhile."""
-        self.tell(lambda crowd: crowd.busy(request))
+    def answering(self, request: Any) -> bool:
+        """``request`` (a connection) is being answered: never let go meanwhile
+        (False: it was let go already)."""
+        kept = [True]
+        self.tell(lambda crowd: kept.__setitem__(0, crowd.busy(request)))
+        return kept[0]
 
     def writing(self, request: Any, waits: bool) -> None:
         """``request``'s write waits for its client (True), or is done."""

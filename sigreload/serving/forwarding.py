@@ -23,7 +23,7 @@ from yarl import URL
 
 from sigreload import listening, platforms
 from sigreload.contract import answering, app_down, wire
-from sigreload.serving import capped
+from sigreload.serving import capped, peer_user
 
 HOLD = 5.0  # seconds a request waits while the app's port is closed
 STALL = 3.0  # seconds without an answer before the proxy looks whether the app accepts at all
@@ -78,7 +78,11 @@ def expects_continue(request: web.BaseRequest) -> bool:
 
 
 def from_lan(request: web.BaseRequest) -> bool:
-    """Whether ``request``'s client is on another machine (not loopback)."""
+    """Whether ``request``'s client is on another machine (not loopback), or
+    another user's on this one (``peer_user``: it waits for a turn as the LAN's)."""
+    client = getattr(request.protocol, "client", None)
+    if isinstance(client, str) and client.startswith(peer_user.USER_PREFIX):
+        return True
     peer = request.transport.get_extra_info("peername") if request.transport else None
     return peer is not None and not ipaddress.ip_address(str(peer[0]).partition("%")[0]).is_loopback
 

@@ -3,13 +3,14 @@ full: a few hundred slow or idle sockets must cost the developer nothing.
 
 ``Crowd`` is the policy, a pure object (no sockets, no clock): at most
 ``most`` connections in all (below the open-files limit: ``most_connections``),
-at most ``per_address`` from one address that is not loopback (a device on the
-LAN); a connection that would pass either cap lets go of the connection that
-has been idle longest (one that waits for a request, or for its first bytes),
-else of the one whose answer has waited longest for its client to take it (a
-download never read), never of one being answered at speed, and is refused
-only when there is none. The
-servers (the file server's threads, the proxy, the broadcaster) tell it when a
+at most ``per_address`` from one address that is not loopback (a device on
+the LAN; another local user's loopback client is "user:UID", as
+``peer_user.client`` names it); a connection that would pass either cap lets
+go of the connection that has been idle longest (one that waits for a
+request, or for the rest of its head), else of the one whose answer has
+waited longest for its client to take it (a download never read), never of
+one being answered at speed, and is refused at once only when there is none.
+The servers (the file server's threads, the proxy, the broadcaster) tell it when a
 connection starts and ends an answer, and close what it lets go.
 
 ``Reads`` gives a connection's reads a deadline that no trickled byte puts
@@ -26,11 +27,12 @@ import logging
 import os
 import resource
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from sigreload.serving.peer_user import USER_PREFIX
 
 log = logging.getLogger("sigreload.limits")
 SPARE_FILES = 40  # open files kept free besides those open at start: a pass of accepts (16), those let go meanwhile
@@ -61,7 +63,10 @@ def open_files() -> int:
 
 
 def loopback(address: str) -> bool:
-    """Whether ``address`` (a peer's) is this machine: no per-address cap there."""
+    """Whether ``address`` (a peer's) is this machine's room: no per-address cap
+    there; ``peer_user.client``'s "user:UID" (another user's loopback client) is not."""
+    if address.startswith(USER_PREFIX):
+        return False
     try:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
@@ -107,9 +112,11 @@ class Crowd:
         self.idle[key] = None
         return gone
 
-    def busy(self, key: Hashable) -> None:
-        """``key`` is being answered: it is never let go meanwhile."""
+    def busy(self, key: Hashable) -> bool:
+        """``key`` is being answered: it is never let go meanwhile (False: it
+        was let go already, and is to be closed)."""
         self.idle.pop(key, None)
+        return key in self.members
 
     def rest(self, key: Hashable) -> None:
         """``key`` waits again (for its next request): the last to go among the idle."""
@@ -144,40 +151,6 @@ class Crowd:
 
     def __len__(self) -> int:
         return len(self.members)
-
-
-class Shares:
-    """Relayed page sockets (each holds two files: the page's and the broadcaster's):
-    this machine's always let in; the LAN's at most ``lan_most`` together and
-    RELAYS_PER_ADDRESS from one device. A relay is busy for as long as its page
-    is open, so no crowd lets it go: 600 sockets from 8 LAN addresses filled the
-    file table and this machine's pages were refused. Thread-safe."""
-
-    def __init__(self, lan_most: int) -> None:
-        self.lan_most, self.lan = lan_most, Counter[str]()
-        self.lock = threading.Lock()
-
-    def take(self, address: str) -> bool:
-        """Whether a relay for ``address`` may open (then ``give`` it back when it closes)."""
-        if loopback(address):
-            return True
-        with self.lock:
-            if self.lan.total() >= self.lan_most or self.lan[address] >= RELAYS_PER_ADDRESS:
-                return False
-            self.lan[address] += 1
-            return True
-
-    def give(self, address: str) -> None:
-        if not loopback(address):
-            with self.lock:
-                self.lan[address] -= 1
-                if self.lan[address] <= 0:
-                    del self.lan[address]
-
-
-def lan_relays() -> Shares:
-    """The relay shares of one server: at most a quarter of the connections the open-files limit allows."""
-    return Shares(max(RELAYS_PER_ADDRESS, min(LAN_RELAYS, most_connections(4 * LAN_RELAYS) // 4)))
 
 
 class Reads(io.RawIOBase):

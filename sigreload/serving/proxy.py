@@ -34,7 +34,18 @@ from yarl import URL
 
 from sigreload import app_ready, app_tick, editor, listening, secret
 from sigreload.contract import answering, discovery, wire
-from sigreload.serving import capped, common, error_pages, forwarding, limits, proxy_relay, responding, snippet
+from sigreload.serving import (
+    capped,
+    common,
+    error_pages,
+    forwarding,
+    hosts,
+    limits,
+    proxy_relay,
+    responding,
+    shares,
+    snippet,
+)
 
 log = logging.getLogger("sigreload.proxy")
 PREFIX = responding.PREFIX  # the snippet (reload.js) and its socket, on the page's own origin
@@ -56,7 +67,7 @@ class Proxy:
         self.allowed_hosts, self.opener = allowed_hosts, opener
         self.responder = responding.Responder(port=app.port, inserting=broadcaster is not None)
         self.relaying = 0  # pages' sockets relayed to the broadcaster: a stopping proxy waits for its goodbye
-        self.shares = limits.lan_relays()  # who may have one (the LAN: a share of the file table)
+        self.shares = shares.lan_relays()  # who may have one (the LAN: a share of the file table)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         capped.answering(request, True)  # never let go while answered
@@ -66,14 +77,12 @@ class Proxy:
             capped.answering(request, False)
 
     async def answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        hosts = request.headers.getall("Host", [])
-        host = hosts[0] if len(hosts) == 1 else None
-        if common.host_name(host) is None:  # userinfo, a list, two of them: what would the app read?
-            refused = web.Response(status=400, body=common.HOST_MALFORMED, content_type="text/plain")
-            refused.force_close()  # what follows on this connection is never read as a request
+        refusal = hosts.host_refusal(request.headers.getall("Host", []), self.allowed_hosts)
+        if refusal is not None:  # 400: userinfo, a list, two of them: what would the app read?
+            refused = web.Response(status=refusal[0], body=refusal[1], content_type="text/plain")
+            if refusal[0] == 400:
+                refused.force_close()  # what follows on this connection is never read as a request
             return refused
-        if not common.host_allowed(host, self.lan, self.allowed_hosts):
-            return web.Response(status=403, body=common.HOST_REFUSED, content_type="text/plain")
         if not request.raw_path.startswith("/"):  # absolute-form or CONNECT: never an open proxy
             return web.Response(status=400, text="sigreload's proxy forwards only to its app\n")
         try:
@@ -107,14 +116,16 @@ class Proxy:
             up = await asyncio.to_thread(app_ready.answers, app.host, app.port, STATUS_WAIT, app.scheme)
             return web.json_response({"up": up}, headers={"Cache-Control": "no-store"})
         if name == "socket" and self.broadcaster:
-            if not common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
+            if not hosts.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme):
                 return web.Response(status=403, text="Only this origin's pages get its socket\n")
             host, port = self.broadcaster
             status = urlsplit(request.raw_path).query == wire.STATUS_QUERY
             path = wire.STATUS_SOCKET_PATH if status else wire.SOCKET_PATH
-            peer = request.transport.get_extra_info("peername") if request.transport else None
-            address = str(peer[0]) if peer else "127.0.0.1"
-            if not self.shares.take(address):
+            transport = request.transport
+            peer = transport.get_extra_info("peername") if transport else None
+            address = getattr(request.protocol, "client", None) or "127.0.0.1"  # capped.Handler's: peer_user.client
+            ticket = self.shares.take(address, transport.abort if transport else lambda: None)
+            if ticket is None:  # (a device with fewer relays may cut this one: ``abort``)
                 return web.Response(status=503, text="Too many pages of this device or of the LAN have a socket\n")
             self.relaying += 1
             try:
@@ -124,7 +135,7 @@ class Proxy:
                                         | ({secret.RELAY_HEADER: proof} if proof else {}))
             finally:
                 self.relaying -= 1
-                self.shares.give(address)
+                self.shares.give(ticket)
         if name == "" and self.broadcaster:
             return web.Response(body=snippet.status_page(), content_type="text/html", charset="utf-8",
                                 headers=dict(snippet.STATUS_HEADERS))
@@ -150,7 +161,7 @@ class Proxy:
         if request.method != "POST":
             return web.Response(status=405, text="POST only\n")
         body = await request.content.read(editor.MOST_BODY + 1)
-        same = common.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme)
+        same = hosts.same_origin(request.headers.get("Origin"), request.headers.get("Host"), request.scheme)
         status, why = opener.answer(same, body if len(body) <= editor.MOST_BODY else b"", ours)
         return web.Response(status=status, body=f"{why}\n".encode() if why else None)
 

@@ -13,10 +13,12 @@ import socket
 import ssl
 import threading
 import time
+from functools import partial
 
 from sigreload import secret
 from sigreload.contract import wire
-from sigreload.serving import limits
+from sigreload.serving import peer_user
+from sigreload.serving.shares import Shares, lan_relays
 
 log = logging.getLogger("sigreload.http")
 PIECE = 64 << 10
@@ -51,23 +53,23 @@ class Relays:
         self.waker_r, self.waker_w = socket.socketpair()
         self.selector.register(self.waker_r, selectors.EVENT_READ, None)
         self.thread: threading.Thread | None = None
-        self._shares: limits.Shares | None = None  # made at first use (it asks the open-files limit)
-        self.peers: dict[socket.socket, str] = {}  # each pair's page socket -> its peer (a share to give back)
+        self._shares: Shares | None = None  # made at first use (it asks the open-files limit)
+        self.tickets: dict[socket.socket, object] = {}  # each pair's page socket -> its share's ticket
         self.waiting: dict[socket.socket, bytearray] = {}  # what a side did not take yet
         self.since: dict[socket.socket, float] = {}  # ... since when (monotonic)
 
     @property
-    def shares(self) -> limits.Shares:
-        """Who may have a relayed socket (``limits.Shares``)."""
+    def shares(self) -> Shares:
+        """Who may have a relayed socket (``shares.Shares``)."""
         with self.lock:
             if self._shares is None:
-                self._shares = limits.lan_relays()
+                self._shares = lan_relays()
             return self._shares
 
-    def add(self, client: socket.socket, broadcaster: socket.socket, peer: str) -> None:
-        """Pump bytes between ``client`` (from ``peer``, its share taken) and
+    def add(self, client: socket.socket, broadcaster: socket.socket, ticket: object) -> None:
+        """Pump bytes between ``client`` (its share taken: ``ticket``) and
         ``broadcaster`` until one side closes."""
-        self.peers[client] = peer
+        self.tickets[client] = ticket
         for sock in (client, broadcaster):
             sock.setblocking(False)  # one thread for all: a side that takes nothing must never hold it
         with self.lock:
@@ -131,8 +133,8 @@ class Relays:
                     self.selector.unregister(sock)
                 except (KeyError, ValueError):
                     pass
-                if (peer := self.peers.pop(sock, None)) is not None:
-                    self.shares.give(peer)
+                if (ticket := self.tickets.pop(sock, None)) is not None:
+                    self.shares.give(ticket)
                 self.waiting.pop(sock, None)
                 self.since.pop(sock, None)
                 sock.close()
@@ -180,7 +182,9 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
     The broadcaster is looked for on 127.0.0.1, then on the address the client
     came to (``--host 192.168.1.5``: both servers listen on that address alone)."""
     peer = client.getpeername()[0] if client.family in (socket.AF_INET, socket.AF_INET6) else "127.0.0.1"
-    if not RELAYS.shares.take(peer):
+    who = peer_user.client(client.getpeername(), client.getsockname()) if peer != "127.0.0.1" else peer
+    ticket = RELAYS.shares.take(who, partial(cut, client))  # a device with fewer relays may cut it
+    if ticket is None:
         return "too many pages of this device or of the LAN have a socket already"
     upstream, why = None, ""
     for host in dict.fromkeys(("127.0.0.1", client.getsockname()[0])):
@@ -190,14 +194,22 @@ def relay(client: socket.socket, headers: list[tuple[str, str]], ws_port: int, o
         except OSError as exc:
             why = f"the broadcaster on port {ws_port} does not answer ({exc.strerror or exc})"
     if upstream is None:
-        RELAYS.shares.give(peer)
+        RELAYS.shares.give(ticket)
         return why
     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         upstream.sendall(handshake(headers, ws_port, own_port, path, peer))
     except OSError as exc:
         upstream.close()
-        RELAYS.shares.give(peer)
+        RELAYS.shares.give(ticket)
         return f"the broadcaster on port {ws_port} went away ({exc.strerror or exc})"
-    RELAYS.add(client, upstream, peer)
+    RELAYS.add(client, upstream, ticket)
     return None
+
+
+def cut(client: socket.socket) -> None:
+    """End ``client``'s relay (the relay's thread sees it closed, and closes the pair)."""
+    try:
+        socket.socket.shutdown(client, socket.SHUT_RDWR)  # socket's own, even for TLS (no unwrap)
+    except OSError:
+        pass  # gone already
