@@ -349,6 +349,25 @@ def network_devices(tag, count):
         yield host, sources
 
 
+def lan_stack(procs, tmp_path, server, **popen):
+    """`sigreload --lan` serving a one-page site (``server`` "files"), or its proxy in
+    front of a stock http.server serving it ("proxy"), waited for: (stack, HTTP port)."""
+    from conftest import module
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>mine</title><h1>mine</h1>")
+    port, extra = free_port(), []
+    if server == "proxy":
+        app = free_port()
+        procs([sys.executable, "-u", "-m", "http.server", app, "--bind", "127.0.0.1", "--directory", site]
+              ).wait_for("Serving HTTP")
+        extra = ["--proxy", f"http://127.0.0.1:{app}"]
+    stack = procs(module("sigreload") + [site, "--lan", "--port", port, "--ws-port", free_port(), *extra], **popen)
+    stack.wait_stack(30)  # the HTTP server's line too: on 3.13 in CI the proxy listened after "watching"
+    return stack, port
+
+
 class NetworkHost:
     """A second host for the test: a network namespace of its own, joined to
     this machine by a veth pair (root only). ``here`` is this machine's address

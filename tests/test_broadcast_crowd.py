@@ -11,7 +11,7 @@ import pytest
 from test_hardening import limit_fds
 from test_load import opens
 
-from apps import network_devices
+from apps import lan_stack, network_devices
 from conftest import SCALE, free_port, module
 from sigreload.serving import limits
 from sigreload.serving.limits import Crowd
@@ -99,19 +99,7 @@ def test_lan_devices_on_the_relay_keep_no_page_of_this_machine_out(crowded_host,
     sockets from 8 devices filled the HTTP server's file table (each relay holds two
     files), and this machine's page and socket were refused."""
     host, sources = crowded_host
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>mine</title><h1>mine</h1>")
-    port, ws = free_port(), free_port()
-    extra = []
-    if server == "proxy":
-        app = free_port()
-        procs([sys.executable, "-u", "-m", "http.server", app, "--bind", "127.0.0.1", "--directory", site]
-              ).wait_for("Serving HTTP")
-        extra = ["--proxy", f"http://127.0.0.1:{app}"]
-    stack = procs(module("sigreload") + [site, "--lan", "--port", port, "--ws-port", ws, *extra],
-                  preexec_fn=limit_fds(1024))
-    stack.wait_stack(30)  # before: "watching" only; on 3.13 in CI the proxy listened later: 600 refused
+    stack, port = lan_stack(procs, tmp_path, server, preexec_fn=limit_fds(1024))
     client = procs(["ip", "netns", "exec", host.name, sys.executable, "-c", RELAYED, host.here, port, SCALE, 600,
                     *sources[:8]])
     opened = int(client.wait_for(r"opened (\d+)", seconds=240).group(1))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from apps import network_devices
+from apps import lan_stack, network_devices
 from conftest import SCALE, free_port, module, until, write
 
 LAN_TAG = (os.getpid() + 4500) % 10000  # test_proxy_lan_load.py has pid + 3500
@@ -159,18 +159,7 @@ def test_one_device_with_60_addresses_leaves_a_phone_its_page_socket(attacker_an
     from test_broadcast_crowd import RELAYED
 
     (attacker, sources), phone = attacker_and_phone
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>mine</title><h1>mine</h1>")
-    port, ws = free_port(), free_port()
-    extra = []
-    if server == "proxy":
-        app = free_port()
-        procs([sys.executable, "-u", "-m", "http.server", app, "--bind", "127.0.0.1", "--directory", site]
-              ).wait_for("Serving HTTP")
-        extra = ["--proxy", f"http://127.0.0.1:{app}"]
-    stack = procs(module("sigreload") + [site, "--lan", "--port", port, "--ws-port", ws, *extra])
-    stack.wait_stack(30)
+    stack, port = lan_stack(procs, tmp_path, server)
     client = procs(["ip", "netns", "exec", attacker.name, sys.executable, "-c", RELAYED, attacker.here, port, SCALE,
                     1000, *sources])
     opened = int(client.wait_for(r"opened (\d+)", seconds=240).group(1))
