@@ -66,9 +66,9 @@ def test_the_kernel_says_which_user_holds_a_loopback_client(procs):
             assert mine
         holder = procs(as_other_user(["/usr/bin/python3", "-c", HOLD, port, 1, "x"]))
         conn, peer = server.accept()
-        with conn:
-            holder.wait_for("held 1")
+        with conn:  # its socket is open: it waits for an answer (30 s; "held 1" only then)
             assert peer_user.client(peer, conn.getsockname()) == f"user:{OTHER}"
+        holder.wait_for("held 1")  # it was that user's: the answer it waited for was our close
     assert peer_user.client(("192.0.2.7", 5000), ("192.0.2.1", 80)) == "192.0.2.7"  # the LAN: its address
 
 
