@@ -176,8 +176,8 @@ class Notifier:
         app_down.write(self.locator.folder(), what if notice else None)
         if notice is None and paths:
             return self.tell(paths)
-        message = {"paths": [], "root": self.root_id, "notice": notice} if notice else {"root": self.root_id}
-        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
+        message = {"paths": [], "notice": notice, "app": "down"} if notice else {"app": "back"}  # ("app": logged)
+        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, {"root": self.root_id, **message})  # back: all
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
         names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]
