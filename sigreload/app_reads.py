@@ -21,6 +21,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 from sigreload import app_tick, platforms
 
@@ -40,6 +41,7 @@ class Reads:
         self.read: set[str] = set()
         self.dirs: dict[int, str] = {}  # watch descriptor -> folder
         self.cold = False
+        self.proxied = False  # sigreload's proxy in front: it waits for Django's reloader itself (``later``)
         self.lock = threading.Lock()
         self.fd = -1
         if root is None or not platforms.shortcuts():
@@ -84,6 +86,23 @@ class Reads:
         if len(skipped) < len(templates) and not cold:
             threading.Thread(target=self.reset_seen, name="template-reset", daemon=True).start()
         return skipped
+
+    def later(self, paths: list[str], tell: Callable[[list[str]], None]) -> None:
+        """``tell(paths)`` at once, or, for a template edit under Django's runserver with
+        no proxy in front, once its reloader looked (in a thread): its cached loader
+        serves the old template until then, so a page reloaded sooner showed it and
+        read nothing, and the next edit of that template was taken for no page's."""
+        templates = [p for p in paths if not p.endswith(".py") and self.under(p)]
+        reloader = None if self.proxied or not templates else app_tick.Reloader.of(self.port)
+        if reloader is None or not runserver(reloader.pid):
+            tell(paths)
+        else:
+            threading.Thread(target=self.told, args=(reloader, paths, tell), name="template-look", daemon=True).start()
+
+    @staticmethod
+    def told(reloader: app_tick.Reloader, paths: list[str], tell: Callable[[list[str]], None]) -> None:
+        reloader.looked()  # (gone, or no look within its MOST: told all the same)
+        tell(paths)
 
     def under(self, path: str) -> bool:
         real = os.path.realpath(path)
