@@ -22,8 +22,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sigreload import app_tick, platforms
+from sigreload.contract import used_paths
 
 FOLDER = "templates"  # Django's convention (DIRS, and each app's own), Flask's and Jinja's
 SKIP = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
@@ -89,13 +91,15 @@ class Reads:
             threading.Thread(target=self.reset_seen, name="template-reset", daemon=True).start()
         return skipped
 
-    def later(self, paths: list[str], tell: Callable[[list[str]], None]) -> None:
+    def later(self, paths: list[str], tell: Callable[[list[str]], None], folder: Path | None) -> None:
         """``tell(paths)`` at once, or, for a template edit under Django's runserver with
-        no proxy in front, once its reloader looked (in a thread): its cached loader
+        no proxy in front and no middleware (it said its folders in ``folder``: a reload
+        resets the loaders), once its reloader looked (in a thread): its cached loader
         serves the old template until then, so a page reloaded sooner showed it and
         read nothing, and the next edit of that template was taken for no page's."""
         templates = [p for p in paths if not p.endswith(".py") and self.under(p)]
-        reloader = None if self.proxied or not templates else app_tick.Reloader.of(self.port)
+        inside = folder is not None and bool(used_paths.listed(folder, "app-dirs"))  # the middleware
+        reloader = None if self.proxied or inside or not templates else app_tick.Reloader.of(self.port)
         if reloader is None or not runserver(reloader.pid):
             tell(paths)
         else:

@@ -107,7 +107,7 @@ class Notifier:
             log.info("%s changed: waiting for the app server to restart", self.describe(paths))
             self.app.submit(paths, app_server.saved_at(code) if code else None)
             return
-        self.app.reads.later(paths, self.tell) if self.app else self.tell(paths)  # Django's cached templates
+        self.app.reads.later(paths, self.tell, self.locator.folder()) if self.app else self.tell(paths)
 
     def rendered(self, paths: list[str]) -> list[str]:
         """``paths`` without the templates that no page rendered (the middleware says, Django's; or the app's reads)."""
