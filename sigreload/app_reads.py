@@ -56,6 +56,12 @@ class Reads:
             wd = libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_ACCESS)
             if wd >= 0:
                 self.dirs[wd] = os.path.realpath(folder)
+        if self.dirs:  # who listens, looked at now: not on the first edit (its message would wait for it)
+            threading.Thread(target=self.prime, name="template-listeners", daemon=True).start()
+
+    def prime(self) -> None:
+        with self.lock:
+            self.restarted()
 
     def drain(self) -> None:
         """Take in the reads so far (the kernel queues them)."""
