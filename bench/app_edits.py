@@ -11,7 +11,8 @@ headless Chromium (Debian's, through Playwright), and prints, per edit and
 as medians, in seconds from the save: ``look`` (Django's reloader's next look
 ended: its main thread ran and sleeps again), ``told`` (the page's console says
 it reloads), ``asked`` (the reload's request went out), ``first_byte``,
-``loaded`` (its load event) and ``total`` (as the test side saw the load).
+``loaded`` (its load event), ``total`` (as the test side saw the load) and
+``past_look`` (``loaded`` after Django's look: what is not Django's second).
 Saves are spaced at random, so they fall anywhere in Django's second.
 """
 
@@ -167,6 +168,7 @@ def edit(url, template, head, edits, looks):
             rows.append({"look": (looks.after(saved) - saved) if looks else float("nan"),
                          "told": (told[0] - saved) if told else float("nan"), "asked": at + asked / 1000,
                          "first_byte": at + first / 1000, "loaded": at + loaded / 1000, "total": total})
+            rows[-1]["past_look"] = rows[-1]["loaded"] - rows[-1]["look"]  # ours, once Django looked
             page.wait_for_function(CONNECTED)
         browser.close()
     return rows
