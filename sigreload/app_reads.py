@@ -21,8 +21,11 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from sigreload import app_tick, platforms
+from sigreload.contract import used_paths
 
 FOLDER = "templates"  # Django's convention (DIRS, and each app's own), Flask's and Jinja's
 SKIP = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
@@ -40,6 +43,9 @@ class Reads:
         self.read: set[str] = set()
         self.dirs: dict[int, str] = {}  # watch descriptor -> folder
         self.cold = False
+        self.old: dict[int, float] = {}  # {pid: start} of the listeners that started before this watch (a PID
+        # reused is a process that started at another time: 1 s apart at least, as seen here)
+        self.proxied = False  # sigreload's proxy in front: it waits for Django's reloader itself (``later``)
         self.lock = threading.Lock()
         self.fd = -1
         if root is None or not platforms.shortcuts():
@@ -50,6 +56,12 @@ class Reads:
             wd = libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_ACCESS)
             if wd >= 0:
                 self.dirs[wd] = os.path.realpath(folder)
+        if self.dirs:  # who listens, looked at now: not on the first edit (its message would wait for it)
+            threading.Thread(target=self.prime, name="template-listeners", daemon=True).start()
+
+    def prime(self) -> None:
+        with self.lock:
+            self.restarted()
 
     def drain(self) -> None:
         """Take in the reads so far (the kernel queues them)."""
@@ -85,16 +97,40 @@ class Reads:
             threading.Thread(target=self.reset_seen, name="template-reset", daemon=True).start()
         return skipped
 
+    def later(self, paths: list[str], tell: Callable[[list[str]], None], folder: Path | None) -> None:
+        """``tell(paths)`` at once, or, for a template edit under Django's runserver with
+        no proxy in front and no middleware (it said its folders in ``folder``: a reload
+        resets the loaders), once its reloader looked (in a thread): its cached loader
+        serves the old template until then, so a page reloaded sooner showed it and
+        read nothing, and the next edit of that template was taken for no page's."""
+        templates = [p for p in paths if not p.endswith(".py") and self.under(p)]
+        inside = folder is not None and bool(used_paths.listed(folder, "app-dirs"))  # the middleware
+        reloader = None if self.proxied or inside or not templates else app_tick.Reloader.of(self.port)
+        if reloader is None or not runserver(reloader.pid):
+            tell(paths)
+        else:
+            threading.Thread(target=self.told, args=(reloader, paths, tell), name="template-look", daemon=True).start()
+
+    @staticmethod
+    def told(reloader: app_tick.Reloader, paths: list[str], tell: Callable[[list[str]], None]) -> None:
+        reloader.looked()  # (gone, or no look within its MOST: told all the same)
+        tell(paths)
+
     def under(self, path: str) -> bool:
         real = os.path.realpath(path)
         return any(real.startswith(os.path.join(d, "")) for d in self.dirs.values())
 
     def restarted(self) -> bool:
-        """Whether every process listening on the app's port started after this watch began."""
+        """Whether every process listening on the app's port started after this watch began.
+        Looked at anew (platforms.listeners: 10-150 ms, the edit's message waits) only once
+        one of those that listened last time is gone: Werkzeug's and uvicorn's parent,
+        which holds the socket, outlives each restart, so a template edit costs no look."""
         from sigreload.app_server import listeners
 
-        found = listeners(self.port)
-        self.cold = bool(found) and min(found.values()) > self.began
+        if not self.old or not all(abs((platforms.started_at(pid) or 0) - at) < 1 for pid, at in self.old.items()):
+            found = listeners(self.port)
+            self.cold = bool(found) and min(found.values()) > self.began
+            self.old = {} if self.cold else {pid: at for pid, at in found.items() if at <= self.began}
         return self.cold
 
     def reset_seen(self) -> None:

@@ -66,6 +66,7 @@ def children_argv(args: argparse.Namespace, broadcaster_pid: int | None = None,
     watch += ["--exec", args.build, "--output", args.output] if args.build else []
     watch += ["--exec-dir", args.exec_dir] if args.build and getattr(args, "exec_dir", None) else []  # a file's
     watch += ["--app", args.proxy or args.app] if args.proxy or args.app else []
+    watch += ["--proxied"] if args.proxy else []  # (it waits for Django's reloader itself)
     run = process_life.module_argv
     return {
         "http": run("sigreload.http_server") + [*serve, "--port", str(args.port), f"--port-flag={http_flag}",

@@ -175,6 +175,7 @@ OPTIONS = (
            repeat=True, metavar="GLOB", group=WATCH),
     Option("exec", "build ROOT with CMD (run in ROOT) after changes; pages reload after a good build",
            ("sigreload", "watch"), metavar="CMD", dest="build", group=WATCH, passed=False),
+    Option("proxied", argparse.SUPPRESS, ("watch",), kind=bool),  # --app: sigreload's proxy is in front of it
     Option("exec-dir", argparse.SUPPRESS, ("watch",), metavar="DIR"),  # where a file's --exec runs (its folder)
     Option("output", "with --exec: the build's output folder (served; never a trigger)", ("sigreload", "watch"),
            metavar="DIR", group=WATCH, passed=False),

@@ -36,8 +36,7 @@ log = logging.getLogger("sigreload.watch")
 
 def pick_signal(paths: list[str], present: set[str]) -> signal.Signals:
     """SIGUSR2 when every change is a stylesheet still present, else SIGUSR1."""
-    css = all(p.endswith(STYLESHEETS) and p in present for p in paths)
-    return signal.SIGUSR2 if css else signal.SIGUSR1
+    return signal.SIGUSR2 if all(p.endswith(STYLESHEETS) and p in present for p in paths) else signal.SIGUSR1
 
 
 def url_path(path: str, root: str) -> str:
@@ -103,7 +102,7 @@ class Notifier:
             log.info("%s changed: waiting for the app server to restart", self.describe(paths))
             self.app.submit(paths, app_server.saved_at(code) if code else None)
             return
-        self.tell(paths)
+        self.app.reads.later(paths, self.tell, self.locator.folder()) if self.app else self.tell(paths)
 
     def rendered(self, paths: list[str]) -> list[str]:
         """``paths`` without the templates that no page rendered (the middleware says, Django's; or the app's reads)."""
@@ -171,8 +170,8 @@ class Notifier:
         app_down.write(self.locator.folder(), what if notice else None)
         if notice is None and paths:
             return self.tell(paths)
-        message = {"paths": [], "root": self.root_id, "notice": notice} if notice else {"root": self.root_id}
-        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, message)  # back by itself: every page
+        message = {"paths": [], "notice": notice, "app": "down"} if notice else {"app": "back"}  # ("app": logged)
+        self.tell([], signal.SIGUSR2 if notice else signal.SIGUSR1, {"root": self.root_id, **message})  # back: all
 
     def describe(self, paths: list[str], root: str | None = None) -> str:
         names = [consoles.escaped(os.path.relpath(p, root or self.root)) for p in paths]
@@ -277,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     count = sum(map(len, tree.files.values()))
     how = "notifications as hints" if watcher.hinting else f"polling ({watcher.pace()})"
     log.info("watching %s: %d files, %s; a full pass costs %.0f ms", root, count, how, 1000 * tree.cost)
-    if args.app:
+    if notifier.app:
+        notifier.app.reads.proxied = args.proxied  # sigreload's proxy waits for Django's reloader itself
         log.info("app server %s: after a *.py edit, pages reload once it restarted and answers", args.app)
     process_life.wait(stop)
     watcher.stop()

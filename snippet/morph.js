@@ -3,8 +3,10 @@
 // page is fetched and the open one morphed into it (idiomorph, loaded next:
 // window.Idiomorph says both are here), its JavaScript state, typed input,
 // focus and scroll kept. Its scripts do not run again: a changed script
-// element, an error answer and a morph that throws reload instead.
+// element, an error answer, no answer within WAIT_MS and a morph that throws
+// reload instead (saying why in the console).
 (() => {
+  const WAIT_MS = 5000; // for the new page (the proxy waits for an app as long as it takes: a hung view)
   const status = window[Symbol.for("sigreload")], me = document.currentScript;
   if (!status || status.morph) return;
   // The page's scripts but sigreload's own, as the morph compares them.
@@ -20,11 +22,13 @@
     const { S } = page;
     S.reloading = true;
     let fallback = "";
+    const abort = new AbortController(), timer = setTimeout(() => abort.abort(), WAIT_MS);
     try {
       page.markEdited(paths);
-      const r = await fetch(location.href, { cache: "reload", headers: { Accept: "text/html" } });
+      const r = await fetch(location.href, { cache: "reload", headers: { Accept: "text/html" }, signal: abort.signal });
       if (!r.ok || r.headers.get(page.DOWN_HEADER)) fallback = `the new answer is ${r.status}`;
       const doc = fallback ? null : page.parse(await r.text());
+      clearTimeout(timer);
       if (doc && scripts(doc) !== scripts(S.source)) fallback = "a script element changed";
       if (!fallback) {
         const before = S.source;
@@ -51,8 +55,9 @@
         page.say(`morphed (${why})`);
       }
     } catch (e) {
-      fallback = `the morph failed: ${e}`;
+      fallback = abort.signal.aborted ? `the app did not answer within ${WAIT_MS / 1000} s` : `the morph failed: ${e}`;
     }
+    clearTimeout(timer);
     S.reloading = false;
     if (fallback) { page.say(`reload instead of a morph: ${fallback}`); page.reload(why, paths); }
   };

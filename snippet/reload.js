@@ -91,6 +91,10 @@
   const pagePaths = (path) => path.endsWith("/") ? [path, `${path}index.html`]
     : /\.[^/]*$/.test(path) ? [path] : [path, `${path}/index.html`, "/index.html"];
   const SCRIPTS = /\.(m?js|cjs|jsx?|tsx?)$/;
+  // Code of an app server (app_server.RESTARTS_ON): its edit restarts the app, so
+  // --morph reloads (a new process: what the page's scripts hold, its open
+  // streams and tokens, came from the old one; django-browser-reload and Vite reload too).
+  const RESTARTS = /\.py$/;
   // An edit the app may answer from a template cache for a while (Django's cached
   // loader): not code (it restarts the app), not a static file (served as it is).
   const ASSET = /\.(css|m?js|map|png|jpe?g|gif|svg|webp|avif|ico|woff2?|ttf|otf)$/i;
@@ -115,7 +119,7 @@
   // why, paths }, { do: "nothing", said }.
   const changes = (m, page) => {
     if (m.paths && !m.paths.length) return [{ do: "nothing", said: "" }]; // a notice alone (the app is down)
-    const html = Boolean(m.paths) && !m.paths.some((p) => SCRIPTS.test(p));
+    const html = Boolean(m.paths) && !m.paths.some((p) => SCRIPTS.test(p) || RESTARTS.test(p));
     if (!m.paths || !page.ours || m.root !== page.root) { // no paths, or a server it cannot map: everything
       if (m.type === WIRE.CSS) return [{ do: "css", said: "stylesheets refreshed" }];
       if (page.morphing && html && !page.ours) return [{ do: "morph", why: m.paths.join(", "), paths: m.paths }]; // behind the proxy: the app's new answer

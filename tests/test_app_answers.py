@@ -127,6 +127,10 @@ def test_an_app_stopped_and_started_by_hand_with_the_middleware_is_said_and_come
         app.start()
     assert page.locator("#out").inner_text() == "v1"
     page.locator("sigreload-notice").wait_for(state="detached", timeout=10_000 * SCALE)
+    # the broadcaster says what it told the page, one line each (before: "css sent to 1 page(s) ()")
+    main.wait_seen(r"app back: reload sent to 1 page\(s\) \(/urls\.py\)")
+    assert main.output().count("app down: said to 1 page(s)") == 1, main.output()
+    assert "sent to 1 page(s) ()" not in main.output(), main.output()
 
 
 def test_no_page_open_no_look_and_a_page_open_a_look_at_most_once_a_second():

@@ -204,3 +204,18 @@ def test_a_reload_of_one_page_carries_the_current_generation():
     c.signal("reload")
     c.flush([], 1.0, WALL)
     assert c.reload() == {"type": "reload", "boot": "b00t", "generation": 1}
+
+
+def test_the_watchers_word_on_the_app_is_kept_for_the_log_down_then_back_once():
+    """The broadcaster logs "app down: said to N page(s)", then "app back: ..." for the
+    first good broadcast after it (before: "css sent to 1 page(s) ()")."""
+    c, now = core(), 1.0
+    said = []
+    for kind, message in [("css", save(notice="Your app does not answer", app="down")),
+                          ("reload", save("/views.py")), ("reload", save("/views.py")),
+                          ("css", save(notice="Your app does not answer", app="down")),
+                          ("reload", {"error": "broken"}), ("reload", {"root": "r1", "app": "back"})]:
+        c.signal(kind)
+        said.append(c.flush([message], now, WALL).app)
+        now += MIN_GAP + 0.1
+    assert said == ["down", "back", None, "down", None, "back"]

@@ -75,6 +75,7 @@ class Broadcast(Generic[C]):
     deliveries: list[tuple[list[C], Event | str]] = field(default_factory=list)
     told: int = 0  # pages that hear of it
     followed: str | None = None  # the page a tab was sent to (--follow)
+    app: str | None = None  # "down" or "back": the watcher's word on the app server (logged as such)
 
 
 class Core(Generic[C]):
@@ -89,6 +90,7 @@ class Core(Generic[C]):
         self.recent: deque[Recalled] = deque(maxlen=RECENT_MOST)
         self.error: str | None = None  # the last failed build's output, until a good one
         self.notice: str | None = None  # what the last good build still reported (its error lines)
+        self.app_down = False  # the last good broadcast said the app server is down (the watcher's "app")
         self.pending: ChangeKind | None = None  # waiting for the gap to end
         self.signals = 0  # deliveries merged into the next broadcast
         self.credit, self.credit_until = 0, 0.0  # messages collected before their signals came
@@ -222,7 +224,16 @@ class Core(Generic[C]):
         self.error = error
         event = self.event(kind, error, paths, root)
         self.remember(event, wall)
-        return self.fan_out(Broadcast(kind, event, paths), error is not None)
+        return self.fan_out(Broadcast(kind, event, paths, app=self.app_said(collected, error)), error is not None)
+
+    def app_said(self, collected: list[dict[str, Any]], error: str | None) -> str | None:
+        """"down" when the watcher said the app server is down; "back" for the first good
+        broadcast after that (the app answers again, by hand or after a save); else None."""
+        said = collected[-1].get("app") if collected else None
+        if not collected or error is not None:
+            return None  # a bare kill, a failed build: the app's state is as it was
+        back, self.app_down = self.app_down or said == "back", said == "down"
+        return "down" if self.app_down else "back" if back else None
 
     def event(self, kind: ChangeKind, error: str | None, paths: list[str] | None,
               root: str | None) -> Change | BuildError:

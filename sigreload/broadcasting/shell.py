@@ -116,7 +116,12 @@ class Broadcaster:
         paths = done.paths
         what = "every file" if paths is None else ", ".join(map(consoles.escaped, paths[:3])) + (
             " ..." if len(paths) > 3 else "")  # a file's name never moves the terminal's cursor
-        log.info("%s sent to %d page(s) (%s)", done.event["type"], done.told, "build failed" if error else what)
+        if done.app == "down":  # a notice alone, no reload (app_server.notice)
+            log.info("app down: said to %d page(s)", done.told)
+        elif done.app == "back":
+            log.info("app back: %s sent to %d page(s) (%s)", done.event["type"], done.told, what)
+        else:
+            log.info("%s sent to %d page(s) (%s)", done.event["type"], done.told, "build failed" if error else what)
         self.status.reloaded(done.event["generation"], done.kind, paths, error, done.told)
 
     def look_at_watcher(self) -> None:

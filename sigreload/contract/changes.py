@@ -21,7 +21,8 @@ from sigreload.contract import messages
 CHANNEL = messages.Channel(
     "<time_ns>-<pid>.json",  # one per message, in the order they were left (the only *.json in the folder)
     format='a JSON object: {"paths": [URL paths], "root": the folder\'s id (watcher_ids.root_id)} for a change, '
-           '{"error": a failed build\'s output} for a failed build (anything else: every page reloads)',
+           '{"error": a failed build\'s output} for a failed build (anything else: every page reloads); '
+           '"app": "down" or "back" when it says so of the app server (--app: logged as such)',
     writer="the watcher (sigreload-watch), just before it signals the broadcaster",
     reader="the broadcaster, on each signal",
     removed="by the broadcaster as it reads them",

@@ -120,6 +120,10 @@ test("decide: the page's own file reloads, or morphs with --morph", () => {
   assert.deepEqual(steps({ ...m, paths: ["/index.html", "/app.js"] }, { morphing: true }), ["reload"]);
   // Behind the proxy (not ours), --morph: the app's new answer, morphed.
   assert.deepEqual(steps({ type: "reload", paths: ["/templates/x.html"] }, { ours: false, morphing: true }), ["morph"]);
+  // The app's code (it restarted: a new process): reloaded, never morphed.
+  assert.deepEqual(S.decide({ type: "reload", paths: ["/views.py"] }, page({ ours: false, morphing: true })),
+    [{ do: "reload", why: "/views.py", paths: ["/views.py"] }]);
+  assert.deepEqual(steps({ type: "reload", paths: ["/t/x.html", "/app.py"] }, { ours: false, morphing: true }), ["reload"]);
 });
 
 test("decide: a morph, then what else changed", () => {
