@@ -156,11 +156,9 @@ MORPH_TEMPLATE = ("<!doctype html><html><head><title>{text}</title></head>"
                   "<body><h1 id='out'>{text}</h1><input id='typed'></body></html>")
 
 
-def test_morph_behind_the_proxy_applies_a_template_edit_from_the_apps_new_answer(procs, tmp_path, page):
-    folder = tmp_path / "app"
-    (folder / "templates").mkdir(parents=True)
-    (folder / "app.py").write_text(TEMPLATED)
-    (folder / "templates" / "index.html").write_text(MORPH_TEMPLATE.format(text="t1"))
+def flask_behind_the_morphing_proxy(procs, folder):
+    """Flask's debug server on ``folder``'s app.py, and `sigreload --proxy --morph` in
+    front of it, both ready: the proxy's URL."""
     port = free_port()
     app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
     app.wait_for("Debugger PIN")
@@ -168,6 +166,15 @@ def test_morph_behind_the_proxy_applies_a_template_edit_from_the_apps_new_answer
                                          "--port", free_port(), "--ws-port", free_port()])
     url = proxy.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
     proxy.wait_seen("watching")
+    return url
+
+
+def test_morph_behind_the_proxy_applies_a_template_edit_from_the_apps_new_answer(procs, tmp_path, page):
+    folder = tmp_path / "app"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "app.py").write_text(TEMPLATED)
+    (folder / "templates" / "index.html").write_text(MORPH_TEMPLATE.format(text="t1"))
+    url = flask_behind_the_morphing_proxy(procs, folder)
     loads = loads_of(page)
     open_page(page, url)
     page.wait_for_function("!!window.Idiomorph")
@@ -208,13 +215,7 @@ def test_morph_reloads_on_a_code_edit_and_on_an_app_that_does_not_answer_within_
     (folder / "templates").mkdir(parents=True)
     (folder / "app.py").write_text(HANGING.format(version="p1", hang=str(hang)))
     (folder / "templates" / "index.html").write_text(VERSIONED.format(text="t1"))
-    port = free_port()
-    app = procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port], cwd=folder)
-    app.wait_for("Debugger PIN")
-    proxy = procs(module("sigreload") + [folder, "--proxy", f"http://127.0.0.1:{port}", "--morph",
-                                         "--port", free_port(), "--ws-port", free_port()])
-    url = proxy.wait_seen(r"proxying \S+ at (http://\S+/)").group(1)
-    proxy.wait_seen("watching")
+    url = flask_behind_the_morphing_proxy(procs, folder)
     loads, said = loads_of(page), []
     page.on("console", lambda m: said.append(m.text))
     open_page(page, url)
