@@ -46,8 +46,12 @@ def _leave_the_current_folder() -> None:
     lies keeps it: that is where sigreload comes from)."""
     if not sys.path or getattr(sys.flags, "safe_path", False) or _run_module().partition(".")[0] != __name__:
         return
+    try:
+        here = os.path.realpath(os.curdir)
+    except FileNotFoundError:  # deleted: nothing to import from it (the command says so in one line)
+        return
     first = os.path.realpath(sys.path[0] or os.curdir)
-    if first == os.path.realpath(os.curdir) and first != os.path.dirname(os.path.dirname(os.path.realpath(__file__))):
+    if first == here and first != os.path.dirname(os.path.dirname(os.path.realpath(__file__))):
         del sys.path[0]
 
 

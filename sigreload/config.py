@@ -151,7 +151,7 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
     """``argv`` parsed by ``parser`` over the nearest file's values (checked against ``full``,
     sigreload's parser, for a subcommand's: one file for all); the settings, the dests the command
     line gives. Resolved by the file's rule: ignore globs relative to ROOT, ``exec_dir`` for its build."""
-    found = or_exit(prog, full or parser, Path.cwd())
+    found = or_exit(prog, full or parser, here(prog))
     own = {action.dest for action in parser._actions}
     root = {"root": found.folder} if found.folder and "root" in own else {}  # ROOT's default: the file's folder
     parser.set_defaults(**{**root, **{dest: value for dest, value in found.values.items() if dest in own}})
@@ -168,8 +168,11 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
 
 def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
     """``value`` if it has the type ``action`` takes, else a ConfigError naming the key and the type."""
-    if "\0" in str(value):  # a path with one is no path (and a traceback in os.path)
-        raise ConfigError(f"{path}: {key} holds a NUL character")
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and "\0" in item:  # a path with one is no path (and a traceback in os.path)
+            raise ConfigError(f"{path}: {key} holds a NUL character")
+        if item == "":  # host = "" listened on every address; exec = "" was said as missing (r32n5)
+            raise ConfigError(f"{path}: {key} takes a value that is not empty")
     if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(action, argparse._AppendAction):
@@ -190,6 +193,11 @@ def checked(key: str, action: argparse.Action, value: Any, path: Path) -> Any:
         ok, kind = isinstance(value, str), "a string"
     if not ok:
         raise ConfigError(f"{path}: {key} takes {kind}, not {value!r}")
+    if callable(action.type) and action.type not in (int, float, str, port, seconds):  # --editor's own check
+        try:
+            action.type(value)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
     return value
 
 
@@ -205,6 +213,17 @@ def given(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
         parser._defaults = file_values
         for action, default in defaults:
             action.default = default
+
+
+def here(prog: str) -> Path:
+    """The current folder, or one line and exit 2 where it was deleted (a build that
+    empties its output folder while a shell is in it: a traceback per command, r32n5)."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        print(f"{prog}: the current folder no longer exists (deleted, or made anew by a build): "
+              f"cd into it again", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def or_exit(prog: str, parser: argparse.ArgumentParser, start: Path) -> Settings:

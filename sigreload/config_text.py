@@ -15,6 +15,7 @@ from typing import Any
 
 from sigreload import editor
 from sigreload.config import PATHS, Settings, keys, parse
+from sigreload.options import command
 
 
 def source(action: argparse.Action, found: Settings, on_command_line: set[str]) -> str:
@@ -58,7 +59,7 @@ def template(parser: argparse.ArgumentParser) -> str:
     for key, action in keys(parser).items():
         default = None if action.default == argparse.SUPPRESS else action.default
         example = default if default is not None else action.const if action.const is not None else (
-            f"{action.metavar or key.upper()}" if action.type in (None, str) else 0)  # uncommented: valid TOML
+            f"{action.metavar or key.upper()}" if action.type in (None, str, command) else 0)  # uncommented: valid TOML
         help_text = IN_A_FILE.get(key) or " ".join((action.help or "").split()) % {"default": default}
         if key in STRICT:
             help_text += "; set here, a busy port is an error (never moved)"
@@ -81,6 +82,8 @@ def show(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         said = source(action, found, on_command_line)
         if key == "editor" and value is None and (words := editor.command(None)):  # r32n4: "(not set)" misled
             said = f"in effect: {shlex.join(words)} ($VISUAL or $EDITOR)"
+        elif key == "editor" and value is None and (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
+            said = editor.why_none()  # EDITOR=vim: why it is not used (r32n5)
         print(line(key, value, said))
     if args.build:
         where = f"{args.exec_dir} (the file's folder)" if args.exec_dir else f"{os.path.abspath(args.root)} (ROOT)"

@@ -61,15 +61,24 @@ def command(template: str | None, env: Mapping[str, str] = os.environ) -> list[s
         words = shlex.split(template)
         return words if any("{file}" in w for w in words) else words + ["{file}"]
     for name in ("VISUAL", "EDITOR"):
-        words = shlex.split(env.get(name, ""))
+        words = split(env.get(name, ""))
         if words and os.path.basename(words[0]) in KNOWN:
             return words + KNOWN[os.path.basename(words[0])]
     return None
 
 
+def split(line: str) -> list[str]:
+    """``line`` split as a shell would; none where it cannot be (``code "``: an
+    environment variable no shell would run either)."""
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return []
+
+
 def why_none(env: Mapping[str, str] = os.environ) -> str:
     """Why no editor opens, in one line for the terminal."""
-    words = shlex.split(env.get("VISUAL") or env.get("EDITOR") or "")
+    words = split(env.get("VISUAL") or env.get("EDITOR") or "")
     if words and os.path.basename(words[0]) in TERMINAL:
         return (f"{words[0]} needs a terminal: name one with --editor, e.g. "
                 f"--editor \"x-terminal-emulator -e {words[0]} +{{line}} {{file}}\"")

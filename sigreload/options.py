@@ -14,6 +14,7 @@ The commands: ``sigreload`` (all-in-one), ``http`` (sigreload-http),
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,16 @@ def port(text: str) -> int:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"not a port (0 to 65535): {number}")
     return number
+
+
+def command(text: str) -> str:
+    """A command line (split as a shell would): argparse's type for ``--editor``
+    (``code "`` was a traceback in the HTTP server, r32a5)."""
+    try:
+        shlex.split(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a command ({exc}): {text}") from None
+    return text
 
 
 LEAST_SECONDS = 0.01  # shorter: --idle-timeout failed every request, without a word (r32a4)
@@ -120,7 +131,8 @@ OPTIONS = (
            passed=False),
     Option("editor", "open a file at a line when a page's error toast names it: CMD with {file}, {line} and "
                      "{column} replaced, e.g. \"code -g {file}:{line}:{column}\" (default: $VISUAL or $EDITOR "
-                     "when it is code, subl, idea and the like)", ("sigreload", "http"), metavar="CMD", group=HTTP),
+                     "when it is code, subl, idea and the like)", ("sigreload", "http"), kind=command, metavar="CMD",
+           group=HTTP),
     Option("source", argparse.SUPPRESS, ("http",), metavar="DIR"),  # the watched folder (--output, --proxy)
     Option("spa", "single-page app: unknown paths without an extension serve /index.html", ("sigreload", "http"),
            kind=bool, group=HTTP),

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from sigreload import command_line
+from sigreload import command_line, config
 
 INIT_RFILE = """\
 # Live reload for this folder with sigreload: run `r` here (rfilerunner's
@@ -60,7 +60,7 @@ def init(argv: list[str] | None) -> None:
     parser.add_argument("--config", action="store_true",
                         help="write sigreload.toml instead: every setting, commented out at its default")
     args = parser.parse_args(argv)
-    here = Path.cwd()
+    here = config.here("sigreload-init")
     if args.config:
         return write_config(here / "sigreload.toml", args.force)
     for name in ("rfile", "rfile.yaml"):
@@ -82,7 +82,7 @@ def served(here: Path) -> tuple[Path, str, Path | None, bool]:
     configuration file that says so (None: the defaults), and whether the pages are
     the root's files (not an app's, behind --proxy or --no-http, nor a build's
     --output); one line and exit 2 for a file that cannot be used."""
-    from sigreload import cli, config
+    from sigreload import cli
 
     found = config.or_exit("sigreload-init", cli.make_parser(), here)
     values = found.values
@@ -115,7 +115,7 @@ def written(path: Path, text: str, force: bool) -> None:
 
 def write_config(path: Path, force: bool) -> None:
     """Write ``path``: sigreload's settings, each commented out at its default."""
-    from sigreload import cli, config, config_text
+    from sigreload import cli, config_text
 
     if os.path.lexists(path) and not force:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")

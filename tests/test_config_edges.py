@@ -292,3 +292,35 @@ def test_config_shows_the_editor_visual_or_editor_gives(tmp_path):
     """`EDITOR=code` opens files in VS Code, and `sigreload config` said `editor (not set)` (r32n4)."""
     found = run(tmp_path, "config", env={**os.environ, "EDITOR": "code", "VISUAL": ""})
     assert "# in effect: code -g '{file}:{line}:{column}' ($VISUAL or $EDITOR)" in found.stdout, found
+
+
+@pytest.mark.parametrize("args", [["config"], ["reload"], ["init"], []])
+def test_a_deleted_current_folder_is_one_line(tmp_path, args):
+    """A clean build empties the folder a shell is in: every command was a traceback (r32n5)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    command = module("sigreload") + (args or [str(tmp_path)])  # sigreload ROOT: an absolute one too
+    done = subprocess.run(["sh", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", gone, *command],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30 * SCALE)
+    assert done.returncode == 2 and done.stderr.endswith(
+        "the current folder no longer exists (deleted, or made anew by a build): cd into it again\n"), done
+
+
+@pytest.mark.parametrize("text, line", [
+    ('ignore = ["x\\u0000"]\n', "ignore holds a NUL character"),
+    ('allow-host = ["a\\u0000"]\n', "allow-host holds a NUL character"),
+    ('host = ""\n', "host takes a value that is not empty"),
+    ('ignore = ["drafts", ""]\n', "ignore takes a value that is not empty"),
+    ('editor = "code \\""\n', 'editor: not a command (No closing quotation): code "'),
+])
+def test_values_no_command_could_use_are_one_line(tmp_path, text, line):
+    """r32a5: a NUL in a list reached a child's argv (a traceback); r32n5: host = "" listened
+    on every address; an editor with an open quote was a traceback in the HTTP server."""
+    write(tmp_path / "sigreload.toml", text)
+    done = run(tmp_path, "config")
+    assert done.returncode == 2 and done.stderr == f"sigreload: {tmp_path / 'sigreload.toml'}: {line}\n", done
+
+
+def test_an_editor_with_an_open_quote_in_the_environment_is_no_editor(tmp_path):
+    done = run(tmp_path, "config", env={**os.environ, "EDITOR": 'code "', "VISUAL": ""})
+    assert done.returncode == 0 and "# no editor: pass --editor CMD" in done.stdout, done
