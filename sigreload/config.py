@@ -26,6 +26,7 @@ from typing import Any
 
 from sigreload.config_files import (
     ConfigError as ConfigError,  # re-exported: the error every reader catches
+    configures,
     read,
 )
 from sigreload.options import LEAST_SECONDS, MOST_SECONDS, port, seconds
@@ -61,7 +62,7 @@ def find(start: Path, skipped: list[str] | None = None) -> tuple[Path, dict[str,
                 continue
             table, why = read(path)
             if why:
-                if skipped is not None:
+                if skipped is not None and configures(path):  # a pyproject of no sigreload's: no word
                     skipped.append(f"{path}: {why}: skipped")
                 continue
             if name == "pyproject.toml":

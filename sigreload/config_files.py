@@ -38,6 +38,8 @@ def untrusted(info: os.stat_result, acl: bool = False) -> str | None:
         return "an ACL lets others write it (setfacl -b it)"
     if info.st_mode & 0o020 and shared(info.st_gid):
         return "its group can write it, and has other members (chmod g-w it)"
+    if info.st_nlink > 1:  # another name for it may be in a folder others can write (r32a5)
+        return "it has other names (hard links)"
     if info.st_size > MOST_BYTES:
         return f"larger than {MOST_BYTES >> 20} MiB"
     return None
@@ -91,6 +93,8 @@ def opened(path: Path) -> tuple[int | None, str]:
     (r32a4). The link is looked at again after the open: one swapped meanwhile is
     not taken."""
     flags = os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK  # a FIFO in its place never blocks us
+    if why := swappable(path.parent):  # whatever is judged here could be swapped back and forth (r32a5)
+        return None, why
     before = os.lstat(path)
     if not stat.S_ISLNK(before.st_mode):
         return os.open(path, flags | os.O_NOFOLLOW), ""
@@ -104,9 +108,23 @@ def opened(path: Path) -> tuple[int | None, str]:
     return fd, ""
 
 
-def acl(fd: int) -> bool:
-    """Whether the open file has a POSIX access ACL (Linux): its group bits are then
-    the mask of named users' and groups' rights, not one group's."""
+def swappable(folder: Path) -> str | None:
+    """Why another user could put another file in place of one in ``folder`` (None:
+    nobody can): it is theirs, or anyone, a group with other members or an ACL
+    may write it, without the sticky bit (which keeps each name its owner's)."""
+    info = os.stat(folder)
+    if info.st_uid not in (os.getuid(), 0):
+        return f"its folder is another user's (owner uid {info.st_uid})"
+    if info.st_mode & stat.S_ISVTX or not info.st_mode & 0o022:
+        return None
+    if info.st_mode & 0o002 or shared(info.st_gid) or acl(folder):
+        return "others can write its folder (and so put another file in its place)"
+    return None
+
+
+def acl(fd: int | Path) -> bool:
+    """Whether the open file (or the folder) has a POSIX access ACL (Linux): its group
+    bits are then the mask of named users' and groups' rights, not one group's."""
     listxattr = getattr(os, "listxattr", None)
     try:
         return listxattr is not None and "system.posix_acl_access" in listxattr(fd)
@@ -126,15 +144,19 @@ def twice(text: str, error: str) -> str | None:
     return f"line {number}: {key} is set twice (a key takes one value)"
 
 
-def settings_in(paths: list[str]) -> list[str]:
-    """The configuration files among ``paths``: each sigreload.toml, and each
-    pyproject.toml that has a [tool.sigreload] table (by its text: cheap)."""
-    def configures(path: str) -> bool:
-        try:
-            with open(path, "rb") as file:
-                return b"[tool.sigreload" in file.read(MOST_BYTES)
-        except OSError:
-            return False
+def configures(path: str | Path) -> bool:
+    """Whether the file at ``path`` may configure sigreload: a sigreload.toml, or a
+    pyproject.toml with a [tool.sigreload] table (by its text: cheap, never parsed)."""
+    if os.path.basename(path) == "sigreload.toml":
+        return True
+    try:
+        with open(path, "rb") as file:
+            return b"[tool.sigreload" in file.read(MOST_BYTES)
+    except OSError:
+        return False
 
-    names = {"sigreload.toml": lambda _: True, "pyproject.toml": configures}
+
+def settings_in(paths: list[str]) -> list[str]:
+    """The configuration files among ``paths`` (:func:`configures`)."""
+    names = {"sigreload.toml": configures, "pyproject.toml": configures}
     return [p for p in paths if os.path.basename(p) in names and names[os.path.basename(p)](p)]

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from sigreload import command_line, config
+from sigreload import command_line, config, config_files
 
 INIT_RFILE = """\
 # Live reload for this folder with sigreload: run `r` here (rfilerunner's
@@ -61,6 +61,8 @@ def init(argv: list[str] | None) -> None:
                         help="write sigreload.toml instead: every setting, commented out at its default")
     args = parser.parse_args(argv)
     here = config.here("sigreload-init")
+    if why := config_files.swappable(here):  # `r` runs rfile.yml: another user could put theirs in its place
+        sys.exit(f"sigreload-init: {why}: init writes nothing here (use a folder of your own)")
     if args.config:
         return write_config(here / "sigreload.toml", args.force)
     for name in ("rfile", "rfile.yaml"):
@@ -101,9 +103,13 @@ def written(path: Path, text: str, force: bool) -> None:
     """``text`` written to ``path`` (new, or replaced with ``force``), never through a
     link (another user's, in a shared folder, would point at ~/.profile); one line
     and exit 1 where it cannot be."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (0 if force else os.O_EXCL)
     try:
         fd = os.open(path, flags, 0o644)
+        if os.fstat(fd).st_nlink > 1:  # another name of it may be ~/.profile: nothing written (r32a5)
+            os.close(fd)
+            sys.exit(f"sigreload-init: {path}: it has other names (hard links): not written (remove it first)")
+        os.ftruncate(fd, 0)
     except FileExistsError:
         sys.exit(f"sigreload-init: {path.name} exists; pass --force to overwrite it")
     except OSError as exc:

@@ -181,6 +181,30 @@ def test_a_link_another_user_made_is_skipped(tmp_path):
     assert f'root = "{shared}"' in run(shared / "dev", "config").stdout
 
 
+@pytest.mark.parametrize("mode, skipped", [(0o777, True), (0o1777, False), (0o755, False)])
+def test_a_file_in_a_folder_others_can_write_is_skipped_unless_sticky(tmp_path, mode, skipped):
+    """In a folder others can write, whatever is judged could be swapped for another of
+    one's files and back between the look and the read (r32a5: 959 of 20,000 reads in
+    one process took the other file); the sticky bit keeps each name its owner's."""
+    shared = tmp_path / "shared"
+    (shared / "dev").mkdir(parents=True)
+    write(shared / "sigreload.toml", 'exec = "touch pwned"\noutput = "out"\n')
+    shared.chmod(mode)
+    shown = run(shared / "dev", "config")
+    assert shown.returncode == 0, shown
+    assert ("others can write its folder (and so put another file in its place): skipped" in shown.stderr) == skipped
+    assert ('exec = "touch pwned"' in shown.stdout) != skipped
+
+
+def test_a_file_with_other_names_is_skipped(tmp_path):
+    """A hard link of one's own file in another folder (where protected_hardlinks is off,
+    another user can make one) would carry its build there (r32a5)."""
+    write(tmp_path / "mine.toml", 'exec = "touch pwned"\noutput = "out"\n')
+    os.link(tmp_path / "mine.toml", tmp_path / "sigreload.toml")
+    shown = run(tmp_path, "config")
+    assert shown.returncode == 0 and "it has other names (hard links): skipped" in shown.stderr, shown
+
+
 def test_a_file_an_acl_lets_others_write_is_skipped(tmp_path):
     """`setfacl -m u:other:rw`: the group bits are then the ACL's mask, and the file's
     private group said nothing about who may write it (r32a4)."""

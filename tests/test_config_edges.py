@@ -324,3 +324,24 @@ def test_values_no_command_could_use_are_one_line(tmp_path, text, line):
 def test_an_editor_with_an_open_quote_in_the_environment_is_no_editor(tmp_path):
     done = run(tmp_path, "config", env={**os.environ, "EDITOR": 'code "', "VISUAL": ""})
     assert done.returncode == 0 and "# no editor: pass --editor CMD" in done.stdout, done
+
+
+def test_init_writes_nothing_in_a_folder_others_can_write(tmp_path):
+    """`r` runs rfile.yml: in a folder others can write, another user replaced it after
+    init and `r` ran theirs as the developer (r32a5)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    done = run(shared, "init")
+    assert done.returncode == 1 and "init writes nothing here (use a folder of your own)" in done.stderr, done
+    assert list(shared.iterdir()) == []
+
+
+def test_init_force_never_writes_through_a_hard_link(tmp_path):
+    profile = tmp_path / "profile"
+    write(profile, "mine\n")
+    (tmp_path / "site").mkdir()
+    os.link(profile, tmp_path / "site" / "rfile.yml")
+    done = run(tmp_path / "site", "init", "--force")
+    assert done.returncode == 1 and "it has other names (hard links): not written" in done.stderr, done
+    assert profile.read_text() == "mine\n"
