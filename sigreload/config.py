@@ -161,6 +161,11 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
     if "ignore" in own:  # the file's globs (first: append adds to its list) made absolute by anchored()
         from_file = len(found.values.get("ignore", []))
         args.ignore = [rooted(glob, args.root) for glob in args.ignore[:from_file]] + args.ignore[from_file:]
+    if "https" in own and "cert" in own:  # a certificate serves HTTPS: said so, and --no-https undoes both (r32n5)
+        if "https" in on_command_line and not args.https:
+            args.cert = args.key = None
+        elif args.cert:
+            args.https = True
     if "build" in own:
         from_file = "build" in found.values and "build" not in on_command_line
         args.exec_dir = found.folder if from_file and args.build else None  # None: ROOT

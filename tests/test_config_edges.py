@@ -345,3 +345,13 @@ def test_init_force_never_writes_through_a_hard_link(tmp_path):
     done = run(tmp_path / "site", "init", "--force")
     assert done.returncode == 1 and "it has other names (hard links): not written" in done.stderr, done
     assert profile.read_text() == "mine\n"
+
+
+def test_a_certificate_is_https_in_config_and_no_https_undoes_it(tmp_path):
+    """A file's cert and key served HTTPS while `sigreload config` said https = false, and
+    --no-https could not turn it off (r32n5)."""
+    write(tmp_path / "sigreload.toml", 'cert = "c.pem"\nkey = "k.pem"\n')
+    found = shown(tmp_path)
+    assert found["https"] == "true" and found["cert"] == f'"{tmp_path / "c.pem"}"'
+    found = shown(tmp_path, "--no-https")
+    assert found["https"] == "false" and found["cert"] is None and found["key"] is None
