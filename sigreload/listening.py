@@ -10,6 +10,7 @@ wildcards), and a port that someone else holds on either is refused at start.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 LOOPBACKS = ("127.0.0.1", "::1", "localhost")
@@ -31,11 +32,24 @@ def has_ipv6_loopback() -> bool:
 def hosts(host: str | None) -> list[str]:
     """The addresses a server asked to listen on ``host`` binds, the asked one first."""
     host = host or ""
-    if host in WILDCARDS:
+    if host in WILDCARDS or unspecified(host):
         return ["0.0.0.0", "::"] if has_ipv6_loopback() else ["0.0.0.0"]
     if host in LOOPBACKS:
         return ["127.0.0.1", "::1"] if has_ipv6_loopback() else ["127.0.0.1"]
     return [host]
+
+
+def unspecified(host: str) -> bool:
+    """Whether ``host`` is "every address" however spelled: ``0``, ``0.0``, ``::0``,
+    ``000.000.000.000`` bound every address without LAN mode's warning (r32a5)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        pass
+    try:
+        return socket.inet_aton(host) == bytes(4)
+    except OSError:
+        return False
 
 
 def shown(host: str) -> str:

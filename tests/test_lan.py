@@ -366,3 +366,11 @@ def test_every_address_without_lan_is_said_as_loudly_as_lan(procs, tmp_path):
     main = procs(module("http_server") + [tmp_path, "--host", "0.0.0.0", "--port", "0"])
     main.wait_seen(f"listening on every address: any device on your network can read {tmp_path} ")
     main.wait_seen("serving")
+
+
+@pytest.mark.parametrize("host", ["0", "::0", "000.000.000.000"])
+def test_every_address_however_spelled_is_said_by_the_broadcaster(procs, host):
+    """`--host 0` bound every address with no LAN mode warning from the broadcaster (r32a5)."""
+    main = procs(module("broadcaster") + ["--host", host, "--port", "0"])
+    main.wait_seen("LAN mode: any device on your network can connect")
+    main.wait_seen("ready on ws://0.0.0.0:")
