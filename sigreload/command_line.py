@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 from sigreload import __version__
 
@@ -31,9 +32,17 @@ POLL_HELP = ("never use kernel change notifications (Docker, WSL, NFS; automatic
              "and 11 s on 100,000, for under 3%% of a core (bench/run.py on 2 cores)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose error is one line (not the usage block first: 13
+    lines for a port of -1, where the same value in a file is one, r32n5)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     """An ArgumentParser with ``--version``."""
-    made = argparse.ArgumentParser(description=description, allow_abbrev=False)  # --http was --https
+    made = OneLineParser(description=description, allow_abbrev=False)  # --http was --https
     made.add_argument("--version", action="version", version=f"sigreload {__version__}")
     return made
 
