@@ -192,6 +192,24 @@ def test_a_bad_ws_port_is_one_line_and_the_default(value, monkeypatch):
     assert presence.ws_port() == 5678
 
 
+@pytest.mark.parametrize("text, said", [
+    ('ws-port = "x"\n', "ws-port takes a port (0 to 65535), not 'x'; using 5678"),
+    ("ws-port = = 1\n", "not valid TOML"),
+    ("ws-port = 0\n", "ws-port 0 (any free port) leaves pages no way to find the broadcaster; using 5678"),
+])
+def test_a_bad_ws_port_in_the_file_is_said_as_the_files(tmp_path, monkeypatch, caplog, text, said):
+    """The file's bad value was blamed on SIGRELOAD_WS_PORT, which was not set, and broken
+    TOML was silent (r32n4, r32n5, r32a4)."""
+    from sigreload.middleware import presence
+
+    (tmp_path / "sigreload.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SIGRELOAD_WS_PORT", raising=False)
+    with caplog.at_level("WARNING", logger="sigreload"):
+        assert presence.ws_port() == 5678
+    assert said in caplog.text and "SIGRELOAD_WS_PORT" not in caplog.text, caplog.text
+
+
 async def broken_asgi(scope, receive, send):
     raise ZeroDivisionError("the app's own bug")
 

@@ -30,11 +30,14 @@ LOOPBACKS = frozenset(("127.0.0.1", "::1"))  # where "localhost" leads a browser
 
 def ws_port() -> int:
     """SIGRELOAD_WS_PORT, else the ``ws-port`` of the configuration file that
-    ``sigreload`` itself reads from the app's folder, else 5678 (a value that is
-    not a port: said once, 5678)."""
-    value = os.environ.get("SIGRELOAD_WS_PORT", "") or str(configured() or "")
+    ``sigreload`` itself reads from the app's folder, else 5678. A value that is
+    not a port, or a file sigreload would refuse, is said once, naming where it
+    came from (r32n5: a file's bad value was blamed on the variable), and 5678 used."""
+    value = os.environ.get("SIGRELOAD_WS_PORT", "")
+    if not value:
+        return configured()
     try:
-        port = int(value) if value else WS_PORT
+        port = int(value)
         if 0 < port < 65536:
             return port
     except ValueError:
@@ -43,16 +46,22 @@ def ws_port() -> int:
     return WS_PORT
 
 
-def configured() -> Any:
+def configured() -> int:
     """``ws-port`` from sigreload.toml or pyproject's [tool.sigreload] found from
-    the current folder upward (config.find: a file of another user is not read)."""
-    from sigreload import config
+    the current folder upward, checked as sigreload checks it (config.settings: a
+    file of another user is not read), else 5678."""
+    from sigreload import cli, config
 
     try:
-        found = config.find(Path.cwd())
-    except (config.ConfigError, OSError):
-        return None
-    return found[1].get("ws-port") if found else None
+        port = config.settings(cli.make_parser(), Path.cwd()).values.get("ws_port", WS_PORT)
+    except (config.ConfigError, OSError) as exc:
+        log.warning("sigreload: %s; using %d", exc, WS_PORT)
+        return WS_PORT
+    if not port:  # 0: any free port, which no page could find
+        log.warning("sigreload: ws-port 0 (any free port) leaves pages no way to find the broadcaster; using %d",
+                    WS_PORT)
+        return WS_PORT
+    return int(port)
 
 
 def listened(port: int) -> bool:
