@@ -76,14 +76,17 @@ def init(argv: list[str] | None) -> None:
     elif pages and not any(root.glob("*.htm")) and not any(root.glob("*.html")):
         written(root / "index.html", INIT_PAGE, False)
         print(f"sigreload-init: wrote {os.path.relpath(root / 'index.html')} (the folder had no page)")
+    elif pages is None:  # its page would say it reloads by itself, and not (r32n5)
+        print("sigreload-init: no-inject is set: no starter page (your pages include the snippet themselves)")
     print(f"sigreload-init: run `r` here (`rfile` in zsh), then open {url}")
 
 
-def served(here: Path) -> tuple[Path, str, Path | None, bool]:
+def served(here: Path) -> tuple[Path, str, Path | None, bool | None]:
     """What `sigreload` will serve from ``here``: its root, where to open it, the
     configuration file that says so (None: the defaults), and whether the pages are
     the root's files (not an app's, behind --proxy or --no-http, nor a build's
-    --output); one line and exit 2 for a file that cannot be used."""
+    --output; None: they are, without the snippet, no-inject); one line and exit 2
+    for a file that cannot be used."""
     from sigreload import cli
 
     found = config.or_exit("sigreload-init", cli.make_parser(), here)
@@ -95,7 +98,8 @@ def served(here: Path) -> tuple[Path, str, Path | None, bool]:
     url = "the address it prints (port 0: any free one)" if port == 0 else f"{scheme}://{host}:{port}/"
     if values.get("no_http"):
         url = f"your app ({values.get('app') or 'no-http: sigreload serves no pages'})"
-    pages = not (values.get("proxy") or values.get("no_http") or values.get("build"))
+    pages: bool | None = not (values.get("proxy") or values.get("no_http") or values.get("build"))
+    pages = None if pages and values.get("no_inject") else pages
     return Path(values.get("root") or found.folder or here), url, found.path, pages
 
 

@@ -264,6 +264,7 @@ def test_init_never_writes_through_a_link(tmp_path):
     ("no-http = true\n", False, "then open your app (no-http: sigreload serves no pages)"),
     ('exec = "make"\noutput = "out"\n', False, "then open http://127.0.0.1:8000/"),
     ("port = 0\n", True, "then open the address it prints (port 0: any free one)"),
+    ("no-inject = true\n", False, "no-inject is set: no starter page (your pages include the snippet themselves)"),
 ])
 def test_init_writes_a_page_only_where_sigreload_serves_the_roots_files(tmp_path, config, page, said):
     """An app behind the proxy (or --no-http) serves the pages, a build its output: a
