@@ -159,8 +159,10 @@ def parse(prog: str, parser: argparse.ArgumentParser, argv: list[str],
     args = parser.parse_args(argv)
     on_command_line = given(parser, argv)
     if "ignore" in own:  # the file's globs (first: append adds to its list) made absolute by anchored()
-        from_file = len(found.values.get("ignore", []))
-        args.ignore = [rooted(glob, args.root) for glob in args.ignore[:from_file]] + args.ignore[from_file:]
+        from_file, cwd = len(found.values.get("ignore", [])), Path.cwd()
+        args.ignore = [rooted(glob, args.root) for glob in args.ignore[:from_file]] + [
+            rooted(anchored(glob, cwd), args.root) if glob.startswith(("./", "../")) else glob  # from here (r32n5)
+            for glob in args.ignore[from_file:]]
     if "https" in own and "cert" in own:  # a certificate serves HTTPS: said so, and --no-https undoes both (r32n5)
         if "https" in on_command_line and not args.https:
             args.cert = args.key = None

@@ -357,3 +357,16 @@ def test_a_certificate_is_https_in_config_and_no_https_undoes_it(tmp_path):
     assert found["https"] == "true" and found["cert"] == f'"{tmp_path / "c.pem"}"'
     found = shown(tmp_path, "--no-https")
     assert found["https"] == "false" and found["cert"] is None and found["key"] is None
+
+
+def test_the_command_lines_dot_paths_in_ignore_start_here(procs, tmp_path):
+    """`--ignore ./b` and `--ignore ../d` from a folder below ROOT ignored nothing: taken as
+    globs under ROOT (r32n5); as paths they start in the current folder."""
+    for rel in ("src/b/x.html", "b/y.html", "d/z.html", "kept.html"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / rel, "x")
+    found = shown(tmp_path / "src", "..", "--ignore", "./b", "--ignore", "../d", "--ignore", "/c")
+    assert eval(found["ignore"]) == ["src/b", "/d", "/c"]
+    main = procs(module("sigreload") + ["..", "--no-http", "--ws-port", free_port(), "--ignore", "./b",
+                                        "--ignore", "../d"], cwd=tmp_path / "src")
+    assert main.wait_seen(r"watching \S+: (\d+) files").group(1) == "2"  # b/y.html, kept.html
