@@ -223,6 +223,18 @@ def given(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
             action.default = default
 
 
+def edited(paths: list[str]) -> list[str]:
+    """The configuration file in effect here (what a sigreload started in this
+    folder reads) among the changed ``paths``: a sub-folder's sigreload.toml, or
+    a pyproject.toml of no sigreload's, is not said to need a restart (r32a5)."""
+    names = [p for p in paths if os.path.basename(p) in NAMES]
+    try:
+        found = find(Path.cwd()) if names else None
+    except (ConfigError, OSError):
+        return []
+    return [p for p in names if found and os.path.realpath(p) == os.path.realpath(found[0])]
+
+
 def here(prog: str) -> Path:
     """The current folder, or one line and exit 2 where it was deleted (a build that
     empties its output folder while a shell is in it: a traceback per command, r32n5)."""

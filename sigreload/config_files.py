@@ -154,9 +154,3 @@ def configures(path: str | Path) -> bool:
             return b"[tool.sigreload" in file.read(MOST_BYTES)
     except OSError:
         return False
-
-
-def settings_in(paths: list[str]) -> list[str]:
-    """The configuration files among ``paths`` (:func:`configures`)."""
-    names = {"sigreload.toml": configures, "pyproject.toml": configures}
-    return [p for p in paths if os.path.basename(p) in names and names[os.path.basename(p)](p)]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sigreload import app_lookout, app_server, build_output, building, command_line, consoles, options, process_life
-from sigreload.config_files import settings_in
+from sigreload.config import edited
 from sigreload.contract import answering, app_down, changes, discovery, reserve, watcher_ids
 from sigreload.watching.file_watching import SimpleWatcher
 from sigreload.watching.signatures import DEFAULT_IGNORE, own_output, transient
@@ -88,7 +88,7 @@ class Notifier:
         paths = [p for p in paths if not transient(p, paths) and not own_output(p)]  # no edit: a temporary, our log
         if not paths:
             return
-        for path in settings_in(paths):  # read at start only: a silent edit misled (r32n4)
+        for path in edited(paths):  # read at start only: a silent edit misled (r32n4)
             log.info("%s changed: sigreload reads it when it starts; restart it to apply", self.describe([path]))
         if self.builder:
             self.rebuild(paths, self.builder)

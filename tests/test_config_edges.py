@@ -286,8 +286,12 @@ def test_an_edit_of_the_file_while_running_says_a_restart_applies_it(procs, tmp_
     write(tmp_path / "sigreload.toml", "verbose = false\n")
     main = procs(module("sigreload") + ["--no-http", "--ws-port", free_port()], cwd=tmp_path)
     main.wait_seen("watching")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "sigreload.toml", "port = 8107\n")  # not read by this sigreload (r32a5)
+    main.wait_seen("sub/sigreload.toml changed")
     write(tmp_path / "sigreload.toml", "verbose = true\n")
     main.wait_seen("sigreload.toml changed: sigreload reads it when it starts; restart it to apply")
+    assert "sub/sigreload.toml changed: sigreload reads it" not in main.output()
 
 
 def test_config_shows_the_editor_visual_or_editor_gives(tmp_path):
