@@ -87,6 +87,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
     if found.path:  # said, so a build command from a file never runs unannounced
         builds = f"; it builds with: {args.build}" if "build" in found.values and args.build else ""
         print(f"sigreload: settings from {found.path}{builds}", flush=True)
+        if builds and "root" in on_command_line:  # another folder's build for this ROOT: said (r32n5)
+            print(f"sigreload: ROOT {args.root} is the command line's; the build and its output are the file's",
+                  flush=True)
     return args, explicit
 
 

@@ -114,7 +114,8 @@ OPTIONS = (
                       "message; the watcher: every pass that finds a change)", ALL, kind=bool, short="-v"),
     Option("no-http", "your own server serves ROOT: run only the broadcaster and the watcher", ("sigreload",),
            kind=bool, group=HTTP),
-    Option("port", {"sigreload": "HTTP port (default: %(default)s, or the next free one when it is busy)",
+    Option("port", {"sigreload": "HTTP port (default: %(default)s; a busy default moves to the next free one, a port "
+                                 "set here or in a file is kept)",
                     "http": "HTTP port (default: %(default)s; 0: any free)"}, ("sigreload", "http"), kind=port,
            default=HTTP_PORT, group=HTTP, passed=False),
     Option("open", "open the page in your browser once it is served", ("sigreload", "http"), kind=bool,
@@ -148,8 +149,8 @@ OPTIONS = (
     Option("idle-timeout", "the file server closes a connection that sends nothing for this long (an idle "
                            "keep-alive, a half-sent request; default: %(default)s)", ("http",), kind=seconds,
            default=IDLE_TIMEOUT, metavar="SECONDS"),
-    Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s, or the next free "
-                                    "one when it is busy)",
+    Option("ws-port", {"sigreload": "WebSocket port the pages connect to (default: %(default)s; a busy default moves "
+                                    "to the next free one, a port set here or in a file is kept)",
                        "broadcast": "WebSocket port the pages connect to (default: %(default)s; 0: any free)",
                        "watch": "the broadcaster's port (default: %(default)s)",
                        "signal": f"the broadcaster's port (default: this user's one broadcaster, on any port; "
