@@ -555,8 +555,10 @@
   // Behind sigreload's proxy, after an edit that restarts nothing (a template):
   // the app may answer from its cache until its reloader's next tick (Django),
   // so the proxy asks again until the page is not the one it served before.
+  // An answer to a POST is reloaded by a plain GET, which carries no Cache-Control:
+  // the cookie tells the middleware too (Django's cached loaders are reset then).
   const markEdited = (paths) => {
-    if (proxied && !S.ours && templates(paths)) document.cookie = `${WIRE.EDIT_COOKIE}=1; path=/; max-age=10; samesite=strict`;
+    if ((posted || (proxied && !S.ours)) && templates(paths)) document.cookie = `${WIRE.EDIT_COOKIE}=1; path=/; max-age=10; samesite=strict`;
   };
   // An answer to a POST (the server marks its tag): reloaded by a GET of its
   // URL, never by reload(), which would send the form again.

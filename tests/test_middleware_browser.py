@@ -455,3 +455,23 @@ def test_a_template_a_streamed_django_page_renders_as_it_streams_is_one_it_rende
         save(live.folder / "templates" / "lazy.html", "<p id='lazy'>lazy 2</p>")
     assert page.locator("#lazy").inner_text() == "lazy 2"
     assert "lazy.html changed: no page rendered it" not in live.sigreload.output()
+
+
+@pytest.mark.parametrize("kind", ["django", "django-asgi"])
+def test_after_the_forms_post_a_django_template_edit_shows(kind, procs, tmp_path, page):
+    """r32n4: after the CSRF form's POST, a template edit reloaded the page by a GET (a
+    POST is never sent again), which carries no Cache-Control: the cached loaders were
+    not reset and the old template showed, 2 of 2."""
+    live = Live(kind, procs, tmp_path)
+    live.start_sigreload()
+    tag = f'src="http://127.0.0.1:{live.ws_port}/reload.js"'
+    until(lambda: tag in live.get("/"), 5, "the broadcaster is found")
+    open_page(page, live.url)
+    with page.expect_navigation():
+        page.evaluate("document.forms[0].submit()")  # POST /, answered with the page
+    page.wait_for_function("!!document.querySelector('script[data-sigreload-posted]')")
+    for text in ("t1", "t2"):
+        page.wait_for_timeout(1100)  # more than a second after the load: the cached loader holds the old one
+        with page.expect_event("load", timeout=10_000 * SCALE):
+            live.template(text)
+        page.wait_for_function(f"document.getElementById('tpl').textContent === '{text}'", timeout=5_000 * SCALE)

@@ -69,6 +69,25 @@ def test_a_django_template_edit_shows_on_a_page_with_a_csrf_token(procs, tmp_pat
         page.wait_for_function(HELLO_SEEN)
 
 
+def test_after_the_forms_post_a_django_template_edit_shows(procs, tmp_path, page):
+    """r32n4: after the CSRF form's POST, a template edit reloaded the page by a GET
+    (a POST is never sent again) onto the old template, 4 of 4: the proxy compared the
+    GET's answer with the POST's, different, so it took the cached loader's old page."""
+    _, app_port = django_app(procs, tmp_path)
+    main, url = proxied(procs, tmp_path, app_port)
+    open_page(page, url)
+    page.fill("input[name=q]", "alice")
+    with page.expect_navigation():
+        page.press("input[name=q]", "Enter")  # POST /, answered with the page
+    page.wait_for_function(HELLO_SEEN)
+    for n in range(1, 3):
+        page.wait_for_timeout(1200)  # the edit comes more than a second after the load (the reported case)
+        with page.expect_event("load", timeout=15_000 * SCALE):
+            (tmp_path / "templates" / "page.html").write_text(CSRF_PAGE.format(text=f"v{n}"))
+        page.wait_for_function(f"document.getElementById('out').textContent === 'v{n}'", timeout=5_000 * SCALE)
+        page.wait_for_function(HELLO_SEEN)
+
+
 def socket_through(port, host, origin):
     """The first message on the proxy's /_sigreload/socket, asked for as ``host`` from a page at ``origin``."""
     import socket

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+from sigreload.contract import wire
 from sigreload.middleware import presence, rendered
 from sigreload.serving import injection
 
 RELOADED = ("max-age=0", "no-cache")  # a reload's Cache-Control
+EDITED = f"{wire.EDIT_COOKIE}=1"  # the snippet's cookie: a GET reloading a POST's page after a template edit
 
 
 class DjangoMiddleware:
@@ -96,7 +98,8 @@ class DjangoMiddleware:
         dest = meta.get("HTTP_SEC_FETCH_DEST")
         if not injection.navigation(request.method or "", dest, "HTTP_HX_REQUEST" in meta) or not self.running:
             return False
-        if any(value in meta.get("HTTP_CACHE_CONTROL", "").lower() for value in RELOADED):
+        reloaded = any(value in meta.get("HTTP_CACHE_CONTROL", "").lower() for value in RELOADED)
+        if reloaded or EDITED in meta.get("HTTP_COOKIE", "").split("; "):  # a POST's page, reloaded by a GET
             from django.template.autoreload import reset_loaders
 
             reset_loaders()

@@ -94,13 +94,18 @@ class Responder:
                 if not self.document(dest, page):
                     return await self.whole(request, upstream, headers, raw)
                 out = injection.inject(page, inserter.tag)
-                if self.remember(request.raw_path, page_digest.digest(upstream.status, [out])) and again is not None:
+                if self.remember(request, page_digest.digest(upstream.status, [out])) and again is not None:
                     raise Stale(again)
                 return await self.whole(request, upstream, changed, out)
         return await self.stream(request, upstream, changed, inserter, dest, body, headers)
 
-    def remember(self, path: str, seen: bytes) -> bool:
-        """Whether the document served at ``path`` last time had the digest ``seen``; remembers it."""
+    def remember(self, request: web.BaseRequest, seen: bytes) -> bool:
+        """Whether the document a GET of the request's path got last time had the digest
+        ``seen``; remembers it. A POST's answer is not the page at its path (r32n4: the
+        GET after it, different, was taken for the edit's page, from the old template)."""
+        if request.method != "GET":
+            return False
+        path = request.raw_path
         same = self.pages.pop(path, None) == seen
         self.pages[path] = seen
         while len(self.pages) > PAGES_KEPT:
@@ -194,7 +199,7 @@ class Responder:
             last = inserter.end()
             seen.update(last)
             await response.write(last)
-            self.remember(request.raw_path, seen.digest())
+            self.remember(request, seen.digest())
         return await self.end(request, response, body)
 
     async def error_page(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
