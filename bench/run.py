@@ -69,6 +69,9 @@ def built_site(files, page=PAGE, snippet=SNIPPET):
         yield site, ws_port
 
 
+KEPT_LINES = 2000  # a Stack's last lines of output, kept to be shown
+
+
 class Stack:
     """python -m sigreload (as `r` runs it) on free ports, and its three children."""
 
@@ -87,6 +90,14 @@ class Stack:
                 break
         self.ready_after = time.monotonic() - self.started
         self.url = f"http://127.0.0.1:{self.http}/"
+        # The rest read as it comes: a full pipe (64 KB, about 500 edits' lines)
+        # would block every process at its next line, and every page with it.
+        threading.Thread(target=self.drain, daemon=True).start()
+
+    def drain(self):
+        for line in self.proc.stdout:
+            self.log.append(line.decode(errors="replace").rstrip())
+            del self.log[:-KEPT_LINES]
 
     def processes(self):
         main = psutil.Process(self.proc.pid)
