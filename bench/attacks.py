@@ -12,7 +12,8 @@ app) and the broadcaster, each on a fresh process:
 - idle, 3,000 with ``ulimit -n 1024`` (the server's open-files limit);
 and on the proxy alone (``proxy_rows``): 600 POSTs that trickle their bodies
 a byte a second, and 600 downloads of 50 MB never read (the proxy's RSS
-during them and a few seconds after); and from a LAN peer (``lan_attacks``,
+during them and a few seconds after); the broadcaster's RSS with 3,000
+open pages and after they went (``pages_rows``); and from a LAN peer (``lan_attacks``,
 root only), 600 Expect-100 POSTs that never send a body and 300 kept-alive
 POST loops (``--lan-only``: those alone); and what one LAN device may take
 (``lan_shares``, root only; ``--shares-only``: those alone); and another
@@ -152,6 +153,7 @@ def rows(results, summary, free_port):
             for attack in ATTACKS:
                 one_front(results, summary, free_port, root, front, attack)
         proxy_rows(results, summary, free_port, root)
+    pages_rows(results, summary, free_port)
     import lan_attacks  # it imports this module's helpers
 
     lan_attacks.lan_rows(results, summary, free_port)
@@ -209,6 +211,36 @@ def proxy_rows(results, summary, free_port, root):
             for proc in procs:
                 proc.terminate()
                 proc.wait()
+
+
+def pages_rows(results, summary, free_port, pages=3000):
+    """The broadcaster's RSS before, with ``pages`` open page sockets, and 4 s after they went."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    ws = free_port()
+    proc = start(["sigreload.broadcaster", "--port", str(ws)], None, "ready")
+
+    async def crowd():
+        opened = await asyncio.gather(*(connect(f"ws://127.0.0.1:{ws}/sigreload", open_timeout=30, ping_interval=None)
+                                        for _ in range(pages)), return_exceptions=True)
+        during = rss(proc.pid)
+        for sock in opened:
+            if not isinstance(sock, BaseException):
+                sock.transport.abort()
+        return during, sum(not isinstance(sock, BaseException) for sock in opened)
+
+    try:
+        before = rss(proc.pid)
+        during, opened = asyncio.run(crowd())
+        time.sleep(4.0)  # its collection comes 2 s after the last one went
+        name = f"broadcaster, {pages:,} pages ({opened} opened)"
+        for when, mb in (("before", before), ("during", during), ("4 s after", rss(proc.pid))):
+            results[f"{name}: RSS {when} (MB)"] = summary([mb])
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def one_front(results, summary, free_port, root, front, attack):

@@ -11,7 +11,6 @@ timeout, whatever it sent meanwhile.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import inspect
 import logging
 import socket
@@ -29,7 +28,6 @@ MOST_CONNECTIONS = 4096  # client connections (fewer below the open-files limit)
 BODY_RATE = 16 << 10  # bytes per second a request's body comes at, at least, after its first `patience` seconds
 READ = 32 << 10  # bytes read ahead from the app for one answer (aiohttp pauses past twice this)
 WRITE_AHEAD = 64 << 10  # bytes given to a client's connection that it has not taken yet, before the app is paused
-TRIM_AFTER = 1.0  # seconds after connections went before freed memory is given back to the system
 
 
 def most_clients() -> int:
@@ -57,7 +55,7 @@ class Handler(RequestHandler):
     """aiohttp's connection handler, one of ``crowd``: idle while it waits
     for a request (or its first bytes), busy while it is answered."""
 
-    def __init__(self, *args: Any, crowd: limits.Crowd, trimmer: Trimmer, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, crowd: limits.Crowd, trimmer: limits.Trimmer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.crowd, self.trimmer = crowd, trimmer
         self.client = ""  # its client, as the crowd knows it (``peer_user.client``)
@@ -83,7 +81,7 @@ class Server(web.Server):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.crowd, self.trimmer = limits.Crowd(most_clients()), Trimmer()
+        self.crowd, self.trimmer = limits.Crowd(most_clients()), limits.Trimmer()
 
     def full(self) -> None:
         """A full file table: the connections idle longest go."""
@@ -93,28 +91,6 @@ class Server(web.Server):
 
     def __call__(self) -> RequestHandler:
         return Handler(self, loop=self._loop, crowd=self.crowd, trimmer=self.trimmer, **self._kwargs)
-
-
-class Trimmer:
-    """Gives freed memory back to the system (glibc's ``malloc_trim``) TRIM_AFTER
-    seconds after the last connection went: glibc keeps what 600 paused
-    downloads' buffers freed (450-660 MB) for the process otherwise.
-    Nothing where there is no glibc."""
-
-    def __init__(self) -> None:
-        self.handle: asyncio.TimerHandle | None = None
-        try:
-            self.trim: Any = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            self.trim = None
-
-    def soon(self) -> None:
-        """Trim once no connection went for TRIM_AFTER seconds (idempotent)."""
-        if self.trim is None:
-            return
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle = asyncio.get_running_loop().call_later(TRIM_AFTER, self.trim, 0)
 
 
 async def write(request: web.BaseRequest, response: web.StreamResponse, data: bytes) -> None:

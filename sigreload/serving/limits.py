@@ -21,6 +21,7 @@ full file table) to one line per second instead of a traceback per accept.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import ipaddress
 import logging
@@ -41,6 +42,7 @@ RELAYS_PER_ADDRESS = 16  # relayed page sockets from one LAN device (a tab each)
 LAN_RELAYS = 128  # relayed page sockets from the LAN together (fewer where the open-files limit is low)
 ROOM = 64  # connections kept for this machine (the developer's pages, the relays) when the LAN takes the rest
 SAID_EVERY = 1.0  # seconds between two lines about a full file table
+TRIM_AFTER = 1.0  # seconds after connections went before freed memory is given back to the system
 PATIENCE = 60.0  # seconds a request's head may take where a server sets no timeout
 
 
@@ -218,3 +220,30 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop, full: Callable[[], None
                         "raise the open-files limit (ulimit -n) if this lasts", why)
 
     loop.set_exception_handler(handler)
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, which gives the free memory at the top of the
+    heap and in free pages back to the system; None where there is no glibc."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+class Trimmer:
+    """Gives freed memory back to the system (``malloc_trim``) TRIM_AFTER
+    seconds after the last connection went: glibc keeps what 600 paused
+    downloads' buffers freed (450-660 MB) for the process otherwise."""
+
+    def __init__(self) -> None:
+        self.handle: asyncio.TimerHandle | None = None
+        self.trim = malloc_trim()
+
+    def soon(self) -> None:
+        """Trim once no connection went for TRIM_AFTER seconds (idempotent)."""
+        if self.trim is None:
+            return
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = asyncio.get_running_loop().call_later(TRIM_AFTER, self.trim, 0)
