@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
+import select
 import signal
 import socket
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sigreload import __version__
 
@@ -76,14 +78,46 @@ def require_signals() -> None:
 
 def setup_logging(verbose: bool = False) -> None:
     """Configure logging once, for a process's main()."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(name)s: %(message)s", stream=sys.stdout)
+    handler = Unblocked(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("websockets").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # websockets 16 (the newest for 3.10) logs a client gone before its handshake as an
         # error with three tracebacks; 17 does not: it is expected (a tab closed, a port scan, a cap)
         logging.getLogger("websockets.server").addFilter(lambda r: r.getMessage() != "opening handshake failed")
     # The terminal may go away (stdout closed): never loop on tracebacks.
     logging.raiseExceptions = False
+
+
+class Unblocked(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines to a stream that never holds the process: where nobody reads the
+    other end (a full pipe: a program that started sigreload read its first
+    lines only; a terminal stopped by Ctrl-S) a line is counted, not written,
+    and the count is said once lines go out again. Written, a full pipe held
+    the process at its next line, and every page with it (after about 500
+    edits' lines). A line goes out when the stream takes PIPE_BUF bytes at once."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.unread = 0  # lines not written since the last one that was
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not takes_a_line(self.stream):
+            self.unread += 1
+            return
+        if self.unread:
+            self.stream.write(f"sigreload: {self.unread} line(s) not shown: nothing read this output meanwhile\n")
+            self.unread = 0
+        super().emit(record)
+
+
+def takes_a_line(stream: Any) -> bool:
+    """Whether ``stream`` takes a write of PIPE_BUF bytes without waiting
+    (always, for a file; a stream with no descriptor: yes)."""
+    try:  # select, not poll: macOS's poll answers nothing true for a terminal
+        return bool(select.select([], [stream.fileno()], [], 0)[1])
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return True
 
 
 def folder_or_exit(path: str, prog: str) -> None:
