@@ -51,7 +51,7 @@ class SimpleWatcher(Passes):
         self.error: BaseException | None = None
         self.adding: list[Tree] = []  # trees watch_tree made while the thread runs: it takes them
         self.busy = 0.0  # CPU spent in the callback (not watching)
-        self.unsettled = Unsettled()  # whether a burst that looks settled is still being written
+        self.unsettled = Unsettled(self.writing)  # whether a burst that looks settled is still being written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # None: not running (a failing thread clears it)
         self._life = threading.Lock()  # start, stop and a failing thread change _thread one at a time

@@ -49,6 +49,7 @@ class Passes:
         self.used_paths: list[str] = []  # ... as it said last
         self.used: dict[str, Any] = {}  # ... not hot, looked at every tick while polling: {path: signature}
         self._observer: Any = None
+        self.writing = notifications.Writing()  # files notifications say a writer has open
 
     @property
     def hinting(self) -> bool:
@@ -207,7 +208,7 @@ class Passes:
 
     def _start_hints(self) -> None:
         try:
-            self._observer = notifications.observe(self.trees, self.hint)
+            self._observer = notifications.observe(self.trees, self.hint, self.writing)
         except (ImportError, OSError) as exc:
             log.warning("change notifications unavailable (%s): polling", exc)
             return
