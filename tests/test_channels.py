@@ -87,3 +87,19 @@ def test_used_paths_per_source_bounded_and_stamped(tmp_path: Path) -> None:
     assert used_paths.stamp(tmp_path) != before
     said = used_paths.read(tmp_path)
     assert len(said["pages"]) == used_paths.MOST - 1 and said["pages"][-1] == f"/p{used_paths.MOST + 9}.html"
+
+
+def test_a_path_used_again_is_never_the_one_a_full_list_drops(tmp_path: Path) -> None:
+    """A page open since before 300 others were rendered, rendered again,
+    stays listed: the list was ordered by first use, and the open page's
+    templates were dropped (r33n4: its edits then reloaded nothing)."""
+    rendered = used_paths.Writer(lambda: tmp_path, "http")
+    rendered.add("/t/index.html")
+    for n in range(used_paths.MOST - 1):
+        rendered.add(f"/t/many/{n}.html")
+    rendered.add("/t/index.html")  # the open page, again
+    for n in range(used_paths.MOST // 2):
+        rendered.add(f"/t/more/{n}.html")
+    listed = used_paths.read(tmp_path)["http"]
+    assert "/t/index.html" in listed and len(listed) == used_paths.MOST
+    assert listed[-1] == f"/t/more/{used_paths.MOST // 2 - 1}.html"

@@ -45,29 +45,36 @@ class Writer:
 
     def __init__(self, where: Callable[[], Path | None], source: str) -> None:
         self.where, self.source = where, source
-        self.paths: dict[str, None] = {}
+        self.paths: dict[str, int] = {}  # path -> when it was noted last (a count of notes), oldest first
+        self.notes = 0
         self.lock = threading.Lock()
         self.written_to: Path | None = None
         self._write()  # a list an earlier process left in this folder (killed) is stale
 
     def add(self, path: str) -> None:
-        """Note one more path (a file just served)."""
+        """Note one more path (a file just served): it goes last, so what is
+        used again is never the one dropped (a page with 300 includes, or
+        Django's own form templates, pushed out the page that was open)."""
         with self.lock:
-            if path in self.paths and self.where() == self.written_to:
-                return  # nothing new (the folder too: a new broadcaster gets the whole list)
-            self.paths[path] = None
+            noted = self.paths.get(path)
+            if noted is not None and self.notes - noted < MOST // 2 and self.where() == self.written_to:
+                return  # among the newest half: nothing to write (the folder too: a new broadcaster gets it all)
+            self.paths.pop(path, None)
+            self.notes += 1
+            self.paths[path] = self.notes
             self._write()
 
     def replace(self, paths: Iterable[str]) -> None:
         """The whole list, as it is now."""
         with self.lock:
-            new = dict.fromkeys(paths)
-            if list(new) != list(self.paths) or self.written_to is None:
-                self.paths = new
+            new = list(dict.fromkeys(paths))
+            if new != list(self.paths) or self.written_to is None:
+                self.paths = {path: self.notes + i for i, path in enumerate(new, 1)}
+                self.notes += len(new)
                 self._write()
 
     def _write(self) -> None:
-        self.paths = dict.fromkeys(list(self.paths)[-MOST:])
+        self.paths = dict(list(self.paths.items())[-MOST:])
         folder = self.where()
         if folder is not None and write(folder, self.source, list(self.paths)):
             self.written_to = folder
