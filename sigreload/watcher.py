@@ -115,7 +115,8 @@ class Notifier:
 
     def edits(self, paths: list[str]) -> list[str]:
         """``paths`` without the files the app wrote while it answered requests
-        (its data, uploads, caches: by the proxy's windows), said once per file."""
+        (its data, uploads, caches: by the proxy's windows; never code,
+        templates, stylesheets or scripts), said once per file."""
         folder = self.locator.folder()
         kept = []
         for path in paths:
@@ -124,7 +125,8 @@ class Notifier:
             except OSError:
                 kept.append(path)  # removed: an edit
                 continue
-            wrote = False if app_server.restarts(path) else answering.app_wrote(folder, mtime)
+            code = app_server.restarts(path) or answering.page_source(path)
+            wrote = False if code else answering.app_wrote(folder, mtime)
             if wrote is None:  # while a request is open long: does it end soon after? look again
                 again = threading.Timer(RECHECK, self, ([path],))
                 again.daemon = True

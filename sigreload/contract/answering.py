@@ -8,7 +8,9 @@ cache) is its output, not an edit: the watcher does not reload the pages for it.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +96,20 @@ def read(folder: Path | None) -> list[Window]:
         return [(float(start), None if end is None else float(end)) for start, end in said]
     except (ValueError, TypeError):
         return []
+
+
+# What a page is made of: saved, it is an edit, whenever it comes. A save while
+# any request was open (the reload's own, a long-poll just begun, an EventSource
+# reconnecting) was taken for the app's output, and no page showed it (r33n4).
+# Apps that write such files while they answer (a bundler, a Sass middleware)
+# write them when their sources changed: one update more, never a loop.
+PAGE_SOURCES = ("*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.css", "*.scss", "*.sass", "*.less",
+                "*.js", "*.mjs", "*.ts", "*.jsx", "*.tsx", "*.vue", "*.svelte")
+
+
+def page_source(path: str) -> bool:
+    """Whether ``path`` is a template, a stylesheet or a script: never the app's output."""
+    return any(fnmatch.fnmatch(os.path.basename(path), glob) for glob in PAGE_SOURCES)
 
 
 def app_wrote(folder: Path | None, mtime: float, before: float = 0.02, after: float = 0.005) -> bool | None:
