@@ -560,9 +560,17 @@
   const markEdited = (paths) => {
     if ((posted || (proxied && !S.ours)) && templates(paths)) document.cookie = `${WIRE.EDIT_COOKIE}=1; path=/; max-age=10; samesite=strict`;
   };
-  // An answer to a POST (the server marks its tag): reloaded by a GET of its
-  // URL, never by reload(), which would send the form again.
-  const posted = Boolean(me && me.hasAttribute(WIRE.POSTED_ATTRIBUTE));
+  // An answer to a POST: reloaded by a GET of its URL, never by reload(), which
+  // would send the form again. The proxy and the middleware mark the tag; a
+  // pasted snippet knows from the form this tab sent (to itself, not stopped).
+  addEventListener("submit", (e) => {
+    const b = e.submitter, form = e.target;
+    const method = b && b.hasAttribute("formmethod") ? b.formMethod : form.method;
+    const target = (b && b.getAttribute("formtarget")) || form.target || "_self";
+    if (!e.defaultPrevented && method === "post" && target === "_self") save({ ...load(), posted: Date.now() });
+  });
+  const sent = take("posted");
+  const posted = Boolean(me && me.hasAttribute(WIRE.POSTED_ATTRIBUTE)) || (typeof sent === "number" && Date.now() - sent < 60000);
   const reload = (why, paths) => {
     if (S.reloading) return;
     S.reloading = true;

@@ -270,3 +270,47 @@ def test_a_pasted_snippet_under_runserver_shows_each_template_edit_on_its_one_lo
         assert page.locator("#out").inner_text() == f"t{n}", main.output()
         page.wait_for_function(HELLO_SEEN)
     assert loads == [url] * 4 and "no page rendered it" not in main.output(), loads
+
+
+POSTING_APP = '''from flask import Flask, render_template, request
+
+app = Flask(__name__)
+posts = []
+
+
+@app.route("/", methods=["GET", "POST"])
+def index():
+    if request.method == "POST":
+        posts.append(request.form["name"])
+    return render_template("index.html", method=request.method, posts=len(posts))
+'''
+POSTING_TEMPLATE = ("<!doctype html><html><head><script src='http://127.0.0.1:{ws}/reload.js'></script></head>"
+                    "<body><h1 id='out'>{text} {{{{ method }}}} {{{{ posts }}}}</h1>"
+                    "<form method='post'><input name='name' id='name'><button id='send'>send</button></form>"
+                    "</body></html>")
+
+
+def test_a_pasted_snippet_reloads_a_posted_page_by_a_get_never_sending_the_form_again(procs, tmp_path, page):
+    """No server marks a pasted snippet's tag as an answer to a POST: the
+    snippet knows from the form its tab sent. Before, each reload sent the
+    form again (r33n4: 19 POSTs for one click, Django runserver)."""
+    folder, port, ws_port = tmp_path / "app", free_port(), free_port()
+    (folder / "templates").mkdir(parents=True)
+    (folder / "app.py").write_text(POSTING_APP)
+    (folder / "templates" / "index.html").write_text(POSTING_TEMPLATE.format(ws=ws_port, text="t0"))
+    procs([sys.executable, "-u", "-m", "flask", "--app", "app", "run", "--debug", "--port", port],
+          cwd=folder).wait_for("Debugger PIN", 30)
+    url = f"http://127.0.0.1:{port}/"
+    main = procs(module("sigreload") + [folder, "--no-http", "--app", url, "--ws-port", ws_port])
+    main.wait_seen("watching", 20)
+    open_page(page, url)
+    page.fill("#name", "hello")
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        page.click("#send")
+    assert page.locator("#out").inner_text() == "t0 POST 1"
+    page.wait_for_function(HELLO_SEEN)
+    for n in (1, 2):
+        with page.expect_event("load", timeout=10_000 * SCALE):
+            save(folder / "templates" / "index.html", POSTING_TEMPLATE.format(ws=ws_port, text=f"t{n}"))
+        assert page.locator("#out").inner_text() == f"t{n} GET 1", main.output()
+        page.wait_for_function(HELLO_SEEN)
