@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Collection
 
-from sigreload import command_line, config, config_text, listening, options, process_life, starter
+from sigreload import command_line, config, config_text, listening, options, process_life, secret, starter
 from sigreload.contract import discovery
 
 LIVERELOAD_PORT = 35729  # --livereload's default (the browser extensions' port)
@@ -243,7 +243,8 @@ def start(args: argparse.Namespace, moves: Collection[str] = ()) -> dict[str, su
     def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
         return process_life.spawn(argv, start_new_session=True)
 
-    broadcast = spawn(children_argv(args, moves=moves)["broadcast"])
+    broadcast = process_life.spawn(children_argv(args, moves=moves)["broadcast"], start_new_session=True,
+                                   env={**os.environ, secret.FOLDER_ENV: os.path.realpath(args.root)})
     others = children_argv(args, broadcast.pid, moves)
     children = {"broadcast": broadcast, "watch": spawn(others["watch"])}
     if not args.no_http:

@@ -42,6 +42,7 @@ SIZE = 32  # bytes of the user's secret
 NONCE_MOST = 128  # characters of a tab's nonce
 RELAY_HEADER = wire.RELAY_HEADER  # sigreload's own relays (file server, proxy) prove themselves with it
 RELAY_LABEL = b"sigreload relay"
+FOLDER_ENV = "SIGRELOAD_KEY_FOLDER"  # set by ``sigreload`` for its broadcaster: the folder it serves
 
 
 def state_folder() -> Path:

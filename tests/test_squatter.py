@@ -94,9 +94,9 @@ def as_user(user, *argv):
     return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
 
 
-def start(procs, root, web, ws, state):
+def start(procs, root, web, ws, state, cwd=None):
     proc = procs(module("sigreload") + [root, "--port", web, "--ws-port", ws],
-                 env={**os.environ, "XDG_STATE_HOME": str(state)}, cwd=root)
+                 env={**os.environ, "XDG_STATE_HOME": str(state)}, cwd=cwd or root)
     proc.wait_stack()  # (before, not the watcher's line: an edit before its first look was no change)
     proc.wait_seen(r"ready on ws://")
     return proc
@@ -188,3 +188,21 @@ def test_a_sigreload_of_another_folder_on_the_same_ports_is_a_stranger(procs, tm
         start(procs, tmp_path / "site", web, ws, tmp_path / "state")  # the same folder again: trusted
     page.wait_for_function("() => window[Symbol.for('sigreload')].connected")
     assert page.locator("h1").inner_text() == "site"
+
+
+def test_the_same_folder_served_from_another_folder_is_the_same_sigreload(procs, tmp_path, page):
+    """``sigreload site`` then ``cd site; sigreload``: the tab trusts it (r36n4:
+    its key was the folder run from, and the tab said the watcher had stopped)."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text(FORM)
+    web, ws = free_port(), free_port()
+    first = start(procs, "site", web, ws, tmp_path / "state", cwd=tmp_path)
+    open_page(page, f"http://127.0.0.1:{web}/")
+    page.evaluate(TYPE)
+    stop(first)
+    with page.expect_event("load", timeout=15_000 * SCALE):  # "missed while disconnected": trusted
+        start(procs, ".", web, ws, tmp_path / "state", cwd=tmp_path / "site")
+    page.wait_for_function("() => window[Symbol.for('sigreload')].connected")
+    with page.expect_event("load", timeout=10_000 * SCALE):
+        (tmp_path / "site" / "index.html").write_text(FORM.replace("our page", "our page, edited"))
+    page.wait_for_function("() => document.getElementById('name').value === 'Ada'")

@@ -120,9 +120,11 @@ async def run(options: Options) -> None:
 
 
 def here() -> str:
-    """The folder run from (its key proves this sigreload to its tabs: ``secret.folder_key``)."""
+    """The folder whose key proves this sigreload to its tabs (``secret.folder_key``):
+    the one ``sigreload`` serves (it says which in ``secret.FOLDER_ENV``: ``sigreload
+    site`` and ``cd site; sigreload`` are the same sigreload), else the one run from."""
     try:
-        return os.getcwd()
+        return os.environ.get(secret.FOLDER_ENV) or os.getcwd()
     except OSError:  # run from a folder since removed
         return "/"
 
