@@ -283,16 +283,26 @@
     slowSaid: false, // that the page's server does not answer (asked less often)
   };
 
-  // overlay.js (the toast, editor links, --follow's marks), loaded once, when first needed.
+  // overlay.js (the toast, editor links, --follow's marks), loaded once, when
+  // first needed, from the broadcaster's address only while its socket has
+  // proved to be this page's sigreload: once sigreload stopped, another
+  // user's server there would run its script in this page (r33a4).
   const waiting = [];
-  const withOverlay = (f) => {
-    if (status.toast) return f();
-    if (waiting.push(f) > 1) return;
+  let overlayAsked = false;
+  const ours = () => proxied || Boolean(S.live && S.live.readyState === 1); // (S.live: a proven socket)
+  const loadOverlay = () => {
+    if (overlayAsked || !ours()) return;
+    overlayAsked = true;
     const lib = document.createElement("script");
     lib.src = overlayUrl;
     if (me && me.nonce) lib.nonce = me.nonce;
     lib.onload = () => waiting.splice(0).forEach((g) => { try { g(); } catch {} });
     document.documentElement.append(lib);
+  };
+  const withOverlay = (f) => {
+    if (status.toast) return f();
+    if (waiting.length < 64) waiting.push(f);
+    loadOverlay();
   };
 
   // ---- Keeping what the person was doing across a reload. ----
@@ -629,6 +639,7 @@
     S.morphing = true;
     if (!S.source) S.source = parse(S.served || document.documentElement.outerHTML); // as before deferred scripts ran
     if (window.Idiomorph && status.morph) return;
+    if (!ours()) return void (S.morphing = false); // (as the overlay)
     const lib = document.createElement("script");
     lib.src = morphUrl;
     if (me && me.nonce) lib.nonce = me.nonce; // a nonce-only Content-Security-Policy
@@ -826,6 +837,7 @@
     if (!known || known.nonce !== nonce) save({ ...load(), trust: { nonce, proof } });
     status.connected = true;
     S.delay = FIRST_DELAY; S.warned = false; S.foreignSaid = false; S.live = ws; // a stranger's socket keeps the backoff growing
+    if (waiting.length) loadOverlay(); // an error before the socket proved itself
     queued.splice(0).forEach((m) => ws.send(m));
     const loaded = () => { using(ws); introduce(ws); };
     if (document.readyState === "complete") loaded(); else addEventListener("load", loaded);

