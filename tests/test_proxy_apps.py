@@ -387,3 +387,42 @@ def test_a_slow_view_that_writes_its_data_late_is_still_no_edit(procs, tmp_path,
     main.wait_seen("written by the app while it answered, not an edit", 10)
     page.wait_for_timeout(3000)  # a reload loop would have loaded it again by now
     assert page.locator("#out").inner_text() == "1", main.output()
+
+
+ODD_HEADERS_APP = r'''
+import socket, sys, threading
+PAGE = b"<!doctype html><html><head><title>t</title></head><body><h1 id='out'>ok</h1></body></html>"
+def answer(conn):
+    with conn:
+        head = conn.recv(65536).decode("latin-1")
+        path = head.split(" ", 2)[1]
+        print("asked", path, flush=True)
+        if path == "/policy":  # one 16 KB header, as a long Content-Security-Policy
+            extra = b"Content-Security-Policy: default-src 'self' " + b"x" * 16000 + b"\r\n"
+        else:  # a header no HTTP reader takes: 300 KB in one line
+            extra = b"X-Huge: " + b"y" * 300_000 + b"\r\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n" + extra +
+                     b"Content-Length: %d\r\n\r\n" % len(PAGE) + PAGE)
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+print("listening", flush=True)
+while True:
+    threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+'''
+
+
+def test_long_headers_pass_and_an_answer_the_proxy_cannot_read_never_loops(procs, tmp_path, page):
+    """r33a4: a header over 8,190 bytes (a long policy) was a 502 "Your app does
+    not answer", and that page, asking whether the app was up (it was),
+    reloaded into the same 502 ten times a second."""
+    app_port = free_port()
+    app = procs([sys.executable, "-u", "-c", ODD_HEADERS_APP, app_port])
+    app.wait_for("listening")
+    main, url = proxied(procs, tmp_path, app_port)
+    page.goto(url + "policy")
+    assert page.locator("#out").inner_text() == "ok"
+    page.goto(url + "huge")
+    page.get_by_text("Your app's answer could not be read").wait_for(timeout=10_000 * SCALE)
+    asked = app.output().count("asked /huge")
+    page.wait_for_timeout(1500)  # a page that waits for the app would have reloaded a dozen times by now
+    assert app.output().count("asked /huge") == asked, app.output()
+    main.wait_seen("its answer could not be read")

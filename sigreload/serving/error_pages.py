@@ -20,6 +20,14 @@ DOWN_PAGE = """<!doctype html>
 This page reloads by itself once it answers.</p>
 </body></html>
 """
+UNREADABLE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Your app's answer could not be read</title></head>
+<body style="font: 16px/1.5 system-ui, sans-serif; margin: 3em">
+<h1>Your app's answer could not be read</h1>
+<p>sigreload's proxy got an answer from <code>{app}</code> it cannot pass on: {why}.
+This page reloads at your next edit.</p>
+</body></html>
+"""
 ERROR_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{status} {reason}</title></head>
 <body><pre style="white-space: pre-wrap">{text}</pre></body></html>
@@ -34,6 +42,15 @@ def down(app: str, why: str, starting: bool, tag: bytes) -> web.Response:
     return web.Response(status=502, body=injection.inject(page.encode(), tag),
                         content_type="text/html", charset="utf-8",
                         headers={wire.DOWN_HEADER: "1", "Cache-Control": "no-store"})
+
+
+def unreadable(app: str, why: str, tag: bytes) -> web.Response:
+    """The app at URL ``app`` answered in HTTP the proxy cannot read (``why``):
+    a 502 page with the snippet's ``tag`` that waits for an edit, not for the
+    app (it answers: the page would reload into the same answer again and again)."""
+    page = UNREADABLE_PAGE.format(app=html.escape(app), why=html.escape(why))
+    return web.Response(status=502, body=injection.inject(page.encode(), tag), content_type="text/html",
+                        charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 def error(status: int, reason: str, body: bytes, charset: str, tag: bytes) -> bytes:

@@ -32,6 +32,8 @@ LOOK_EVERY = 0.5  # seconds between two looks at the app's accept queue (accepti
 CHUNK = 64 << 10  # bytes of a client's body read at once
 EARLY_AT_ONCE = 64  # requests reading EARLY bytes at once; the others read one CHUNK before the app is asked
 EARLY = 1 << 20  # bytes of a request's body read before the app is asked (nginx buffers 8 KB in memory, then on disk)
+APP_FIELD = 256 << 10  # bytes of one header line of the app's answer (aiohttp's 8,190 made a 16 KB policy a 502;
+APP_HEADERS = 1000  # ... and headers in it (128): browsers take 256 KB in all)
 LAN_AT_ONCE = 8  # requests from the LAN the app computes at once: the others wait, this machine's never
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -52,6 +54,12 @@ class Down(Exception):
     def __init__(self, why: str, starting: bool = False) -> None:
         super().__init__(why)
         self.why, self.starting = why, starting
+
+
+class Unreadable(Down):
+    """The app answered, in HTTP the proxy cannot read (a broken chunk, a
+    header over APP_FIELD): it is not down, and its page must not wait for
+    it to come back (it would reload into the same answer, ten times a second)."""
 
 
 def accepting(port: int) -> bool:
@@ -119,6 +127,7 @@ class Forwarder:
             connector=aiohttp.TCPConnector(limit=capped.most_clients(), ssl=context, enable_cleanup_closed=True,
                                            **capped.small_reads()),
             cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, read_bufsize=capped.READ,
+            max_line_size=APP_FIELD, max_field_size=APP_FIELD, max_headers=APP_HEADERS,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=HOLD, sock_read=None),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
 
@@ -250,6 +259,8 @@ class Forwarder:
                 if not refused or loop.time() > end or self.said_down():
                     raise Down("it is restarting, or it stopped with an error") from None
                 await asyncio.sleep(0.05)
+            except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
+                raise Unreadable(f"its answer could not be read: {getattr(exc, 'message', '') or exc}") from None
             except (aiohttp.ClientError, OSError) as exc:
                 raise Down(f"it broke the connection ({exc.__class__.__name__})") from None
             finally:

@@ -32,7 +32,7 @@ import uvloop
 from aiohttp import web
 from yarl import URL
 
-from sigreload import app_ready, app_tick, editor, listening, secret
+from sigreload import app_ready, app_tick, consoles, editor, listening, secret
 from sigreload.contract import answering, discovery, wire
 from sigreload.serving import (
     capped,
@@ -92,6 +92,9 @@ class Proxy:
                 app_socket = self.app.base.replace("http", "ws", 1) + request.raw_path  # https: wss
                 return await self.relay(request, URL(app_socket, encoded=True))
             return await self.forward(request)
+        except forwarding.Unreadable as broken:
+            log.warning("%s %s: %s", request.method, consoles.escaped(request.raw_path, 200), broken.why)
+            return error_pages.unreadable(self.app.base + "/", broken.why, self.responder.tag(method=request.method))
         except forwarding.Down as down:
             log.debug("%s %s: %s", request.method, request.raw_path, down.why)
             return error_pages.down(self.app.base + "/", down.why, down.starting,
