@@ -181,7 +181,8 @@
   const SKIPPED = /^(password|file|hidden|submit|button|reset|image)$/;
   const SECRET = /(^|\s)(current-password|new-password|one-time-code|off|cc-[a-z-]+)(\s|$)/;
   // Names and ids as words ("cardPin", "card-cvv", "api_key"; not "shipping" or "secretary").
-  const SECRET_NAME = /(^|[^a-z])(pin|cvv2?|cvc2?|csc|passphrase|secrets?|tokens?|api[-_ ]?keys?)([^a-z]|$)/;
+  const SECRET_NAME = new RegExp("(^|[^a-z])(pin|cvv2?|cvc2?|csc|pass(phrase|code|word)?|pw|otp|totp|mfa|2fa|secrets?|tokens?"
+    + "|api[-_ ]?keys?|senha|contrase(n|\u00f1)a|kennwort|motdepasse|mot de passe)([^a-z]|$)");
   const words = (name, id) => `${name || ""} ${id || ""}`.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
   const keepable = ({ type, autocomplete, name, id, wasPassword }) => !SKIPPED.test(type || "")
     && !SECRET.test((autocomplete || "").toLowerCase()) && !wasPassword
@@ -314,11 +315,14 @@
   // refuses; data-sigreload-keep="off" on an element (or <html>) opts it out.
   const OFF = `[${WIRE.KEEP_ATTRIBUTE}="off"]`;
   // A password shown as text (a "show" button sets type=text) is still one.
-  const wasPassword = new WeakSet();
-  const markPasswords = () => document.querySelectorAll('input[type="password"]').forEach((el) => wasPassword.add(el));
+  // So is a field that takes a password's place (Vue's v-if, a keyed component):
+  // its key (id, or name in its form) is remembered (r36a4).
+  const wasPassword = new WeakSet(), passwordKeys = new Set();
+  const isPassword = (el) => { wasPassword.add(el); try { passwordKeys.add(keyOf(el)); } catch {} };
+  const markPasswords = () => document.querySelectorAll('input[type="password"]').forEach(isPassword);
   try {
     new MutationObserver((records) => records.forEach((r) => {
-      if (r.oldValue && r.oldValue.toLowerCase() === "password") wasPassword.add(r.target);
+      if (r.oldValue && r.oldValue.toLowerCase() === "password") isPassword(r.target);
     })).observe(document, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
   } catch {}
   const keyOf = (el) => {
@@ -329,10 +333,13 @@
     const same = [...document.querySelectorAll(el.localName)].filter((x) => !x.id && !x.name);
     return `${el.localName}@${same.indexOf(el)}`;
   };
+  addEventListener("input", (e) => { if (e.target && e.target.type === "password") isPassword(e.target); }, true);
+  whenParsed(markPasswords);
   const kinds = (el) => el.isContentEditable && el.hasAttribute("contenteditable") ? "editable" : el.type || el.localName;
   const fields = () => [...document.querySelectorAll("input, textarea, select, [contenteditable]")].filter((el) => {
     const autocomplete = el.getAttribute("autocomplete") || (el.form && el.form.getAttribute("autocomplete")) || "";
-    return !el.closest(OFF) && keepable({ type: el.type, autocomplete, name: el.name, id: el.id, wasPassword: wasPassword.has(el) })
+    const was = wasPassword.has(el) || passwordKeys.has(keyOf(el));
+    return !el.closest(OFF) && keepable({ type: el.type, autocomplete, name: el.name, id: el.id, wasPassword: was })
       && (!el.isContentEditable || el.hasAttribute("contenteditable"));
   });
   // The focused field's caret, and back (not every type has one).

@@ -1,6 +1,7 @@
 """What a reload keeps never includes card numbers or secrets (issue 36, 6):
 fields with autocomplete="cc-…", and fields whose name or id is a secret's
-(pin, cvv, cvc, csc, passphrase, secret, token, api_key/apikey); a field
+(pin, cvv, cvc, csc, passphrase, secret, token, api_key/apikey, pass, pw,
+otp, mfa, senha), and a field that took a password's place; a field
 merely containing such letters ("shipping") is still kept."""
 
 import json
@@ -21,7 +22,16 @@ SECRETS = {  # id: (attributes, typed value)
     "api": ('name="api_key"', "sk_live_abcdef"),
     "apikey": ('name="apikey"', "ak_live_ghijkl"),
     "apiKey2": ('name="x"', "AKIAEXAMPLE"),
+    # r36a4: kept before
+    "pass": ('name="pass"', "pass-value-1"),
+    "userPw": ('name="user_pw"', "pw-value-22"),
+    "otp": ('name="otp"', "918273"),
+    "mfa": ('name="mfa_code"', "564738"),
+    "senha": ('name="senha"', "senha-valor"),
+    "swapped": ('type="password"', "SECRET-shown"),  # replaced by a text field with its id (a "show" button)
 }
+SWAP = """() => { const old = document.getElementById('swapped'), shown = document.createElement('input');
+  shown.id = 'swapped'; shown.value = old.value; old.replaceWith(shown); }"""
 KEPT = {"name": "Ada Lovelace", "shipping": "12 Main Street"}
 FORM = ("<!doctype html><html><head><meta charset='utf-8'><title>pay</title></head><body><h1 id='title'>v1</h1>"
         "<form id='f'>" + "".join(f'<input id="{i}" {attrs}>' for i, (attrs, _) in SECRETS.items())
@@ -59,6 +69,7 @@ def test_a_reload_never_keeps_card_numbers_or_secrets(procs, tmp_path, page):
     open_page(page, f"http://127.0.0.1:{web}/")
     page.evaluate("(typed) => Object.entries(typed).forEach(([id, v]) => { document.getElementById(id).value = v; })",
                   TYPED)
+    page.evaluate(SWAP)
     with page.expect_event("load", timeout=10_000 * SCALE):
         (site / "index.html").write_text(FORM.replace("v1", "v2"))
     page.wait_for_function("() => document.getElementById('name').value === 'Ada Lovelace'")

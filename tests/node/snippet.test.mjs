@@ -189,9 +189,14 @@ test("typed state: secrets are never kept", () => {
   assert.equal(ok({ name: "title" }), true);
   assert.equal(ok({ name: "shipping" }), true);
   assert.equal(ok({ id: "secretary" }), true);
+  assert.equal(ok({ name: "passenger" }), true);
+  assert.equal(ok({ name: "compass" }), true);
   for (const f of [{ type: "password" }, { type: "hidden" }, { type: "file" }, { wasPassword: true },
     { autocomplete: "one-time-code" }, { autocomplete: "OFF" }, { autocomplete: "cc-number" },
-    { name: "cardPin" }, { id: "card-cvv" }, { name: "api_key" }, { name: "user_pwd" }, { name: "tokens" }]) {
+    { name: "cardPin" }, { id: "card-cvv" }, { name: "api_key" }, { name: "user_pwd" }, { name: "tokens" },
+    // r36a4: kept and given back before
+    { name: "pass" }, { name: "passcode" }, { name: "user_pw" }, { name: "senha" }, { name: "contrasena" },
+    { name: "otp" }, { name: "mfa_code" }, { name: "motdepasse" }]) {
     assert.equal(ok(f), false, JSON.stringify(f));
   }
 });
