@@ -205,4 +205,6 @@ def test_a_device_is_its_hardware_address_when_the_neighbour_table_has_it(tmp_pa
     assert device("10.0.0.2", neighbours) == device("::ffff:10.0.0.3", neighbours) == "hw aa:bb:cc:dd:ee:01"
     assert device("10.0.0.4", neighbours) == "10.0.0.4"  # incomplete: its address
     assert device("192.0.2.9", neighbours) == "192.0.2.9"  # off-link (behind a router): never the router's
-    assert device("2001:db8::1", neighbours) == "2001:db8::1"
+    # IPv6 addresses are free to make (r36a4: 200 from one device took the LAN's 128 relays): its /64
+    assert device("2001:db8::1", neighbours) == device("2001:db8::c9", neighbours) == "2001:db8::/64"
+    assert device("2001:db8:0:1::1", neighbours) != device("2001:db8::1", neighbours)

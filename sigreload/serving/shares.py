@@ -5,7 +5,8 @@ go. This machine's pages always get one; the LAN's at most ``lan_most``
 together, and ``limits.RELAYS_PER_ADDRESS`` from one device.
 
 A device is an on-link peer's hardware address where the system says it
-(Linux's neighbour table, IPv4), else its address: r36a3 held all 128 of the
+(Linux's neighbour table, IPv4), an IPv6 peer's /64 (its addresses are
+free to make), else its address: r36a3 held all 128 of the
 LAN's relays from one machine with 60 addresses of its own, and a phone's
 page got 503. And when the LAN's share is full, a device with fewer relays
 than the one holding most takes that one's oldest (max-min fair): however
@@ -59,7 +60,9 @@ def device(address: str, neighbours: Neighbours) -> str:
         return address
     mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
     plain = str(mapped or ip)
-    hardware = neighbours.hardware(plain) if (mapped or ip).version == 4 else None
+    if (mapped or ip).version == 6:  # no hardware address known here: its /64, where addresses are free to make
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))  # (r36a4: 200 of one device shut phones out)
+    hardware = neighbours.hardware(plain)
     return f"hw {hardware}" if hardware else plain
 
 
