@@ -103,3 +103,16 @@ def test_a_path_used_again_is_never_the_one_a_full_list_drops(tmp_path: Path) ->
     listed = used_paths.read(tmp_path)["http"]
     assert "/t/index.html" in listed and len(listed) == used_paths.MOST
     assert listed[-1] == f"/t/more/{used_paths.MOST // 2 - 1}.html"
+
+
+def test_a_whole_list_is_written_again_for_a_new_broadcasters_folder(tmp_path: Path) -> None:
+    """Django's template folders were written once: a broadcaster restarted while
+    the app ran never had them, and no edit was ever "no page rendered it" (r33a4)."""
+    folder = [tmp_path / "first"]
+    for f in ("first", "second"):
+        (tmp_path / f).mkdir()
+    dirs = used_paths.Writer(lambda: folder[0], "http")
+    dirs.replace(["/app/templates"])
+    folder[0] = tmp_path / "second"
+    dirs.replace(dirs.paths)  # what each page does
+    assert used_paths.read(tmp_path / "second") == {"http": ["/app/templates"]}

@@ -68,7 +68,7 @@ class Writer:
         """The whole list, as it is now."""
         with self.lock:
             new = list(dict.fromkeys(paths))
-            if new != list(self.paths) or self.written_to is None:
+            if new != list(self.paths) or self.written_to is None or self.where() != self.written_to:
                 self.paths = {path: self.notes + i for i, path in enumerate(new, 1)}
                 self.notes += len(new)
                 self._write()

@@ -64,6 +64,7 @@ class Recorder:
         """A page was answered: ``seen``, the template files it rendered, those
         in the template folders Django watches (the project's, not Django's
         own form widgets: 19 of a 7-field form's 20)."""
+        self.dirs.replace(self.dirs.paths)  # written anew for a new broadcaster (restarted while the app ran)
         for name in sorted(seen):
             if name.startswith(self.watched):
                 self.rendered.add(name)
