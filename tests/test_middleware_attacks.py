@@ -12,7 +12,7 @@ import time
 import pytest
 from flask import Flask, Response
 
-from conftest import SCALE, until
+from conftest import SCALE, module, until
 from sigreload.middleware import ASGIMiddleware, WSGIMiddleware, presence
 from sigreload.serving import injection, snippet
 
@@ -285,3 +285,31 @@ def test_a_forked_worker_looks_in_its_own_thread(broadcaster):
     finally:
         os.close(read)
         os.waitpid(pid, 0)
+
+
+def test_a_listener_on_a_gone_broadcasters_port_gets_no_tag(procs):
+    """Another user who listens on the port as the broadcaster stops was taken
+    for it until the next look (up to a second; r33a4: 0.8 to 2.4 s loaded),
+    and pages then loaded their reload.js: a gone broadcaster is no listener."""
+    proc = procs(module("broadcaster") + ["--port", "0"])
+    port = int(proc.wait_for(r"ready on ws://127\.0\.0\.1:(\d+)").group(1))
+    running = presence.Presence(port)
+    assert running
+    proc.kill()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def bound():
+        try:
+            squatter.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+    until(bound, 5, "the port freed")
+    squatter.listen()
+    try:
+        threading.Event().wait(presence.FRESH * 1.5)  # the last look's answer is no longer fresh
+        assert not running
+    finally:
+        squatter.close()

@@ -116,6 +116,9 @@ class Presence:
             return True
         if not listened(self.port):  # stopped since the last look: no tag (asked again until the next look)
             return False
+        seen = self.seen  # ... and the listener is not the broadcaster if the broadcaster is gone: another
+        if seen is None or not seen.is_running():  # user who listened there at once had their reload.js run in
+            return False  # the pages for up to 2.4 s (r33a4); is_running() costs microseconds
         self.confirmed = now  # a probe per FRESH seconds at most, not one per request
         return True
 
