@@ -82,6 +82,9 @@ PLACES = [  # (page, the page with the snippet [S] where it goes)
     (b"<header>h</header>", b"[S]<header>h</header>"),
     (b"</p>text only", b"</p>text only[S]"),
     (b"<!-- never closed <head>", b"[S]<!-- never closed <head>"),
+    # a ">" in a quoted value is no tag's end (r33a4: the tag went into the value); a quote opens one only after "="
+    (b"<html><head data-x=\"a>b\" class='c>d'><title>t", b"<html><head data-x=\"a>b\" class='c>d'>[S]<title>t"),
+    (b"<head it's><title>t</title>", b"<head it's>[S]<title>t</title>"),
 ]
 
 

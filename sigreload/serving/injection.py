@@ -27,6 +27,8 @@ from sigreload.serving.answer_headers import HTML_TYPES, attachment, media_type
 HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?(?:[^"'\s>]*/_sigreload/|[^"'\s>]*:\d+/(?:live)?|\.?/?)"""
                          rb"""reload\.js(?:[?#"'\s>]|$)|Symbol\.for\(["']sigreload""", re.I)
 # A comment; <!doctype>, <?..?> or </end>; a start tag (its name)
+TAG_END = re.compile(rb"""(?:[^>=]|=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))*>""")  # attributes (a quote opens a value
+# only after "="), then the tag's end
 MARKUP = re.compile(rb"<(?:(!--)|([!?/][^>]*>?)|([a-zA-Z][^\s/>]*))")
 HOLD_MOST = 64 << 10  # bytes held back (or looked at in a file) to find where the snippet goes
 
@@ -46,8 +48,9 @@ def where(html: bytes, whole: bool = True) -> int | None:
             end = match.end() if other.endswith(b">") else 0
         elif match.end() < len(html) and name.lower() not in (b"html", b"head"):
             return match.start()
-        else:
-            end = html.find(b">", match.end()) + 1
+        else:  # <html ...> or <head ...>: its end, past quoted values (r33a4: <head data-x="a>b">)
+            tag_end = TAG_END.match(html, match.end())
+            end = tag_end.end() if tag_end else html.find(b">", match.end()) + 1 if whole else 0
         if end <= 2:
             return match.start() if whole else None  # cut here: wait for the rest
         if name is not None and name.lower() == b"head":
