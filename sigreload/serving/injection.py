@@ -19,51 +19,9 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from sigreload.serving.answer_headers import HTML_TYPES, attachment, media_type
+from sigreload.serving.markup import HAS_SNIPPET, has_snippet, where
 
-# The snippet, already in a page: sigreload's own <script src>: "/_sigreload/reload.js" (its
-# servers), or "reload.js" right after a port (the broadcaster's, as the README pastes it:
-# "http://127.0.0.1:5678/reload.js"; "livereload.js" there: --livereload's), or the file itself
-# ("reload.js", "/reload.js", "./reload.js"), or pasted. "/static/livereload.js" or "page-reload.js" is not it.
-HAS_SNIPPET = re.compile(rb"""<script\b[^>]*\bsrc\s*=\s*["']?(?:[^"'\s>]*/_sigreload/|[^"'\s>]*:\d+/(?:live)?|\.?/?)"""
-                         rb"""reload\.js(?:[?#"'\s>]|$)|Symbol\.for\(["']sigreload""", re.I)
-# A comment; <!doctype>, <?..?> or </end>; a start tag (its name)
-TAG_END = re.compile(rb"""(?:[^>=]|=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))*>""")  # attributes (a quote opens a value
-# only after "="), then the tag's end
-MARKUP = re.compile(rb"<(?:(!--)|([!?/][^>]*>?)|([a-zA-Z][^\s/>]*))")
 HOLD_MOST = 64 << 10  # bytes held back (or looked at in a file) to find where the snippet goes
-
-
-def where(html: bytes, whole: bool = True) -> int | None:
-    """Where the snippet goes in ``html`` (the page's first bytes, or all of
-    it when ``whole``): after the <head ...> tag, else before the first
-    element other than <html>; past comments, the doctype and end tags. None
-    while more bytes are needed to tell; a whole page without elements gets
-    it at its end, an unfinished comment or tag before that."""
-    pos = 0
-    while match := MARKUP.search(html, pos):
-        comment, other, name = match.groups()
-        if comment:
-            end = html.find(b"-->", match.end()) + 3
-        elif other:
-            end = match.end() if other.endswith(b">") else 0
-        elif match.end() < len(html) and name.lower() not in (b"html", b"head"):
-            return match.start()
-        else:  # <html ...> or <head ...>: its end, past quoted values (r33a4: <head data-x="a>b">)
-            tag_end = TAG_END.match(html, match.end())
-            end = tag_end.end() if tag_end else html.find(b">", match.end()) + 1 if whole else 0
-        if end <= 2:
-            return match.start() if whole else None  # cut here: wait for the rest
-        if name is not None and name.lower() == b"head":
-            return end
-        pos = end
-    return len(html) if whole else None
-
-
-def has_snippet(html: bytes) -> bool:
-    """Whether ``html`` includes the snippet already (HAS_SNIPPET; the word
-    both its forms hold, as written, is looked for first, in one pass: the
-    pattern alone costs 50 ns a byte)."""
-    return b"reload" in html and bool(HAS_SNIPPET.search(html))
 
 
 def inject(html: bytes, tag: bytes) -> bytes:
