@@ -40,22 +40,49 @@ log = logging.getLogger("sigreload.broadcast")
 # in its cache; a server that answers If-Modified-Since in whole seconds (the
 # stdlib's http.server) sent 304 for a page saved twice in one second, and the
 # first save stayed. Stylesheets and images are the client's own to swap.
+# And a page reloads only for the sigreload it came from (secret.py): the
+# plugin's nonce goes out in the client's "info", the broadcaster answers with
+# a proof as a reload command of its own (PROOF_PATH: protocol 7 has no other
+# way), and each connection's reloads wait for it. Another user's server on the
+# port once sigreload stopped reloaded the tab into their script (r36a4).
+PROOF_PATH = "sigreload-proof:"
 FRESH_PAGE = """
 ;(() => {
   const lr = window.LiveReload;
   if (!lr || !lr.addPlugin) return;
   class SigreloadFreshPage {
-    constructor(win) { this.window = win; }
+    constructor(win, host) {
+      this.window = win; this.proven = false; this.trusted = null;
+      this.nonce = [...win.crypto.getRandomValues(new Uint8Array(16))]
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+      const handlers = host && host._connector && host._connector.handlers;
+      if (handlers && typeof handlers.connected === "function") {
+        const connected = handlers.connected;
+        handlers.connected = (...args) => { this.proven = false; return connected(...args); };
+      }
+    }
+    analyze() { return { nonce: this.nonce }; }
     reload(path, options) {
+      const proof = /^sigreload-proof:([0-9a-f]{16,128})$/.exec(path);
+      if (proof) {
+        this.trusted = this.trusted || proof[1];
+        this.proven = this.trusted === proof[1];
+        return true;
+      }
       if (options.liveCSS && /\\.css(?:\\.map)?$/i.test(path)) return false;
       if (options.liveImg && /\\.(jpe?g|gif|png|svg|webp|avif|ico)$/i.test(path)) return false;
+      if (!this.proven) {
+        console.info("sigreload: a LiveReload server that is not the sigreload this page came from "
+          + "asked for a reload: ignored");
+        return true;
+      }
       const win = this.window;
       win.fetch(win.location.href, { cache: "reload" }).catch(() => {}).then(() => win.location.reload());
       return true;
     }
   }
   SigreloadFreshPage.identifier = "sigreload-fresh-page";
-  SigreloadFreshPage.version = "1.0";
+  SigreloadFreshPage.version = "1.1";
   lr.addPlugin(SigreloadFreshPage);
 })();
 """
@@ -96,10 +123,12 @@ def is_hello(message: object) -> bool:
 
 
 def make_handler(join: Callable[[ServerConnection, Literal["livereload"]], None],
-                 leave: Callable[[ServerConnection], None]) -> Callable[[ServerConnection], Awaitable[None]]:
+                 leave: Callable[[ServerConnection], None],
+                 prove: Callable[[object], str | None]) -> Callable[[ServerConnection], Awaitable[None]]:
     async def handler(connection: ServerConnection) -> None:
         """The hello answered (protocol 7, or the socket is closed); the client is
-        ``join``ed from then until it leaves; what it says next is ignored."""
+        ``join``ed from then until it leaves; its "info" with our plugin's nonce
+        is answered with ``prove(nonce)`` (FRESH_PAGE); what else it says is ignored."""
         try:
             if not is_hello(json.loads(await connection.recv())):
                 await connection.close(1002, "LiveReload protocol 7 only")
@@ -108,11 +137,23 @@ def make_handler(join: Callable[[ServerConnection, Literal["livereload"]], None]
                                                "serverName": "sigreload"}))
             join(connection, "livereload")
             log.debug("LiveReload client joined from %s", connection.remote_address)
-            async for _ in connection:
-                pass  # "info", "url": nothing to act on
+            async for said in connection:  # "info", "url": only our plugin's nonce is acted on
+                proof = prove(nonce(said))
+                if proof is not None:
+                    await connection.send(json.dumps({"command": "reload", "path": PROOF_PATH + proof,
+                                                      "liveCSS": False, "liveImg": False}))
         except (ConnectionClosed, ValueError):
             pass
         finally:
             leave(connection)  # idempotent: one that never said hello too
 
     return handler
+
+
+def nonce(said: str | bytes) -> object:
+    """The nonce of sigreload's plugin in a client's "info" message (None: none)."""
+    try:
+        message = json.loads(said)
+        return message["plugins"]["sigreload-fresh-page"]["nonce"] if message.get("command") == "info" else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

@@ -24,7 +24,13 @@ def svg(width):
 
 
 @pytest.fixture
-def livereload_site(procs, tmp_path):
+def livereload_site(livereload_stack):
+    return livereload_stack[:3]
+
+
+@pytest.fixture
+def livereload_stack(procs, tmp_path):
+    """sigreload --livereload beside the stdlib's server of a site: (site, URL, LiveReload port, sigreload)."""
     if not CLIENT.exists():
         pytest.fail("livereload-js is missing: npm ci --prefix tests/node")
     lr_port = free_port()
@@ -40,7 +46,7 @@ def livereload_site(procs, tmp_path):
     http_port = free_port()  # not our server: the stdlib's, as it comes
     foreign = procs([sys.executable, "-m", "http.server", http_port, "--bind", "127.0.0.1", "-d", tmp_path])
     foreign.wait_for("Serving HTTP")
-    return tmp_path, f"http://127.0.0.1:{http_port}/", lr_port
+    return tmp_path, f"http://127.0.0.1:{http_port}/", lr_port, main
 
 
 def test_livereload_js_is_the_clients_own_file(livereload_site):
@@ -66,3 +72,52 @@ def test_the_real_livereload_client_swaps_a_stylesheet_and_an_image_and_reloads_
     with page.expect_event("load", timeout=10_000 * SCALE):
         write(site / "index.html", PAGE.format(text="two", port=livereload_site[2]))
     assert page.locator("#title").inner_text() == "two"
+
+
+LR_SQUATTER = r'''
+import asyncio, json, sys
+from websockets.asyncio.server import serve
+from websockets.http11 import Response
+from websockets.datastructures import Headers
+
+def script(connection, request):
+    if request.path.startswith("/livereload.js"):
+        print("served their script", flush=True)
+        return Response(200, "OK", Headers({"Content-Type": "text/javascript"}), b"document.title = 'theirs';")
+
+async def handler(ws):
+    await ws.recv()
+    await ws.send(json.dumps({"command": "hello", "protocols": ["http://livereload.com/protocols/official-7"]}))
+    print("said hello", flush=True)
+    while True:
+        await ws.send(json.dumps({"command": "reload", "path": "/index.html", "liveCSS": True}))
+        await asyncio.sleep(0.3)
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), process_request=script):
+        print("listening", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+'''
+
+
+def test_a_livereload_page_never_reloads_for_a_server_on_the_freed_port(livereload_stack, procs, page):
+    """LiveReload's protocol proves nothing: once sigreload stopped, another
+    user's server on its port reloaded the tab into their script (r36a4, 4 of
+    4). sigreload's plugin in the client asks for a proof, as the snippet does."""
+    _, url, lr_port, main = livereload_stack
+    said = []
+    page.on("console", lambda m: said.append(m.text))
+    loads = []
+    page.on("load", lambda: loads.append(page.url))
+    page.goto(url)
+    page.wait_for_function("window.connected === true", timeout=10_000 * SCALE)
+    main.kill()
+    theirs = procs([sys.executable, "-u", "-c", LR_SQUATTER, lr_port])
+    theirs.wait_for("listening")
+    theirs.wait_for("said hello", 30)  # the client came back to the port
+    page.wait_for_timeout(1500)  # five of their reloads by now
+    assert loads == [url] and page.title() != "theirs", (loads, said)
+    assert any("not the sigreload this page came from" in line for line in said), said
+    assert "served their script" not in theirs.output()

@@ -9,6 +9,7 @@ connection with 1001.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -98,8 +99,9 @@ async def run(options: Options) -> None:
     signal.set_wakeup_fd(signal.set_wakeup_fd(-1), warn_on_full_buffer=False)
     servers = await listen(make_handler(broadcaster), sockets, options, crowd)
     if lr_sockets:
-        servers += await listen(livereload.make_handler(broadcaster.join, broadcaster.leave), lr_sockets, options,
-                                crowd, livereload.respond)
+        prove = functools.partial(secret.proof, broadcaster.key, port)  # LiveReload's plugin asks as a tab does
+        servers += await listen(livereload.make_handler(broadcaster.join, broadcaster.leave, prove), lr_sockets,
+                                options, crowd, livereload.respond)
     # Handlers installed, port bound: signals held since our first line arrive now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGUSR2})
     gc.collect()
