@@ -142,7 +142,9 @@ def test_every_forwarding_header_from_a_client_is_dropped(front):  # noqa: F811
             ("X-Forwarded-Port", "6666"), ("X-Forwarded-Server", "evil.example"), ("X-Real-IP", "6.6.6.6"),
             ("X-Forwarded-Proto", "https"), ("Forwarded", "for=6.6.6.6"), ("X_Forwarded_Host", "evil2.example"),
             ("X_Forwarded_For", "6.6.6.7"), ("Client-IP", "6.6.6.8"), ("True-Client-IP", "6.6.6.9"),
-            ("X-Client-IP", "6.6.6.10"), ("X-Host", "evil3.example")]
+            ("X-Client-IP", "6.6.6.10"), ("X-Host", "evil3.example"), ("X-Script-Name", "/evil4"),
+            ("Script-Name", "/evil5"), ("X-Url-Scheme", "gopher"), ("Front-End-Https", "evil6"),
+            ("X-Original-Forwarded-For", "6.6.6.11")]
     raw = f"GET /42 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n".encode()
     raw += b"".join(f"{k}: {v}\r\n".encode() for k, v in sent) + b"\r\n"
     out, _ = exchange(port, raw)

@@ -39,7 +39,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticat
               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 # What a front server says about the request: from a client, it is made up (every X-Forwarded-* is dropped too)
 FORWARDING = {"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-original-host", "x-original-uri",
-              "client-ip", "true-client-ip", "x-client-ip", "x-host", "x-cluster-client-ip"}
+              "client-ip", "true-client-ip", "x-client-ip", "x-host", "x-cluster-client-ip",
+              "x-script-name", "script-name", "x-url-scheme", "front-end-https", "x-original-forwarded-for"}
+# (r36a4: the last five passed; X-Script-Name sets SCRIPT_NAME in common "behind a proxy" recipes)
 CONDITIONAL = {"if-modified-since", "if-none-match"}  # not for pages (navigation)
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"accept-encoding", "expect", "cookie"}  # cookies: without the snippet's
 EDITED = f"{wire.EDIT_COOKIE}=1"  # the snippet's cookie on a reload after an edit that restarts nothing
