@@ -25,8 +25,8 @@ SECRETS = {  # id: (attributes, typed value)
     # r36a4: kept before
     "pass": ('name="pass"', "pass-value-1"),
     "userPw": ('name="user_pw"', "pw-value-22"),
-    "otp": ('name="otp"', "918273"),
-    "mfa": ('name="mfa_code"', "564738"),
+    "otp": ('name="otp"', "otp918273q"),
+    "mfa": ('name="mfa_code"', "mfa564738q"),
     "senha": ('name="senha"', "senha-valor"),
     "swapped": ('type="password"', "SECRET-shown"),  # replaced by a text field with its id (a "show" button)
 }
