@@ -586,8 +586,11 @@
     const target = (b && b.getAttribute("formtarget")) || form.target || "_self";
     if (!e.defaultPrevented && method === "post" && target === "_self") save({ ...load(), posted: Date.now() });
   });
-  const sent = take("posted");
-  const posted = Boolean(me && me.hasAttribute(WIRE.POSTED_ATTRIBUTE)) || (typeof sent === "number" && Date.now() - sent < 60000);
+  let posted = Boolean(me && me.hasAttribute(WIRE.POSTED_ATTRIBUTE));
+  later.push(() => { // (sessionStorage, after the page's load)
+    const sent = take("posted");
+    posted = posted || (typeof sent === "number" && Date.now() - sent < 60000);
+  });
   const reload = (why, paths) => {
     if (S.reloading) return;
     S.reloading = true;
