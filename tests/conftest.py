@@ -30,6 +30,10 @@ MODULES = {"sigreload": "sigreload", "http_server": "sigreload.http_server",
            "broadcaster": "sigreload.broadcaster", "watcher": "sigreload.watcher"}
 
 SCALE = float(os.environ.get("SIGRELOAD_TIME_SCALE", "1"))
+# A run started under nohup passes SIGHUP ignored to every process it starts, and
+# sigreload's processes then outlive their parents on purpose (nohup asked): the
+# tests that follow a parent's death failed. The suite starts them as a terminal would.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 # Property-based tests (hypothesis): a short run by default (CI), a long one
 # with HYPOTHESIS_PROFILE=long (README: "Tests").
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
