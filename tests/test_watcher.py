@@ -318,6 +318,9 @@ def test_a_change_without_notification_is_found_and_switches_to_polling(tmp_path
     w.start()
     try:
         assert w.hinting
+        # A change is proof only when its ctime (the kernel's coarse clock, up to 10 ms behind)
+        # is after the notifications began: right after, it was not (1 of 924, a fresh clone)
+        until(lambda: time.time() > w.hints_began + 0.05, 5, "the clock past the notifications' start")
         w._observer.stop()  # notifications stop arriving (a Docker mount, WSL, NFS)
         w._observer.join()
         aged = tmp_path.parent / f"{tmp_path.name}-aged"  # made outside the tree, renamed in at once:
